@@ -1,0 +1,74 @@
+# Shared by the demo, test and bench scripts. Sourced, not run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config   # not Debian's /usr/bin wrapper (it picks the newest server-dev)
+PGBIN=/usr/lib/postgresql/15/bin
+PGXS_TEST=/usr/lib/postgresql/15/lib/pgxs/src/test
+PGRX_VERSION=0.18.1
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Installs whatever is missing; a second run does nothing.
+ensure_deps() {
+    local pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-contrib-15 libclang-dev clang sudo)
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        # The postgresql package would start a 'main' cluster; we never use it.
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION"; then
+        log "installing cargo-pgrx $PGRX_VERSION (takes several minutes)"
+        cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+    fi
+    if ! grep -qs "pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        log "cargo pgrx init --pg15 $PG_CONFIG"
+        cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+    fi
+    id postgres >/dev/null 2>&1 || { log "postgres user missing"; exit 1; }
+}
+
+# Builds and installs the extension into the system PostgreSQL 15 (root may write there).
+install_extension() {
+    local profile=${1:-}
+    log "building and installing pg_credit ${profile:+($profile)}"
+    (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" ${profile:+--$profile} >/dev/null)
+}
+
+# start_cluster DIR PORT: a throwaway cluster owned by postgres, socket in DIR, loopback only.
+start_cluster() {
+    local dir=$1 port=$2
+    stop_cluster "$dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    chown postgres: "$dir"
+    runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+shared_buffers = 512MB
+max_connections = 100
+fsync = on
+synchronous_commit = on
+max_prepared_transactions = 10
+CONF
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+}
+
+stop_cluster() {
+    local dir=$1
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}
+
+# psql against a cluster started by start_cluster.
+pg() { local dir=$1 port=$2; shift 2; "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres "$@"; }

@@ -1,0 +1,308 @@
+-- pg_credit: SQL-language API, triggers on pg_credit's own tables, privileges, comments and dump
+-- registration. Runs last (finalize), after the Rust functions exist.
+
+-- ---------------------------------------------------------------------------------------------
+-- Protection of maintained columns and ledger facts.
+
+CREATE TRIGGER account_insert BEFORE INSERT ON credit.account
+    FOR EACH ROW EXECUTE FUNCTION credit._account_insert();
+CREATE TRIGGER account_protect BEFORE UPDATE ON credit.account
+    FOR EACH ROW
+    WHEN (OLD.open_ar IS DISTINCT FROM NEW.open_ar
+          OR OLD.unapplied_credit IS DISTINCT FROM NEW.unapplied_credit
+          OR OLD.open_orders IS DISTINCT FROM NEW.open_orders)
+    EXECUTE FUNCTION credit._protect_account();
+CREATE TRIGGER invoice_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.invoice
+    FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
+CREATE TRIGGER settlement_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.settlement
+    FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
+CREATE TRIGGER allocation_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.allocation
+    FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
+
+-- The guard's triggers update credit.account on behalf of whoever writes an order.
+-- No SET search_path on them (a GUC save/restore per row); their SQL qualifies every name and operator.
+ALTER FUNCTION credit._guard_row() SECURITY DEFINER;
+ALTER FUNCTION credit._guard_truncate() SECURITY DEFINER;
+ALTER FUNCTION credit._account_insert() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- ---------------------------------------------------------------------------------------------
+-- Open orders of guarded tables, as one query over every registered table (or one).
+
+CREATE FUNCTION credit._open_orders_query(relid oid DEFAULT NULL) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(
+        'SELECT customer, amount FROM (' ||
+        string_agg(format(
+            'SELECT (t.%I)::text AS customer, (t.%I)::numeric AS amount FROM %s t%s',
+            g.customer_column, g.amount_column, g.table_name::text,
+            CASE WHEN g.status_column IS NULL THEN ''
+                 ELSE format(' WHERE (t.%I)::text = ANY (%L::text[])', g.status_column, g.open_statuses) END),
+            ' UNION ALL ') ||
+        ') o WHERE customer IS NOT NULL AND amount BETWEEN 0 AND 1000000000000000',
+        'SELECT NULL::text AS customer, NULL::numeric AS amount WHERE false')
+    FROM credit.guarded_table g
+    WHERE relid IS NULL OR g.table_name = relid
+$$;
+
+CREATE FUNCTION credit._actual_exposure()
+RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        WITH alloc_inv AS (SELECT invoice_id, sum(amount) AS s FROM credit.allocation GROUP BY invoice_id),
+             alloc_set AS (SELECT settlement_id, sum(amount) AS s FROM credit.allocation GROUP BY settlement_id),
+             ar AS (SELECT i.customer, sum(i.amount - coalesce(ai.s, 0)) AS v
+                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id GROUP BY i.customer),
+             un AS (SELECT s.customer, sum(s.amount - coalesce(x.s, 0)) AS v
+                      FROM credit.settlement s LEFT JOIN alloc_set x ON x.settlement_id = s.id
+                     WHERE s.kind <> 'write_off' GROUP BY s.customer),
+             oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer)
+        SELECT a.customer, coalesce(ar.v, 0), coalesce(un.v, 0), coalesce(oo.v, 0)
+          FROM credit.account a
+          LEFT JOIN ar ON ar.customer = a.customer
+          LEFT JOIN un ON un.customer = a.customer
+          LEFT JOIN oo ON oo.customer = a.customer
+    $q$, credit._open_orders_query());
+END
+$$;
+
+CREATE FUNCTION credit.verify()
+RETURNS TABLE (customer text,
+               stored_exposure numeric, actual_exposure numeric,
+               stored_open_ar numeric, actual_open_ar numeric,
+               stored_unapplied_credit numeric, actual_unapplied_credit numeric,
+               stored_open_orders numeric, actual_open_orders numeric)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT a.customer,
+           a.exposure, x.open_ar - x.unapplied_credit + x.open_orders,
+           a.open_ar, x.open_ar,
+           a.unapplied_credit, x.unapplied_credit,
+           a.open_orders, x.open_orders
+      FROM credit.account a
+      JOIN credit._actual_exposure() x ON x.customer = a.customer
+     WHERE (a.open_ar, a.unapplied_credit, a.open_orders)
+           IS DISTINCT FROM (x.open_ar, x.unapplied_credit, x.open_orders)
+     ORDER BY a.customer
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Attaching the guard to application tables.
+
+CREATE FUNCTION credit.guard(orders regclass, customer_column name, amount_column name,
+                             status_column name DEFAULT NULL, open_statuses text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel        record;
+    amount_typ regtype;
+    statuses   text[] := open_statuses;
+    trig_args  text;
+    missing    bigint;
+BEGIN
+    IF orders IS NULL THEN
+        RAISE EXCEPTION 'orders must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF customer_column IS NULL OR amount_column IS NULL THEN
+        RAISE EXCEPTION 'customer_column and amount_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind, c.relowner, n.nspname INTO rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = orders;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', orders USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF rel.nspname = 'credit' THEN
+        RAISE EXCEPTION 'pg_credit''s own tables cannot be guarded' USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT pg_has_role(credit._calling_user(), rel.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to guard it', orders USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (SELECT 1 FROM credit.guarded_table g WHERE g.table_name = orders) THEN
+        RAISE EXCEPTION 'table % is already guarded', orders USING ERRCODE = 'duplicate_object',
+            HINT = 'Run credit.unguard() first to change how it is guarded.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = orders AND attname = customer_column
+                                             AND attnum > 0 AND NOT attisdropped) THEN
+        RAISE EXCEPTION 'column "%" does not exist in table %', customer_column, orders USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT atttypid::regtype INTO amount_typ FROM pg_attribute
+     WHERE attrelid = orders AND attname = amount_column AND attnum > 0 AND NOT attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" does not exist in table %', amount_column, orders USING ERRCODE = 'undefined_column';
+    END IF;
+    IF amount_typ NOT IN ('numeric'::regtype, 'smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
+        RAISE EXCEPTION 'amount column "%" is of type %; it must be numeric, smallint, integer or bigint', amount_column, amount_typ
+            USING ERRCODE = 'datatype_mismatch', HINT = 'Money is never kept in floating point.';
+    END IF;
+    IF status_column IS NULL THEN
+        IF statuses IS NOT NULL THEN
+            RAISE EXCEPTION 'open_statuses needs a status_column' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    ELSE
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = orders AND attname = status_column
+                                                 AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" does not exist in table %', status_column, orders USING ERRCODE = 'undefined_column';
+        END IF;
+        statuses := coalesce(statuses, ARRAY['open']);
+        IF cardinality(statuses) = 0 THEN
+            RAISE EXCEPTION 'open_statuses must name at least one status' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF array_position(statuses, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'open_statuses must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = orders AND tgname IN ('credit_guard', 'credit_guard_truncate')) THEN
+        RAISE EXCEPTION 'table % already has a trigger named credit_guard', orders USING ERRCODE = 'duplicate_object';
+    END IF;
+
+    trig_args := format('%L, %L, %L', customer_column, amount_column, coalesce(status_column, ''));
+    IF statuses IS NOT NULL THEN
+        trig_args := trig_args || (SELECT string_agg(format(', %L', s), '') FROM unnest(statuses) s);
+    END IF;
+    EXECUTE format('CREATE TRIGGER credit_guard AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION credit._guard_row(%s)', orders, trig_args);
+    EXECUTE format('CREATE TRIGGER credit_guard_truncate BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate()', orders);
+    INSERT INTO credit.guarded_table (table_name, customer_column, amount_column, status_column, open_statuses, guarded_by)
+    VALUES (orders, customer_column, amount_column, status_column, statuses, session_user);
+    -- Orders already in the table count from now on (the trigger's lock keeps writers out meanwhile).
+    missing := credit._shift_open_orders(orders, 1);
+    IF missing > 0 THEN
+        RAISE NOTICE '% customer(s) with open orders in % have no credit account; their orders are not counted', missing, orders
+            USING HINT = 'Creating their credit.account rows counts those orders.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION credit.unguard(orders regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    owner oid;
+BEGIN
+    IF orders IS NULL THEN
+        RAISE EXCEPTION 'orders must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit.guarded_table g WHERE g.table_name = orders) THEN
+        RAISE EXCEPTION 'table % is not guarded', orders USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT relowner INTO owner FROM pg_class WHERE oid = orders;
+    IF NOT pg_has_role(credit._calling_user(), owner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to unguard it', orders USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', orders);
+    PERFORM credit._shift_open_orders(orders, -1);
+    EXECUTE format('DROP TRIGGER IF EXISTS credit_guard ON %s', orders);
+    EXECUTE format('DROP TRIGGER IF EXISTS credit_guard_truncate ON %s', orders);
+    DELETE FROM credit.guarded_table g WHERE g.table_name = orders;
+END
+$$;
+
+-- A dropped guarded table takes its open orders out of exposure.
+CREATE FUNCTION credit._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
+                JOIN credit.guarded_table g ON g.table_name::oid = d.objid
+               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0) THEN
+        DELETE FROM credit.guarded_table g USING pg_event_trigger_dropped_objects() d
+         WHERE g.table_name::oid = d.objid AND d.classid = 'pg_class'::regclass AND d.objsubid = 0;
+        PERFORM credit.rebuild_exposure();
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER credit_guarded_table_dropped ON sql_drop EXECUTE FUNCTION credit._on_sql_drop();
+
+-- ---------------------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC. The DBA grants what each role needs (see README, "Privileges").
+
+REVOKE ALL ON ALL TABLES IN SCHEMA credit FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA credit FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA credit FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------
+-- pg_dump: user data in extension tables is dumped only when registered.
+
+SELECT pg_catalog.pg_extension_config_dump('credit.account', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.invoice', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.settlement', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.allocation', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.guarded_table', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.invoice_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.settlement_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.allocation_id_seq', '');
+
+-- ---------------------------------------------------------------------------------------------
+-- Documentation in the catalog (shown by \d+ and BI tools).
+
+COMMENT ON SCHEMA credit IS 'pg_credit: customer credit limits, receivables, exposure and the order guard';
+COMMENT ON TABLE credit.account IS 'One credit account per customer (DBA-managed). open_ar, unapplied_credit, open_orders and exposure are maintained by pg_credit.';
+COMMENT ON COLUMN credit.account.customer IS 'Customer key; orders of guarded tables match it by the text form of their customer column';
+COMMENT ON COLUMN credit.account.credit_limit IS 'Credit limit; 0 means no credit (cash in advance or prepayment only)';
+COMMENT ON COLUMN credit.account.terms_days IS 'Payment terms in days; an invoice without a due date is due doc_date + terms_days';
+COMMENT ON COLUMN credit.account.status IS 'active | hold | blacklisted; only active accounts may take new credit orders';
+COMMENT ON COLUMN credit.account.customer_type IS 'Customer type (for policies and reporting)';
+COMMENT ON COLUMN credit.account.region IS 'Sales region (for policies and reporting)';
+COMMENT ON COLUMN credit.account.currency IS 'ISO 4217 currency of the limit and documents';
+COMMENT ON COLUMN credit.account.open_ar IS 'Maintained: sum of open invoice amounts';
+COMMENT ON COLUMN credit.account.unapplied_credit IS 'Maintained: payments and credit notes not yet applied to an invoice';
+COMMENT ON COLUMN credit.account.open_orders IS 'Maintained: sum of open orders in every guarded table';
+COMMENT ON COLUMN credit.account.exposure IS 'open_ar - unapplied_credit + open_orders';
+COMMENT ON COLUMN credit.account.created_at IS 'When the account was created';
+
+COMMENT ON TABLE credit.invoice IS 'Receivables ledger: invoices, posted with credit.post_invoice; open_amount falls as money is applied';
+COMMENT ON COLUMN credit.invoice.id IS 'Ledger id';
+COMMENT ON COLUMN credit.invoice.customer IS 'Customer (credit.account)';
+COMMENT ON COLUMN credit.invoice.doc_no IS 'Invoice number, unique per customer';
+COMMENT ON COLUMN credit.invoice.doc_date IS 'Invoice date';
+COMMENT ON COLUMN credit.invoice.due_date IS 'Due date';
+COMMENT ON COLUMN credit.invoice.amount IS 'Invoiced amount';
+COMMENT ON COLUMN credit.invoice.open_amount IS 'Amount still unpaid (amount minus allocations)';
+COMMENT ON COLUMN credit.invoice.posted_at IS 'When it was posted';
+
+COMMENT ON TABLE credit.settlement IS 'Receivables ledger: payments, credit notes and write-offs (everything that lowers what a customer owes)';
+COMMENT ON COLUMN credit.settlement.id IS 'Ledger id';
+COMMENT ON COLUMN credit.settlement.customer IS 'Customer (credit.account)';
+COMMENT ON COLUMN credit.settlement.kind IS 'payment | credit_note | write_off';
+COMMENT ON COLUMN credit.settlement.doc_no IS 'Credit note number or payment reference, unique per customer and kind';
+COMMENT ON COLUMN credit.settlement.doc_date IS 'Payment, credit note or write-off date';
+COMMENT ON COLUMN credit.settlement.amount IS 'Amount';
+COMMENT ON COLUMN credit.settlement.unapplied IS 'Part not yet applied to any invoice (unapplied credit)';
+COMMENT ON COLUMN credit.settlement.reason IS 'Why (credit notes, write-offs)';
+COMMENT ON COLUMN credit.settlement.posted_at IS 'When it was posted';
+
+COMMENT ON TABLE credit.allocation IS 'Receivables ledger: which settlement paid how much of which invoice, and on what date';
+COMMENT ON COLUMN credit.allocation.id IS 'Ledger id';
+COMMENT ON COLUMN credit.allocation.settlement_id IS 'The payment, credit note or write-off';
+COMMENT ON COLUMN credit.allocation.invoice_id IS 'The invoice';
+COMMENT ON COLUMN credit.allocation.amount IS 'Amount applied';
+COMMENT ON COLUMN credit.allocation.applied_on IS 'Date the amount counts as settled (the later of the settlement and invoice dates)';
+
+COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard)';
+COMMENT ON COLUMN credit.guarded_table.table_name IS 'The guarded table';
+COMMENT ON COLUMN credit.guarded_table.customer_column IS 'Column holding the customer (any type; matched by its text form)';
+COMMENT ON COLUMN credit.guarded_table.amount_column IS 'Column holding the order amount (numeric or integer)';
+COMMENT ON COLUMN credit.guarded_table.status_column IS 'Column holding the order status, or NULL: every row is open';
+COMMENT ON COLUMN credit.guarded_table.open_statuses IS 'Statuses that count as open';
+COMMENT ON COLUMN credit.guarded_table.guarded_at IS 'When the guard was attached';
+COMMENT ON COLUMN credit.guarded_table.guarded_by IS 'Who attached it';
+
+COMMENT ON FUNCTION credit.post_invoice(text, text, numeric, date, date) IS 'Posts an invoice; returns its id. Due date defaults to doc_date + terms_days; unapplied credit is applied to it.';
+COMMENT ON FUNCTION credit.post_payment(text, numeric, date, text, text) IS 'Posts a payment, applied to the named invoice or oldest due first; an overpayment stays as unapplied credit. Returns the settlement id.';
+COMMENT ON FUNCTION credit.post_credit_note(text, text, numeric, text, date, text) IS 'Posts a credit note, applied to the named invoice or oldest due first; the rest is unapplied credit. Returns the settlement id.';
+COMMENT ON FUNCTION credit.write_off(text, text, numeric, date, text) IS 'Writes off an invoice''s open amount (all of it by default) as a bad debt. Returns the settlement id.';
+COMMENT ON FUNCTION credit.exposure(text) IS 'Open receivables (net of unapplied credit) plus open orders of every guarded table';
+COMMENT ON FUNCTION credit.available_credit(text) IS 'Credit limit minus exposure (negative when over the limit)';
+COMMENT ON FUNCTION credit.check(text, numeric) IS 'The decision the guard would take for an order of this amount now, with every reason; reserves nothing';
+COMMENT ON FUNCTION credit.guard(regclass, name, name, name, text[]) IS 'Attaches the credit guard to an order table: open orders count toward exposure and over-limit orders are refused (SQLSTATE 23514)';
+COMMENT ON FUNCTION credit.unguard(regclass) IS 'Removes the credit guard from a table; its open orders stop counting';
+COMMENT ON FUNCTION credit.verify() IS 'Customers whose stored exposure differs from a full recomputation from the source rows; empty when consistent';
+COMMENT ON FUNCTION credit.rebuild_exposure(text) IS 'Resets maintained columns to a full recomputation (one customer or all); returns how many accounts changed';
+COMMENT ON FUNCTION credit._guard_row() IS 'Internal: the guard''s row trigger';
+COMMENT ON FUNCTION credit._guard_truncate() IS 'Internal: the guard''s TRUNCATE trigger';
+COMMENT ON FUNCTION credit._protect_account() IS 'Internal: refuses direct writes of maintained columns';
+COMMENT ON FUNCTION credit._account_insert() IS 'Internal: initialises maintained columns of a new account';
+COMMENT ON FUNCTION credit._protect_ledger() IS 'Internal: refuses direct writes of ledger facts';
+COMMENT ON FUNCTION credit._shift_open_orders(oid, integer) IS 'Internal: adds or removes one guarded table''s open orders';
+COMMENT ON FUNCTION credit._open_orders_query(oid) IS 'Internal: SQL text selecting open orders of guarded tables';
+COMMENT ON FUNCTION credit._actual_exposure() IS 'Internal: exposure recomputed from source rows';
+COMMENT ON FUNCTION credit._calling_user() IS 'Internal: the user that called a SECURITY DEFINER function';
+COMMENT ON FUNCTION credit._on_sql_drop() IS 'Internal: keeps exposure right when a guarded table is dropped';

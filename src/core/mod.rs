@@ -1,0 +1,5 @@
+//! The pure core: no pgrx types, no database. Everything here is unit- and property-tested with
+//! plain `cargo test`; the pgrx layer only moves values between PostgreSQL and these functions.
+pub mod allocation;
+pub mod decision;
+pub mod money;

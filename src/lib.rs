@@ -1,0 +1,39 @@
+//! pg_credit: customer credit management inside PostgreSQL.
+//!
+//! Layout: `core` is plain Rust (money, allocation, decisions) with unit and property tests; the
+//! other modules are the thin pgrx layer, one per concept. Tables live in `sql/schema.sql`
+//! (bootstrap); SQL-language API, triggers on pg_credit's own tables, grants and comments in
+//! `sql/finalize.sql`.
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+pub mod core;
+mod account;
+mod error;
+mod guard;
+mod guc;
+mod input;
+mod internal;
+mod ledger;
+mod verify;
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+}
+
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
