@@ -6,12 +6,39 @@
 
 CREATE TRIGGER account_insert BEFORE INSERT ON credit.account
     FOR EACH ROW EXECUTE FUNCTION credit._account_insert();
-CREATE TRIGGER account_protect BEFORE UPDATE ON credit.account
-    FOR EACH ROW
-    WHEN (OLD.open_ar IS DISTINCT FROM NEW.open_ar
-          OR OLD.unapplied_credit IS DISTINCT FROM NEW.unapplied_credit
-          OR OLD.open_orders IS DISTINCT FROM NEW.open_orders)
-    EXECUTE FUNCTION credit._protect_account();
+-- UPDATE OF: fires only when the statement writes a maintained column (the guard's UPDATE does, and
+-- passes at once as pg_credit's own write); a DBA's UPDATE of credit_limit never calls it.
+CREATE TRIGGER account_protect BEFORE UPDATE OF open_ar, unapplied_credit, open_orders, exposure ON credit.account
+    FOR EACH ROW EXECUTE FUNCTION credit._protect_account();
+
+CREATE FUNCTION credit._validate_account() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.customer = '' THEN
+        RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.credit_limit < 0 OR NEW.credit_limit > 1000000000000000 THEN  -- NaN sorts above every number
+        RAISE EXCEPTION 'credit_limit % of customer "%" is out of range', NEW.credit_limit, NEW.customer
+            USING ERRCODE = 'check_violation',
+                  DETAIL = 'A credit limit is a finite amount from 0 (no credit) to 1000000000000000.';
+    END IF;
+    IF NEW.terms_days NOT BETWEEN 0 AND 3650 THEN
+        RAISE EXCEPTION 'terms_days % of customer "%" is out of range', NEW.terms_days, NEW.customer
+            USING ERRCODE = 'check_violation', DETAIL = 'Payment terms are 0 to 3650 days.';
+    END IF;
+    IF NEW.status NOT IN ('active', 'hold', 'blacklisted') THEN
+        RAISE EXCEPTION 'status "%" of customer "%" is not valid', NEW.status, NEW.customer
+            USING ERRCODE = 'check_violation', DETAIL = 'Valid statuses: active, hold, blacklisted.';
+    END IF;
+    IF NEW.currency !~ '^[A-Z]{3}$' THEN
+        RAISE EXCEPTION 'currency "%" of customer "%" is not an ISO 4217 code', NEW.currency, NEW.customer
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER account_validate BEFORE INSERT OR UPDATE OF customer, credit_limit, terms_days, status, currency
+    ON credit.account FOR EACH ROW EXECUTE FUNCTION credit._validate_account();
 CREATE TRIGGER invoice_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.invoice
     FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
 CREATE TRIGGER settlement_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.settlement
@@ -80,8 +107,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
            a.open_orders, x.open_orders
       FROM credit.account a
       JOIN credit._actual_exposure() x ON x.customer = a.customer
-     WHERE (a.open_ar, a.unapplied_credit, a.open_orders)
-           IS DISTINCT FROM (x.open_ar, x.unapplied_credit, x.open_orders)
+     WHERE (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure)
+           IS DISTINCT FROM (x.open_ar, x.unapplied_credit, x.open_orders, x.open_ar - x.unapplied_credit + x.open_orders)
      ORDER BY a.customer
 $$;
 
@@ -245,7 +272,7 @@ COMMENT ON COLUMN credit.account.currency IS 'ISO 4217 currency of the limit and
 COMMENT ON COLUMN credit.account.open_ar IS 'Maintained: sum of open invoice amounts';
 COMMENT ON COLUMN credit.account.unapplied_credit IS 'Maintained: payments and credit notes not yet applied to an invoice';
 COMMENT ON COLUMN credit.account.open_orders IS 'Maintained: sum of open orders in every guarded table';
-COMMENT ON COLUMN credit.account.exposure IS 'open_ar - unapplied_credit + open_orders';
+COMMENT ON COLUMN credit.account.exposure IS 'Maintained: open_ar - unapplied_credit + open_orders';
 COMMENT ON COLUMN credit.account.created_at IS 'When the account was created';
 
 COMMENT ON TABLE credit.invoice IS 'Receivables ledger: invoices, posted with credit.post_invoice; open_amount falls as money is applied';
@@ -300,6 +327,7 @@ COMMENT ON FUNCTION credit._guard_row() IS 'Internal: the guard''s row trigger';
 COMMENT ON FUNCTION credit._guard_truncate() IS 'Internal: the guard''s TRUNCATE trigger';
 COMMENT ON FUNCTION credit._protect_account() IS 'Internal: refuses direct writes of maintained columns';
 COMMENT ON FUNCTION credit._account_insert() IS 'Internal: initialises maintained columns of a new account';
+COMMENT ON FUNCTION credit._validate_account() IS 'Internal: validates DBA-managed columns of credit.account';
 COMMENT ON FUNCTION credit._protect_ledger() IS 'Internal: refuses direct writes of ledger facts';
 COMMENT ON FUNCTION credit._shift_open_orders(oid, integer) IS 'Internal: adds or removes one guarded table''s open orders';
 COMMENT ON FUNCTION credit._open_orders_query(oid) IS 'Internal: SQL text selecting open orders of guarded tables';

@@ -1,23 +1,22 @@
 -- pg_credit: tables. Loaded first (bootstrap); functions come from Rust, then sql/finalize.sql.
 -- Every name is schema-qualified: the extension's code never depends on the caller's search_path.
 
+-- No CHECK constraints, generated columns or WHEN clauses here: PostgreSQL re-parses those on every
+-- executor start, i.e. on every guarded order's UPDATE of this row. Validation is a trigger that
+-- fires only when a DBA-managed column is written (sql/finalize.sql, credit._validate_account).
 CREATE TABLE credit.account (
-    customer          text PRIMARY KEY CHECK (customer <> ''),
-    credit_limit      numeric NOT NULL
-                      CONSTRAINT account_credit_limit_range
-                      CHECK (credit_limit >= 0 AND credit_limit <= 1000000000000000),
-    terms_days        int NOT NULL DEFAULT 30
-                      CONSTRAINT account_terms_days_range CHECK (terms_days BETWEEN 0 AND 3650),
-    status            text NOT NULL DEFAULT 'active'
-                      CONSTRAINT account_status_valid CHECK (status IN ('active', 'hold', 'blacklisted')),
+    customer          text PRIMARY KEY,
+    credit_limit      numeric NOT NULL,
+    terms_days        int NOT NULL DEFAULT 30,
+    status            text NOT NULL DEFAULT 'active',
     customer_type     text,
     region            text,
-    currency          char(3) CONSTRAINT account_currency_iso CHECK (currency ~ '^[A-Z]{3}$'),
+    currency          char(3),
     -- Maintained by pg_credit; read-only to users (credit._protect_account refuses writes).
     open_ar           numeric NOT NULL DEFAULT 0,
     unapplied_credit  numeric NOT NULL DEFAULT 0,
     open_orders       numeric NOT NULL DEFAULT 0,
-    exposure          numeric GENERATED ALWAYS AS (open_ar - unapplied_credit + open_orders) STORED,
+    exposure          numeric NOT NULL DEFAULT 0,   -- open_ar - unapplied_credit + open_orders
     created_at        timestamptz NOT NULL DEFAULT now()
 ) WITH (fillfactor = 80);  -- room for HOT updates: every order updates its customer's row
 

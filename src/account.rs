@@ -6,7 +6,7 @@ use crate::{guc, input, internal};
 use pgrx::prelude::*;
 use pgrx::AnyNumeric;
 
-const MAINTAINED: [&str; 3] = ["open_ar", "unapplied_credit", "open_orders"];
+const MAINTAINED: [&str; 4] = ["open_ar", "unapplied_credit", "open_orders", "exposure"];
 
 /// BEFORE UPDATE on credit.account, fired (through the trigger's WHEN clause) only when a
 /// maintained column changes: only pg_credit itself may do that.
@@ -19,7 +19,7 @@ fn _protect_account<'a>(
     }
     error::raise(
         Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        "open_ar, unapplied_credit and open_orders of credit.account are maintained by pg_credit",
+        "open_ar, unapplied_credit, open_orders and exposure of credit.account are maintained by pg_credit",
         Some("They change only through credit.post_invoice, credit.post_payment, credit.post_credit_note, credit.write_off and guarded order tables.".into()),
         Some("If credit.verify() reports drift, a superuser can repair it with credit.rebuild_exposure()."),
     )
@@ -49,7 +49,7 @@ fn _account_insert<'a>(
         }
         error::raise(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "open_ar, unapplied_credit and open_orders of credit.account are maintained by pg_credit",
+            "open_ar, unapplied_credit, open_orders and exposure of credit.account are maintained by pg_credit",
             Some("Insert the account without them; open orders already in guarded tables are counted automatically.".into()),
             None,
         )
@@ -57,7 +57,8 @@ fn _account_insert<'a>(
     let customer: String = new.get_by_name("customer").ok().flatten().unwrap_or_default();
     let open_orders = crate::verify::open_orders_of(&customer);
     let mut row = new.into_owned();
-    row.set_by_name("open_orders", open_orders)?;
+    row.set_by_name("open_orders", open_orders.clone())?;
+    row.set_by_name("exposure", open_orders)?;
     Ok(Some(row))
 }
 

@@ -49,6 +49,7 @@ struct Config {
 }
 
 thread_local! {
+    static MAX_NUMERIC: AnyNumeric = input::numeric(MAX_AMOUNT);
     static CONFIGS: RefCell<HashMap<Oid, Rc<Config>>> = RefCell::new(HashMap::new());
     static PLANS: RefCell<Option<Rc<Plans>>> = const { RefCell::new(None) };
 }
@@ -210,12 +211,13 @@ unsafe fn contribution(
         ),
         None => return None,
     };
-    let valid = !amount.is_nan() && amount >= AnyNumeric::from(0) && amount <= input::numeric(MAX_AMOUNT);
+    let negative = amount.is_nan() || matches!(amount.sign(), pgrx::datum::numeric::Sign::Negative);
+    let valid = !negative && MAX_NUMERIC.with(|max| amount <= *max);
     if !valid {
         if !is_new {
             return None;
         }
-        if amount.is_nan() || amount < AnyNumeric::from(0) {
+        if negative {
             error::raise(
                 Code::ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("order amount {amount} of customer \"{customer}\" is not a valid amount"),
@@ -252,17 +254,18 @@ fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
     let numeric = PgOid::BuiltIn(PgBuiltInOids::NUMERICOID);
     let reserve = c
         .prepare_mut(
-            "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2 \
+            "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
+                 exposure = exposure OPERATOR(pg_catalog.+) $2 \
              WHERE customer OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'active' \
-             AND open_ar OPERATOR(pg_catalog.-) unapplied_credit OPERATOR(pg_catalog.+) open_orders \
-                 OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) credit_limit",
+             AND exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) credit_limit",
             &[text, numeric],
         )
         .or_raise()
         .keep();
     let release = c
         .prepare_mut(
-            "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.-) $2 \
+            "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.-) $2, \
+                 exposure = exposure OPERATOR(pg_catalog.-) $2 \
              WHERE customer OPERATOR(pg_catalog.=) $1",
             &[text, numeric],
         )

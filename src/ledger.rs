@@ -73,8 +73,8 @@ fn add_to_account(c: &mut SpiClient<'_>, customer: &str, open_ar: Decimal, unapp
         return;
     }
     c.update(
-        "UPDATE credit.account SET open_ar = open_ar + $2, unapplied_credit = unapplied_credit + $3 \
-         WHERE customer = $1",
+        "UPDATE credit.account SET open_ar = open_ar + $2, unapplied_credit = unapplied_credit + $3, \
+         exposure = exposure + $2 - $3 WHERE customer = $1",
         None,
         &[customer.into(), input::numeric(open_ar).into(), input::numeric(unapplied).into()],
     )

@@ -38,7 +38,8 @@ pub fn shift_open_orders(relid: Oid, sign: i32) -> i64 {
                 let delta = if sign < 0 { -sum } else { sum };
                 let t = c
                     .update(
-                        "UPDATE credit.account SET open_orders = open_orders + $2 WHERE customer = $1 RETURNING 1",
+                        "UPDATE credit.account SET open_orders = open_orders + $2, exposure = exposure + $2 \
+                         WHERE customer = $1 RETURNING 1",
                         None,
                         &[customer.as_str().into(), delta.into()],
                     )
@@ -105,10 +106,12 @@ fn rebuild_exposure(customer: default!(Option<&str>, "NULL")) -> i64 {
             }
             c.update(
                 "UPDATE credit.account a SET open_ar = x.open_ar, unapplied_credit = x.unapplied_credit, \
-                 open_orders = x.open_orders FROM credit._actual_exposure() x \
+                 open_orders = x.open_orders, exposure = x.open_ar - x.unapplied_credit + x.open_orders \
+                 FROM credit._actual_exposure() x \
                  WHERE x.customer = a.customer AND ($1::text IS NULL OR a.customer = $1) \
-                 AND (a.open_ar, a.unapplied_credit, a.open_orders) IS DISTINCT FROM \
-                     (x.open_ar, x.unapplied_credit, x.open_orders) RETURNING 1",
+                 AND (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure) IS DISTINCT FROM \
+                     (x.open_ar, x.unapplied_credit, x.open_orders, x.open_ar - x.unapplied_credit + x.open_orders) \
+                 RETURNING 1",
                 None,
                 &[customer.into()],
             )

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Guard throughput benchmark: plain INSERT vs pg_credit's guard vs a hand-written PL/pgSQL trigger,
+# all in the same run on the same cluster, medians of several interleaved rounds; plus the O(1)
+# check (a customer with 1 open invoice/order vs one with 10,000 of each).
+#   bench/run.sh            # 5 rounds of 20 s per variant
+#   ROUNDS=3 SECONDS_PER_RUN=10 bench/run.sh
+# Results are printed and written to target/bench/guard.md (BENCHMARKS.md quotes them).
+source "$(dirname "$0")/../scripts/common.sh"
+ROUNDS=${ROUNDS:-5}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
+CLIENTS=${CLIENTS:-8}
+DIR=/tmp/pg_credit_bench
+PORT=5493
+OUT="$ROOT/target/bench"
+mkdir -p "$OUT"
+
+ensure_deps
+install_extension release
+start_cluster "$DIR" "$PORT"
+trap 'stop_cluster "$DIR"' EXIT
+pg "$DIR" "$PORT" -c "CREATE DATABASE bench"
+log "loading benchmark schema"
+pg "$DIR" "$PORT" -d bench -f "$ROOT/bench/setup.sql" >/dev/null
+
+tps() { # script clients seconds
+    "$PGBIN/pgbench" -n -M prepared -h "$DIR" -p "$PORT" -U postgres -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$3" -f "$1" bench 2>&1 \
+        | awk '/^tps = /{print $3}'
+}
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
+
+declare -A results
+for r in $(seq 1 "$ROUNDS"); do
+    for v in plain guarded plpgsql; do
+        t=$(tps "$ROOT/bench/insert_$v.pgbench" "$CLIENTS" "$SECONDS_PER_RUN")
+        results[$v]+="$t "
+        log "round $r $v: $t tps"
+    done
+    pg "$DIR" "$PORT" -d bench -c "CHECKPOINT" >/dev/null
+done
+for v in SMALL BIG; do
+    for r in 1 2 3; do
+        t=$(tps "$ROOT/bench/insert_$v.pgbench" 1 "$(( SECONDS_PER_RUN / 2 ))")
+        results[$v]+="$t "
+        log "O(1) $v round $r: $t tps"
+    done
+done
+drift=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
+
+m() { echo "${results[$1]}" | tr ' ' '\n' | grep . | median; }
+plain=$(m plain); guarded=$(m guarded); plpgsql=$(m plpgsql); small=$(m SMALL); big=$(m BIG)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+{
+    echo "### Guarded INSERT throughput ($(date -u +%F), pgbench -M prepared, $CLIENTS clients, ${SECONDS_PER_RUN}s x $ROUNDS rounds, medians)"
+    echo
+    echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/{print $2}') GiB, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), synchronous_commit=on, release build."
+    echo
+    echo "| variant | median tps | all rounds | ratio to plain INSERT |"
+    echo "|---|---:|---|---:|"
+    echo "| plain INSERT (no trigger) | $plain | ${results[plain]}| 1.00 |"
+    echo "| pg_credit guard | $guarded | ${results[guarded]}| $(ratio "$guarded" "$plain") |"
+    echo "| hand-written PL/pgSQL trigger | $plpgsql | ${results[plpgsql]}| $(ratio "$plpgsql" "$plain") |"
+    echo
+    echo "pg_credit guard / PL/pgSQL reference: **$(ratio "$guarded" "$plpgsql")**."
+    echo
+    echo "O(1) check, 1 client: customer with 1 open invoice and order $small tps; with 10,000 open invoices and 10,000 open orders $big tps (ratio $(ratio "$big" "$small"))."
+    echo
+    echo "credit.verify() after the run: $drift drifting account(s)."
+} | tee "$OUT/guard.md"
