@@ -60,7 +60,8 @@ fsync = on
 synchronous_commit = on
 max_prepared_transactions = 10
 CONF
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    # RUST_BACKTRACE in the server's environment makes pgrx append backtraces to error DETAILs.
+    env -u RUST_BACKTRACE runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }
 
 stop_cluster() {

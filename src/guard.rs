@@ -50,6 +50,7 @@ struct Config {
 
 thread_local! {
     static MAX_NUMERIC: AnyNumeric = input::numeric(MAX_AMOUNT);
+    static INFINITY: AnyNumeric = AnyNumeric::try_from("Infinity").expect("numeric infinity");
     static CONFIGS: RefCell<HashMap<Oid, Rc<Config>>> = RefCell::new(HashMap::new());
     static PLANS: RefCell<Option<Rc<Plans>>> = const { RefCell::new(None) };
 }
@@ -211,13 +212,15 @@ unsafe fn contribution(
         ),
         None => return None,
     };
-    let negative = amount.is_nan() || matches!(amount.sign(), pgrx::datum::numeric::Sign::Negative);
-    let valid = !negative && MAX_NUMERIC.with(|max| amount <= *max);
+    let not_valid_number = amount.is_nan()
+        || matches!(amount.sign(), pgrx::datum::numeric::Sign::Negative)
+        || INFINITY.with(|inf| amount == *inf);
+    let valid = !not_valid_number && MAX_NUMERIC.with(|max| amount <= *max);
     if !valid {
         if !is_new {
             return None;
         }
-        if negative {
+        if not_valid_number {
             error::raise(
                 Code::ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("order amount {amount} of customer \"{customer}\" is not a valid amount"),
@@ -271,10 +274,12 @@ fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
         )
         .or_raise()
         .keep();
+    // Locks: it waits for a concurrent release (a cancellation, a payment) to commit or roll back
+    // and then reads the latest row, so a refusal is never based on a stale exposure.
     let lookup = c
         .prepare_mut(
             "SELECT credit_limit, exposure, status FROM credit.account \
-             WHERE customer OPERATOR(pg_catalog.=) $1",
+             WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
             &[text],
         )
         .or_raise()
@@ -293,8 +298,9 @@ fn release(c: &mut SpiClient<'_>, p: &Plans, customer: &str, amount: &AnyNumeric
 
 /// Checks and reserves `amount` on the customer's account in one statement; on refusal, explains.
 fn reserve(c: &mut SpiClient<'_>, p: &Plans, customer: &str, amount: &AnyNumeric, change: &str) {
-    // A refusal is re-examined on a fresh snapshot; if the order fits by then (a payment committed
-    // in between), reserve again rather than refuse on stale numbers.
+    // The conditional UPDATE skips a row whose snapshot version fails its WHERE clause without
+    // waiting for concurrent writers. So before refusing, lock the row (waiting for any uncommitted
+    // release) and decide on its latest version; if the order fits now, reserve again.
     for _ in 0..3 {
         let t = c.update(&p.reserve, None, &[customer.into(), amount.clone().into()]).or_raise();
         if t.len() == 1 {

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs every test layer; `make test` and .ci/run call this. Set-up included: a fresh Debian 12
+# machine with only the Rust toolchain is enough.
+#   1. unit and property tests of the Rust core + #[pg_test]s   (cargo pgrx test, as postgres)
+#   2. pg_regress: the SQL contract, with expected output          (tests/pg_regress)
+#   3. pg_isolation_regress: concurrency                          (tests/isolation)
+#   4. multi-session stress: 16+ sessions racing on one customer    (tests/stress)
+#   5. pg_dump / pg_restore of a populated database                 (tests/dump_restore.sh)
+# Ends with one line "N passed, N failed" over the layers.
+source "$(dirname "$0")/common.sh"
+DIR=/tmp/pg_credit_test
+PORT=5492
+OUT="$ROOT/target/test-results"
+rm -rf "$OUT"; mkdir -p "$OUT"
+passed=0; failed=0; failures=()
+layer() { # name command...
+    local name=$1; shift
+    log "test layer: $name"
+    if "$@"; then passed=$((passed + 1)); log "PASS $name"
+    else failed=$((failed + 1)); failures+=("$name"); log "FAIL $name"; fi
+}
+
+ensure_deps
+export USER=${USER:-root}
+
+pgrx_tests() {
+    # pgrx initdb's its own cluster as postgres under --pgdata (must not be under /root).
+    (cd "$ROOT" && cargo pgrx test pg15 --runas postgres --pgdata /tmp/pg_credit_pgrx_test)
+}
+
+regress() {
+    local out="$OUT/pg_regress"
+    mkdir -p "$out"
+    local tests
+    tests=$(cd "$ROOT/tests/pg_regress/sql" && ls ./*.sql | sed 's|^\./||; s/\.sql$//' | sort)
+    for t in $tests; do
+        [ -f "$ROOT/tests/pg_regress/expected/$t.out" ] || { echo "tests/pg_regress/sql/$t.sql has no expected output"; return 1; }
+    done
+    "$PGXS_TEST/regress/pg_regress" --host="$DIR" --port="$PORT" --user=postgres \
+        --dbname=pg_credit_regress --load-extension=pg_credit \
+        --inputdir="$ROOT/tests/pg_regress" --outputdir="$out" $tests \
+        || { cat "$out/regression.diffs" 2>/dev/null | head -300; return 1; }
+}
+
+isolation() {
+    local out="$OUT/isolation"
+    mkdir -p "$out"
+    local specs
+    specs=$(cd "$ROOT/tests/isolation/specs" && ls ./*.spec | sed 's|^\./||; s/\.spec$//' | sort)
+    "$PGXS_TEST/isolation/pg_isolation_regress" --host="$DIR" --port="$PORT" --user=postgres \
+        --dbname=pg_credit_isolation \
+        --inputdir="$ROOT/tests/isolation" --outputdir="$out" $specs \
+        || { cat "$out/regression.diffs" 2>/dev/null | head -300; return 1; }
+}
+
+layer "unit + pg_test" pgrx_tests
+# cargo pgrx test installed a test build (with its tests schema); put the normal build back.
+install_extension
+start_cluster "$DIR" "$PORT"
+trap 'stop_cluster "$DIR"' EXIT
+layer "pg_regress" regress
+layer "isolation" isolation
+layer "stress" "$ROOT/tests/stress/stress.sh" "$DIR" "$PORT"
+layer "dump/restore" "$ROOT/tests/dump_restore.sh" "$DIR" "$PORT"
+
+echo
+if ((failed)); then echo "failed layers: ${failures[*]}"; fi
+echo "$passed passed, $failed failed"
+((failed == 0))
