@@ -384,6 +384,17 @@ fn _guard_row<'a>(
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
     unsafe {
         let td = trigger.trigger_data();
+        let ev = td.tg_event;
+        let row_level = ev & pg_sys::TRIGGER_EVENT_ROW != 0;
+        let after = ev & pg_sys::TRIGGER_EVENT_TIMINGMASK == pg_sys::TRIGGER_EVENT_AFTER;
+        if !row_level || !after {
+            error::raise(
+                Code::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                "credit._guard_row() must be fired AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW",
+                None,
+                Some("Attach the guard with credit.guard(), not CREATE TRIGGER."),
+            )
+        }
         let cfg = config(trigger);
         let tupdesc = (*td.tg_relation).rd_att;
         let event = td.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
@@ -457,6 +468,15 @@ fn _guard_row<'a>(
 fn _guard_truncate<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
+    let ev = trigger.trigger_data().tg_event;
+    if ev & pg_sys::TRIGGER_EVENT_OPMASK != pg_sys::TRIGGER_EVENT_TRUNCATE {
+        error::raise(
+            Code::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            "credit._guard_truncate() must be fired BEFORE TRUNCATE",
+            None,
+            Some("Attach the guard with credit.guard(), not CREATE TRIGGER."),
+        )
+    }
     let relid = trigger.relid().expect("trigger has a relation");
     crate::verify::shift_open_orders(relid, -1);
     Ok(None)

@@ -64,6 +64,17 @@ INSERT INTO part_orders VALUES (9, '1001', 100000, 'east');
 SELECT credit.unguard('part_orders');
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'part_orders'::regclass AND NOT tgisinternal;
 
+-- The guard's trigger functions refuse to run when attached by hand the wrong way (39P01).
+CREATE TABLE manual_orders (customer text, amount numeric);
+CREATE TRIGGER manual BEFORE INSERT ON manual_orders FOR EACH ROW EXECUTE FUNCTION credit._guard_row('customer', 'amount', '');
+INSERT INTO manual_orders VALUES ('1001', 1);
+DROP TRIGGER manual ON manual_orders;
+CREATE TRIGGER manual AFTER INSERT ON manual_orders FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_row('customer', 'amount', '');
+INSERT INTO manual_orders VALUES ('1001', 1);
+DROP TRIGGER manual ON manual_orders;
+CREATE TRIGGER manual AFTER INSERT ON manual_orders FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate();
+INSERT INTO manual_orders VALUES ('1001', 1);
+
 -- Dropping a guarded table takes its open orders out of exposure too.
 SELECT customer, open_orders FROM credit.account WHERE customer = '1001';
 DROP VIEW erp_orders_v;
