@@ -10,15 +10,18 @@ use pgrx::prelude::*;
 
 pub mod core;
 mod account;
+mod aggregates;
 mod error;
 mod guard;
 mod guc;
 mod input;
 mod internal;
 mod ledger;
+mod numeric_fast;
 mod verify;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/aggregates.sql", name = "aggregates", requires = ["schema"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
