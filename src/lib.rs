@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 pub mod core;
 mod account;
 mod aggregates;
+mod analytics;
 mod error;
 mod guard;
 mod guc;
