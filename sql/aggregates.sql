@@ -60,3 +60,6 @@ CREATE AGGREGATE credit.on_time_ratio(days_late integer, amount numeric, grace_d
     SFUNC = credit._ontime_amount_trans, STYPE = internal, FINALFUNC = credit._ontime_amount_final,
     COMBINEFUNC = credit._ontime_combine, SERIALFUNC = credit._ontime_serial,
     DESERIALFUNC = credit._ontime_deserial, PARALLEL = SAFE);
+
+CREATE FUNCTION credit._bucket_rank(days integer) RETURNS integer
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'credit_bucket_rank';

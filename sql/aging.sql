@@ -63,14 +63,7 @@ $$;
 CREATE CONSTRAINT TRIGGER aging_bucket_check AFTER INSERT OR UPDATE OR DELETE ON credit.aging_bucket
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION credit._aging_bucket_check();
 
--- Lower bounds of the active buckets after the first, in order: width_bucket(days, this) + 1 is a
--- day count's bucket rank (binary search in C, once per row).
-CREATE FUNCTION credit._bucket_thresholds() RETURNS int[]
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT coalesce(array_agg(b.lower_days ORDER BY b.position) FILTER (WHERE b.lower_days IS NOT NULL), '{}')
-      FROM credit.aging_bucket b WHERE NOT b.retired;
-END;
+-- Bucket labels in order (credit._bucket_rank, in C, finds a day count's bucket).
 CREATE FUNCTION credit._bucket_labels() RETURNS text[]
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
@@ -79,6 +72,9 @@ END;
 
 -- ---------------------------------------------------------------------------------------------
 -- credit.aging: every document open as of a date.
+-- Each UNION ALL branch is wrapped in its own subquery: PostgreSQL flattens a UNION ALL into one
+-- append relation (so aggregates over it can run as parallel partial aggregates) only when each
+-- branch's FROM holds a single item.
 -- An invoice is open as of D when dated on or before D, for its amount minus what was applied to
 -- it on or before D (= today's open amount plus what was applied after D). Unapplied credit
 -- (payments, credit notes) as of D is shown as negative rows, aged by its own date.
@@ -92,42 +88,59 @@ BEGIN ATOMIC
            (SELECT credit._bucket_labels())[o.rank], o.rank
       FROM (
         SELECT s.customer, s.doc_type, s.doc_no, s.doc_date, s.due_date, s.open_amount, s.days,
-               1 + coalesce(width_bucket(s.days, nullif((SELECT credit._bucket_thresholds()), '{}')), 0) AS rank
+               credit._bucket_rank(s.days) AS rank
           FROM (
-            -- invoices still open today (plus anything applied to them after as_of)
-            SELECT i.customer, 'invoice'::text AS doc_type, i.doc_no, i.doc_date, i.due_date,
-                   i.open_amount + coalesce(l.later, 0) AS open_amount,
-                   aging.as_of - CASE WHEN aging.basis = 'document' THEN i.doc_date ELSE i.due_date END AS days
-              FROM credit.invoice i
-              LEFT JOIN (SELECT a.invoice_id, sum(a.amount) AS later FROM credit.allocation a
-                          WHERE a.applied_on > (SELECT credit._checked_as_of(aging.as_of, aging.basis)) GROUP BY a.invoice_id) l ON l.invoice_id = i.id
-             WHERE i.open_amount > 0 AND i.doc_date <= (SELECT credit._checked_as_of(aging.as_of, aging.basis))
-               AND credit._aging_args(aging.as_of, aging.basis)
+            -- invoices open today with nothing applied to them after as_of: as they are
+            SELECT * FROM (
+              SELECT i.customer, 'invoice'::text AS doc_type, i.doc_no, i.doc_date, i.due_date, i.open_amount,
+                     aging.as_of - CASE WHEN aging.basis = 'document' THEN i.doc_date ELSE i.due_date END AS days
+                FROM credit.invoice i
+               WHERE i.open_amount > 0 AND i.doc_date <= aging.as_of
+                 AND (i.last_applied_on IS NULL OR i.last_applied_on <= aging.as_of)
+                 AND credit._aging_args(aging.as_of, aging.basis)
+            ) b
             UNION ALL
-            -- invoices settled since, but open as of as_of
-            SELECT i.customer, 'invoice', i.doc_no, i.doc_date, i.due_date, l.later,
-                   aging.as_of - CASE WHEN aging.basis = 'document' THEN i.doc_date ELSE i.due_date END
-              FROM (SELECT a.invoice_id, sum(a.amount) AS later FROM credit.allocation a
-                     WHERE a.applied_on > (SELECT credit._checked_as_of(aging.as_of, aging.basis)) GROUP BY a.invoice_id) l
-              JOIN credit.invoice i ON i.id = l.invoice_id
-             WHERE i.open_amount = 0 AND i.doc_date <= (SELECT credit._checked_as_of(aging.as_of, aging.basis))
-               AND credit._aging_args(aging.as_of, aging.basis)
+            -- invoices with money applied after as_of (open or settled today): add it back
+            SELECT * FROM (
+              SELECT i.customer, 'invoice'::text, i.doc_no, i.doc_date, i.due_date,
+                     i.open_amount + (SELECT sum(a.amount) FROM credit.allocation a
+                                       WHERE a.invoice_id = i.id AND a.applied_on > aging.as_of),
+                     aging.as_of - CASE WHEN aging.basis = 'document' THEN i.doc_date ELSE i.due_date END
+                FROM credit.invoice i
+               WHERE i.last_applied_on > aging.as_of AND i.doc_date <= aging.as_of
+                 AND credit._aging_args(aging.as_of, aging.basis)
+            ) b
             UNION ALL
-            -- unapplied payments and credit notes as of as_of
-            SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date,
-                   -(st.unapplied + coalesce(l.later, 0)), aging.as_of - st.doc_date
-              FROM credit.settlement st
-              LEFT JOIN (SELECT a.settlement_id, sum(a.amount) AS later FROM credit.allocation a
-                          WHERE a.applied_on > (SELECT credit._checked_as_of(aging.as_of, aging.basis)) GROUP BY a.settlement_id) l ON l.settlement_id = st.id
-             WHERE st.kind <> 'write_off' AND st.doc_date <= (SELECT credit._checked_as_of(aging.as_of, aging.basis))
-               AND (st.unapplied > 0 OR l.later IS NOT NULL)
-               AND st.unapplied + coalesce(l.later, 0) > 0
-               AND credit._aging_args(aging.as_of, aging.basis)
+            -- unapplied payments and credit notes: unapplied today and untouched since as_of...
+            SELECT * FROM (
+              SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date, -st.unapplied, aging.as_of - st.doc_date
+                FROM credit.settlement st
+               WHERE st.unapplied > 0 AND st.kind <> 'write_off' AND st.doc_date <= aging.as_of
+                 AND (st.last_applied_on IS NULL OR st.last_applied_on <= aging.as_of)
+                 AND credit._aging_args(aging.as_of, aging.basis)
+            ) b
+            UNION ALL
+            -- ...and those applied since: what was unapplied as of as_of
+            SELECT * FROM (
+              SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date,
+                     -(st.unapplied + (SELECT sum(a.amount) FROM credit.allocation a
+                                        WHERE a.settlement_id = st.id AND a.applied_on > aging.as_of)),
+                     aging.as_of - st.doc_date
+                FROM credit.settlement st
+               WHERE st.last_applied_on > aging.as_of AND st.kind <> 'write_off' AND st.doc_date <= aging.as_of
+                 AND credit._aging_args(aging.as_of, aging.basis)
+            ) b
+            UNION ALL
+            -- No rows; there so the argument check runs even when a NULL as_of lets the planner
+            -- drop every branch above (a STABLE call is never constant-folded).
+            SELECT * FROM (
+              SELECT NULL::text, NULL::text, NULL::text, NULL::date, NULL::date, NULL::numeric, NULL::integer
+               WHERE NOT credit._aging_args(aging.as_of, aging.basis)
+            ) b
           ) s
       ) o;
 END;
 
-CREATE INDEX allocation_applied_on_idx ON credit.allocation (applied_on);
 
 -- ---------------------------------------------------------------------------------------------
 -- Views for BI (security_invoker: readers need SELECT on the credit tables, RLS applies).
@@ -135,20 +148,27 @@ CREATE INDEX allocation_applied_on_idx ON credit.allocation (applied_on);
 CREATE VIEW credit.aging_detail WITH (security_invoker = true) AS
 SELECT * FROM credit.aging(current_date, 'due');
 
+-- Aggregated per customer before joining accounts, so the per-row work runs in parallel workers.
 CREATE VIEW credit.aging_by_customer WITH (security_invoker = true) AS
 SELECT a.customer, a.region, a.customer_type,
-       coalesce(sum(g.open_amount) FILTER (WHERE g.bucket_position = 1), 0) AS not_due,
-       coalesce(sum(g.open_amount) FILTER (WHERE g.bucket_position = 2), 0) AS days_1_30,
-       coalesce(sum(g.open_amount) FILTER (WHERE g.bucket_position = 3), 0) AS days_31_60,
-       coalesce(sum(g.open_amount) FILTER (WHERE g.bucket_position = 4), 0) AS days_61_90,
-       coalesce(sum(g.open_amount) FILTER (WHERE g.bucket_position = 5), 0) AS over_90,
-       coalesce(sum(g.open_amount) FILTER (WHERE g.bucket_position > 5), 0) AS later_buckets,
-       coalesce(sum(g.open_amount), 0) AS total,
-       coalesce(sum(g.open_amount) FILTER (WHERE g.doc_type = 'invoice' AND g.days > 0), 0) AS overdue,
-       max(g.days) FILTER (WHERE g.doc_type = 'invoice' AND g.days > 0) AS oldest_days_past_due
+       coalesce(g.not_due, 0) AS not_due, coalesce(g.days_1_30, 0) AS days_1_30,
+       coalesce(g.days_31_60, 0) AS days_31_60, coalesce(g.days_61_90, 0) AS days_61_90,
+       coalesce(g.over_90, 0) AS over_90, coalesce(g.later_buckets, 0) AS later_buckets,
+       coalesce(g.total, 0) AS total, coalesce(g.overdue, 0) AS overdue, g.oldest_days_past_due
   FROM credit.account a
-  LEFT JOIN credit.aging(current_date, 'due') g ON g.customer = a.customer
- GROUP BY a.customer;
+  LEFT JOIN (
+    SELECT x.customer,
+           sum(x.open_amount) FILTER (WHERE x.bucket_position = 1) AS not_due,
+           sum(x.open_amount) FILTER (WHERE x.bucket_position = 2) AS days_1_30,
+           sum(x.open_amount) FILTER (WHERE x.bucket_position = 3) AS days_31_60,
+           sum(x.open_amount) FILTER (WHERE x.bucket_position = 4) AS days_61_90,
+           sum(x.open_amount) FILTER (WHERE x.bucket_position = 5) AS over_90,
+           sum(x.open_amount) FILTER (WHERE x.bucket_position > 5) AS later_buckets,
+           sum(x.open_amount) AS total,
+           sum(x.open_amount) FILTER (WHERE x.doc_type = 'invoice' AND x.days > 0) AS overdue,
+           max(x.days) FILTER (WHERE x.doc_type = 'invoice' AND x.days > 0) AS oldest_days_past_due
+      FROM credit.aging(current_date, 'due') x
+     GROUP BY x.customer) g ON g.customer = a.customer;
 
 CREATE VIEW credit.aging_summary WITH (security_invoker = true) AS
 SELECT g.customer, a.region, a.customer_type, g.bucket, g.bucket_position, sum(g.open_amount) AS amount
@@ -385,9 +405,8 @@ COMMENT ON COLUMN credit.provision_rate.loss_rate IS 'Loss rate, 0 to 1';
 COMMENT ON FUNCTION credit.expected_loss(date) IS 'Expected credit loss per customer and bucket (unrounded), plus a total row rounded once';
 COMMENT ON FUNCTION credit.roll_rates(date, integer, numeric) IS 'Roll rates between buckets over past month-ends, and the loss rates they imply';
 COMMENT ON FUNCTION credit._aging_args(date, text) IS 'Internal: validates aging arguments';
-COMMENT ON FUNCTION credit._checked_as_of(date, text) IS 'Internal: validated as_of date';
 COMMENT ON FUNCTION credit._aging_buckets_problem() IS 'Internal: why the bucket table is invalid, or NULL';
-COMMENT ON FUNCTION credit._bucket_thresholds() IS 'Internal: lower bounds of buckets after the first';
+COMMENT ON FUNCTION credit._bucket_rank(integer) IS 'Internal: the rank of the aging bucket a day count falls in';
 COMMENT ON FUNCTION credit._bucket_labels() IS 'Internal: bucket labels in order';
 COMMENT ON FUNCTION credit._aging_bucket_write() IS 'Internal: keeps default buckets restore-safe';
 COMMENT ON FUNCTION credit._aging_bucket_check() IS 'Internal: validates buckets at commit';

@@ -283,6 +283,7 @@ COMMENT ON COLUMN credit.invoice.doc_date IS 'Invoice date';
 COMMENT ON COLUMN credit.invoice.due_date IS 'Due date';
 COMMENT ON COLUMN credit.invoice.amount IS 'Invoiced amount';
 COMMENT ON COLUMN credit.invoice.open_amount IS 'Amount still unpaid (amount minus allocations)';
+COMMENT ON COLUMN credit.invoice.last_applied_on IS 'Latest date money was applied to it (aging as of an earlier date adds such money back)';
 COMMENT ON COLUMN credit.invoice.posted_at IS 'When it was posted';
 
 COMMENT ON TABLE credit.settlement IS 'Receivables ledger: payments, credit notes and write-offs (everything that lowers what a customer owes)';
@@ -293,6 +294,7 @@ COMMENT ON COLUMN credit.settlement.doc_no IS 'Credit note number or payment ref
 COMMENT ON COLUMN credit.settlement.doc_date IS 'Payment, credit note or write-off date';
 COMMENT ON COLUMN credit.settlement.amount IS 'Amount';
 COMMENT ON COLUMN credit.settlement.unapplied IS 'Part not yet applied to any invoice (unapplied credit)';
+COMMENT ON COLUMN credit.settlement.last_applied_on IS 'Latest date part of it was applied to an invoice';
 COMMENT ON COLUMN credit.settlement.reason IS 'Why (credit notes, write-offs)';
 COMMENT ON COLUMN credit.settlement.posted_at IS 'When it was posted';
 

@@ -320,3 +320,41 @@ pub unsafe extern "C-unwind" fn credit_ontime_count_final(fcinfo: FunctionCallIn
 pub unsafe extern "C-unwind" fn credit_ontime_amount_final(fcinfo: FunctionCallInfo) -> Datum {
     final_numeric::<OnTime>(fcinfo, |s| s.by_amount().map(|d| d.round_dp(4)))
 }
+
+// ---------------------------------------------------------------------------------------------
+// credit._bucket_rank(days): the aging bucket a day count falls in (1 = first active bucket).
+// The bucket bounds are read once per query and call site and kept in fn_extra (each parallel
+// worker keeps its own), so the per-row cost is a binary search. It replaces an InitPlan
+// parameter, which in PostgreSQL 15 would keep aging queries from running in parallel.
+
+v1!(pg_finfo_credit_bucket_rank);
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn credit_bucket_rank(fcinfo: FunctionCallInfo) -> Datum {
+    if arg_null(fcinfo, 0) {
+        return return_null(fcinfo);
+    }
+    let days = arg(fcinfo, 0).value() as i32;
+    let flinfo = (*fcinfo).flinfo;
+    if (*flinfo).fn_extra.is_null() {
+        let lowers: Vec<i32> = Spi::connect(|c| {
+            c.select(
+                "SELECT b.lower_days FROM credit.aging_bucket b \
+                 WHERE NOT b.retired AND b.lower_days IS NOT NULL ORDER BY b.position",
+                None,
+                &[],
+            )
+            .map(|t| t.filter_map(|r| r.get::<i32>(1).ok().flatten()).collect())
+            .unwrap_or_default()
+        });
+        // [len, lowers...] in the function's memory context, which lives as long as the query.
+        let p = pg_sys::MemoryContextAlloc((*flinfo).fn_mcxt, (lowers.len() + 1) * 4) as *mut i32;
+        p.write(lowers.len() as i32);
+        std::ptr::copy_nonoverlapping(lowers.as_ptr(), p.add(1), lowers.len());
+        (*flinfo).fn_extra = p.cast();
+    }
+    let p = (*flinfo).fn_extra as *const i32;
+    let lowers = std::slice::from_raw_parts(p.add(1), *p as usize);
+    Datum::from(1 + lowers.partition_point(|&lo| lo <= days) as i32)
+}

@@ -27,14 +27,6 @@ fn _aging_args(as_of: Option<Date>, basis: Option<&str>) -> bool {
     }
 }
 
-/// `as_of`, once validated: the aging function compares dates with this through an InitPlan, so
-/// the check runs at execution and cannot be folded away with a NULL constant.
-#[pg_extern(stable, parallel_safe)]
-fn _checked_as_of(as_of: Option<Date>, basis: Option<&str>) -> Date {
-    _aging_args(as_of, basis);
-    as_of.expect("checked above")
-}
-
 /// The bucket table's problem, or NULL when its active buckets tile the day axis.
 #[pg_extern(stable, parallel_restricted)]
 fn _aging_buckets_problem() -> Option<String> {
@@ -233,5 +225,5 @@ fn receivables_metrics(
 extension_sql_file!(
     "../sql/aging.sql",
     name = "aging",
-    requires = ["aggregates", _aging_args, _checked_as_of, _aging_buckets_problem, receivables_metrics]
+    requires = ["aggregates", _aging_args, _aging_buckets_problem, receivables_metrics]
 );

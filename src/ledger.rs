@@ -82,10 +82,16 @@ fn add_to_account(c: &mut SpiClient<'_>, customer: &str, open_ar: Decimal, unapp
 }
 
 fn allocate_row(c: &mut SpiClient<'_>, settlement: i64, invoice: i64, amount: Decimal, on: Date) {
+    // The application counts from the later of the settlement's and the invoice's date; both
+    // documents remember the latest such date (aging as of an earlier date adds it back).
     c.update(
-        "WITH inv AS (UPDATE credit.invoice SET open_amount = open_amount - $3 WHERE id = $2 RETURNING doc_date) \
+        "WITH inv AS (UPDATE credit.invoice SET open_amount = open_amount - $3, \
+                        last_applied_on = greatest(last_applied_on, $4::date, doc_date) \
+                      WHERE id = $2 RETURNING greatest($4::date, doc_date) AS on_date), \
+              st AS (UPDATE credit.settlement SET last_applied_on = greatest(last_applied_on, (SELECT on_date FROM inv)) \
+                      WHERE id = $1) \
          INSERT INTO credit.allocation (settlement_id, invoice_id, amount, applied_on) \
-         SELECT $1, $2, $3, greatest($4::date, inv.doc_date) FROM inv",
+         SELECT $1, $2, $3, inv.on_date FROM inv",
         None,
         &[settlement.into(), invoice.into(), input::numeric(amount).into(), on.into()],
     )

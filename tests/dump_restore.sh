@@ -25,6 +25,14 @@ SELECT count(credit.post_invoice((1 + i % 50)::text, 'INV-' || i, 100 + i, date 
 SELECT count(credit.post_payment((1 + i % 50)::text, 150 + i, date '2026-03-01' + i)) FROM generate_series(1, 120) i;
 SELECT count(credit.post_credit_note((1 + i % 50)::text, 'CN-' || i, 25, NULL, date '2026-04-01')) FROM generate_series(1, 30) i;
 SELECT count(credit.write_off((1 + i % 50)::text, 'INV-' || i, NULL, date '2026-05-01', 'insolvent')) FROM generate_series(391, 400) i;
+-- DBA configuration: one default bucket edited, one deleted (retired), one added; provision rates.
+BEGIN;
+UPDATE credit.aging_bucket SET label = '61-120', upper_days = 120 WHERE position = 4;
+DELETE FROM credit.aging_bucket WHERE position = 5;
+INSERT INTO credit.aging_bucket (position, label, lower_days, upper_days) VALUES (6, 'over 120', 121, NULL);
+COMMIT;
+INSERT INTO credit.provision_rate (bucket, customer_type, region, loss_rate)
+VALUES ('over 120', NULL, NULL, 0.5), ('over 120', 'retail', NULL, 0.7), ('not due', NULL, 'east', 0.01);
 SQL
 fingerprint() {
     "${PSQL[@]}" -d "$1" -At -c "
@@ -34,6 +42,9 @@ fingerprint() {
         SELECT 'settlement', md5(string_agg(s::text, ',' ORDER BY id)) FROM credit.settlement s UNION ALL
         SELECT 'allocation', md5(string_agg(x::text, ',' ORDER BY id)) FROM credit.allocation x UNION ALL
         SELECT 'guarded_table', md5(string_agg(g::text, ',' ORDER BY table_name)) FROM credit.guarded_table g UNION ALL
+        SELECT 'aging_bucket', md5(string_agg(b::text, ',' ORDER BY position)) FROM credit.aging_bucket b UNION ALL
+        SELECT 'provision_rate', md5(string_agg(r::text, ',' ORDER BY bucket, customer_type, region)) FROM credit.provision_rate r UNION ALL
+        SELECT 'aging', md5(string_agg(x::text, ',' ORDER BY customer, doc_type, doc_no)) FROM credit.aging('2026-06-30') x UNION ALL
         SELECT 'orders', md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o) f"
 }
 src=$(fingerprint pg_credit_src)
