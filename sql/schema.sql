@@ -64,8 +64,9 @@ CREATE TABLE credit.allocation (
     amount         numeric NOT NULL CHECK (amount > 0),
     applied_on     date NOT NULL
 );
-CREATE INDEX allocation_invoice_idx ON credit.allocation (invoice_id);
-CREATE INDEX allocation_settlement_idx ON credit.allocation (settlement_id);
+-- Covering: aging as of a past date sums a touched document's later applications index-only.
+CREATE INDEX allocation_invoice_idx ON credit.allocation (invoice_id, applied_on) INCLUDE (amount);
+CREATE INDEX allocation_settlement_idx ON credit.allocation (settlement_id, applied_on) INCLUDE (amount);
 
 CREATE TABLE credit.guarded_table (
     table_name       regclass PRIMARY KEY,

@@ -60,7 +60,10 @@ SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;
 SET LOCAL max_parallel_workers_per_gather = 2;
-EXPLAIN (COSTS OFF) SELECT credit.weighted_days_late(days, amount) FROM experiences;
+EXPLAIN (COSTS OFF)
+SELECT credit.weighted_days_late(days, amount), credit.weighted_days_late_clamped(days, amount),
+       credit.paydex(days, amount), credit.on_time_ratio(days, 5), credit.on_time_ratio(days, amount, 5)
+  FROM experiences;
 CREATE TEMP TABLE par AS
 SELECT credit.weighted_days_late(days, amount) AS w, credit.weighted_days_late_clamped(days, amount) AS wc,
        credit.paydex(days, amount) AS p, credit.on_time_ratio(days, 5) AS oc, credit.on_time_ratio(days, amount, 5) AS oa
