@@ -149,12 +149,15 @@ CREATE VIEW credit.aging_detail WITH (security_invoker = true) AS
 SELECT * FROM credit.aging(current_date, 'due');
 
 -- Aggregated per customer before joining accounts, so the per-row work runs in parallel workers.
+-- (due_date IS NOT NULL marks invoices: cheaper per row than comparing doc_type.)
 CREATE VIEW credit.aging_by_customer WITH (security_invoker = true) AS
 SELECT a.customer, a.region, a.customer_type,
        coalesce(g.not_due, 0) AS not_due, coalesce(g.days_1_30, 0) AS days_1_30,
        coalesce(g.days_31_60, 0) AS days_31_60, coalesce(g.days_61_90, 0) AS days_61_90,
        coalesce(g.over_90, 0) AS over_90, coalesce(g.later_buckets, 0) AS later_buckets,
-       coalesce(g.total, 0) AS total, coalesce(g.overdue, 0) AS overdue, g.oldest_days_past_due
+       coalesce(g.not_due, 0) + coalesce(g.days_1_30, 0) + coalesce(g.days_31_60, 0)
+         + coalesce(g.days_61_90, 0) + coalesce(g.over_90, 0) + coalesce(g.later_buckets, 0) AS total,
+       coalesce(g.overdue, 0) AS overdue, g.oldest_days_past_due
   FROM credit.account a
   LEFT JOIN (
     SELECT x.customer,
@@ -164,9 +167,8 @@ SELECT a.customer, a.region, a.customer_type,
            sum(x.open_amount) FILTER (WHERE x.bucket_position = 4) AS days_61_90,
            sum(x.open_amount) FILTER (WHERE x.bucket_position = 5) AS over_90,
            sum(x.open_amount) FILTER (WHERE x.bucket_position > 5) AS later_buckets,
-           sum(x.open_amount) AS total,
-           sum(x.open_amount) FILTER (WHERE x.doc_type = 'invoice' AND x.days > 0) AS overdue,
-           max(x.days) FILTER (WHERE x.doc_type = 'invoice' AND x.days > 0) AS oldest_days_past_due
+           sum(x.open_amount) FILTER (WHERE x.due_date IS NOT NULL AND x.days > 0) AS overdue,
+           max(x.days) FILTER (WHERE x.due_date IS NOT NULL AND x.days > 0) AS oldest_days_past_due
       FROM credit.aging(current_date, 'due') x
      GROUP BY x.customer) g ON g.customer = a.customer;
 
