@@ -36,7 +36,8 @@ BEGIN
         NEW.is_default := false;   -- a touched default is the DBA's now, and is dumped
         RETURN NEW;
     ELSE
-        IF OLD.is_default THEN
+        -- A DBA's DELETE of a default retires it; the replacement above (depth 2) really deletes.
+        IF OLD.is_default AND pg_trigger_depth() = 1 THEN
             UPDATE credit.aging_bucket SET retired = true WHERE position = OLD.position;
             RETURN NULL;
         END IF;

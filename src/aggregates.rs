@@ -186,6 +186,54 @@ v1!(
     pg_finfo_credit_ontime_amount_final,
 );
 
+/// `extern "C-unwind"` V1 entry points, each delegating to a Rust function of `fcinfo`.
+macro_rules! entry_points {
+    ($($name:ident => $target:path;)*) => {$(
+        #[pg_guard]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: FunctionCallInfo) -> Datum {
+            $target(fcinfo)
+        }
+    )*};
+}
+
+entry_points! {
+    credit_wdl_trans => wdl_signed_trans;
+    credit_wdl_clamped_trans => wdl_clamped_trans;
+    credit_wdl_combine => combine::<WeightedDays>;
+    credit_wdl_serial => serialize::<WeightedDays>;
+    credit_wdl_deserial => deserialize::<WeightedDays>;
+    credit_wdl_final => wdl_final;
+    credit_paydex_combine => combine::<Paydex>;
+    credit_paydex_serial => serialize::<Paydex>;
+    credit_paydex_deserial => deserialize::<Paydex>;
+    credit_paydex_final => paydex_final;
+    credit_ontime_combine => combine::<OnTime>;
+    credit_ontime_serial => serialize::<OnTime>;
+    credit_ontime_deserial => deserialize::<OnTime>;
+    credit_ontime_count_final => ontime_count_final;
+    credit_ontime_amount_final => ontime_amount_final;
+}
+
+unsafe fn wdl_signed_trans(fcinfo: FunctionCallInfo) -> Datum {
+    wdl_trans(fcinfo, false)
+}
+unsafe fn wdl_clamped_trans(fcinfo: FunctionCallInfo) -> Datum {
+    wdl_trans(fcinfo, true)
+}
+unsafe fn wdl_final(fcinfo: FunctionCallInfo) -> Datum {
+    final_numeric::<WeightedDays>(fcinfo, |s| s.result().map(|d| d.round_dp(4)))
+}
+unsafe fn paydex_final(fcinfo: FunctionCallInfo) -> Datum {
+    final_numeric::<Paydex>(fcinfo, |s| s.result())
+}
+unsafe fn ontime_count_final(fcinfo: FunctionCallInfo) -> Datum {
+    final_numeric::<OnTime>(fcinfo, |s| s.by_count().map(|d| d.round_dp(4)))
+}
+unsafe fn ontime_amount_final(fcinfo: FunctionCallInfo) -> Datum {
+    final_numeric::<OnTime>(fcinfo, |s| s.by_amount().map(|d| d.round_dp(4)))
+}
+
 unsafe fn wdl_trans(fcinfo: FunctionCallInfo, clamp: bool) -> Datum {
     if arg_null(fcinfo, 1) || arg_null(fcinfo, 2) {
         return unchanged(fcinfo);
@@ -197,36 +245,6 @@ unsafe fn wdl_trans(fcinfo: FunctionCallInfo, clamp: bool) -> Datum {
     Datum::from(s)
 }
 
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_wdl_trans(fcinfo: FunctionCallInfo) -> Datum {
-    wdl_trans(fcinfo, false)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_wdl_clamped_trans(fcinfo: FunctionCallInfo) -> Datum {
-    wdl_trans(fcinfo, true)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_wdl_combine(fcinfo: FunctionCallInfo) -> Datum {
-    combine::<WeightedDays>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_wdl_serial(fcinfo: FunctionCallInfo) -> Datum {
-    serialize::<WeightedDays>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_wdl_deserial(fcinfo: FunctionCallInfo) -> Datum {
-    deserialize::<WeightedDays>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_wdl_final(fcinfo: FunctionCallInfo) -> Datum {
-    final_numeric::<WeightedDays>(fcinfo, |s| s.result().map(|d| d.round_dp(4)))
-}
 
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -239,26 +257,6 @@ pub unsafe extern "C-unwind" fn credit_paydex_trans(fcinfo: FunctionCallInfo) ->
     let s = state_for_update::<Paydex>(fcinfo);
     (*s).add(days, amt);
     Datum::from(s)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_paydex_combine(fcinfo: FunctionCallInfo) -> Datum {
-    combine::<Paydex>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_paydex_serial(fcinfo: FunctionCallInfo) -> Datum {
-    serialize::<Paydex>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_paydex_deserial(fcinfo: FunctionCallInfo) -> Datum {
-    deserialize::<Paydex>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_paydex_final(fcinfo: FunctionCallInfo) -> Datum {
-    final_numeric::<Paydex>(fcinfo, |s| s.result())
 }
 
 unsafe fn grace(fcinfo: FunctionCallInfo, i: usize) -> i32 {
@@ -294,31 +292,6 @@ pub unsafe extern "C-unwind" fn credit_ontime_amount_trans(fcinfo: FunctionCallI
     let s = state_for_update::<OnTime>(fcinfo);
     (*s).add(arg(fcinfo, 1).value() as i32, amt, g);
     Datum::from(s)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_ontime_combine(fcinfo: FunctionCallInfo) -> Datum {
-    combine::<OnTime>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_ontime_serial(fcinfo: FunctionCallInfo) -> Datum {
-    serialize::<OnTime>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_ontime_deserial(fcinfo: FunctionCallInfo) -> Datum {
-    deserialize::<OnTime>(fcinfo)
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_ontime_count_final(fcinfo: FunctionCallInfo) -> Datum {
-    final_numeric::<OnTime>(fcinfo, |s| s.by_count().map(|d| d.round_dp(4)))
-}
-#[pg_guard]
-#[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn credit_ontime_amount_final(fcinfo: FunctionCallInfo) -> Datum {
-    final_numeric::<OnTime>(fcinfo, |s| s.by_amount().map(|d| d.round_dp(4)))
 }
 
 // ---------------------------------------------------------------------------------------------
