@@ -42,7 +42,8 @@ pub fn decode(payload: &[u8]) -> Decoded {
     if ndigits == 0 {
         return Decoded::Value(Decimal::ZERO);
     }
-    // The digits as one integer N = value * 10000^(ndigits - 1 - weight); bring it to scale dscale.
+    // The digits as one integer N = value * 10^scale with scale = 4 * (ndigits - 1 - weight). The
+    // display scale (dscale) only pads zeros, so the value is decoded from the digits alone.
     let mut n: i128 = 0;
     for i in 0..ndigits as usize {
         let d = i16::from_ne_bytes([digits[2 * i], digits[2 * i + 1]]) as i128;
@@ -51,20 +52,24 @@ pub fn decode(payload: &[u8]) -> Decoded {
             None => return Decoded::TooLarge,
         };
     }
-    let exp = dscale - 4 * (ndigits - 1 - weight);
-    let mantissa = if exp >= 0 {
-        match 10i128.checked_pow(exp as u32).and_then(|p| n.checked_mul(p)) {
+    let _ = dscale;
+    let mut scale = 4 * (ndigits - 1 - weight);
+    if scale < 0 {
+        n = match 10i128.checked_pow((-scale) as u32).and_then(|p| n.checked_mul(p)) {
             Some(v) => v,
             None => return Decoded::TooLarge,
-        }
-    } else {
-        // Only trailing zeros beyond the display scale are dropped here.
-        n / 10i128.pow((-exp) as u32)
-    };
-    if dscale > 28 {
+        };
+        scale = 0;
+    }
+    // Trailing zeros of the last base-10000 digit may push the scale past what a Decimal holds.
+    while scale > 0 && n % 10 == 0 && (scale > 28 || n.unsigned_abs() >= 1u128 << 96) {
+        n /= 10;
+        scale -= 1;
+    }
+    if scale > 28 {
         return Decoded::TooLarge;
     }
-    match Decimal::try_from_i128_with_scale(if negative { -mantissa } else { mantissa }, dscale as u32) {
+    match Decimal::try_from_i128_with_scale(if negative { -n } else { n }, scale as u32) {
         Ok(d) => Decoded::Value(d),
         Err(_) => Decoded::TooLarge,
     }
@@ -136,6 +141,8 @@ mod tests {
     #[test]
     fn too_large_is_reported() {
         assert_eq!(decode(&long(false, 0, 9, &[1])), Decoded::TooLarge); // 1e36
-        assert_eq!(decode(&long(false, 30, -1, &[1])), Decoded::TooLarge); // scale 30
+        assert_eq!(decode(&long(false, 32, -8, &[1])), Decoded::TooLarge); // 1e-32
+        // a large display scale on a value that fits is not a problem
+        assert_eq!(decode(&long(false, 30, -1, &[1])), dec("0.0001"));
     }
 }

@@ -120,4 +120,41 @@ mod tests {
         }
         assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM credit.invoice WHERE customer = 'T4'").unwrap(), Some(0));
     }
+
+    #[pg_test]
+    fn numeric_decoder_agrees_with_postgres_text_output() {
+        use crate::numeric_fast::{decode_datum, Decoded};
+        use rust_decimal::Decimal;
+        use std::str::FromStr;
+        // Short and long header forms, signs, scales 0-20, weights from 10^-20 to 10^24.
+        let sql = "SELECT v, v::text FROM (
+                     SELECT round(((random() - 0.5) * 10 ^ (random() * 44 - 20))::numeric, (random() * 20)::int) AS v
+                       FROM generate_series(1, 5000)
+                     UNION ALL SELECT unnest(ARRAY[0, -0.0, 1, -1, 0.5, 10000, 9999.9999, 100000000, 0.0001,
+                                                   1e-20, 123456789012345678901234.5678, -7.05, 1000000000000000]::numeric[])) s";
+        let checked = Spi::connect(|c| {
+            let rows = c.select(sql, None, &[]).unwrap();
+            let mut n = 0;
+            for row in rows {
+                let datum: AnyNumeric = row.get(1).unwrap().unwrap();
+                let text: String = row.get(2).unwrap().unwrap();
+                let decoded = unsafe { decode_datum(datum.into_datum().unwrap()) };
+                // Significant digits: what a Decimal (28 digits) must hold exactly.
+                let digits = text.trim_start_matches('-').replace('.', "");
+                let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+                if significant > 28 {
+                    assert_eq!(decoded, Decoded::TooLarge, "{text}");
+                } else {
+                    assert_eq!(decoded, Decoded::Value(Decimal::from_str(&text).unwrap()), "{text}");
+                }
+                n += 1;
+            }
+            n
+        });
+        assert_eq!(checked, 5013);
+        let nan = Spi::get_one::<AnyNumeric>("SELECT 'NaN'::numeric").unwrap().unwrap();
+        assert_eq!(unsafe { decode_datum(nan.into_datum().unwrap()) }, Decoded::NotFinite);
+        let inf = Spi::get_one::<AnyNumeric>("SELECT '-Infinity'::numeric").unwrap().unwrap();
+        assert_eq!(unsafe { decode_datum(inf.into_datum().unwrap()) }, Decoded::NotFinite);
+    }
 }
