@@ -30,6 +30,18 @@ BEGIN
         RAISE EXCEPTION 'status "%" of customer "%" is not valid', NEW.status, NEW.customer
             USING ERRCODE = 'check_violation', DETAIL = 'Valid statuses: active, hold, blacklisted.';
     END IF;
+    IF (NEW.temporary_limit IS NULL) <> (NEW.temporary_limit_until IS NULL) THEN
+        RAISE EXCEPTION 'temporary_limit and temporary_limit_until of customer "%" go together', NEW.customer
+            USING ERRCODE = 'check_violation', DETAIL = 'Set both (a temporary limit and its last day) or neither.';
+    END IF;
+    IF NEW.temporary_limit < 0 OR NEW.temporary_limit > 1000000000000000 THEN
+        RAISE EXCEPTION 'temporary_limit % of customer "%" is out of range', NEW.temporary_limit, NEW.customer
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NOT isfinite(NEW.temporary_limit_until) THEN
+        RAISE EXCEPTION 'temporary_limit_until of customer "%" must be a finite date', NEW.customer
+            USING ERRCODE = 'check_violation';
+    END IF;
     IF NEW.currency !~ '^[A-Z]{3}$' THEN
         RAISE EXCEPTION 'currency "%" of customer "%" is not an ISO 4217 code', NEW.currency, NEW.customer
             USING ERRCODE = 'check_violation';
@@ -37,8 +49,8 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER account_validate BEFORE INSERT OR UPDATE OF customer, credit_limit, terms_days, status, currency
-    ON credit.account FOR EACH ROW EXECUTE FUNCTION credit._validate_account();
+CREATE TRIGGER account_validate BEFORE INSERT OR UPDATE OF customer, credit_limit, terms_days, status, currency,
+    temporary_limit, temporary_limit_until ON credit.account FOR EACH ROW EXECUTE FUNCTION credit._validate_account();
 CREATE TRIGGER invoice_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.invoice
     FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
 CREATE TRIGGER settlement_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.settlement
@@ -269,6 +281,8 @@ COMMENT ON COLUMN credit.account.status IS 'active | hold | blacklisted; only ac
 COMMENT ON COLUMN credit.account.customer_type IS 'Customer type (for policies and reporting)';
 COMMENT ON COLUMN credit.account.region IS 'Sales region (for policies and reporting)';
 COMMENT ON COLUMN credit.account.currency IS 'ISO 4217 currency of the limit and documents';
+COMMENT ON COLUMN credit.account.temporary_limit IS 'A temporary limit in force through temporary_limit_until instead of credit_limit';
+COMMENT ON COLUMN credit.account.temporary_limit_until IS 'Last day of the temporary limit (inclusive); afterwards credit_limit applies again by itself';
 COMMENT ON COLUMN credit.account.open_ar IS 'Maintained: sum of open invoice amounts';
 COMMENT ON COLUMN credit.account.unapplied_credit IS 'Maintained: payments and credit notes not yet applied to an invoice';
 COMMENT ON COLUMN credit.account.open_orders IS 'Maintained: sum of open orders in every guarded table';

@@ -12,6 +12,10 @@ CREATE TABLE credit.account (
     customer_type     text,
     region            text,
     currency          char(3),
+    -- A temporary limit replaces credit_limit through temporary_limit_until (inclusive), then
+    -- lapses by itself: every check compares with the limit in force today, no job needed.
+    temporary_limit        numeric,
+    temporary_limit_until  date,
     -- Maintained by pg_credit; read-only to users (credit._protect_account refuses writes).
     open_ar           numeric NOT NULL DEFAULT 0,
     unapplied_credit  numeric NOT NULL DEFAULT 0,

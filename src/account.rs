@@ -91,8 +91,9 @@ pub fn load(customer: &str) -> Option<(Account, AnyNumeric, AnyNumeric)> {
     Spi::connect(|c| {
         let t = c
             .select(
-                "SELECT credit_limit, exposure, status FROM credit.account \
-                 WHERE customer OPERATOR(pg_catalog.=) $1",
+                "SELECT CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                             THEN temporary_limit ELSE credit_limit END, exposure, status \
+                 FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1",
                 Some(1),
                 &[customer.into()],
             )
@@ -123,7 +124,7 @@ fn exposure(customer: Option<&str>) -> AnyNumeric {
     }
 }
 
-/// Credit limit minus exposure; negative when the customer is over the limit.
+/// The limit in force today (a temporary limit while it lasts) minus exposure; negative when over.
 #[pg_extern(stable, parallel_restricted)]
 fn available_credit(customer: Option<&str>) -> AnyNumeric {
     let customer = input::text(customer, "customer");

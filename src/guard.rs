@@ -260,7 +260,9 @@ fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
             "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
                  exposure = exposure OPERATOR(pg_catalog.+) $2 \
              WHERE customer OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'active' \
-             AND exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) credit_limit",
+             AND exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) \
+                 CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                      THEN temporary_limit ELSE credit_limit END",
             &[text, numeric],
         )
         .or_raise()
@@ -278,8 +280,9 @@ fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
     // and then reads the latest row, so a refusal is never based on a stale exposure.
     let lookup = c
         .prepare_mut(
-            "SELECT credit_limit, exposure, status FROM credit.account \
-             WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+            "SELECT CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                         THEN temporary_limit ELSE credit_limit END, exposure, status \
+             FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
             &[text],
         )
         .or_raise()

@@ -23,6 +23,7 @@ mod verify;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/aggregates.sql", name = "aggregates", requires = ["schema"]);
+extension_sql_file!("../sql/history.sql", name = "history", requires = ["schema"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -18,6 +18,8 @@ INSERT INTO credit.account (customer, credit_limit, terms_days, customer_type, r
 SELECT i::text, 1000 * (1 + i % 7), 30 + 15 * (i % 3), (ARRAY['wholesale','retail'])[1 + i % 2], (ARRAY['east','west','north'])[1 + i % 3], 'CNY'
   FROM generate_series(1, 50) i;
 UPDATE credit.account SET status = 'hold' WHERE customer = '7';
+SELECT credit.blacklist('13', 'returned cheques');
+UPDATE credit.account SET temporary_limit = 9000, temporary_limit_until = date '2099-12-31' WHERE customer = '2';
 SELECT credit.guard('orders', 'cust', 'amount', 'status', '{open,confirmed}');
 INSERT INTO orders SELECT i, 1 + i % 50, 10 + i % 90, (ARRAY['open','confirmed','shipped'])[1 + i % 3]
   FROM generate_series(1, 300) i WHERE 1 + i % 50 <> 7;
@@ -43,6 +45,7 @@ fingerprint() {
         SELECT 'allocation', md5(string_agg(x::text, ',' ORDER BY id)) FROM credit.allocation x UNION ALL
         SELECT 'guarded_table', md5(string_agg(g::text, ',' ORDER BY table_name)) FROM credit.guarded_table g UNION ALL
         SELECT 'aging_bucket', md5(string_agg(b::text, ',' ORDER BY position)) FROM credit.aging_bucket b UNION ALL
+        SELECT 'event', md5(string_agg(e::text, ',' ORDER BY id)) FROM credit.event e UNION ALL
         SELECT 'provision_rate', md5(string_agg(r::text, ',' ORDER BY bucket, customer_type, region)) FROM credit.provision_rate r UNION ALL
         SELECT 'aging', md5(string_agg(x::text, ',' ORDER BY customer, doc_type, doc_no)) FROM credit.aging('2026-06-30') x UNION ALL
         SELECT 'orders', md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o) f"

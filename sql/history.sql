@@ -1,0 +1,134 @@
+-- Credit history: every change of a customer's limit, temporary limit, terms or status, with who,
+-- when, why, before and after. Append-only: nobody updates or deletes it, the table owner included.
+
+CREATE TABLE credit.event (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    happened_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    kind              text NOT NULL,
+    customer          text,
+    reason            text,
+    before            jsonb,
+    after             jsonb,
+    actor             name NOT NULL DEFAULT session_user,
+    acting_as         name NOT NULL DEFAULT current_user,
+    application_name  text DEFAULT current_setting('application_name', true),
+    transaction_id    xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE INDEX event_customer_idx ON credit.event (customer, id);
+SELECT pg_catalog.pg_extension_config_dump('credit.event', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.event_id_seq', '');
+
+CREATE FUNCTION credit._event_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'credit.event is append-only' USING ERRCODE = 'insufficient_privilege',
+        DETAIL = 'The credit history records who changed what and why; it is never updated or deleted.';
+END
+$$;
+CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON credit.event
+    FOR EACH ROW EXECUTE FUNCTION credit._event_append_only();
+CREATE TRIGGER event_no_truncate BEFORE TRUNCATE ON credit.event
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._event_append_only();
+
+-- Records account changes. The reason comes from credit.blacklist / credit.reinstate (or any
+-- caller that sets credit.reason for its transaction). UPDATE OF: the guard's counter updates
+-- never fire it.
+-- SECURITY DEFINER: whoever may change an account gets the change recorded, without rights on
+-- credit.event; acting_as is the caller (GetOuterUserId), not this function's owner.
+CREATE FUNCTION credit._account_history() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    why text := nullif(current_setting('credit.reason', true), '');
+    caller name := (SELECT r.rolname FROM pg_roles r WHERE r.oid = credit._calling_user());
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO credit.event (kind, customer, reason, after, acting_as)
+        VALUES ('account_created', NEW.customer, why,
+                jsonb_build_object('credit_limit', NEW.credit_limit, 'terms_days', NEW.terms_days, 'status', NEW.status), caller);
+        RETURN NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO credit.event (kind, customer, reason, before, acting_as)
+        VALUES ('account_deleted', OLD.customer, why,
+                jsonb_build_object('credit_limit', OLD.credit_limit, 'terms_days', OLD.terms_days, 'status', OLD.status), caller);
+        RETURN NULL;
+    END IF;
+    IF NEW.credit_limit IS DISTINCT FROM OLD.credit_limit THEN
+        INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
+        VALUES ('limit_changed', NEW.customer, why,
+                jsonb_build_object('credit_limit', OLD.credit_limit), jsonb_build_object('credit_limit', NEW.credit_limit), caller);
+    END IF;
+    IF (NEW.temporary_limit, NEW.temporary_limit_until) IS DISTINCT FROM (OLD.temporary_limit, OLD.temporary_limit_until) THEN
+        INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
+        VALUES ('temporary_limit_changed', NEW.customer, why,
+                jsonb_build_object('temporary_limit', OLD.temporary_limit, 'until', OLD.temporary_limit_until),
+                jsonb_build_object('temporary_limit', NEW.temporary_limit, 'until', NEW.temporary_limit_until), caller);
+    END IF;
+    IF NEW.terms_days IS DISTINCT FROM OLD.terms_days THEN
+        INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
+        VALUES ('terms_changed', NEW.customer, why,
+                jsonb_build_object('terms_days', OLD.terms_days), jsonb_build_object('terms_days', NEW.terms_days), caller);
+    END IF;
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
+        VALUES ('status_changed', NEW.customer, why,
+                jsonb_build_object('status', OLD.status), jsonb_build_object('status', NEW.status), caller);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER account_history AFTER INSERT OR DELETE OR UPDATE OF credit_limit, terms_days, status,
+    temporary_limit, temporary_limit_until ON credit.account
+    FOR EACH ROW EXECUTE FUNCTION credit._account_history();
+
+CREATE FUNCTION credit._set_status(customer text, reason text, new_status text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    changed boolean;
+BEGIN
+    IF customer IS NULL THEN
+        RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF reason IS NULL THEN
+        RAISE EXCEPTION 'reason must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(reason) = '' THEN
+        RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM 1 FROM credit.account a WHERE a.customer = _set_status.customer FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    PERFORM set_config('credit.reason', reason, true);
+    UPDATE credit.account a SET status = new_status
+     WHERE a.customer = _set_status.customer AND a.status <> new_status;
+    changed := FOUND;
+    PERFORM set_config('credit.reason', '', true);
+    RETURN changed;
+END
+$$;
+
+CREATE FUNCTION credit.blacklist(customer text, reason text) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN credit._set_status(customer, reason, 'blacklisted');
+
+CREATE FUNCTION credit.reinstate(customer text, reason text) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN credit._set_status(customer, reason, 'active');
+
+COMMENT ON TABLE credit.event IS 'Append-only credit history: limit, temporary limit, terms and status changes with who, when, why, before and after';
+COMMENT ON COLUMN credit.event.id IS 'Increasing event number';
+COMMENT ON COLUMN credit.event.happened_at IS 'When';
+COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed';
+COMMENT ON COLUMN credit.event.customer IS 'Customer';
+COMMENT ON COLUMN credit.event.reason IS 'Why (given to credit.blacklist / credit.reinstate, or the credit.reason setting)';
+COMMENT ON COLUMN credit.event.before IS 'Values before the change';
+COMMENT ON COLUMN credit.event.after IS 'Values after the change';
+COMMENT ON COLUMN credit.event.actor IS 'session_user of the change';
+COMMENT ON COLUMN credit.event.acting_as IS 'current_user of the change (differs under SET ROLE or SECURITY DEFINER)';
+COMMENT ON COLUMN credit.event.application_name IS 'application_name of the session';
+COMMENT ON COLUMN credit.event.transaction_id IS 'Transaction that made the change';
+COMMENT ON FUNCTION credit.blacklist(text, text) IS 'Blacklists a customer (no new credit orders); returns false if already blacklisted. Recorded in credit.event with the reason.';
+COMMENT ON FUNCTION credit.reinstate(text, text) IS 'Sets a blacklisted or held customer back to active; returns false if already active. Recorded in credit.event with the reason.';
+COMMENT ON FUNCTION credit._set_status(text, text, text) IS 'Internal: status change with a recorded reason';
+COMMENT ON FUNCTION credit._account_history() IS 'Internal: records account changes in credit.event';
+COMMENT ON FUNCTION credit._event_append_only() IS 'Internal: keeps credit.event append-only';
