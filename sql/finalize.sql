@@ -6,6 +6,8 @@
 
 CREATE TRIGGER account_insert BEFORE INSERT ON credit.account
     FOR EACH ROW EXECUTE FUNCTION credit._account_insert();
+CREATE FUNCTION credit._protect_account() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'credit_protect_account';
 -- UPDATE OF: fires only when the statement writes a maintained column (the guard's UPDATE does, and
 -- passes at once as pg_credit's own write); a DBA's UPDATE of credit_limit never calls it.
 CREATE TRIGGER account_protect BEFORE UPDATE OF open_ar, unapplied_credit, open_orders, exposure ON credit.account

@@ -8,14 +8,30 @@ use pgrx::AnyNumeric;
 
 const MAINTAINED: [&str; 4] = ["open_ar", "unapplied_credit", "open_orders", "exposure"];
 
-/// BEFORE UPDATE on credit.account, fired (through the trigger's WHEN clause) only when a
-/// maintained column changes: only pg_credit itself may do that.
-#[pg_trigger]
-fn _protect_account<'a>(
-    trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, std::convert::Infallible> {
+/// BEFORE UPDATE OF the maintained columns on credit.account: only pg_credit itself may write
+/// them. Every guarded order's account UPDATE fires it, so it is a bare C-ABI trigger (no pgrx
+/// trigger wrapper): check the internal-write flag, pass the new row through.
+#[doc(hidden)]
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_credit_protect_account() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn credit_protect_account(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    if !pgrx::trigger_support::called_as_trigger(fcinfo) {
+        error::raise(
+            Code::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            "credit._protect_account() must be called as a trigger",
+            None,
+            None,
+        )
+    }
+    let td = (*fcinfo).context as *mut pg_sys::TriggerData;
     if internal::active() {
-        return Ok(trigger.new());
+        return pg_sys::Datum::from((*td).tg_newtuple);
     }
     error::raise(
         Code::ERRCODE_INSUFFICIENT_PRIVILEGE,

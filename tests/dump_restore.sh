@@ -18,8 +18,6 @@ INSERT INTO credit.account (customer, credit_limit, terms_days, customer_type, r
 SELECT i::text, 1000 * (1 + i % 7), 30 + 15 * (i % 3), (ARRAY['wholesale','retail'])[1 + i % 2], (ARRAY['east','west','north'])[1 + i % 3], 'CNY'
   FROM generate_series(1, 50) i;
 UPDATE credit.account SET status = 'hold' WHERE customer = '7';
-SELECT credit.blacklist('13', 'returned cheques');
-UPDATE credit.account SET temporary_limit = 9000, temporary_limit_until = date '2099-12-31' WHERE customer = '2';
 SELECT credit.guard('orders', 'cust', 'amount', 'status', '{open,confirmed}');
 INSERT INTO orders SELECT i, 1 + i % 50, 10 + i % 90, (ARRAY['open','confirmed','shipped'])[1 + i % 3]
   FROM generate_series(1, 300) i WHERE 1 + i % 50 <> 7;
@@ -27,6 +25,8 @@ SELECT count(credit.post_invoice((1 + i % 50)::text, 'INV-' || i, 100 + i, date 
 SELECT count(credit.post_payment((1 + i % 50)::text, 150 + i, date '2026-03-01' + i)) FROM generate_series(1, 120) i;
 SELECT count(credit.post_credit_note((1 + i % 50)::text, 'CN-' || i, 25, NULL, date '2026-04-01')) FROM generate_series(1, 30) i;
 SELECT count(credit.write_off((1 + i % 50)::text, 'INV-' || i, NULL, date '2026-05-01', 'insolvent')) FROM generate_series(391, 400) i;
+SELECT credit.blacklist('13', 'returned cheques');
+UPDATE credit.account SET temporary_limit = 9000, temporary_limit_until = date '2099-12-31' WHERE customer = '2';
 -- DBA configuration: one default bucket edited, one deleted (retired), one added; provision rates.
 BEGIN;
 UPDATE credit.aging_bucket SET label = '61-120', upper_days = 120 WHERE position = 4;
