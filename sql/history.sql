@@ -30,7 +30,9 @@ CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON credit.event
 CREATE TRIGGER event_no_truncate BEFORE TRUNCATE ON credit.event
     FOR EACH STATEMENT EXECUTE FUNCTION credit._event_append_only();
 
--- Records account changes. The reason comes from credit.blacklist / credit.reinstate (or any
+-- Records account changes (a BEFORE trigger: credit.account, updated by every guarded order, has
+-- no AFTER row triggers, which would cost an extra fetch of the old row per order). If the change
+-- fails later, the event rolls back with it. The reason comes from credit.blacklist / credit.reinstate (or any
 -- caller that sets credit.reason for its transaction). UPDATE OF: the guard's counter updates
 -- never fire it.
 -- SECURITY DEFINER: whoever may change an account gets the change recorded, without rights on
@@ -41,21 +43,30 @@ DECLARE
     why text := nullif(current_setting('credit.reason', true), '');
     caller name := (SELECT r.rolname FROM pg_roles r WHERE r.oid = credit._calling_user());
 BEGIN
+    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.customer IS DISTINCT FROM OLD.customer) THEN
+        IF EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = OLD.customer)
+           OR EXISTS (SELECT 1 FROM credit.settlement s WHERE s.customer = OLD.customer) THEN
+            RAISE EXCEPTION 'customer "%" has ledger entries', OLD.customer
+                USING ERRCODE = 'foreign_key_violation',
+                      DETAIL = 'An account with invoices, payments, credit notes or write-offs cannot be deleted or renamed.',
+                      HINT = 'Set its status to blacklisted or its credit_limit to 0 instead.';
+        END IF;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         -- pg_restore brings accounts back with their original created_at, and their history with
         -- them: a superuser's insert of an account created before this transaction is not new.
         IF NEW.created_at < now() AND (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = credit._calling_user()) THEN
-            RETURN NULL;
+            RETURN NEW;
         END IF;
         INSERT INTO credit.event (kind, customer, reason, after, acting_as)
         VALUES ('account_created', NEW.customer, why,
                 jsonb_build_object('credit_limit', NEW.credit_limit, 'terms_days', NEW.terms_days, 'status', NEW.status), caller);
-        RETURN NULL;
+        RETURN NEW;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO credit.event (kind, customer, reason, before, acting_as)
         VALUES ('account_deleted', OLD.customer, why,
                 jsonb_build_object('credit_limit', OLD.credit_limit, 'terms_days', OLD.terms_days, 'status', OLD.status), caller);
-        RETURN NULL;
+        RETURN OLD;
     END IF;
     IF NEW.credit_limit IS DISTINCT FROM OLD.credit_limit THEN
         INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
@@ -78,10 +89,10 @@ BEGIN
         VALUES ('status_changed', NEW.customer, why,
                 jsonb_build_object('status', OLD.status), jsonb_build_object('status', NEW.status), caller);
     END IF;
-    RETURN NULL;
+    RETURN NEW;
 END
 $$;
-CREATE TRIGGER account_history AFTER INSERT OR DELETE OR UPDATE OF credit_limit, terms_days, status,
+CREATE TRIGGER account_history BEFORE INSERT OR DELETE OR UPDATE OF customer, credit_limit, terms_days, status,
     temporary_limit, temporary_limit_until ON credit.account
     FOR EACH ROW EXECUTE FUNCTION credit._account_history();
 

@@ -45,4 +45,5 @@ SELECT credit.post_invoice('ACME', 'INV-1', 100, '2026-01-01') > 0 AS posted;
 UPDATE credit.invoice SET open_amount = 0;
 DELETE FROM credit.invoice;
 DELETE FROM credit.account WHERE customer = 'ACME';
+UPDATE credit.account SET customer = 'ACME-2' WHERE customer = 'ACME';
 ROLLBACK;
