@@ -42,6 +42,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     why text := nullif(current_setting('credit.reason', true), '');
     caller name := (SELECT r.rolname FROM pg_roles r WHERE r.oid = credit._calling_user());
+    change record;
 BEGIN
     IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.customer IS DISTINCT FROM OLD.customer) THEN
         IF EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = OLD.customer)
@@ -68,27 +69,21 @@ BEGIN
                 jsonb_build_object('credit_limit', OLD.credit_limit, 'terms_days', OLD.terms_days, 'status', OLD.status), caller);
         RETURN OLD;
     END IF;
-    IF NEW.credit_limit IS DISTINCT FROM OLD.credit_limit THEN
-        INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
-        VALUES ('limit_changed', NEW.customer, why,
-                jsonb_build_object('credit_limit', OLD.credit_limit), jsonb_build_object('credit_limit', NEW.credit_limit), caller);
-    END IF;
-    IF (NEW.temporary_limit, NEW.temporary_limit_until) IS DISTINCT FROM (OLD.temporary_limit, OLD.temporary_limit_until) THEN
-        INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
-        VALUES ('temporary_limit_changed', NEW.customer, why,
-                jsonb_build_object('temporary_limit', OLD.temporary_limit, 'until', OLD.temporary_limit_until),
-                jsonb_build_object('temporary_limit', NEW.temporary_limit, 'until', NEW.temporary_limit_until), caller);
-    END IF;
-    IF NEW.terms_days IS DISTINCT FROM OLD.terms_days THEN
-        INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
-        VALUES ('terms_changed', NEW.customer, why,
-                jsonb_build_object('terms_days', OLD.terms_days), jsonb_build_object('terms_days', NEW.terms_days), caller);
-    END IF;
-    IF NEW.status IS DISTINCT FROM OLD.status THEN
-        INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
-        VALUES ('status_changed', NEW.customer, why,
-                jsonb_build_object('status', OLD.status), jsonb_build_object('status', NEW.status), caller);
-    END IF;
+    -- One event per group of tracked columns that changed.
+    FOR change IN
+        SELECT t.kind, jsonb_object_agg(f, to_jsonb(OLD) -> f) AS before, jsonb_object_agg(f, to_jsonb(NEW) -> f) AS after
+          FROM (VALUES ('limit_changed', ARRAY['credit_limit']),
+                       ('temporary_limit_changed', ARRAY['temporary_limit', 'temporary_limit_until']),
+                       ('terms_changed', ARRAY['terms_days']),
+                       ('status_changed', ARRAY['status'])) t(kind, fields),
+               unnest(t.fields) f
+         GROUP BY t.kind
+    LOOP
+        IF change.before IS DISTINCT FROM change.after THEN
+            INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
+            VALUES (change.kind, NEW.customer, why, change.before, change.after, caller);
+        END IF;
+    END LOOP;
     RETURN NEW;
 END
 $$;

@@ -50,7 +50,8 @@ UPDATE credit.account SET temporary_limit = 100, temporary_limit_until = NULL WH
 UPDATE credit.account SET temporary_limit = -1, temporary_limit_until = current_date WHERE customer = 'ACME';
 UPDATE credit.account SET temporary_limit = 1, temporary_limit_until = 'infinity' WHERE customer = 'ACME';
 SELECT kind, before->'temporary_limit' AS limit_before, after->'temporary_limit' AS limit_after,
-       (before->>'until')::date - current_date AS until_before, (after->>'until')::date - current_date AS until_after
+       (before->>'temporary_limit_until')::date - current_date AS until_before,
+       (after->>'temporary_limit_until')::date - current_date AS until_after
   FROM history WHERE kind = 'temporary_limit_changed';
 -- Changes by another role are recorded as theirs (the history needs no grant to write).
 GRANT USAGE ON SCHEMA credit TO regress_clerk;
