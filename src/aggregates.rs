@@ -329,5 +329,5 @@ pub unsafe extern "C-unwind" fn credit_bucket_rank(fcinfo: FunctionCallInfo) -> 
     }
     let p = (*flinfo).fn_extra as *const i32;
     let lowers = std::slice::from_raw_parts(p.add(1), *p as usize);
-    Datum::from(1 + lowers.partition_point(|&lo| lo <= days) as i32)
+    Datum::from(crate::core::aging::rank(lowers, days) as i32)
 }

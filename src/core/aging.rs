@@ -87,22 +87,33 @@ pub fn assign(buckets: &[Bucket], days: i32) -> usize {
         .unwrap_or(buckets.len().saturating_sub(1))
 }
 
-/// The defaults: not yet due, 1-30, 31-60, 61-90, over 90 days past due.
-pub fn defaults() -> Vec<Bucket> {
-    let b = |label: &str, lower, upper| Bucket { label: label.into(), lower, upper };
-    vec![
-        b("not due", None, Some(0)),
-        b("1-30", Some(1), Some(30)),
-        b("31-60", Some(31), Some(60)),
-        b("61-90", Some(61), Some(90)),
-        b("over 90", Some(91), None),
-    ]
+/// The per-row form of `assign` used by `credit._bucket_rank`: for a valid table, `lowers` holds
+/// the lower bounds of every bucket after the first, in order; returns the 1-based rank.
+pub fn rank(lowers: &[i32], days: i32) -> usize {
+    1 + lowers.partition_point(|&lo| lo <= days)
+}
+
+/// `rank`'s input for a bucket table.
+pub fn lower_bounds(buckets: &[Bucket]) -> Vec<i32> {
+    buckets.iter().filter_map(|b| b.lower).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The shipped defaults (sql/aging.sql): not yet due, 1-30, 31-60, 61-90, over 90.
+    fn defaults() -> Vec<Bucket> {
+        let b = |label: &str, lower, upper| Bucket { label: label.into(), lower, upper };
+        vec![
+            b("not due", None, Some(0)),
+            b("1-30", Some(1), Some(30)),
+            b("31-60", Some(31), Some(60)),
+            b("61-90", Some(61), Some(90)),
+            b("over 90", Some(91), None),
+        ]
+    }
 
     #[test]
     fn defaults_are_valid_and_edges_land_right() {
@@ -159,6 +170,7 @@ mod tests {
                 .map(|(i, _)| i).collect();
             prop_assert_eq!(containing.len(), 1);
             prop_assert_eq!(assign(&table, day), containing[0]);
+            prop_assert_eq!(rank(&lower_bounds(&table), day), containing[0] + 1);
         }
 
         // Breaking the tiling anywhere is caught.
