@@ -102,6 +102,16 @@ fn _protect_ledger<'a>(
     )
 }
 
+/// The decision's view of an account row: limit in force, exposure, status.
+pub fn decision_account(limit: &AnyNumeric, exposure: &AnyNumeric, status: &str) -> Account {
+    Account {
+        credit_limit: input::decimal(limit),
+        exposure: input::decimal(exposure),
+        // An unknown status cannot come from the validated table; treat it as the strictest.
+        status: Status::parse(status).unwrap_or(Status::Blacklisted),
+    }
+}
+
 /// The account as the decision logic sees it; None when the customer has no credit account.
 pub fn load(customer: &str) -> Option<(Account, AnyNumeric, AnyNumeric)> {
     Spi::connect(|c| {
@@ -121,12 +131,7 @@ pub fn load(customer: &str) -> Option<(Account, AnyNumeric, AnyNumeric)> {
         let limit: AnyNumeric = t.get(1).or_raise().expect("credit_limit is NOT NULL");
         let exposure: AnyNumeric = t.get(2).or_raise().expect("exposure is NOT NULL");
         let status: String = t.get(3).or_raise().expect("status is NOT NULL");
-        let account = Account {
-            credit_limit: input::decimal(&limit),
-            exposure: input::decimal(&exposure),
-            status: Status::parse(&status).unwrap_or(Status::Blacklisted),
-        };
-        Some((account, limit, exposure))
+        Some((decision_account(&limit, &exposure, &status), limit, exposure))
     })
 }
 

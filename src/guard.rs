@@ -320,11 +320,7 @@ fn reserve(c: &mut SpiClient<'_>, p: &Plans, customer: &str, amount: &AnyNumeric
         let limit: AnyNumeric = row.get(1).or_raise().expect("NOT NULL");
         let exposure: AnyNumeric = row.get(2).or_raise().expect("NOT NULL");
         let status: String = row.get(3).or_raise().expect("NOT NULL");
-        let account = decision::Account {
-            credit_limit: input::decimal(&limit),
-            exposure: input::decimal(&exposure),
-            status: decision::Status::parse(&status).unwrap_or(decision::Status::Blacklisted),
-        };
+        let account = crate::account::decision_account(&limit, &exposure, &status);
         let d = decision::decide(Some(&account), input::decimal(amount));
         if let Some(reason) = d.reasons.first() {
             refuse(customer, *reason, Some((&limit, &exposure)), amount, change);
