@@ -44,9 +44,7 @@ for r in $(seq 1 "$ROUNDS"); do
         t=$(ms "$q"); runs[$q]+="$t "; log "round $r $q: $t ms"
     done
 done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 m() { echo "${runs[$1]}" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 same=$("$PGBIN/psql" -X -At -h "$DIR" -p "$PORT" -U postgres -d aging -c "
   SELECT (SELECT row(sum(not_due), sum(days_1_30), sum(days_31_60), sum(days_61_90), sum(over_90), sum(total)) FROM credit.aging_by_customer)
        = (SELECT row(sum(CASE WHEN current_date - due_date <= 0 THEN open_amount ELSE 0 END),

@@ -26,7 +26,6 @@ tps() { # script clients seconds
     "$PGBIN/pgbench" -n -M prepared -h "$DIR" -p "$PORT" -U postgres -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$3" -f "$1" bench 2>&1 \
         | awk '/^tps = /{print $3}'
 }
-median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 
 declare -A results
 for r in $(seq 1 "$ROUNDS"); do
@@ -46,9 +45,8 @@ for r in 1 2 3; do   # interleaved, so table growth during the run favours neith
 done
 drift=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
 
-m() { echo "${results[$1]}" | tr ' ' '\n' | grep . | median; }
+m() { echo "${results[$1]}" | median; }
 plain=$(m plain); guarded=$(m guarded); plpgsql=$(m plpgsql); small=$(m SMALL); big=$(m BIG)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "### Guarded INSERT throughput ($(date -u +%F), pgbench -M prepared, $CLIENTS clients, ${SECONDS_PER_RUN}s x $ROUNDS rounds, medians)"
