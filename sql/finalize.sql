@@ -10,8 +10,18 @@ CREATE FUNCTION credit._protect_account() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'credit_protect_account';
 -- UPDATE OF: fires only when the statement writes a maintained column (the guard's UPDATE does, and
 -- passes at once as pg_credit's own write); a DBA's UPDATE of credit_limit never calls it.
-CREATE TRIGGER account_protect BEFORE UPDATE OF open_ar, unapplied_credit, open_orders, exposure ON credit.account
+CREATE TRIGGER account_protect BEFORE UPDATE OF open_ar, unapplied_credit, open_orders, exposure, member_exposure,
+    oldest_open_due, policy_max_limit, policy_warn_ratio, policy_overdue_block_days, policy_prepayment_only ON credit.account
     FOR EACH ROW EXECUTE FUNCTION credit._protect_account();
+-- Groups and the policy copy follow DBA changes; limits change only through approval.
+CREATE TRIGGER account_derive BEFORE DELETE OR UPDATE OF customer, parent, customer_type, region ON credit.account
+    FOR EACH ROW EXECUTE FUNCTION credit._account_derive();
+CREATE TRIGGER account_limit_control BEFORE UPDATE OF credit_limit, temporary_limit, temporary_limit_until ON credit.account
+    FOR EACH ROW EXECUTE FUNCTION credit._limit_control();
+ALTER FUNCTION credit._account_derive() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.policy
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_changed();
+ALTER FUNCTION credit._policy_changed() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION credit._validate_account() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -23,6 +33,10 @@ BEGIN
         RAISE EXCEPTION 'credit_limit % of customer "%" is out of range', NEW.credit_limit, NEW.customer
             USING ERRCODE = 'check_violation',
                   DETAIL = 'A credit limit is a finite amount from 0 (no credit) to 1000000000000000.';
+    END IF;
+    IF NEW.grade IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit.grade g WHERE g.grade = NEW.grade AND NOT g.retired) THEN
+        RAISE EXCEPTION 'grade "%" of customer "%" does not exist', NEW.grade, NEW.customer
+            USING ERRCODE = 'foreign_key_violation', HINT = 'credit.grade lists the grades.';
     END IF;
     IF NEW.terms_days NOT BETWEEN 0 AND 3650 THEN
         RAISE EXCEPTION 'terms_days % of customer "%" is out of range', NEW.terms_days, NEW.customer
@@ -52,7 +66,7 @@ BEGIN
 END
 $$;
 CREATE TRIGGER account_validate BEFORE INSERT OR UPDATE OF customer, credit_limit, terms_days, status, currency,
-    temporary_limit, temporary_limit_until ON credit.account FOR EACH ROW EXECUTE FUNCTION credit._validate_account();
+    temporary_limit, temporary_limit_until, grade ON credit.account FOR EACH ROW EXECUTE FUNCTION credit._validate_account();
 CREATE TRIGGER invoice_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.invoice
     FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
 CREATE TRIGGER settlement_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.settlement
@@ -86,7 +100,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 CREATE FUNCTION credit._actual_exposure()
-RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric)
+RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric, oldest_open_due date)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN QUERY EXECUTE format($q$
@@ -97,9 +111,13 @@ BEGIN
              un AS (SELECT s.customer, sum(s.amount - coalesce(x.s, 0)) AS v
                       FROM credit.settlement s LEFT JOIN alloc_set x ON x.settlement_id = s.id
                      WHERE s.kind <> 'write_off' GROUP BY s.customer),
-             oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer)
-        SELECT a.customer, coalesce(ar.v, 0), coalesce(un.v, 0), coalesce(oo.v, 0)
+             oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer),
+             od AS (SELECT i.customer, min(i.due_date) AS d
+                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id
+                     WHERE i.amount - coalesce(ai.s, 0) > 0 GROUP BY i.customer)
+        SELECT a.customer, coalesce(ar.v, 0), coalesce(un.v, 0), coalesce(oo.v, 0), od.d
           FROM credit.account a
+          LEFT JOIN od ON od.customer = a.customer
           LEFT JOIN ar ON ar.customer = a.customer
           LEFT JOIN un ON un.customer = a.customer
           LEFT JOIN oo ON oo.customer = a.customer
@@ -107,22 +125,38 @@ BEGIN
 END
 $$;
 
+-- Every account with its maintained columns recomputed from the source rows.
+CREATE FUNCTION credit._recomputed()
+RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric, exposure numeric,
+               member_exposure numeric, oldest_open_due date)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH x AS (SELECT x.*, x.open_ar - x.unapplied_credit + x.open_orders AS exposure FROM credit._actual_exposure() x),
+         m AS (SELECT a.parent, sum(x.exposure) AS s FROM credit.account a JOIN x ON x.customer = a.customer
+                WHERE a.parent IS NOT NULL GROUP BY a.parent)
+    SELECT x.customer, x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, coalesce(m.s, 0), x.oldest_open_due
+      FROM x LEFT JOIN m ON m.parent = x.customer
+$$;
+
 CREATE FUNCTION credit.verify()
 RETURNS TABLE (customer text,
                stored_exposure numeric, actual_exposure numeric,
                stored_open_ar numeric, actual_open_ar numeric,
                stored_unapplied_credit numeric, actual_unapplied_credit numeric,
-               stored_open_orders numeric, actual_open_orders numeric)
+               stored_open_orders numeric, actual_open_orders numeric,
+               stored_member_exposure numeric, actual_member_exposure numeric,
+               stored_oldest_open_due date, actual_oldest_open_due date)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT a.customer,
-           a.exposure, x.open_ar - x.unapplied_credit + x.open_orders,
+           a.exposure, x.exposure,
            a.open_ar, x.open_ar,
            a.unapplied_credit, x.unapplied_credit,
-           a.open_orders, x.open_orders
+           a.open_orders, x.open_orders,
+           a.member_exposure, x.member_exposure,
+           a.oldest_open_due, x.oldest_open_due
       FROM credit.account a
-      JOIN credit._actual_exposure() x ON x.customer = a.customer
-     WHERE (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure)
-           IS DISTINCT FROM (x.open_ar, x.unapplied_credit, x.open_orders, x.open_ar - x.unapplied_credit + x.open_orders)
+      JOIN credit._recomputed() x ON x.customer = a.customer
+     WHERE (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure, a.member_exposure, a.oldest_open_due)
+           IS DISTINCT FROM (x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due)
      ORDER BY a.customer
 $$;
 
@@ -130,7 +164,8 @@ $$;
 -- Attaching the guard to application tables.
 
 CREATE FUNCTION credit.guard(orders regclass, customer_column name, amount_column name,
-                             status_column name DEFAULT NULL, open_statuses text[] DEFAULT NULL)
+                             status_column name DEFAULT NULL, open_statuses text[] DEFAULT NULL,
+                             mode text DEFAULT 'reject', hold_value text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -139,7 +174,11 @@ DECLARE
     statuses   text[] := open_statuses;
     trig_args  text;
     missing    bigint;
+    keys       name[];
 BEGIN
+    IF mode IS NULL OR mode NOT IN ('reject', 'hold') THEN
+        RAISE EXCEPTION 'mode must be ''reject'' or ''hold''' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF orders IS NULL THEN
         RAISE EXCEPTION 'orders must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -191,11 +230,34 @@ BEGIN
             RAISE EXCEPTION 'open_statuses must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
         END IF;
     END IF;
+    IF mode = 'hold' THEN
+        IF status_column IS NULL OR hold_value IS NULL THEN
+            RAISE EXCEPTION 'hold mode needs a status_column and a hold_value' USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'A held order is saved with its status column set to hold_value (for example ''credit_hold'').';
+        END IF;
+        IF hold_value = ANY (statuses) THEN
+            RAISE EXCEPTION 'hold_value "%" must not be an open status', hold_value USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT array_agg(a.attname ORDER BY k.ord) INTO keys
+          FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+          JOIN pg_attribute a ON a.attrelid = orders AND a.attnum = k.attnum
+         WHERE i.indrelid = orders AND i.indisprimary;
+        IF keys IS NULL THEN
+            RAISE EXCEPTION 'table % needs a primary key to be guarded in hold mode', orders USING ERRCODE = 'invalid_table_definition',
+                DETAIL = 'Held orders are named by their primary key in credit.order_hold.';
+        END IF;
+    ELSIF hold_value IS NOT NULL THEN
+        RAISE EXCEPTION 'hold_value is only for mode ''hold''' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = orders AND tgname IN ('credit_guard', 'credit_guard_truncate')) THEN
         RAISE EXCEPTION 'table % already has a trigger named credit_guard', orders USING ERRCODE = 'duplicate_object';
     END IF;
 
-    trig_args := format('%L, %L, %L', customer_column, amount_column, coalesce(status_column, ''));
+    trig_args := format('%L, %L, %L, %L, %L, %L', customer_column, amount_column, coalesce(status_column, ''),
+                        mode, coalesce(hold_value, ''), coalesce(cardinality(keys), 0));
+    IF keys IS NOT NULL THEN
+        trig_args := trig_args || (SELECT string_agg(format(', %L', k), '') FROM unnest(keys) k);
+    END IF;
     IF statuses IS NOT NULL THEN
         trig_args := trig_args || (SELECT string_agg(format(', %L', s), '') FROM unnest(statuses) s);
     END IF;
@@ -203,8 +265,8 @@ BEGIN
                    'FOR EACH ROW EXECUTE FUNCTION credit._guard_row(%s)', orders, trig_args);
     EXECUTE format('CREATE TRIGGER credit_guard_truncate BEFORE TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate()', orders);
-    INSERT INTO credit.guarded_table (table_name, customer_column, amount_column, status_column, open_statuses, guarded_by)
-    VALUES (orders, customer_column, amount_column, status_column, statuses, session_user);
+    INSERT INTO credit.guarded_table (table_name, customer_column, amount_column, status_column, open_statuses, mode, hold_value, key_columns, guarded_by)
+    VALUES (orders, customer_column, amount_column, status_column, statuses, mode, hold_value, keys, session_user);
     -- Orders already in the table count from now on (the trigger's lock keeps writers out meanwhile).
     missing := credit._shift_open_orders(orders, 1);
     IF missing > 0 THEN
@@ -278,7 +340,15 @@ COMMENT ON SCHEMA credit IS 'pg_credit: customer credit limits, receivables, exp
 COMMENT ON TABLE credit.account IS 'One credit account per customer (DBA-managed). open_ar, unapplied_credit, open_orders and exposure are maintained by pg_credit.';
 COMMENT ON COLUMN credit.account.customer IS 'Customer key; orders of guarded tables match it by the text form of their customer column';
 COMMENT ON COLUMN credit.account.credit_limit IS 'Credit limit; 0 means no credit (cash in advance or prepayment only)';
-COMMENT ON COLUMN credit.account.terms_days IS 'Payment terms in days; an invoice without a due date is due doc_date + terms_days';
+COMMENT ON COLUMN credit.account.terms_days IS 'The customer''s own payment terms in days; NULL = from its grade, then its policy, then 30 (credit.terms_for)';
+COMMENT ON COLUMN credit.account.grade IS 'Credit grade (credit.grade), set by credit.regrade';
+COMMENT ON COLUMN credit.account.parent IS 'Group head whose credit limit this customer shares (credit groups are one level deep)';
+COMMENT ON COLUMN credit.account.member_exposure IS 'Maintained: for a group head, the sum of its members'' exposure';
+COMMENT ON COLUMN credit.account.oldest_open_due IS 'Maintained: due date of the oldest open invoice (the overdue rule reads it)';
+COMMENT ON COLUMN credit.account.policy_max_limit IS 'Maintained from credit.policy: the limit in force never exceeds it';
+COMMENT ON COLUMN credit.account.policy_warn_ratio IS 'Maintained from credit.policy: near-limit warning line (share of the limit)';
+COMMENT ON COLUMN credit.account.policy_overdue_block_days IS 'Maintained from credit.policy: new credit orders are refused while an invoice is more days past due';
+COMMENT ON COLUMN credit.account.policy_prepayment_only IS 'Maintained from credit.policy: orders must be covered by money already received';
 COMMENT ON COLUMN credit.account.status IS 'active | hold | blacklisted; only active accounts may take new credit orders';
 COMMENT ON COLUMN credit.account.customer_type IS 'Customer type (for policies and reporting)';
 COMMENT ON COLUMN credit.account.region IS 'Sales region (for policies and reporting)';
@@ -288,7 +358,7 @@ COMMENT ON COLUMN credit.account.temporary_limit_until IS 'Last day of the tempo
 COMMENT ON COLUMN credit.account.open_ar IS 'Maintained: sum of open invoice amounts';
 COMMENT ON COLUMN credit.account.unapplied_credit IS 'Maintained: payments and credit notes not yet applied to an invoice';
 COMMENT ON COLUMN credit.account.open_orders IS 'Maintained: sum of open orders in every guarded table';
-COMMENT ON COLUMN credit.account.exposure IS 'Maintained: open_ar - unapplied_credit + open_orders';
+COMMENT ON COLUMN credit.account.exposure IS 'Maintained: open_ar - unapplied_credit + open_orders (its own; a group head''s limit covers exposure + member_exposure)';
 COMMENT ON COLUMN credit.account.created_at IS 'When the account was created';
 
 COMMENT ON TABLE credit.invoice IS 'Receivables ledger: invoices, posted with credit.post_invoice; open_amount falls as money is applied';
@@ -327,17 +397,20 @@ COMMENT ON COLUMN credit.guarded_table.customer_column IS 'Column holding the cu
 COMMENT ON COLUMN credit.guarded_table.amount_column IS 'Column holding the order amount (numeric or integer)';
 COMMENT ON COLUMN credit.guarded_table.status_column IS 'Column holding the order status, or NULL: every row is open';
 COMMENT ON COLUMN credit.guarded_table.open_statuses IS 'Statuses that count as open';
+COMMENT ON COLUMN credit.guarded_table.mode IS 'reject: refuse orders that fail a credit rule; hold: save them with status hold_value and queue them';
+COMMENT ON COLUMN credit.guarded_table.hold_value IS 'Status given to held orders (hold mode)';
+COMMENT ON COLUMN credit.guarded_table.key_columns IS 'Primary key naming held rows (hold mode)';
 COMMENT ON COLUMN credit.guarded_table.guarded_at IS 'When the guard was attached';
 COMMENT ON COLUMN credit.guarded_table.guarded_by IS 'Who attached it';
 
-COMMENT ON FUNCTION credit.post_invoice(text, text, numeric, date, date) IS 'Posts an invoice; returns its id. Due date defaults to doc_date + terms_days; unapplied credit is applied to it.';
+COMMENT ON FUNCTION credit.post_invoice(text, text, numeric, date, date, text) IS 'Posts an invoice; returns its id. Due date defaults to doc_date + credit.terms_for(customer, amount, product_category); unapplied credit is applied to it.';
 COMMENT ON FUNCTION credit.post_payment(text, numeric, date, text, text) IS 'Posts a payment, applied to the named invoice or oldest due first; an overpayment stays as unapplied credit. Returns the settlement id.';
 COMMENT ON FUNCTION credit.post_credit_note(text, text, numeric, text, date, text) IS 'Posts a credit note, applied to the named invoice or oldest due first; the rest is unapplied credit. Returns the settlement id.';
 COMMENT ON FUNCTION credit.write_off(text, text, numeric, date, text) IS 'Writes off an invoice''s open amount (all of it by default) as a bad debt. Returns the settlement id.';
 COMMENT ON FUNCTION credit.exposure(text) IS 'Open receivables (net of unapplied credit) plus open orders of every guarded table';
-COMMENT ON FUNCTION credit.available_credit(text) IS 'Credit limit minus exposure (negative when over the limit)';
-COMMENT ON FUNCTION credit.check(text, numeric) IS 'The decision the guard would take for an order of this amount now, with every reason; reserves nothing';
-COMMENT ON FUNCTION credit.guard(regclass, name, name, name, text[]) IS 'Attaches the credit guard to an order table: open orders count toward exposure and over-limit orders are refused (SQLSTATE 23514)';
+COMMENT ON FUNCTION credit.available_credit(text) IS 'Limit in force minus exposure, and for a group member no more than the group has left (negative when over)';
+COMMENT ON FUNCTION credit.check(text, numeric) IS 'The decision the guard would take for an order of this amount now, with every reason and warning; reserves nothing';
+COMMENT ON FUNCTION credit.guard(regclass, name, name, name, text[], text, text) IS 'Attaches the credit guard to an order table: open orders count toward exposure; an order that fails a credit rule is refused (mode reject, SQLSTATE 23514) or saved with its status set to hold_value and queued in credit.order_hold (mode hold)';
 COMMENT ON FUNCTION credit.unguard(regclass) IS 'Removes the credit guard from a table; its open orders stop counting';
 COMMENT ON FUNCTION credit.verify() IS 'Customers whose stored exposure differs from a full recomputation from the source rows; empty when consistent';
 COMMENT ON FUNCTION credit.rebuild_exposure(text) IS 'Resets maintained columns to a full recomputation (one customer or all); returns how many accounts changed';
@@ -350,5 +423,16 @@ COMMENT ON FUNCTION credit._protect_ledger() IS 'Internal: refuses direct writes
 COMMENT ON FUNCTION credit._shift_open_orders(oid, integer) IS 'Internal: adds or removes one guarded table''s open orders';
 COMMENT ON FUNCTION credit._open_orders_query(oid) IS 'Internal: SQL text selecting open orders of guarded tables';
 COMMENT ON FUNCTION credit._actual_exposure() IS 'Internal: exposure recomputed from source rows';
+COMMENT ON FUNCTION credit._recomputed() IS 'Internal: every maintained account column recomputed from source rows';
+COMMENT ON FUNCTION credit._account_derive() IS 'Internal: keeps group sums and the policy copy in step with account changes';
+COMMENT ON FUNCTION credit._limit_control() IS 'Internal: refuses direct limit changes outside the admin role';
+COMMENT ON FUNCTION credit._policy_changed() IS 'Internal: copies changed policies to the accounts';
+COMMENT ON FUNCTION credit._apply_limit(text, numeric, date, text) IS 'Internal: applies an approved limit';
+COMMENT ON FUNCTION credit._default_row_write() IS 'Internal: keeps shipped default rows restore-safe';
+COMMENT ON FUNCTION credit.terms_for(text, numeric, text) IS 'Payment terms in days for an order: the customer''s own, else its grade''s, else its policy''s, else 30; a matching amount tier lengthens them';
+COMMENT ON FUNCTION credit.explain_terms(text, numeric, text) IS 'Payment terms for an order and where they come from (account, grade, policy, default, tier)';
+COMMENT ON FUNCTION credit.effective_policy(text, text) IS 'The policy in force for a customer, field by field, and the matching policy rows, most specific first';
+COMMENT ON FUNCTION credit.score(text, date) IS 'Credit score 0-100 as of a date, its grade, and every component (raw value, points, weight)';
+COMMENT ON FUNCTION credit.regrade(date, boolean) IS 'Re-grades every customer; dry_run shows what would change. Decreases apply at once, large increases become limit requests.';
 COMMENT ON FUNCTION credit._calling_user() IS 'Internal: the user that called a SECURITY DEFINER function';
 COMMENT ON FUNCTION credit._on_sql_drop() IS 'Internal: keeps exposure right when a guarded table is dropped';

@@ -61,7 +61,8 @@ BEGIN
         END IF;
         INSERT INTO credit.event (kind, customer, reason, after, acting_as)
         VALUES ('account_created', NEW.customer, why,
-                jsonb_build_object('credit_limit', NEW.credit_limit, 'terms_days', NEW.terms_days, 'status', NEW.status), caller);
+                jsonb_build_object('credit_limit', NEW.credit_limit, 'terms_days', NEW.terms_days, 'status', NEW.status,
+                                   'grade', NEW.grade, 'parent', NEW.parent), caller);
         RETURN NEW;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO credit.event (kind, customer, reason, before, acting_as)
@@ -75,7 +76,9 @@ BEGIN
           FROM (VALUES ('limit_changed', ARRAY['credit_limit']),
                        ('temporary_limit_changed', ARRAY['temporary_limit', 'temporary_limit_until']),
                        ('terms_changed', ARRAY['terms_days']),
-                       ('status_changed', ARRAY['status'])) t(kind, fields),
+                       ('status_changed', ARRAY['status']),
+                       ('grade_changed', ARRAY['grade']),
+                       ('group_changed', ARRAY['parent'])) t(kind, fields),
                unnest(t.fields) f
          GROUP BY t.kind
     LOOP
@@ -88,7 +91,7 @@ BEGIN
 END
 $$;
 CREATE TRIGGER account_history BEFORE INSERT OR DELETE OR UPDATE OF customer, credit_limit, terms_days, status,
-    temporary_limit, temporary_limit_until ON credit.account
+    temporary_limit, temporary_limit_until, grade, parent ON credit.account
     FOR EACH ROW EXECUTE FUNCTION credit._account_history();
 
 CREATE FUNCTION credit._set_status(customer text, reason text, new_status text) RETURNS boolean
@@ -126,10 +129,10 @@ CREATE FUNCTION credit.reinstate(customer text, reason text) RETURNS boolean
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 RETURN credit._set_status(customer, reason, 'active');
 
-COMMENT ON TABLE credit.event IS 'Append-only credit history: limit, temporary limit, terms and status changes with who, when, why, before and after';
+COMMENT ON TABLE credit.event IS 'Append-only credit history: limit, grade, terms, status and group changes, approvals, holds and near-limit warnings, with who, when, why, before and after';
 COMMENT ON COLUMN credit.event.id IS 'Increasing event number';
 COMMENT ON COLUMN credit.event.happened_at IS 'When';
-COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed';
+COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed, grade_changed, group_changed, near_limit, order_held, hold_released, hold_overridden, hold_cancelled, hold_withdrawn, limit_requested, limit_approval_signed, limit_request_rejected, limit_request_withdrawn';
 COMMENT ON COLUMN credit.event.customer IS 'Customer';
 COMMENT ON COLUMN credit.event.reason IS 'Why (given to credit.blacklist / credit.reinstate, or the credit.reason setting)';
 COMMENT ON COLUMN credit.event.before IS 'Values before the change';

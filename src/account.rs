@@ -1,12 +1,13 @@
 //! Credit accounts: the protection of the maintained columns, and the read side
 //! (`exposure`, `available_credit`, `check`).
 use crate::core::decision::{self, Account, Status};
+use pgrx::spi::SpiClient;
 use crate::error::{self, Code, OrRaise};
 use crate::{guc, input, internal};
 use pgrx::prelude::*;
 use pgrx::AnyNumeric;
 
-const MAINTAINED: [&str; 4] = ["open_ar", "unapplied_credit", "open_orders", "exposure"];
+const MAINTAINED: [&str; 5] = ["open_ar", "unapplied_credit", "open_orders", "exposure", "member_exposure"];
 
 /// BEFORE UPDATE OF the maintained columns on credit.account: only pg_credit itself may write
 /// them. Every guarded order's account UPDATE fires it, so it is a bare C-ABI trigger (no pgrx
@@ -61,7 +62,9 @@ fn _account_insert<'a>(
     if supplied {
         // The caller, not this function's owner: GetOuterUserId ignores SECURITY DEFINER.
         if unsafe { pg_sys::superuser_arg(pg_sys::GetOuterUserId()) } {
-            return Ok(Some(new.into_owned()));
+            let mut row = new.into_owned();
+            Spi::connect(|c| set_policy_columns(c, &mut row))?;
+            return Ok(Some(row));
         }
         error::raise(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -74,7 +77,18 @@ fn _account_insert<'a>(
     let open_orders = crate::verify::open_orders_of(&customer);
     let mut row = new.into_owned();
     row.set_by_name("open_orders", open_orders.clone())?;
-    row.set_by_name("exposure", open_orders)?;
+    row.set_by_name("exposure", open_orders.clone())?;
+    row.set_by_name("member_exposure", AnyNumeric::from(0))?;
+    row.set_by_name("oldest_open_due", None::<pgrx::datum::Date>)?;
+    let parent: Option<String> = row.get_by_name("parent")?;
+    Spi::connect_mut(|c| -> Result<(), pgrx::datum::TryFromDatumError> {
+        set_policy_columns(c, &mut row)?;
+        if let Some(p) = &parent {
+            head_check(c, &customer, p);
+            shift_head(c, p, &open_orders);
+        }
+        Ok(())
+    })?;
     Ok(Some(row))
 }
 
@@ -102,24 +116,62 @@ fn _protect_ledger<'a>(
     )
 }
 
-/// The decision's view of an account row: limit in force, exposure, status.
-pub fn decision_account(limit: &AnyNumeric, exposure: &AnyNumeric, status: &str) -> Account {
-    Account {
-        credit_limit: input::decimal(limit),
-        exposure: input::decimal(exposure),
-        // An unknown status cannot come from the validated table; treat it as the strictest.
-        status: Status::parse(status).unwrap_or(Status::Blacklisted),
+/// SQL: what the decision needs from one credit.account row, in the order `Loaded::from_row`
+/// reads it. Qualified operators: the guard runs under the caller's search_path.
+macro_rules! decision_columns {
+    () => {
+        "LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                    THEN temporary_limit ELSE credit_limit END, policy_max_limit), \
+         exposure OPERATOR(pg_catalog.+) member_exposure, status, policy_prepayment_only, \
+         CURRENT_DATE OPERATOR(pg_catalog.-) oldest_open_due, policy_overdue_block_days, policy_warn_ratio, parent"
+    };
+}
+pub(crate) use decision_columns;
+
+/// One account as read for a decision, with the numbers for messages.
+pub struct Loaded {
+    pub account: Account,
+    /// Limit in force (temporary limit while it lasts, capped by the policy maximum).
+    pub limit: AnyNumeric,
+    /// Exposure the limit is held against (a group head's includes its members').
+    pub exposure: AnyNumeric,
+    pub parent: Option<String>,
+}
+
+impl Loaded {
+    pub fn from_row(row: &pgrx::spi::SpiHeapTupleData<'_>) -> Loaded {
+        let limit: AnyNumeric = row.get(1).or_raise().expect("credit_limit is NOT NULL");
+        let exposure: AnyNumeric = row.get(2).or_raise().expect("exposure is NOT NULL");
+        let status: String = row.get(3).or_raise().expect("status is NOT NULL");
+        let account = Account {
+            credit_limit: input::decimal(&limit),
+            exposure: input::decimal(&exposure),
+            // An unknown status cannot come from the validated table; treat it as the strictest.
+            status: Status::parse(&status).unwrap_or(Status::Blacklisted),
+            prepayment_only: row.get::<bool>(4).or_raise().unwrap_or(false),
+            days_past_due: row.get::<i32>(5).or_raise(),
+            overdue_block_days: row.get::<i32>(6).or_raise(),
+            warn_ratio: row.get::<AnyNumeric>(7).or_raise().map(|r| input::decimal(&r)),
+        };
+        Loaded { account, limit, exposure, parent: row.get(8).or_raise() }
+    }
+
+    /// The limit orders are held against: 0 for prepayment-only customers.
+    pub fn usable_limit(&self) -> AnyNumeric {
+        if self.account.prepayment_only { AnyNumeric::from(0) } else { self.limit.clone() }
+    }
+
+    pub fn available(&self) -> AnyNumeric {
+        self.usable_limit() - self.exposure.clone()
     }
 }
 
 /// The account as the decision logic sees it; None when the customer has no credit account.
-pub fn load(customer: &str) -> Option<(Account, AnyNumeric, AnyNumeric)> {
+pub fn load(customer: &str) -> Option<Loaded> {
     Spi::connect(|c| {
         let t = c
             .select(
-                "SELECT CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                             THEN temporary_limit ELSE credit_limit END, exposure, status \
-                 FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1",
+                concat!("SELECT ", decision_columns!(), " FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1"),
                 Some(1),
                 &[customer.into()],
             )
@@ -127,35 +179,44 @@ pub fn load(customer: &str) -> Option<(Account, AnyNumeric, AnyNumeric)> {
         if t.is_empty() {
             return None;
         }
-        let t = t.first();
-        let limit: AnyNumeric = t.get(1).or_raise().expect("credit_limit is NOT NULL");
-        let exposure: AnyNumeric = t.get(2).or_raise().expect("exposure is NOT NULL");
-        let status: String = t.get(3).or_raise().expect("status is NOT NULL");
-        Some((decision_account(&limit, &exposure, &status), limit, exposure))
+        Some(Loaded::from_row(&t.first().get_heap_tuple().or_raise().expect("one row")))
     })
 }
 
-/// Open receivables (net of unapplied credit) plus open orders of every guarded table.
+/// The account and its group head.
+fn load_with_group(customer: &str) -> Option<(Loaded, Option<Loaded>)> {
+    let own = load(customer)?;
+    let head = own.parent.as_deref().and_then(load);
+    Some((own, head))
+}
+
+/// Open receivables (net of unapplied credit) plus open orders of every guarded table; for a group
+/// head, its members' too.
 #[pg_extern(stable, parallel_restricted)]
 fn exposure(customer: Option<&str>) -> AnyNumeric {
     let customer = input::text(customer, "customer");
     match load(customer) {
-        Some((_, _, exposure)) => exposure,
+        Some(l) => l.exposure,
         None => error::unknown_customer(customer),
     }
 }
 
-/// The limit in force today (a temporary limit while it lasts) minus exposure; negative when over.
+/// What the customer may still order: the limit in force minus exposure, and for a group member
+/// no more than its group has left; negative when over.
 #[pg_extern(stable, parallel_restricted)]
 fn available_credit(customer: Option<&str>) -> AnyNumeric {
     let customer = input::text(customer, "customer");
-    match load(customer) {
-        Some((_, limit, exposure)) => limit - exposure,
+    match load_with_group(customer) {
+        Some((own, None)) => own.available(),
+        Some((own, Some(head))) => {
+            let (a, b) = (own.available(), head.available());
+            if a < b { a } else { b }
+        }
         None => error::unknown_customer(customer),
     }
 }
 
-/// What the guard would decide for an order of `amount` now. Reserves nothing.
+/// What the guard would decide for an order of `amount` now, with every reason. Reserves nothing.
 #[pg_extern(stable, parallel_restricted)]
 #[allow(clippy::type_complexity)]
 fn check(
@@ -171,26 +232,212 @@ fn check(
         name!(available, Option<AnyNumeric>),
         name!(reasons, Vec<String>),
         name!(exposure_after, Option<AnyNumeric>),
+        name!(warnings, Vec<String>),
     ),
 > {
     let customer = input::text(customer, "customer");
     let amount_dec = input::non_negative_amount(amount.as_ref(), "amount");
-    let Some((account, limit, exposure)) = load(customer) else {
+    let Some((own, head)) = load_with_group(customer) else {
         if guc::ALLOW_ORDERS_WITHOUT_ACCOUNT.get() {
-            return TableIterator::once((true, "accept".into(), None, None, None, vec![], None));
+            return TableIterator::once((true, "accept".into(), None, None, None, vec![], None, vec![]));
         }
         error::unknown_customer(customer)
     };
-    let d = decision::decide(Some(&account), amount_dec);
-    let available = limit.clone() - exposure.clone();
-    let after = exposure.clone() + input::numeric(amount_dec);
+    let d = decision::decide(Some(&own.account), head.as_ref().map(|h| &h.account), amount_dec);
+    let mut available = own.available();
+    if let Some(h) = &head {
+        if h.available() < available {
+            available = h.available();
+        }
+    }
+    let after = own.exposure.clone() + input::numeric(amount_dec);
     TableIterator::once((
         d.allowed(),
         d.word().into(),
-        Some(limit),
-        Some(exposure),
+        Some(own.usable_limit()),
+        Some(own.exposure),
         Some(available),
         d.reasons.iter().map(|r| r.code().to_string()).collect(),
         Some(after),
+        d.warnings.iter().map(|w| w.code().to_string()).collect(),
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups, policy copy and limit control on DBA changes of an account.
+
+fn calling_user_is_admin() -> bool {
+    unsafe {
+        let user = pg_sys::GetUserId();
+        if pg_sys::superuser_arg(user) {
+            return true;
+        }
+        let Some(role) = guc::admin_role() else { return false };
+        let Ok(cname) = std::ffi::CString::new(role) else { return false };
+        let roleid = pg_sys::get_role_oid(cname.as_ptr(), true);
+        roleid != pg_sys::Oid::INVALID && pg_sys::has_privs_of_role(user, roleid)
+    }
+}
+
+/// BEFORE UPDATE OF credit_limit, temporary_limit, temporary_limit_until on credit.account: limits
+/// change through credit.request_limit / credit.approve; only the admin role (pg_credit.admin_role)
+/// and superusers may set them directly.
+#[pg_trigger]
+fn _limit_control<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
+    let new = trigger.new().expect("row-level UPDATE trigger has a NEW row");
+    let old = trigger.old().expect("row-level UPDATE trigger has an OLD row");
+    let changed = ["credit_limit", "temporary_limit"].iter().any(|c| {
+        old.get_by_name::<AnyNumeric>(c).ok().flatten() != new.get_by_name::<AnyNumeric>(c).ok().flatten()
+    }) || old.get_by_name::<pgrx::datum::Date>("temporary_limit_until").ok().flatten()
+        != new.get_by_name::<pgrx::datum::Date>("temporary_limit_until").ok().flatten();
+    if changed && !internal::active() && !calling_user_is_admin() {
+        let customer: String = new.get_by_name("customer").ok().flatten().unwrap_or_default();
+        error::raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("credit limits of customer \"{customer}\" change only through approval"),
+            Some(format!(
+                "Direct changes of credit_limit and temporary limits are reserved to superusers and members of role \"{}\" (pg_credit.admin_role).",
+                guc::admin_role().unwrap_or_default()
+            )),
+            Some("Request the change with credit.request_limit(customer, new_limit, reason); approvers sign it with credit.approve()."),
+        )
+    }
+    Ok(Some(new.into_owned()))
+}
+
+fn head_check(c: &SpiClient<'_>, customer: &str, parent: &str) {
+    if parent == customer {
+        error::raise(Code::ERRCODE_CHECK_VIOLATION, format!("customer \"{customer}\" cannot be its own group head"), None, None)
+    }
+    let t = c
+        .select("SELECT parent FROM credit.account WHERE customer = $1", Some(1), &[parent.into()])
+        .or_raise();
+    if t.is_empty() {
+        error::raise(
+            Code::ERRCODE_FOREIGN_KEY_VIOLATION,
+            format!("group head \"{parent}\" of customer \"{customer}\" has no credit account"),
+            None,
+            Some("Create the group's account first; its credit_limit is the limit the members share."),
+        )
+    }
+    if t.first().get_one::<String>().or_raise().is_some() {
+        error::raise(
+            Code::ERRCODE_CHECK_VIOLATION,
+            format!("\"{parent}\" is itself a member of a group and cannot head one"),
+            Some("Credit groups are one level deep.".into()),
+            None,
+        )
+    }
+    let members = c
+        .select("SELECT 1 FROM credit.account WHERE parent = $1 LIMIT 1", Some(1), &[customer.into()])
+        .or_raise();
+    if !members.is_empty() {
+        error::raise(
+            Code::ERRCODE_CHECK_VIOLATION,
+            format!("customer \"{customer}\" heads a credit group and cannot join another"),
+            Some("Credit groups are one level deep.".into()),
+            None,
+        )
+    }
+}
+
+fn shift_head(c: &mut SpiClient<'_>, head: &str, delta: &AnyNumeric) {
+    if *delta == AnyNumeric::from(0) {
+        return;
+    }
+    internal::scope(|| {
+        c.update(
+            "UPDATE credit.account SET member_exposure = member_exposure + $2 WHERE customer = $1",
+            None,
+            &[head.into(), delta.clone().into()],
+        )
+        .or_raise();
+    });
+}
+
+fn has_members(c: &SpiClient<'_>, customer: &str) -> bool {
+    !c.select("SELECT 1 FROM credit.account WHERE parent = $1 LIMIT 1", Some(1), &[customer.into()])
+        .or_raise()
+        .is_empty()
+}
+
+fn set_policy_columns(c: &SpiClient<'_>, row: &mut PgHeapTuple<'_, AllocatedByRust>) -> Result<(), pgrx::datum::TryFromDatumError> {
+    let ctype: Option<String> = row.get_by_name("customer_type")?;
+    let region: Option<String> = row.get_by_name("region")?;
+    let e = crate::policy::effective(c, ctype.as_deref(), region.as_deref());
+    row.set_by_name("policy_max_limit", e.max_limit.map(input::numeric))?;
+    row.set_by_name("policy_warn_ratio", input::numeric(e.warn_ratio))?;
+    row.set_by_name("policy_overdue_block_days", e.overdue_block_days)?;
+    row.set_by_name("policy_prepayment_only", e.prepayment_required)?;
+    Ok(())
+}
+
+/// BEFORE UPDATE OF customer, parent, customer_type, region OR DELETE on credit.account (SECURITY
+/// DEFINER): keeps group heads' member_exposure and the account's policy copy in step.
+#[pg_trigger]
+fn _account_derive<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
+    let op = trigger.op().ok();
+    let old = trigger.old().expect("row-level trigger has an OLD row");
+    let old_customer: String = old.get_by_name("customer")?.unwrap_or_default();
+    let old_parent: Option<String> = old.get_by_name("parent")?;
+    let old_exposure: AnyNumeric = old.get_by_name("exposure")?.unwrap_or_default();
+    if matches!(op, Some(PgTriggerOperation::Delete)) {
+        Spi::connect_mut(|c| {
+            if has_members(c, &old_customer) {
+                error::raise(
+                    Code::ERRCODE_FOREIGN_KEY_VIOLATION,
+                    format!("customer \"{old_customer}\" heads a credit group"),
+                    Some("Its members share its limit.".into()),
+                    Some("Move the members out of the group (UPDATE credit.account SET parent = NULL) first."),
+                )
+            }
+            if let Some(h) = &old_parent {
+                shift_head(c, h, &-old_exposure.clone());
+            }
+        });
+        return Ok(Some(old.into_owned()));
+    }
+    let new = trigger.new().expect("row-level UPDATE trigger has a NEW row");
+    let mut row = new.into_owned();
+    let new_customer: String = row.get_by_name("customer")?.unwrap_or_default();
+    let new_parent: Option<String> = row.get_by_name("parent")?;
+    let exposure: AnyNumeric = row.get_by_name("exposure")?.unwrap_or_default();
+    Spi::connect_mut(|c| -> Result<(), pgrx::datum::TryFromDatumError> {
+        if new_customer != old_customer && has_members(c, &old_customer) {
+            error::raise(
+                Code::ERRCODE_FOREIGN_KEY_VIOLATION,
+                format!("customer \"{old_customer}\" heads a credit group and cannot be renamed"),
+                None,
+                Some("Move the members out of the group first."),
+            )
+        }
+        if new_parent != old_parent {
+            if let Some(p) = &new_parent {
+                head_check(c, &new_customer, p);
+            }
+            // Lock order: this member's row is locked already; heads come after, in name order.
+            let mut heads: Vec<(String, AnyNumeric)> = Vec::new();
+            if let Some(h) = &old_parent {
+                heads.push((h.clone(), -old_exposure.clone()));
+            }
+            if let Some(h) = &new_parent {
+                heads.push((h.clone(), exposure.clone()));
+            }
+            heads.sort_by(|a, b| a.0.cmp(&b.0));
+            for (h, d) in heads {
+                shift_head(c, &h, &d);
+            }
+        }
+        let type_or_region_changed = old.get_by_name::<String>("customer_type")? != row.get_by_name::<String>("customer_type")?
+            || old.get_by_name::<String>("region")? != row.get_by_name::<String>("region")?;
+        if type_or_region_changed {
+            internal::scope(|| set_policy_columns(c, &mut row))?;
+        }
+        Ok(())
+    })?;
+    Ok(Some(row))
 }

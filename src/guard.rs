@@ -16,14 +16,15 @@ use pgrx::pg_sys::{self, Oid, PgOid};
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 use pgrx::{AnyNumeric, PgBuiltInOids};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::CStr;
 use std::rc::Rc;
 
 // ---------------------------------------------------------------------------------------------
 // Trigger configuration, read from the trigger's arguments once per trigger and cached per backend.
-// Arguments: customer column, amount column, status column ('' for none), open statuses...
+// Arguments: customer column, amount column, status column ('' for none), mode ('reject' or
+// 'hold'), hold value ('' for none), number of key columns, key columns..., open statuses...
 // Column names (not numbers) are what the trigger carries, so pg_dump/restore keeps it valid.
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,12 +41,21 @@ struct Column {
     typoid: Oid,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Reject,
+    Hold,
+}
+
 struct Config {
     customer: Column,
     amount: Column,
     amount_kind: AmountKind,
     status: Option<Column>,
     open_statuses: Vec<String>,
+    mode: Mode,
+    hold_value: String,
+    key_columns: Vec<Column>,
 }
 
 thread_local! {
@@ -53,6 +63,23 @@ thread_local! {
     static INFINITY: AnyNumeric = AnyNumeric::try_from("Infinity").expect("numeric infinity");
     static CONFIGS: RefCell<HashMap<Oid, Rc<Config>>> = RefCell::new(HashMap::new());
     static PLANS: RefCell<Option<Rc<Plans>>> = const { RefCell::new(None) };
+    /// The row a hold is being written to (relation, block, offset): its own guard run is skipped.
+    static HOLDING: Cell<Option<(Oid, u32, u16)>> = const { Cell::new(None) };
+    /// Set while a credit controller's override releases a held order: reserve without checks.
+    static FORCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the guard reserving without checks (a recorded override of a held order).
+pub fn forced<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            FORCE.with(|x| x.set(false));
+        }
+    }
+    FORCE.with(|x| x.set(true));
+    let _r = Reset;
+    f()
 }
 
 unsafe fn find_column(tupdesc: pg_sys::TupleDesc, name: &str, table: &str) -> Column {
@@ -106,12 +133,14 @@ unsafe fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
     let cached = CONFIGS.with(|c| c.borrow().get(&tg.tgoid).cloned());
     if let Some(cfg) = cached {
         let status_ok = cfg.status.as_ref().is_none_or(|s| still_matches(tupdesc, s));
-        if still_matches(tupdesc, &cfg.customer) && still_matches(tupdesc, &cfg.amount) && status_ok {
+        let keys_ok = cfg.key_columns.iter().all(|k| still_matches(tupdesc, k));
+        if still_matches(tupdesc, &cfg.customer) && still_matches(tupdesc, &cfg.amount) && status_ok && keys_ok {
             return cfg;
         }
     }
     let args = trigger.extra_args().unwrap_or_default();
-    if args.len() < 3 {
+    let nkeys: usize = args.get(5).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+    if args.len() < 6 || args.len() < 6 + nkeys {
         error::raise(
             Code::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
             "credit guard trigger was created without its arguments",
@@ -124,12 +153,17 @@ unsafe fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
     let amount = find_column(tupdesc, &args[1], &table);
     let kind = amount_kind(amount.typoid, &amount.name);
     let status = (!args[2].is_empty()).then(|| find_column(tupdesc, &args[2], &table));
+    let mode = if args[3] == "hold" { Mode::Hold } else { Mode::Reject };
+    let key_columns = args[6..6 + nkeys].iter().map(|k| find_column(tupdesc, k, &table)).collect();
     let cfg = Rc::new(Config {
         customer,
         amount,
         amount_kind: kind,
         status,
-        open_statuses: args[3..].to_vec(),
+        open_statuses: args[6 + nkeys..].to_vec(),
+        mode,
+        hold_value: args[4].clone(),
+        key_columns,
     });
     CONFIGS.with(|c| c.borrow_mut().insert(tg.tgoid, cfg.clone()));
     cfg
@@ -242,11 +276,39 @@ unsafe fn contribution(
 // Reserving and releasing. Plans are prepared once per backend and kept (SPI_keepplan). Operators
 // are schema-qualified because the trigger does not pin search_path (that would cost a GUC save and
 // restore on every row).
+//
+// Lock order, the same for every writer: the customers' own rows in customer order, then their
+// group heads' rows in customer order. Orders in one group therefore never deadlock.
 
 struct Plans {
     reserve: OwnedPreparedStatement,
-    release: OwnedPreparedStatement,
+    shift: OwnedPreparedStatement,
+    group_reserve: OwnedPreparedStatement,
+    group_shift: OwnedPreparedStatement,
     lookup: OwnedPreparedStatement,
+}
+
+/// The usable limit (0 for prepayment-only customers) and the overdue rule, as SQL over one
+/// credit.account row; the same expressions as crate::account::decision_columns.
+macro_rules! fits {
+    () => {
+        "status OPERATOR(pg_catalog.=) 'active' \
+         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) \
+             CASE WHEN policy_prepayment_only THEN 0 ELSE \
+                  LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                             THEN temporary_limit ELSE credit_limit END, policy_max_limit) END \
+         AND (oldest_open_due IS NULL OR policy_overdue_block_days IS NULL \
+              OR oldest_open_due OPERATOR(pg_catalog.>=) (CURRENT_DATE OPERATOR(pg_catalog.-) policy_overdue_block_days))"
+    };
+}
+
+macro_rules! warning_columns {
+    () => {
+        "exposure OPERATOR(pg_catalog.+) member_exposure, \
+         CASE WHEN policy_prepayment_only THEN 0 ELSE \
+              LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                         THEN temporary_limit ELSE credit_limit END, policy_max_limit) END, policy_warn_ratio"
+    };
 }
 
 fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
@@ -255,75 +317,139 @@ fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
     }
     let text = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
     let numeric = PgOid::BuiltIn(PgBuiltInOids::NUMERICOID);
-    let reserve = c
-        .prepare_mut(
+    let prepare = |sql: &str, args: &[PgOid]| c.prepare_mut(sql, args).or_raise().keep();
+    let reserve = prepare(
+        concat!(
             "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
                  exposure = exposure OPERATOR(pg_catalog.+) $2 \
-             WHERE customer OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'active' \
-             AND exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) \
-                 CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                      THEN temporary_limit ELSE credit_limit END",
-            &[text, numeric],
-        )
-        .or_raise()
-        .keep();
-    let release = c
-        .prepare_mut(
-            "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.-) $2, \
-                 exposure = exposure OPERATOR(pg_catalog.-) $2 \
-             WHERE customer OPERATOR(pg_catalog.=) $1",
-            &[text, numeric],
-        )
-        .or_raise()
-        .keep();
+             WHERE customer OPERATOR(pg_catalog.=) $1 AND ",
+            fits!(),
+            " RETURNING parent, ",
+            warning_columns!()
+        ),
+        &[text, numeric],
+    );
+    let shift = prepare(
+        "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
+             exposure = exposure OPERATOR(pg_catalog.+) $2 \
+         WHERE customer OPERATOR(pg_catalog.=) $1 RETURNING parent",
+        &[text, numeric],
+    );
+    let group_reserve = prepare(
+        concat!(
+            "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
+             WHERE customer OPERATOR(pg_catalog.=) $1 AND ",
+            fits!(),
+            " RETURNING NULL::text, ",
+            warning_columns!()
+        ),
+        &[text, numeric],
+    );
+    let group_shift = prepare(
+        "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
+         WHERE customer OPERATOR(pg_catalog.=) $1",
+        &[text, numeric],
+    );
     // Locks: it waits for a concurrent release (a cancellation, a payment) to commit or roll back
     // and then reads the latest row, so a refusal is never based on a stale exposure.
-    let lookup = c
-        .prepare_mut(
-            "SELECT CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                         THEN temporary_limit ELSE credit_limit END, exposure, status \
-             FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
-            &[text],
-        )
-        .or_raise()
-        .keep();
-    let p = Rc::new(Plans { reserve, release, lookup });
+    let lookup = prepare(
+        concat!(
+            "SELECT ",
+            crate::account::decision_columns!(),
+            " FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE"
+        ),
+        &[text],
+    );
+    let p = Rc::new(Plans { reserve, shift, group_reserve, group_shift, lookup });
     PLANS.with(|slot| *slot.borrow_mut() = Some(p.clone()));
     p
 }
 
-fn release(c: &mut SpiClient<'_>, p: &Plans, customer: &str, amount: &AnyNumeric) {
-    if *amount == AnyNumeric::from(0) {
-        return;
-    }
-    c.update(&p.release, None, &[customer.into(), amount.clone().into()]).or_raise();
+/// Why an order did not fit, with the numbers for the message.
+pub struct Refusal {
+    pub customer: String,
+    pub reasons: Vec<Reason>,
+    pub loaded: Option<crate::account::Loaded>,
+    pub amount: AnyNumeric,
+    pub group: bool,
+    /// What the amount is, for the message: "order amount", "order increase", ...
+    pub change: &'static str,
 }
 
-/// Checks and reserves `amount` on the customer's account in one statement; on refusal, explains.
-fn reserve(c: &mut SpiClient<'_>, p: &Plans, customer: &str, amount: &AnyNumeric, change: &str) {
+struct NearLimit {
+    customer: String,
+    exposure: AnyNumeric,
+    limit: AnyNumeric,
+    ratio: AnyNumeric,
+    amount: AnyNumeric,
+}
+
+fn warning_of(row: &pgrx::spi::SpiHeapTupleData<'_>, customer: &str, amount: &AnyNumeric) -> Option<NearLimit> {
+    let after: AnyNumeric = row.get(2).or_raise()?;
+    let limit: AnyNumeric = row.get(3).or_raise()?;
+    let ratio: AnyNumeric = row.get(4).or_raise()?;
+    if limit <= AnyNumeric::from(0) {
+        return None;
+    }
+    let line = limit.clone() * ratio.clone();
+    let before = after.clone() - amount.clone();
+    (before < line && after >= line).then(|| NearLimit {
+        customer: customer.to_string(),
+        exposure: after,
+        limit,
+        ratio,
+        amount: amount.clone(),
+    })
+}
+
+/// Checks and reserves `amount` on one account row in one statement (its own limit, or for a group
+/// head the whole group's). On refusal, locks the row and decides on its latest version; if the
+/// order fits by then (a concurrent release committed), reserves again.
+fn try_reserve(
+    c: &mut SpiClient<'_>,
+    p: &Plans,
+    customer: &str,
+    amount: &AnyNumeric,
+    group: bool,
+    warnings: &mut Vec<NearLimit>,
+) -> Result<Option<String>, Refusal> {
     // The conditional UPDATE skips a row whose snapshot version fails its WHERE clause without
-    // waiting for concurrent writers. So before refusing, lock the row (waiting for any uncommitted
-    // release) and decide on its latest version; if the order fits now, reserve again.
+    // waiting for concurrent writers, hence the locked look before refusing.
+    let plan = if group { &p.group_reserve } else { &p.reserve };
     for _ in 0..3 {
-        let t = c.update(&p.reserve, None, &[customer.into(), amount.clone().into()]).or_raise();
+        let t = c.update(plan, None, &[customer.into(), amount.clone().into()]).or_raise();
         if t.len() == 1 {
-            return;
+            let row = t.first().get_heap_tuple().or_raise().expect("one row");
+            if let Some(w) = warning_of(&row, customer, amount) {
+                warnings.push(w);
+            }
+            return Ok(row.get::<String>(1).or_raise());
         }
         let t = c.update(&p.lookup, Some(1), &[customer.into()]).or_raise();
         if t.is_empty() {
-            if guc::ALLOW_ORDERS_WITHOUT_ACCOUNT.get() {
-                return;
+            if !group && guc::ALLOW_ORDERS_WITHOUT_ACCOUNT.get() {
+                return Ok(None);
             }
-            refuse(customer, Reason::NoAccount, None, amount, change);
+            return Err(Refusal { customer: customer.into(), reasons: vec![Reason::NoAccount], loaded: None, amount: amount.clone(), group, change: "order amount" });
         }
-        let row = t.first();
-        let limit: AnyNumeric = row.get(1).or_raise().expect("NOT NULL");
-        let exposure: AnyNumeric = row.get(2).or_raise().expect("NOT NULL");
-        let status: String = row.get(3).or_raise().expect("NOT NULL");
-        let account = crate::account::decision_account(&limit, &exposure, &status);
-        let d = decision::decide(Some(&account), input::decimal(amount));
-        if let Some(reason) = d.reasons.first() {
-            refuse(customer, *reason, Some((&limit, &exposure)), amount, change);
+        let loaded = crate::account::Loaded::from_row(&t.first().get_heap_tuple().or_raise().expect("one row"));
+        let d = decision::decide(Some(&loaded.account), None, input::decimal(amount));
+        if !d.allowed() {
+            let reasons = if group {
+                let mut r: Vec<Reason> = d
+                    .reasons
+                    .iter()
+                    .map(|r| match r {
+                        Reason::OverLimit | Reason::PrepaymentRequired => Reason::GroupOverLimit,
+                        _ => Reason::GroupBlocked,
+                    })
+                    .collect();
+                r.dedup();
+                r
+            } else {
+                d.reasons
+            };
+            return Err(Refusal { customer: customer.into(), reasons, loaded: Some(loaded), amount: amount.clone(), group, change: "amount" });
         }
     }
     error::raise(
@@ -334,46 +460,284 @@ fn reserve(c: &mut SpiClient<'_>, p: &Plans, customer: &str, amount: &AnyNumeric
     )
 }
 
-fn refuse(customer: &str, reason: Reason, numbers: Option<(&AnyNumeric, &AnyNumeric)>, amount: &AnyNumeric, change: &str) -> ! {
-    let message = match reason {
+/// Moves exposure without checks (releases, overrides, compensation); returns the group head.
+fn shift(c: &mut SpiClient<'_>, p: &Plans, customer: &str, delta: &AnyNumeric, group: bool) -> Option<String> {
+    if group {
+        c.update(&p.group_shift, None, &[customer.into(), delta.clone().into()]).or_raise();
+        return None;
+    }
+    let t = c.update(&p.shift, None, &[customer.into(), delta.clone().into()]).or_raise();
+    if t.is_empty() {
+        return None;
+    }
+    t.first().get::<String>(1).or_raise()
+}
+
+/// Net changes per account, applied in the global lock order; what was applied so far is kept in
+/// `applied` so a held order can be undone exactly.
+#[derive(Default)]
+struct Applied {
+    own: BTreeMap<String, AnyNumeric>,
+    heads: BTreeMap<String, AnyNumeric>,
+    parents: HashMap<String, Option<String>>,
+}
+
+fn add_to(map: &mut BTreeMap<String, AnyNumeric>, key: &str, delta: &AnyNumeric) {
+    let zero = AnyNumeric::from(0);
+    let e = map.entry(key.to_string()).or_insert_with(|| zero.clone());
+    *e = e.clone() + delta.clone();
+}
+
+fn apply(
+    c: &mut SpiClient<'_>,
+    p: &Plans,
+    deltas: &BTreeMap<String, AnyNumeric>,
+    applied: &mut Applied,
+    warnings: &mut Vec<NearLimit>,
+) -> Result<(), Refusal> {
+    let zero = AnyNumeric::from(0);
+    let force = FORCE.with(|f| f.get());
+    let mut heads: BTreeMap<String, AnyNumeric> = BTreeMap::new();
+    for (customer, delta) in deltas {
+        if *delta == zero {
+            continue;
+        }
+        let parent = if *delta > zero && !force {
+            try_reserve(c, p, customer, delta, false, warnings)?
+        } else {
+            shift(c, p, customer, delta, false)
+        };
+        add_to(&mut applied.own, customer, delta);
+        applied.parents.insert(customer.clone(), parent.clone());
+        if let Some(h) = parent {
+            add_to(&mut heads, &h, delta);
+        }
+    }
+    for (head, delta) in &heads {
+        if *delta == zero {
+            continue;
+        }
+        if *delta > zero && !force {
+            try_reserve(c, p, head, delta, true, warnings)?;
+        } else {
+            shift(c, p, head, delta, true);
+        }
+        add_to(&mut applied.heads, head, delta);
+    }
+    Ok(())
+}
+
+/// Brings the accounts from what was applied to what is wanted, without checks (a held order:
+/// its old version's amount leaves, nothing new comes in).
+fn compensate(c: &mut SpiClient<'_>, p: &Plans, applied: &Applied, wanted: &BTreeMap<String, AnyNumeric>) {
+    let zero = AnyNumeric::from(0);
+    let mut keys: Vec<&String> = applied.own.keys().chain(wanted.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut heads: BTreeMap<String, AnyNumeric> = BTreeMap::new();
+    for k in keys {
+        let have = applied.own.get(k).cloned().unwrap_or_else(|| zero.clone());
+        let want = wanted.get(k).cloned().unwrap_or_else(|| zero.clone());
+        let diff = want.clone() - have;
+        let parent = if diff != zero {
+            shift(c, p, k, &diff, false)
+        } else {
+            applied.parents.get(k).cloned().flatten()
+        };
+        if let Some(h) = parent.or_else(|| applied.parents.get(k).cloned().flatten()) {
+            add_to(&mut heads, &h, &want);
+        }
+    }
+    let mut hk: Vec<&String> = heads.keys().chain(applied.heads.keys()).collect();
+    hk.sort();
+    hk.dedup();
+    for h in hk {
+        let have = applied.heads.get(h).cloned().unwrap_or_else(|| zero.clone());
+        let want = heads.get(h).cloned().unwrap_or_else(|| zero.clone());
+        let diff = want - have;
+        if diff != zero {
+            shift(c, p, h, &diff, true);
+        }
+    }
+}
+
+pub fn refusal_message(r: &Refusal) -> (String, String, &'static str) {
+    let customer = &r.customer;
+    let first = r.reasons.first().copied().unwrap_or(Reason::OverLimit);
+    let message = match first {
         Reason::NoAccount => format!("customer \"{customer}\" has no credit account: order refused"),
         Reason::Blacklisted => format!("customer \"{customer}\" is blacklisted: order refused"),
         Reason::OnHold => format!("customer \"{customer}\" is on credit hold: order refused"),
+        Reason::Overdue => format!("customer \"{customer}\" has invoices too far past due: order refused"),
+        Reason::PrepaymentRequired => format!("customer \"{customer}\" must pay in advance: order refused"),
         Reason::OverLimit => format!("order exceeds the credit limit of customer \"{customer}\""),
+        Reason::GroupBlocked => format!("credit group \"{customer}\" is not active: order refused"),
+        Reason::GroupOverLimit => format!("order exceeds the shared credit limit of group \"{customer}\""),
     };
-    let detail = match numbers {
-        None => format!("{change} {amount}; there is no row for this customer in credit.account."),
-        Some((limit, exposure)) => {
-            let after = exposure.clone() + amount.clone();
-            let over = after.clone() - limit.clone();
-            let mut d = format!("Credit limit {limit}, exposure {exposure}, {change} {amount}: exposure would be {after}");
+    let amount = &r.amount;
+    let detail = match &r.loaded {
+        None => format!("{} {amount}; there is no row for this customer in credit.account.", r.change),
+        Some(l) => {
+            let after = l.exposure.clone() + amount.clone();
+            let usable = l.usable_limit();
+            let over = after.clone() - usable.clone();
+            let mut d = if r.group {
+                format!("Group limit {usable}, group exposure {}, amount {amount}: group exposure would be {after}", l.exposure)
+            } else {
+                format!("Credit limit {usable}, exposure {}, {} {amount}: exposure would be {after}", l.exposure, r.change)
+            };
             if over > AnyNumeric::from(0) {
                 d.push_str(&format!(", {over} over the limit"));
             }
+            if let (Some(days), Some(block)) = (l.account.days_past_due, l.account.overdue_block_days) {
+                if days > block {
+                    d.push_str(&format!("; the oldest open invoice is {days} days past due (policy allows {block})"));
+                }
+            }
             d.push('.');
+            if r.reasons.len() > 1 {
+                d.push_str(&format!(" Reasons: {}.", r.reasons.iter().map(|x| x.code()).collect::<Vec<_>>().join(", ")));
+            }
             d
         }
     };
-    let hint = match reason {
+    let hint = match first {
         Reason::NoAccount => "Create a credit account for the customer (INSERT INTO credit.account), or take the order as cash in advance.",
         Reason::Blacklisted => "The customer is blacklisted; only a credit manager can reinstate the account.",
         Reason::OnHold => "The account is on hold; a credit manager must set it back to active before new credit orders.",
+        Reason::Overdue => "Collect the overdue invoices first (credit.aging_detail lists them).",
+        Reason::PrepaymentRequired => "The customer's policy requires payment in advance: post the prepayment with credit.post_payment first.",
         Reason::OverLimit => "Reduce the order, collect payment first, or ask a credit manager to raise the limit. credit.check(customer, amount) shows the numbers.",
+        Reason::GroupBlocked => "The customer's credit group is on hold, blacklisted or overdue; a credit manager must clear the group account.",
+        Reason::GroupOverLimit => "The group's members together would exceed the group's limit. credit.check(customer, amount) shows the numbers.",
     };
+    (message, detail, hint)
+}
+
+fn refuse(r: &Refusal) -> ! {
+    let (message, detail, hint) = refusal_message(r);
     error::raise(Code::ERRCODE_CHECK_VIOLATION, message, Some(detail), Some(hint))
 }
 
-enum Step<'a> {
-    Reserve(&'a str, AnyNumeric, &'static str),
-    Release(&'a str, AnyNumeric),
+fn announce(c: &mut SpiClient<'_>, w: &NearLimit) {
+    let ratio_pct = (w.ratio.clone() * AnyNumeric::from(100)).to_string();
+    pgrx::pg_sys::panic::ErrorReport::new(
+        Code::ERRCODE_WARNING,
+        format!("customer \"{}\" is near the credit limit", w.customer),
+        "pg_credit",
+    )
+    .set_detail(format!("Exposure {} of limit {} ({ratio_pct} % warning line) after an order of {}.", w.exposure, w.limit, w.amount))
+    .report(PgLogLevel::WARNING);
+    c.update(
+        "INSERT INTO credit.event (kind, customer, after, acting_as) \
+         SELECT 'near_limit', $1, pg_catalog.jsonb_build_object('exposure', $2, 'limit', $3, 'warn_ratio', $4, 'amount', $5), \
+                r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) credit._calling_user()",
+        None,
+        &[
+            w.customer.as_str().into(),
+            w.exposure.clone().into(),
+            w.limit.clone().into(),
+            w.ratio.clone().into(),
+            w.amount.clone().into(),
+        ],
+    )
+    .or_raise();
 }
 
-impl Step<'_> {
-    fn customer(&self) -> &str {
-        match self {
-            Step::Reserve(c, ..) | Step::Release(c, _) => c,
+// ---------------------------------------------------------------------------------------------
+// Holding an order (hold mode).
+
+unsafe fn tid_of(tuple: *mut pg_sys::HeapTupleData) -> (u32, u16) {
+    let t = &(*tuple).t_self;
+    (((t.ip_blkid.bi_hi as u32) << 16) | t.ip_blkid.bi_lo as u32, t.ip_posid)
+}
+
+unsafe fn row_key(cfg: &Config, tuple: *mut pg_sys::HeapTupleData, tupdesc: pg_sys::TupleDesc) -> String {
+    let mut m = serde_json::Map::new();
+    for k in &cfg.key_columns {
+        let v = attr(tuple, tupdesc, k).map(|d| serde_json::Value::String(as_text(d, k.typoid)));
+        m.insert(k.name.clone(), v.unwrap_or(serde_json::Value::Null));
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+/// Sets the saved row's status to the hold value and queues it in credit.order_hold.
+unsafe fn hold(
+    c: &mut SpiClient<'_>,
+    cfg: &Config,
+    relid: Oid,
+    tuple: *mut pg_sys::HeapTupleData,
+    tupdesc: pg_sys::TupleDesc,
+    r: &Refusal,
+    order: &Contribution,
+) -> bool {
+    let status_col = cfg.status.as_ref().expect("hold mode has a status column");
+    let original = attr(tuple, tupdesc, status_col).map(|d| as_text(d, status_col.typoid)).unwrap_or_default();
+    let key = row_key(cfg, tuple, tupdesc);
+    let sql: String = c
+        .update(
+            "SELECT pg_catalog.format('UPDATE %s SET %I = %L WHERE ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid', $1::pg_catalog.regclass, $2::text, $3::text)",
+            Some(1),
+            &[relid.into(), status_col.name.as_str().into(), cfg.hold_value.as_str().into()],
+        )
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise()
+        .expect("format");
+    let (block, offset) = tid_of(tuple);
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            HOLDING.with(|h| h.set(None));
         }
     }
+    HOLDING.with(|h| h.set(Some((relid, block, offset))));
+    let n = {
+        let _r = Reset;
+        c.update(&sql, None, &[format!("({block},{offset})").into()]).or_raise().len()
+    };
+    if n != 1 {
+        return false;
+    }
+    let reasons: Vec<String> = r.reasons.iter().map(|x| x.code().to_string()).collect();
+    c.update(
+        "WITH h AS (INSERT INTO credit.order_hold (table_name, row_key, customer, amount, reasons, original_status, held_by) \
+                    SELECT $1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.jsonb, $3, $4, $5, $6, r.rolname \
+                      FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) credit._calling_user() RETURNING id, held_by) \
+         INSERT INTO credit.event (kind, customer, reason, after, acting_as) \
+         SELECT 'order_held', $3, pg_catalog.array_to_string($5, ', '), \
+                pg_catalog.jsonb_build_object('hold_id', h.id, 'table', $1::pg_catalog.oid::pg_catalog.regclass::text, 'row_key', $2::pg_catalog.jsonb, 'amount', $4), h.held_by \
+           FROM h",
+        None,
+        &[relid.into(), key.as_str().into(), order.customer.as_str().into(), order.amount.clone().into(), reasons.into(), original.as_str().into()],
+    )
+    .or_raise();
+    pgrx::pg_sys::panic::ErrorReport::new(
+        Code::ERRCODE_WARNING,
+        format!("order of customer \"{}\" put on credit hold", order.customer),
+        "pg_credit",
+    )
+    .set_detail(refusal_message(r).1)
+    .set_hint("A credit controller releases it with credit.release_hold() (see credit.hold_queue).")
+    .report(PgLogLevel::WARNING);
+    true
+}
+
+/// A held row left its hold by another way than credit.release_hold (the application changed or
+/// deleted it): its queue entry is closed.
+unsafe fn close_hold(c: &mut SpiClient<'_>, cfg: &Config, relid: Oid, old: *mut pg_sys::HeapTupleData, tupdesc: pg_sys::TupleDesc, deleted: bool) {
+    let key = row_key(cfg, old, tupdesc);
+    c.update(
+        "UPDATE credit.order_hold SET status = $3, decided_at = pg_catalog.clock_timestamp(), \
+                decided_by = (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) credit._calling_user()), \
+                comment = 'changed by the application' \
+         WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass \
+           AND row_key OPERATOR(pg_catalog.=) $2::pg_catalog.jsonb AND status OPERATOR(pg_catalog.=) 'held'",
+        None,
+        &[relid.into(), key.as_str().into(), (if deleted { "withdrawn" } else { "released" }).into()],
+    )
+    .or_raise();
 }
 
 /// AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW on a guarded table.
@@ -394,64 +758,80 @@ fn _guard_row<'a>(
                 Some("Attach the guard with credit.guard(), not CREATE TRIGGER."),
             )
         }
+        let relid = (*td.tg_relation).rd_id;
+        let event = td.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+        if let Some((r, b, o)) = HOLDING.with(|h| h.get()) {
+            if r == relid && event == pg_sys::TRIGGER_EVENT_UPDATE && tid_of(td.tg_trigtuple) == (b, o) {
+                return Ok(None);
+            }
+        }
         let cfg = config(trigger);
         let tupdesc = (*td.tg_relation).rd_att;
-        let event = td.tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
         let table = || trigger.table_name().unwrap_or_default();
-        let zero = AnyNumeric::from(0);
 
-        let mut steps: Vec<Step> = Vec::with_capacity(2);
-        let old_c;
-        let new_c;
-        match event {
-            pg_sys::TRIGGER_EVENT_INSERT => {
-                new_c = contribution(&cfg, td.tg_trigtuple, tupdesc, true, &table);
-                if let Some(n) = &new_c {
-                    steps.push(Step::Reserve(&n.customer, n.amount.clone(), "order amount"));
-                }
-            }
-            pg_sys::TRIGGER_EVENT_DELETE => {
-                old_c = contribution(&cfg, td.tg_trigtuple, tupdesc, false, &table);
-                if let Some(o) = &old_c {
-                    steps.push(Step::Release(&o.customer, o.amount.clone()));
-                }
-            }
-            pg_sys::TRIGGER_EVENT_UPDATE => {
-                old_c = contribution(&cfg, td.tg_trigtuple, tupdesc, false, &table);
-                new_c = contribution(&cfg, td.tg_newtuple, tupdesc, true, &table);
-                match (&old_c, &new_c) {
-                    (None, None) => {}
-                    (Some(o), None) => steps.push(Step::Release(&o.customer, o.amount.clone())),
-                    (None, Some(n)) => steps.push(Step::Reserve(&n.customer, n.amount.clone(), "reopened order amount")),
-                    (Some(o), Some(n)) if o.customer == n.customer => {
-                        let delta = n.amount.clone() - o.amount.clone();
-                        if delta > zero {
-                            steps.push(Step::Reserve(&n.customer, delta, "order increase"));
-                        } else if delta < zero {
-                            steps.push(Step::Release(&n.customer, -delta));
-                        }
-                    }
-                    (Some(o), Some(n)) => {
-                        steps.push(Step::Release(&o.customer, o.amount.clone()));
-                        steps.push(Step::Reserve(&n.customer, n.amount.clone(), "order amount moved in"));
-                        // One global lock order (by customer) so two orders moving in opposite
-                        // directions between the same customers cannot deadlock.
-                        steps.sort_by(|a, b| a.customer().cmp(b.customer()));
-                    }
-                }
-            }
-            _ => {}
+        let (old_c, new_c, new_tuple) = match event {
+            pg_sys::TRIGGER_EVENT_INSERT => (None, contribution(&cfg, td.tg_trigtuple, tupdesc, true, &table), td.tg_trigtuple),
+            pg_sys::TRIGGER_EVENT_DELETE => (contribution(&cfg, td.tg_trigtuple, tupdesc, false, &table), None, std::ptr::null_mut()),
+            pg_sys::TRIGGER_EVENT_UPDATE => (
+                contribution(&cfg, td.tg_trigtuple, tupdesc, false, &table),
+                contribution(&cfg, td.tg_newtuple, tupdesc, true, &table),
+                td.tg_newtuple,
+            ),
+            _ => (None, None, std::ptr::null_mut()),
+        };
+        // In hold mode, a held row that the application changes or deletes leaves the queue.
+        let was_held = cfg.mode == Mode::Hold && event != pg_sys::TRIGGER_EVENT_INSERT && {
+            let s = cfg.status.as_ref().expect("hold mode has a status column");
+            let held = |t| attr(t, tupdesc, s).map(|d| as_text(d, s.typoid)).is_some_and(|v| v == cfg.hold_value);
+            held(td.tg_trigtuple) && (event == pg_sys::TRIGGER_EVENT_DELETE || !held(td.tg_newtuple))
+        };
+        let mut deltas: BTreeMap<String, AnyNumeric> = BTreeMap::new();
+        if let Some(o) = &old_c {
+            add_to(&mut deltas, &o.customer, &-o.amount.clone());
         }
-        if steps.is_empty() {
+        if let Some(n) = &new_c {
+            add_to(&mut deltas, &n.customer, &n.amount);
+        }
+        let zero = AnyNumeric::from(0);
+        deltas.retain(|_, d| *d != zero);
+        if deltas.is_empty() && !was_held {
             return Ok(None);
         }
         internal::scope(|| {
             Spi::connect_mut(|c| {
+                if was_held {
+                    close_hold(c, &cfg, relid, td.tg_trigtuple, tupdesc, event == pg_sys::TRIGGER_EVENT_DELETE);
+                }
                 let p = plans(c);
-                for step in &steps {
-                    match step {
-                        Step::Reserve(cust, amt, change) => reserve(c, &p, cust, amt, change),
-                        Step::Release(cust, amt) => release(c, &p, cust, amt),
+                let mut applied = Applied::default();
+                let mut warnings = Vec::new();
+                match apply(c, &p, &deltas, &mut applied, &mut warnings) {
+                    Ok(()) => {
+                        for w in &warnings {
+                            announce(c, w);
+                        }
+                    }
+                    Err(mut r) => {
+                        if !r.group {
+                            r.change = match (&old_c, &new_c) {
+                                (None, _) if event == pg_sys::TRIGGER_EVENT_INSERT => "order amount",
+                                (None, _) => "reopened order amount",
+                                (Some(o), Some(n)) if o.customer == n.customer => "order increase",
+                                _ => "order amount moved in",
+                            };
+                        }
+                        let holdable = cfg.mode == Mode::Hold && new_c.is_some();
+                        if holdable {
+                            let mut wanted = BTreeMap::new();
+                            if let Some(o) = &old_c {
+                                add_to(&mut wanted, &o.customer, &-o.amount.clone());
+                            }
+                            compensate(c, &p, &applied, &wanted);
+                            if hold(c, &cfg, relid, new_tuple, tupdesc, &r, new_c.as_ref().expect("holdable")) {
+                                return;
+                            }
+                        }
+                        refuse(&r)
                     }
                 }
             })

@@ -11,20 +11,14 @@ use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
-/// Locks the account row (FOR NO KEY UPDATE, the same lock a guarded order takes) and returns its
-/// payment terms in days.
-fn lock_account(c: &mut SpiClient<'_>, customer: &str) -> i32 {
+/// Locks the account row (FOR NO KEY UPDATE, the same lock a guarded order takes).
+fn lock_account(c: &mut SpiClient<'_>, customer: &str) {
     let t = c
-        .update(
-            "SELECT terms_days FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE",
-            Some(1),
-            &[customer.into()],
-        )
+        .update("SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE", Some(1), &[customer.into()])
         .or_raise();
     if t.is_empty() {
         error::unknown_customer(customer)
     }
-    t.first().get_one::<i32>().or_raise().expect("terms_days is NOT NULL")
 }
 
 struct Invoice {
@@ -68,17 +62,33 @@ fn open_invoices(c: &mut SpiClient<'_>, customer: &str) -> Vec<OpenItem> {
     .collect()
 }
 
+/// Moves the account's counters (and its group head's member_exposure, after it: the lock order)
+/// and keeps the due date of the oldest open invoice, which the overdue rule reads.
 fn add_to_account(c: &mut SpiClient<'_>, customer: &str, open_ar: Decimal, unapplied: Decimal) {
     if open_ar.is_zero() && unapplied.is_zero() {
         return;
     }
-    c.update(
-        "UPDATE credit.account SET open_ar = open_ar + $2, unapplied_credit = unapplied_credit + $3, \
-         exposure = exposure + $2 - $3 WHERE customer = $1",
-        None,
-        &[customer.into(), input::numeric(open_ar).into(), input::numeric(unapplied).into()],
-    )
-    .or_raise();
+    let parent: Option<String> = c
+        .update(
+            "UPDATE credit.account SET open_ar = open_ar + $2, unapplied_credit = unapplied_credit + $3, \
+             exposure = exposure + $2 - $3, \
+             oldest_open_due = (SELECT min(i.due_date) FROM credit.invoice i WHERE i.customer = $1 AND i.open_amount > 0) \
+             WHERE customer = $1 RETURNING parent",
+            None,
+            &[customer.into(), input::numeric(open_ar).into(), input::numeric(unapplied).into()],
+        )
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise();
+    if let Some(head) = parent {
+        c.update(
+            "UPDATE credit.account SET member_exposure = member_exposure + $2 WHERE customer = $1",
+            None,
+            &[head.into(), input::numeric(open_ar - unapplied).into()],
+        )
+        .or_raise();
+    }
 }
 
 fn allocate_row(c: &mut SpiClient<'_>, settlement: i64, invoice: i64, amount: Decimal, on: Date) {
@@ -120,6 +130,7 @@ fn post_invoice(
     amount: Option<AnyNumeric>,
     doc_date: default!(Option<Date>, "CURRENT_DATE"),
     due_date: default!(Option<Date>, "NULL"),
+    product_category: default!(Option<&str>, "NULL"),
 ) -> i64 {
     let customer = input::text(customer, "customer");
     let doc_no = input::text(doc_no, "doc_no");
@@ -133,7 +144,8 @@ fn post_invoice(
     }
     internal::scope(|| {
         Spi::connect_mut(|c| {
-            let terms = lock_account(c, customer);
+            lock_account(c, customer);
+            let terms = crate::policy::terms(c, customer, amount, product_category).0;
             reject_duplicate(
                 c,
                 "SELECT 1 FROM credit.invoice WHERE customer = $1 AND doc_no = $2",
@@ -204,7 +216,7 @@ fn settle(
     apply_to: Option<&str>,
     reason: Option<&str>,
 ) -> i64 {
-    internal::scope(|| {
+    let id = internal::scope(|| {
         Spi::connect_mut(|c| {
             lock_account(c, customer);
             if let Some(doc) = doc_no {
@@ -254,7 +266,9 @@ fn settle(
             add_to_account(c, customer, -applied, out.remainder);
             id
         })
-    })
+    });
+    crate::hold::release_fitting(customer);
+    id
 }
 
 /// Posts a payment: to the named invoice, or oldest due first. An overpayment stays as unapplied
@@ -310,7 +324,7 @@ fn write_off(
     let doc_no = input::text(doc_no, "doc_no");
     let requested = amount.as_ref().map(|a| input::positive_amount(Some(a), "amount"));
     let on = input::date(written_off_on, "written_off_on");
-    internal::scope(|| {
+    let id = internal::scope(|| {
         Spi::connect_mut(|c| {
             lock_account(c, customer);
             let inv = find_invoice(c, customer, doc_no);
@@ -342,5 +356,18 @@ fn write_off(
             add_to_account(c, customer, -amount, Decimal::ZERO);
             id
         })
-    })
+    });
+    // Policy: a bad debt may blacklist the customer.
+    Spi::connect_mut(|c| {
+        c.update(
+            "SELECT credit._set_status(a.customer, $2, 'blacklisted') FROM credit.account a \
+             WHERE a.customer = $1 AND a.status <> 'blacklisted' \
+               AND (SELECT e.blacklist_on_write_off FROM credit.effective_policy(a.customer) e)",
+            None,
+            &[customer.into(), format!("policy: write-off of invoice {doc_no}").into()],
+        )
+        .or_raise();
+    });
+    crate::hold::release_fitting(customer);
+    id
 }

@@ -34,19 +34,32 @@ pub fn shift_open_orders(relid: Oid, sign: i32) -> i64 {
                 .map(|r| (r.get::<String>(1).or_raise().unwrap_or_default(), r.get::<AnyNumeric>(2).or_raise().unwrap_or_default()))
                 .collect();
             let mut missing = 0;
+            let mut heads: std::collections::BTreeMap<String, AnyNumeric> = std::collections::BTreeMap::new();
             for (customer, sum) in sums {
                 let delta = if sign < 0 { -sum } else { sum };
                 let t = c
                     .update(
                         "UPDATE credit.account SET open_orders = open_orders + $2, exposure = exposure + $2 \
-                         WHERE customer = $1 RETURNING 1",
+                         WHERE customer = $1 RETURNING parent",
                         None,
-                        &[customer.as_str().into(), delta.into()],
+                        &[customer.as_str().into(), delta.clone().into()],
                     )
                     .or_raise();
                 if t.is_empty() {
                     missing += 1;
+                } else if let Some(h) = t.first().get_one::<String>().or_raise() {
+                    let e = heads.entry(h).or_insert_with(|| AnyNumeric::from(0));
+                    *e = e.clone() + delta;
                 }
+            }
+            // Heads after members: the guard's lock order.
+            for (head, delta) in heads {
+                c.update(
+                    "UPDATE credit.account SET member_exposure = member_exposure + $2 WHERE customer = $1",
+                    None,
+                    &[head.as_str().into(), delta.into()],
+                )
+                .or_raise();
             }
             missing
         })
@@ -106,11 +119,13 @@ fn rebuild_exposure(customer: default!(Option<&str>, "NULL")) -> i64 {
             }
             c.update(
                 "UPDATE credit.account a SET open_ar = x.open_ar, unapplied_credit = x.unapplied_credit, \
-                 open_orders = x.open_orders, exposure = x.open_ar - x.unapplied_credit + x.open_orders \
-                 FROM credit._actual_exposure() x \
-                 WHERE x.customer = a.customer AND ($1::text IS NULL OR a.customer = $1) \
-                 AND (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure) IS DISTINCT FROM \
-                     (x.open_ar, x.unapplied_credit, x.open_orders, x.open_ar - x.unapplied_credit + x.open_orders) \
+                 open_orders = x.open_orders, exposure = x.exposure, member_exposure = x.member_exposure, \
+                 oldest_open_due = x.oldest_open_due \
+                 FROM credit._recomputed() x \
+                 WHERE x.customer = a.customer \
+                 AND ($1::text IS NULL OR a.customer = $1 OR a.customer = (SELECT m.parent FROM credit.account m WHERE m.customer = $1)) \
+                 AND (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure, a.member_exposure, a.oldest_open_due) IS DISTINCT FROM \
+                     (x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due) \
                  RETURNING 1",
                 None,
                 &[customer.into()],

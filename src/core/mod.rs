@@ -6,3 +6,5 @@ pub mod decision;
 pub mod lateness;
 pub mod metrics;
 pub mod money;
+pub mod policy;
+pub mod scoring;

@@ -55,11 +55,14 @@ SELECT kind, before->'temporary_limit' AS limit_before, after->'temporary_limit'
   FROM history WHERE kind = 'temporary_limit_changed';
 -- Changes by another role are recorded as theirs (the history needs no grant to write).
 GRANT USAGE ON SCHEMA credit TO regress_clerk;
-GRANT UPDATE (credit_limit), SELECT ON credit.account TO regress_clerk;
+GRANT UPDATE (credit_limit, terms_days), SELECT ON credit.account TO regress_clerk;
 SET ROLE regress_clerk;
+UPDATE credit.account SET terms_days = 60 WHERE customer = 'ACME';
+-- A table grant is not enough to change a limit: that goes through approval (42501).
 UPDATE credit.account SET credit_limit = 1600 WHERE customer = 'ACME';
 SELECT count(*) FROM credit.event;   -- and cannot read it without a grant
 RESET ROLE;
+SELECT kind, after, acting_as FROM history WHERE kind = 'terms_changed' ORDER BY after::text;
 SELECT kind, after, by_me AS session_is_mine, acting_as FROM history WHERE kind = 'limit_changed';
 SELECT * FROM credit.verify();
 ROLLBACK;

@@ -1,0 +1,264 @@
+//! Held orders (guard mode `hold`): releasing them when they fit, forcing them by a recorded
+//! override, cancelling them. A release decides under the customer's row lock (and its group
+//! head's), the same locks a new order takes, so a release racing a new order cannot both fit into
+//! the same credit.
+use crate::account::{decision_columns, Loaded};
+use crate::core::decision::{self, Reason};
+use crate::error::{self, Code, OrRaise};
+use crate::{guard, input, internal};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+
+struct Held {
+    customer: String,
+    amount: AnyNumeric,
+    update_sql: String,
+    row_key: String,
+}
+
+fn lock_hold(c: &mut SpiClient<'_>, hold_id: i64) -> Held {
+    lock_hold_if(c, hold_id, true).expect("strict")
+}
+
+/// Locks a hold; when not `strict`, a hold another transaction has just decided is skipped.
+fn lock_hold_if(c: &mut SpiClient<'_>, hold_id: i64, strict: bool) -> Option<Held> {
+    let t = c
+        .update(
+            "SELECT h.customer, h.amount, h.status, \
+                    format('UPDATE %s SET %I = %L WHERE %s', h.table_name, g.status_column, h.original_status, \
+                           (SELECT string_agg(format('%I = ($1::jsonb ->> %L)::%s', k, k, format_type(a.atttypid, a.atttypmod)), ' AND ') \
+                              FROM unnest(g.key_columns) k JOIN pg_attribute a ON a.attrelid = h.table_name AND a.attname = k)), \
+                    h.row_key::text \
+             FROM credit.order_hold h LEFT JOIN credit.guarded_table g ON g.table_name = h.table_name \
+             WHERE h.id = $1 FOR UPDATE OF h",
+            Some(1),
+            &[hold_id.into()],
+        )
+        .or_raise();
+    if t.is_empty() {
+        error::raise(Code::ERRCODE_UNDEFINED_OBJECT, format!("hold {hold_id} does not exist"), None, Some("credit.hold_queue lists open holds."))
+    }
+    let row = t.first();
+    let status: String = row.get(3).or_raise().expect("status");
+    if status != "held" && !strict {
+        return None;
+    }
+    if status != "held" {
+        error::raise(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("hold {hold_id} is already {status}"),
+            None,
+            None,
+        )
+    }
+    let Some(update_sql) = row.get::<String>(4).or_raise() else {
+        error::raise(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the table of hold {hold_id} is no longer guarded in hold mode"),
+            None,
+            Some("Cancel the hold with credit.cancel_hold()."),
+        )
+    };
+    Some(Held {
+        customer: row.get(1).or_raise().expect("customer"),
+        amount: row.get(2).or_raise().expect("amount"),
+        update_sql,
+        row_key: row.get(5).or_raise().expect("row_key"),
+    })
+}
+
+/// The decision for the held amount, taken under the customer's and its group head's row locks.
+fn decide_locked(c: &mut SpiClient<'_>, customer: &str, amount: &AnyNumeric) -> Vec<Reason> {
+    let lock = |c: &mut SpiClient<'_>, who: &str| -> Option<Loaded> {
+        let t = c
+            .update(
+                concat!("SELECT ", decision_columns!(), " FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE"),
+                Some(1),
+                &[who.into()],
+            )
+            .or_raise();
+        (!t.is_empty()).then(|| Loaded::from_row(&t.first().get_heap_tuple().or_raise().expect("row")))
+    };
+    let own = lock(c, customer);
+    let head = own.as_ref().and_then(|o| o.parent.clone()).and_then(|h| lock(c, &h));
+    decision::decide(own.as_ref().map(|o| &o.account), head.as_ref().map(|h| &h.account), input::decimal(amount)).reasons
+}
+
+fn caller(c: &mut SpiClient<'_>) -> String {
+    c.update("SELECT rolname::text FROM pg_roles WHERE oid = credit._calling_user()", Some(1), &[])
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise()
+        .unwrap_or_default()
+}
+
+/// Puts the held row back to its open status (the guard reserves its amount); marks the hold.
+/// Returns false when the row no longer exists (the hold is then withdrawn).
+fn reopen(c: &mut SpiClient<'_>, hold_id: i64, h: &Held, forced: bool, comment: Option<&str>) -> bool {
+    let n = if forced {
+        guard::forced(|| c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len())
+    } else {
+        c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len()
+    };
+    let who = caller(c);
+    let status = if n == 0 { "withdrawn" } else { "released" };
+    let comment = if n == 0 { Some("the held order no longer exists") } else { comment };
+    c.update(
+        "UPDATE credit.order_hold SET status = $2, decided_at = clock_timestamp(), decided_by = $3, comment = $4, forced = $5 \
+         WHERE id = $1",
+        None,
+        &[hold_id.into(), status.into(), who.as_str().into(), comment.into(), forced.into()],
+    )
+    .or_raise();
+    c.update(
+        "INSERT INTO credit.event (kind, customer, reason, after, acting_as) \
+         VALUES ($2, $3, $4, jsonb_build_object('hold_id', $1, 'amount', $5, 'forced', $6), $7)",
+        None,
+        &[
+            hold_id.into(),
+            (if n == 0 { "hold_withdrawn" } else if forced { "hold_overridden" } else { "hold_released" }).into(),
+            h.customer.as_str().into(),
+            comment.into(),
+            h.amount.clone().into(),
+            forced.into(),
+            who.as_str().into(),
+        ],
+    )
+    .or_raise();
+    n > 0
+}
+
+/// The role whose members may release a held order that still does not fit: the customer's policy
+/// releasing_role, else the admin role.
+fn releasing_role(c: &mut SpiClient<'_>, customer: &str) -> Option<String> {
+    c.update(
+        "SELECT coalesce((SELECT e.releasing_role FROM credit.effective_policy($1) e), current_setting('pg_credit.admin_role'))",
+        Some(1),
+        &[customer.into()],
+    )
+    .or_raise()
+    .first()
+    .get_one::<String>()
+    .or_raise()
+    .filter(|r| !r.is_empty())
+}
+
+fn is_member(c: &mut SpiClient<'_>, role: &str) -> bool {
+    c.update(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = $1 AND pg_has_role(credit._calling_user(), r.oid, 'MEMBER'))",
+        Some(1),
+        &[role.into()],
+    )
+    .or_raise()
+    .first()
+    .get_one::<bool>()
+    .or_raise()
+    .unwrap_or(false)
+}
+
+/// Re-checks a held order now: if it fits, it becomes open with its amount reserved. If it still
+/// does not fit, a member of the releasing role releases it anyway (a recorded override); anyone
+/// else gets 23514. Returns 'released', 'overridden' or 'withdrawn' (the row is gone).
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn release_hold(hold_id: Option<i64>, comment: default!(Option<&str>, "NULL")) -> String {
+    let Some(hold_id) = hold_id else { error::null_arg("hold_id") };
+    internal::scope(|| {
+        Spi::connect_mut(|c| {
+            let h = lock_hold(c, hold_id);
+            let reasons = decide_locked(c, &h.customer, &h.amount);
+            if reasons.is_empty() {
+                return if reopen(c, hold_id, &h, false, comment) { "released" } else { "withdrawn" }.to_string();
+            }
+            let role = releasing_role(c, &h.customer);
+            if role.as_deref().is_some_and(|r| is_member(c, r)) {
+                let why = comment.map(str::to_string).unwrap_or_else(|| {
+                    format!("override: {}", reasons.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "))
+                });
+                return if reopen(c, hold_id, &h, true, Some(&why)) { "overridden" } else { "withdrawn" }.to_string();
+            }
+            error::raise(
+                Code::ERRCODE_CHECK_VIOLATION,
+                format!("held order {hold_id} of customer \"{}\" still does not fit", h.customer),
+                Some(format!(
+                    "Amount {}; reasons: {}.",
+                    h.amount,
+                    reasons.iter().map(|r| r.code()).collect::<Vec<_>>().join(", ")
+                )),
+                Some(&format!(
+                    "Collect payment or raise the limit first; a member of role \"{}\" may release it anyway.",
+                    role.unwrap_or_default()
+                )),
+            )
+        })
+    })
+}
+
+/// Rejects a held order: it leaves the queue and stays in its hold status in the application's
+/// table (the application decides whether to delete or cancel it).
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn cancel_hold(hold_id: Option<i64>, comment: Option<&str>) {
+    let Some(hold_id) = hold_id else { error::null_arg("hold_id") };
+    let comment = input::text(comment, "comment");
+    Spi::connect_mut(|c| {
+        let h = lock_hold(c, hold_id);
+        let who = caller(c);
+        c.update(
+            "UPDATE credit.order_hold SET status = 'cancelled', decided_at = clock_timestamp(), decided_by = $2, comment = $3 WHERE id = $1",
+            None,
+            &[hold_id.into(), who.as_str().into(), comment.into()],
+        )
+        .or_raise();
+        c.update(
+            "INSERT INTO credit.event (kind, customer, reason, after, acting_as) \
+             VALUES ('hold_cancelled', $2, $3, jsonb_build_object('hold_id', $1, 'amount', $4), $5)",
+            None,
+            &[hold_id.into(), h.customer.as_str().into(), comment.into(), h.amount.into(), who.as_str().into()],
+        )
+        .or_raise();
+    });
+}
+
+/// Releases, oldest first, every held order of the customer (or of every customer) that fits now.
+/// Runs by itself after a payment, credit note or write-off and when an approved limit applies.
+pub fn release_fitting(customer: &str) -> i64 {
+    release_fitting_for(Some(customer))
+}
+
+fn release_fitting_for(customer: Option<&str>) -> i64 {
+    internal::scope(|| {
+        Spi::connect_mut(|c| {
+            let ids: Vec<i64> = c
+                .update(
+                    "SELECT id FROM credit.order_hold WHERE status = 'held' AND ($1::text IS NULL OR customer = $1) \
+                     ORDER BY held_at, id",
+                    None,
+                    &[customer.into()],
+                )
+                .or_raise()
+                .map(|r| r.get::<i64>(1).or_raise().expect("id"))
+                .collect();
+            let mut released = 0;
+            for id in ids {
+                let Some(h) = lock_hold_if(c, id, false) else { continue };
+                if decide_locked(c, &h.customer, &h.amount).is_empty() && reopen(c, id, &h, false, Some("released automatically: the order fits")) {
+                    released += 1;
+                }
+            }
+            released
+        })
+    })
+}
+
+/// Releases every held order that fits now, oldest first; returns how many.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn release_fitting_holds(customer: default!(Option<&str>, "NULL")) -> i64 {
+    if let Some(c) = customer {
+        input::text(Some(c), "customer");
+    }
+    release_fitting_for(customer)
+}

@@ -1,0 +1,217 @@
+//! Credit policies in the database: reading credit.policy and credit.term_tier into the core's
+//! matcher, keeping each account's copy of its policy (the policy_* columns the guard reads) in
+//! step, and payment terms for an order.
+use crate::core::policy::{self, Effective, Fields, Match, Policy, Subject, Tier};
+use crate::error::{self, OrRaise};
+use crate::{input, internal};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::Decimal;
+
+fn dec(v: Option<AnyNumeric>) -> Option<Decimal> {
+    v.map(|n| input::decimal(&n))
+}
+
+pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
+    c.select(
+        "SELECT id, customer_type, region, product_category, terms_days, max_limit, warn_ratio, \
+                overdue_block_days, prepayment_required, max_increase_ratio, approval_above, \
+                releasing_role::text, blacklist_on_write_off FROM credit.policy",
+        None,
+        &[],
+    )
+    .or_raise()
+    .map(|r| Policy {
+        id: r.get::<i64>(1).or_raise().expect("id"),
+        on: Match {
+            customer_type: r.get(2).or_raise(),
+            region: r.get(3).or_raise(),
+            product_category: r.get(4).or_raise(),
+        },
+        fields: Fields {
+            terms_days: r.get(5).or_raise(),
+            max_limit: dec(r.get(6).or_raise()),
+            warn_ratio: dec(r.get(7).or_raise()),
+            overdue_block_days: r.get(8).or_raise(),
+            prepayment_required: r.get(9).or_raise(),
+            max_increase_ratio: dec(r.get(10).or_raise()),
+            approval_above: dec(r.get(11).or_raise()),
+            releasing_role: r.get(12).or_raise(),
+            blacklist_on_write_off: r.get(13).or_raise(),
+        },
+    })
+    .collect()
+}
+
+fn load_tiers(c: &SpiClient<'_>) -> Vec<Tier> {
+    c.select("SELECT id, customer_type, region, product_category, min_amount, terms_days FROM credit.term_tier", None, &[])
+        .or_raise()
+        .map(|r| Tier {
+            id: r.get::<i64>(1).or_raise().expect("id"),
+            on: Match {
+                customer_type: r.get(2).or_raise(),
+                region: r.get(3).or_raise(),
+                product_category: r.get(4).or_raise(),
+            },
+            min_amount: dec(r.get(5).or_raise()).expect("NOT NULL"),
+            terms_days: r.get::<i32>(6).or_raise().expect("NOT NULL"),
+        })
+        .collect()
+}
+
+/// The policy in force for a customer of this type and region (customer-level rows only).
+pub fn effective(c: &SpiClient<'_>, customer_type: Option<&str>, region: Option<&str>) -> Effective {
+    let ps = load_policies(c);
+    policy::resolve(&ps, &Subject { customer_type, region, product_category: None })
+}
+
+/// Copies each account's policy into its policy_* columns; one customer or every account.
+/// Returns how many accounts changed.
+pub fn apply(customer: Option<&str>) -> i64 {
+    internal::scope(|| {
+        Spi::connect_mut(|c| {
+            let ps = load_policies(c);
+            let subjects: Vec<(Option<String>, Option<String>)> = c
+                .update(
+                    "SELECT DISTINCT customer_type, region FROM credit.account WHERE $1::text IS NULL OR customer = $1",
+                    None,
+                    &[customer.into()],
+                )
+                .or_raise()
+                .map(|r| (r.get(1).or_raise(), r.get(2).or_raise()))
+                .collect();
+            let mut changed = 0;
+            for (t, r) in subjects {
+                let e = policy::resolve(&ps, &Subject { customer_type: t.as_deref(), region: r.as_deref(), product_category: None });
+                changed += c
+                    .update(
+                        "UPDATE credit.account SET policy_max_limit = $3, policy_warn_ratio = $4, \
+                                policy_overdue_block_days = $5, policy_prepayment_only = $6 \
+                         WHERE customer_type IS NOT DISTINCT FROM $1 AND region IS NOT DISTINCT FROM $2 \
+                           AND ($7::text IS NULL OR customer = $7) \
+                           AND (policy_max_limit, policy_warn_ratio, policy_overdue_block_days, policy_prepayment_only) \
+                               IS DISTINCT FROM ($3, $4, $5, $6) RETURNING 1",
+                        None,
+                        &[
+                            t.as_deref().into(),
+                            r.as_deref().into(),
+                            e.max_limit.map(input::numeric).into(),
+                            input::numeric(e.warn_ratio).into(),
+                            e.overdue_block_days.into(),
+                            e.prepayment_required.into(),
+                            customer.into(),
+                        ],
+                    )
+                    .or_raise()
+                    .len() as i64;
+            }
+            changed
+        })
+    })
+}
+
+/// AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ... FOR EACH STATEMENT on credit.policy.
+#[pg_trigger]
+fn _policy_changed<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
+    apply(None);
+    Ok(None)
+}
+
+/// Payment terms in days for an order of `amount` and where they come from.
+pub fn terms(c: &SpiClient<'_>, customer: &str, amount: Decimal, product_category: Option<&str>) -> (i32, policy::TermsSource) {
+    let t = c
+        .select(
+            "SELECT a.customer_type, a.region, a.terms_days, g.terms_days \
+             FROM credit.account a LEFT JOIN credit.grade g ON g.grade = a.grade AND NOT g.retired \
+             WHERE a.customer = $1",
+            Some(1),
+            &[customer.into()],
+        )
+        .or_raise();
+    if t.is_empty() {
+        error::unknown_customer(customer)
+    }
+    let row = t.first();
+    let ctype: Option<String> = row.get(1).or_raise();
+    let region: Option<String> = row.get(2).or_raise();
+    let own: Option<i32> = row.get(3).or_raise();
+    let by_grade: Option<i32> = row.get(4).or_raise();
+    let s = Subject { customer_type: ctype.as_deref(), region: region.as_deref(), product_category };
+    let ps = load_policies(c);
+    let tiers = load_tiers(c);
+    let by_policy = policy::resolve(&ps, &s).terms_days;
+    let tier = policy::tier_for(&tiers, &s, amount).map(|t| t.terms_days);
+    policy::terms(own, by_grade, by_policy, tier)
+}
+
+/// Payment terms in days for an order of `amount`: the customer's own terms, else its grade's,
+/// else its policy's, else 30; an amount tier lengthens them (see docs/policies.md).
+#[pg_extern(stable, parallel_safe)]
+fn terms_for(customer: Option<&str>, amount: Option<AnyNumeric>, product_category: default!(Option<&str>, "NULL")) -> i32 {
+    let customer = input::text(customer, "customer");
+    let amount = input::non_negative_amount(amount.as_ref(), "amount");
+    Spi::connect(|c| terms(c, customer, amount, product_category).0)
+}
+
+/// How the terms for an order are reached, for explaining them to a customer or an auditor.
+#[pg_extern(stable, parallel_safe)]
+fn explain_terms(
+    customer: Option<&str>,
+    amount: Option<AnyNumeric>,
+    product_category: default!(Option<&str>, "NULL"),
+) -> TableIterator<'static, (name!(terms_days, i32), name!(source, String))> {
+    let customer = input::text(customer, "customer");
+    let amount = input::non_negative_amount(amount.as_ref(), "amount");
+    let (d, s) = Spi::connect(|c| terms(c, customer, amount, product_category));
+    TableIterator::once((d, s.code().to_string()))
+}
+
+/// The policy in force for a customer (and optionally a product category), field by field.
+#[pg_extern(stable, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn effective_policy(
+    customer: Option<&str>,
+    product_category: default!(Option<&str>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(terms_days, Option<i32>),
+        name!(max_limit, Option<AnyNumeric>),
+        name!(warn_ratio, AnyNumeric),
+        name!(overdue_block_days, Option<i32>),
+        name!(prepayment_required, bool),
+        name!(max_increase_ratio, Option<AnyNumeric>),
+        name!(approval_above, Option<AnyNumeric>),
+        name!(releasing_role, Option<String>),
+        name!(blacklist_on_write_off, bool),
+        name!(matched_policies, Vec<i64>),
+    ),
+> {
+    let customer = input::text(customer, "customer");
+    let e = Spi::connect(|c| {
+        let t = c
+            .select("SELECT customer_type, region FROM credit.account WHERE customer = $1", Some(1), &[customer.into()])
+            .or_raise();
+        if t.is_empty() {
+            error::unknown_customer(customer)
+        }
+        let (ct, rg): (Option<String>, Option<String>) = t.first().get_two().or_raise();
+        let ps = load_policies(c);
+        policy::resolve(&ps, &Subject { customer_type: ct.as_deref(), region: rg.as_deref(), product_category })
+    });
+    TableIterator::once((
+        e.terms_days,
+        e.max_limit.map(input::numeric),
+        input::numeric(e.warn_ratio),
+        e.overdue_block_days,
+        e.prepayment_required,
+        e.max_increase_ratio.map(input::numeric),
+        e.approval_above.map(input::numeric),
+        e.releasing_role,
+        e.blacklist_on_write_off,
+        e.matched,
+    ))
+}
