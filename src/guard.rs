@@ -670,6 +670,7 @@ unsafe fn hold(
     tupdesc: pg_sys::TupleDesc,
     r: &Refusal,
     order: &Contribution,
+    already_queued: bool,
 ) -> bool {
     let status_col = cfg.status.as_ref().expect("hold mode has a status column");
     let original = attr(tuple, tupdesc, status_col).map(|d| as_text(d, status_col.typoid)).unwrap_or_default();
@@ -700,6 +701,22 @@ unsafe fn hold(
     if n != 1 {
         return false;
     }
+    let reasons_txt = r.reasons.iter().map(|x| x.code()).collect::<Vec<_>>().join(", ");
+    let warn = || {
+        pgrx::pg_sys::panic::ErrorReport::new(
+            Code::ERRCODE_WARNING,
+            format!("order of customer \"{}\" put on credit hold ({reasons_txt})", order.customer),
+            "pg_credit",
+        )
+        .set_detail(refusal_message(r).1)
+        .set_hint("A credit controller releases it with credit.release_hold() (see credit.hold_queue).")
+        .report(PgLogLevel::WARNING);
+    };
+    if already_queued {
+        // Still held: its queue entry stands.
+        warn();
+        return true;
+    }
     let reasons: Vec<String> = r.reasons.iter().map(|x| x.code().to_string()).collect();
     c.update(
         "WITH h AS (INSERT INTO credit.order_hold (table_name, row_key, customer, amount, reasons, original_status, held_by) \
@@ -713,20 +730,13 @@ unsafe fn hold(
         &[relid.into(), key.as_str().into(), order.customer.as_str().into(), order.amount.clone().into(), reasons.into(), original.as_str().into()],
     )
     .or_raise();
-    pgrx::pg_sys::panic::ErrorReport::new(
-        Code::ERRCODE_WARNING,
-        format!("order of customer \"{}\" put on credit hold", order.customer),
-        "pg_credit",
-    )
-    .set_detail(refusal_message(r).1)
-    .set_hint("A credit controller releases it with credit.release_hold() (see credit.hold_queue).")
-    .report(PgLogLevel::WARNING);
+    warn();
     true
 }
 
 /// A held row left its hold by another way than credit.release_hold (the application changed or
 /// deleted it): its queue entry is closed.
-unsafe fn close_hold(c: &mut SpiClient<'_>, cfg: &Config, relid: Oid, old: *mut pg_sys::HeapTupleData, tupdesc: pg_sys::TupleDesc, deleted: bool) {
+unsafe fn close_hold(c: &mut SpiClient<'_>, cfg: &Config, relid: Oid, old: *mut pg_sys::HeapTupleData, tupdesc: pg_sys::TupleDesc, withdrawn: bool) {
     let key = row_key(cfg, old, tupdesc);
     c.update(
         "UPDATE credit.order_hold SET status = $3, decided_at = pg_catalog.clock_timestamp(), \
@@ -735,7 +745,7 @@ unsafe fn close_hold(c: &mut SpiClient<'_>, cfg: &Config, relid: Oid, old: *mut 
          WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass \
            AND row_key OPERATOR(pg_catalog.=) $2::pg_catalog.jsonb AND status OPERATOR(pg_catalog.=) 'held'",
         None,
-        &[relid.into(), key.as_str().into(), (if deleted { "withdrawn" } else { "released" }).into()],
+        &[relid.into(), key.as_str().into(), (if withdrawn { "withdrawn" } else { "released" }).into()],
     )
     .or_raise();
 }
@@ -799,14 +809,15 @@ fn _guard_row<'a>(
         }
         internal::scope(|| {
             Spi::connect_mut(|c| {
-                if was_held {
-                    close_hold(c, &cfg, relid, td.tg_trigtuple, tupdesc, event == pg_sys::TRIGGER_EVENT_DELETE);
-                }
                 let p = plans(c);
                 let mut applied = Applied::default();
                 let mut warnings = Vec::new();
                 match apply(c, &p, &deltas, &mut applied, &mut warnings) {
                     Ok(()) => {
+                        if was_held {
+                            // Re-opened and fitting: released by the application; cancelled or deleted: withdrawn.
+                            close_hold(c, &cfg, relid, td.tg_trigtuple, tupdesc, new_c.is_none());
+                        }
                         for w in &warnings {
                             announce(c, w);
                         }
@@ -827,7 +838,7 @@ fn _guard_row<'a>(
                                 add_to(&mut wanted, &o.customer, &-o.amount.clone());
                             }
                             compensate(c, &p, &applied, &wanted);
-                            if hold(c, &cfg, relid, new_tuple, tupdesc, &r, new_c.as_ref().expect("holdable")) {
+                            if hold(c, &cfg, relid, new_tuple, tupdesc, &r, new_c.as_ref().expect("holdable"), was_held) {
                                 return;
                             }
                         }

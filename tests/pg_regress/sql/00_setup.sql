@@ -18,7 +18,13 @@ CREATE FUNCTION regress.snapshot() RETURNS text LANGUAGE sql AS $$
         (SELECT string_agg(i::text, ',' ORDER BY id) FROM credit.invoice i),
         (SELECT string_agg(s::text, ',' ORDER BY id) FROM credit.settlement s),
         (SELECT string_agg(x::text, ',' ORDER BY id) FROM credit.allocation x),
-        (SELECT string_agg(g::text, ',' ORDER BY table_name) FROM credit.guarded_table g)))
+        (SELECT string_agg(g::text, ',' ORDER BY table_name) FROM credit.guarded_table g),
+        (SELECT string_agg(p::text, ',' ORDER BY id) FROM credit.policy p),
+        (SELECT string_agg(t::text, ',' ORDER BY id) FROM credit.term_tier t),
+        (SELECT string_agg(h::text, ',' ORDER BY id) FROM credit.order_hold h),
+        (SELECT string_agg(r::text, ',' ORDER BY id) FROM credit.limit_request r),
+        (SELECT string_agg(l::text, ',' ORDER BY request_id, level) FROM credit.limit_approval l),
+        (SELECT count(*)::text FROM credit.event)))
 $$;
 DO $$ BEGIN CREATE ROLE regress_clerk NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 SELECT extversion FROM pg_extension WHERE extname = 'pg_credit';
