@@ -63,7 +63,8 @@ fn _account_insert<'a>(
         // The caller, not this function's owner: GetOuterUserId ignores SECURITY DEFINER.
         if unsafe { pg_sys::superuser_arg(pg_sys::GetOuterUserId()) } {
             let mut row = new.into_owned();
-            Spi::connect(|c| set_policy_columns(c, &mut row))?;
+            let policy = Spi::connect(|c| row_policy(c, &row))?;
+            set_policy_columns(&mut row, &policy)?;
             return Ok(Some(row));
         }
         error::raise(
@@ -81,14 +82,14 @@ fn _account_insert<'a>(
     row.set_by_name("member_exposure", AnyNumeric::from(0))?;
     row.set_by_name("oldest_open_due", None::<pgrx::datum::Date>)?;
     let parent: Option<String> = row.get_by_name("parent")?;
-    Spi::connect_mut(|c| -> Result<(), pgrx::datum::TryFromDatumError> {
-        set_policy_columns(c, &mut row)?;
+    let policy = Spi::connect_mut(|c| -> Result<_, pgrx::datum::TryFromDatumError> {
         if let Some(p) = &parent {
             head_check(c, &customer, p);
             shift_head(c, p, &open_orders);
         }
-        Ok(())
+        row_policy(c, &row)
     })?;
+    set_policy_columns(&mut row, &policy)?;
     Ok(Some(row))
 }
 
@@ -363,10 +364,16 @@ fn has_members(c: &SpiClient<'_>, customer: &str) -> bool {
         .is_empty()
 }
 
-fn set_policy_columns(c: &SpiClient<'_>, row: &mut PgHeapTuple<'_, AllocatedByRust>) -> Result<(), pgrx::datum::TryFromDatumError> {
+/// The policy in force for the row's customer type and region.
+fn row_policy(c: &SpiClient<'_>, row: &PgHeapTuple<'_, AllocatedByRust>) -> Result<crate::core::policy::Effective, pgrx::datum::TryFromDatumError> {
     let ctype: Option<String> = row.get_by_name("customer_type")?;
     let region: Option<String> = row.get_by_name("region")?;
-    let e = crate::policy::effective(c, ctype.as_deref(), region.as_deref());
+    Ok(crate::policy::effective(c, ctype.as_deref(), region.as_deref()))
+}
+
+/// Copies the policy into the row. Outside any SPI connection: the modified tuple must live in the
+/// trigger's memory context, not SPI's (freed when the connection ends).
+fn set_policy_columns(row: &mut PgHeapTuple<'_, AllocatedByRust>, e: &crate::core::policy::Effective) -> Result<(), pgrx::datum::TryFromDatumError> {
     row.set_by_name("policy_max_limit", e.max_limit.map(input::numeric))?;
     row.set_by_name("policy_warn_ratio", input::numeric(e.warn_ratio))?;
     row.set_by_name("policy_overdue_block_days", e.overdue_block_days)?;
@@ -406,7 +413,7 @@ fn _account_derive<'a>(
     let new_customer: String = row.get_by_name("customer")?.unwrap_or_default();
     let new_parent: Option<String> = row.get_by_name("parent")?;
     let exposure: AnyNumeric = row.get_by_name("exposure")?.unwrap_or_default();
-    Spi::connect_mut(|c| -> Result<(), pgrx::datum::TryFromDatumError> {
+    let policy = Spi::connect_mut(|c| -> Result<_, pgrx::datum::TryFromDatumError> {
         if new_customer != old_customer && has_members(c, &old_customer) {
             error::raise(
                 Code::ERRCODE_FOREIGN_KEY_VIOLATION,
@@ -434,10 +441,10 @@ fn _account_derive<'a>(
         }
         let type_or_region_changed = old.get_by_name::<String>("customer_type")? != row.get_by_name::<String>("customer_type")?
             || old.get_by_name::<String>("region")? != row.get_by_name::<String>("region")?;
-        if type_or_region_changed {
-            internal::scope(|| set_policy_columns(c, &mut row))?;
-        }
-        Ok(())
+        Ok(if type_or_region_changed { Some(row_policy(c, &row)?) } else { None })
     })?;
+    if let Some(p) = policy {
+        set_policy_columns(&mut row, &p)?;
+    }
     Ok(Some(row))
 }

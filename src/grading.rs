@@ -95,7 +95,11 @@ struct Scored {
 }
 
 fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, grades: &[GradeRow], weights: &[(Component, Decimal)]) -> Scored {
-    let (score, parts) = scoring::score(&inputs(c, customer, as_of), weights);
+    let inputs = inputs(c, customer, as_of);
+    let (mut score, parts) = scoring::score(&inputs, weights);
+    if !scoring::has_payment_history(&inputs) {
+        score = None; // a grade needs payment behaviour, not only the absence of debt
+    }
     let gs: Vec<Grade> = grades.iter().map(|g| g.grade.clone()).collect();
     let grade = score.and_then(|s| scoring::grade_for(&gs, s)).map(|g| g.grade.clone());
     let components = serde_json::Value::Array(
@@ -268,16 +272,14 @@ fn regrade(
                         applied = true;
                     }
                     LimitOutcome::Request => {
-                        let pending: Option<i64> = c
+                        let t = c
                             .update(
                                 "SELECT id FROM credit.limit_request WHERE customer = $1 AND status = 'pending'",
                                 Some(1),
                                 &[customer.as_str().into()],
                             )
-                            .or_raise()
-                            .first()
-                            .get_one()
                             .or_raise();
+                        let pending: Option<i64> = if t.is_empty() { None } else { t.first().get_one().or_raise() };
                         match pending {
                             Some(id) => {
                                 action = "unchanged".into();

@@ -100,6 +100,14 @@ pub fn score(inputs: &[(Component, Option<Decimal>)], weights: &[(Component, Dec
     (total, parts)
 }
 
+/// Whether any payment-behaviour component has data. Without payment history a customer is not
+/// graded: a score from only "nothing overdue" and "limit unused" would rate a stranger highly.
+pub fn has_payment_history(inputs: &[(Component, Option<Decimal>)]) -> bool {
+    inputs.iter().any(|(c, v)| {
+        v.is_some() && matches!(c, Component::Paydex | Component::WeightedDaysLate | Component::OnTimeRatio)
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grade {
     pub grade: String,
@@ -202,6 +210,8 @@ mod tests {
         assert_eq!(s, Some(dec("70"))); // (80*2 + 50*1) / 3
         assert_eq!(parts.len(), 7);
         assert_eq!(score(&[], &w).0, None);
+        assert!(!has_payment_history(&[(Component::Utilization, Some(dec("0"))), (Component::Paydex, None)]));
+        assert!(has_payment_history(&[(Component::OnTimeRatio, Some(dec("1")))]));
     }
 
     #[test]
