@@ -6,6 +6,7 @@
 #   3. pg_isolation_regress: concurrency                          (tests/isolation)
 #   4. multi-session stress: 16+ sessions racing on one customer    (tests/stress)
 #   5. pg_dump / pg_restore of a populated database                 (tests/dump_restore.sh)
+#   6. the SQL examples in docs/*.md, output compared with the page  (tests/docs)
 # Ends with one line "N passed, N failed" over the layers.
 source "$(dirname "$0")/common.sh"
 DIR=/tmp/pg_credit_test
@@ -62,6 +63,7 @@ layer "pg_regress" regress
 layer "isolation" isolation
 layer "stress" "$ROOT/tests/stress/stress.sh" "$DIR" "$PORT"
 layer "dump/restore" "$ROOT/tests/dump_restore.sh" "$DIR" "$PORT"
+layer "docs examples" "$ROOT/tests/docs/check_examples.sh" "$DIR" "$PORT"
 
 echo
 if ((failed)); then echo "failed layers: ${failures[*]}"; fi

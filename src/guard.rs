@@ -67,6 +67,15 @@ thread_local! {
     static HOLDING: Cell<Option<(Oid, u32, u16)>> = const { Cell::new(None) };
     /// Set while a credit controller's override releases a held order: reserve without checks.
     static FORCE: Cell<bool> = const { Cell::new(false) };
+    /// Set when a row that was held is held again (a release whose order changed meanwhile).
+    static REHELD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (a release's UPDATE of a held row) and tells whether the guard held the row again.
+pub fn reheld_during(f: impl FnOnce()) -> bool {
+    REHELD.with(|r| r.set(false));
+    f();
+    REHELD.with(|r| r.replace(false))
 }
 
 /// Runs `f` with the guard reserving without checks (a recorded override of a held order).
@@ -714,6 +723,7 @@ unsafe fn hold(
     };
     if already_queued {
         // Still held: its queue entry stands.
+        REHELD.with(|x| x.set(true));
         warn();
         return true;
     }

@@ -97,11 +97,23 @@ fn caller(c: &mut SpiClient<'_>) -> String {
 /// Puts the held row back to its open status (the guard reserves its amount); marks the hold.
 /// Returns false when the row no longer exists (the hold is then withdrawn).
 fn reopen(c: &mut SpiClient<'_>, hold_id: i64, h: &Held, forced: bool, comment: Option<&str>) -> bool {
-    let n = if forced {
-        guard::forced(|| c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len())
-    } else {
-        c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len()
-    };
+    let mut n = 0;
+    let reheld = guard::reheld_during(|| {
+        n = if forced {
+            guard::forced(|| c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len())
+        } else {
+            c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len()
+        };
+    });
+    if reheld {
+        // The application changed the held order (its amount, its customer) since it was held.
+        error::raise(
+            Code::ERRCODE_CHECK_VIOLATION,
+            format!("held order {hold_id} of customer \"{}\" changed since it was held and does not fit", h.customer),
+            None,
+            Some("Check the order in its table; release it again when it fits, or cancel the hold."),
+        )
+    }
     let who = caller(c);
     let status = if n == 0 { "withdrawn" } else { "released" };
     let comment = if n == 0 { Some("the held order no longer exists") } else { comment };

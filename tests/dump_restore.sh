@@ -35,6 +35,20 @@ INSERT INTO credit.aging_bucket (position, label, lower_days, upper_days) VALUES
 COMMIT;
 INSERT INTO credit.provision_rate (bucket, customer_type, region, loss_rate)
 VALUES ('over 120', NULL, NULL, 0.5), ('over 120', 'retail', NULL, 0.7), ('not due', NULL, 'east', 0.01);
+-- Policies, tiers, grades, weights, approvals, a credit group, a held order.
+INSERT INTO credit.policy (customer_type, terms_days, max_limit, overdue_block_days) VALUES (NULL, 30, 8000, 365), ('retail', 20, NULL, NULL);
+INSERT INTO credit.term_tier (min_amount, terms_days) VALUES (100000, 45);
+UPDATE credit.grade SET limit_coefficient = 1.8 WHERE grade = 'AA';
+DELETE FROM credit.score_weight WHERE component = 'dunning_level';
+INSERT INTO credit.approval_rule (min_increase, approver_roles) VALUES (0, '{postgres}');
+INSERT INTO credit.account (customer, credit_limit) VALUES ('GROUP', 20000);
+UPDATE credit.account SET parent = 'GROUP' WHERE customer IN ('3', '4');
+SELECT credit.request_limit('5', 7000, 'growth');
+SELECT credit.request_limit('6', 100, 'risk');
+CREATE TABLE held (id int PRIMARY KEY, cust text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open');
+SELECT credit.guard('held', 'cust', 'amount', 'status', '{open}', 'hold', 'credit_hold');
+SET client_min_messages = error;
+INSERT INTO held VALUES (1, '8', 999999), (2, '8', 1);
 SQL
 fingerprint() {
     "${PSQL[@]}" -d "$1" -At -c "
@@ -48,6 +62,14 @@ fingerprint() {
         SELECT 'event', md5(string_agg(e::text, ',' ORDER BY id)) FROM credit.event e UNION ALL
         SELECT 'provision_rate', md5(string_agg(r::text, ',' ORDER BY bucket, customer_type, region)) FROM credit.provision_rate r UNION ALL
         SELECT 'aging', md5(string_agg(x::text, ',' ORDER BY customer, doc_type, doc_no)) FROM credit.aging('2026-06-30') x UNION ALL
+        SELECT 'policy', md5(string_agg(p::text, ',' ORDER BY id)) FROM credit.policy p UNION ALL
+        SELECT 'term_tier', md5(string_agg(t::text, ',' ORDER BY id)) FROM credit.term_tier t UNION ALL
+        SELECT 'grade', md5(string_agg(g::text, ',' ORDER BY grade)) FROM credit.grade g UNION ALL
+        SELECT 'score_weight', md5(string_agg(w::text, ',' ORDER BY component)) FROM credit.score_weight w UNION ALL
+        SELECT 'approval_rule', md5(string_agg(r::text, ',' ORDER BY min_increase)) FROM credit.approval_rule r UNION ALL
+        SELECT 'limit_request', md5(string_agg(r::text, ',' ORDER BY id)) FROM credit.limit_request r UNION ALL
+        SELECT 'order_hold', md5(string_agg(h::text, ',' ORDER BY id)) FROM credit.order_hold h UNION ALL
+        SELECT 'held', md5(string_agg(h::text, ',' ORDER BY id)) FROM held h UNION ALL
         SELECT 'orders', md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o) f"
 }
 src=$(fingerprint pg_credit_src)
