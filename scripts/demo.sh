@@ -35,6 +35,22 @@ q -c "SELECT customer, customer_type, region, status, credit_limit, open_ar, ope
              round(100 * exposure / nullif(credit_limit, 0), 1) AS utilization_pct
         FROM credit.account ORDER BY exposure / nullif(credit_limit, 0) DESC NULLS LAST, customer LIMIT 12"
 
+show "Credit policy as data: layered by customer type and region, amount tiers for terms:"
+q -q -c "INSERT INTO credit.policy (customer_type, region, terms_days, warn_ratio, overdue_block_days, max_limit) VALUES
+           (NULL, NULL, 30, 0.8, 90, NULL), ('retail', NULL, 20, NULL, 45, 200000), (NULL, 'east', NULL, 0.9, NULL, NULL)
+         ON CONFLICT DO NOTHING;
+         INSERT INTO credit.term_tier (min_amount, terms_days) VALUES (100000, 45) ON CONFLICT DO NOTHING;"
+q -c "SELECT a.customer, a.customer_type, a.region, e.terms_days, e.max_limit, e.warn_ratio, e.overdue_block_days,
+             credit.terms_for(a.customer, 120000) AS terms_for_120k
+        FROM (SELECT DISTINCT ON (customer_type, region) * FROM credit.account ORDER BY customer_type, region, customer) a,
+             credit.effective_policy(a.customer) e ORDER BY a.customer_type, a.region"
+
+show "Scores and grades, and what a review would do to limits (credit.regrade dry run):"
+q -c "SELECT action, count(*) AS customers, sum(proposed_limit - old_limit) AS limit_change
+        FROM credit.regrade(dry_run => true) GROUP BY action ORDER BY action"
+q -c "SELECT customer, old_grade, new_grade, score, old_limit, proposed_limit, action
+        FROM credit.regrade(dry_run => true) WHERE action <> 'unchanged' ORDER BY score NULLS LAST LIMIT 8"
+
 show "Stored exposure against a full recomputation (credit.verify(): no rows = consistent):"
 q -c "SELECT count(*) AS accounts, sum(exposure) AS total_exposure,
              (SELECT count(*) FROM credit.verify()) AS drifting_accounts,

@@ -61,6 +61,7 @@ struct Config {
 thread_local! {
     static MAX_NUMERIC: AnyNumeric = input::numeric(MAX_AMOUNT);
     static INFINITY: AnyNumeric = AnyNumeric::try_from("Infinity").expect("numeric infinity");
+    static ZERO: AnyNumeric = AnyNumeric::from(0);
     static CONFIGS: RefCell<HashMap<Oid, Rc<Config>>> = RefCell::new(HashMap::new());
     static PLANS: RefCell<Option<Rc<Plans>>> = const { RefCell::new(None) };
     /// The row a hold is being written to (relation, block, offset): its own guard run is skipped.
@@ -311,12 +312,18 @@ macro_rules! fits {
     };
 }
 
-macro_rules! warning_columns {
+/// Whether this reservation crossed the warning line: at or above it now, below it before. The
+/// comparison stays in SQL so the common case costs the executor a few numeric comparisons and the
+/// trigger reads back one boolean.
+macro_rules! crossed_warning {
     () => {
-        "exposure OPERATOR(pg_catalog.+) member_exposure, \
-         CASE WHEN policy_prepayment_only THEN 0 ELSE \
-              LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                         THEN temporary_limit ELSE credit_limit END, policy_max_limit) END, policy_warn_ratio"
+        "policy_warn_ratio IS NOT NULL AND credit_limit OPERATOR(pg_catalog.>) 0 AND NOT policy_prepayment_only \
+         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.>=) \
+             (LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                         THEN temporary_limit ELSE credit_limit END, policy_max_limit) OPERATOR(pg_catalog.*) policy_warn_ratio) \
+         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.-) $2 OPERATOR(pg_catalog.<) \
+             (LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                         THEN temporary_limit ELSE credit_limit END, policy_max_limit) OPERATOR(pg_catalog.*) policy_warn_ratio)"
     };
 }
 
@@ -334,7 +341,7 @@ fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
              WHERE customer OPERATOR(pg_catalog.=) $1 AND ",
             fits!(),
             " RETURNING parent, ",
-            warning_columns!()
+            crossed_warning!()
         ),
         &[text, numeric],
     );
@@ -350,7 +357,7 @@ fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
              WHERE customer OPERATOR(pg_catalog.=) $1 AND ",
             fits!(),
             " RETURNING NULL::text, ",
-            warning_columns!()
+            crossed_warning!()
         ),
         &[text, numeric],
     );
@@ -393,22 +400,18 @@ struct NearLimit {
     amount: AnyNumeric,
 }
 
-fn warning_of(row: &pgrx::spi::SpiHeapTupleData<'_>, customer: &str, amount: &AnyNumeric) -> Option<NearLimit> {
-    let after: AnyNumeric = row.get(2).or_raise()?;
-    let limit: AnyNumeric = row.get(3).or_raise()?;
-    let ratio: AnyNumeric = row.get(4).or_raise()?;
-    if limit <= AnyNumeric::from(0) {
+/// The numbers of a crossing, read back from the (locked) account row; only when a warning is due.
+fn warning_of(c: &mut SpiClient<'_>, p: &Plans, customer: &str, amount: &AnyNumeric) -> Option<NearLimit> {
+    let t = c.update(&p.lookup, Some(1), &[customer.into()]).or_raise();
+    if t.is_empty() {
         return None;
     }
-    let line = limit.clone() * ratio.clone();
-    let before = after.clone() - amount.clone();
-    (before < line && after >= line).then(|| NearLimit {
-        customer: customer.to_string(),
-        exposure: after,
-        limit,
-        ratio,
-        amount: amount.clone(),
-    })
+    let l = crate::account::Loaded::from_row(&t.first().get_heap_tuple().or_raise().expect("one row"));
+    let ratio = l.account.warn_ratio.map(input::numeric)?;
+    if l.usable_limit() <= AnyNumeric::from(0) {
+        return None;
+    }
+    Some(NearLimit { customer: customer.to_string(), exposure: l.exposure.clone(), limit: l.usable_limit(), ratio, amount: amount.clone() })
 }
 
 /// Checks and reserves `amount` on one account row in one statement (its own limit, or for a group
@@ -428,11 +431,14 @@ fn try_reserve(
     for _ in 0..3 {
         let t = c.update(plan, None, &[customer.into(), amount.clone().into()]).or_raise();
         if t.len() == 1 {
-            let row = t.first().get_heap_tuple().or_raise().expect("one row");
-            if let Some(w) = warning_of(&row, customer, amount) {
-                warnings.push(w);
+            let t = t.first();
+            let parent = t.get::<String>(1).or_raise();
+            if t.get::<bool>(2).or_raise() == Some(true) {
+                if let Some(w) = warning_of(c, p, customer, amount) {
+                    warnings.push(w);
+                }
             }
-            return Ok(row.get::<String>(1).or_raise());
+            return Ok(parent);
         }
         let t = c.update(&p.lookup, Some(1), &[customer.into()]).or_raise();
         if t.is_empty() {
@@ -491,20 +497,29 @@ struct Applied {
     parents: HashMap<String, Option<String>>,
 }
 
-fn add_to(map: &mut BTreeMap<String, AnyNumeric>, key: &str, delta: &AnyNumeric) {
-    let zero = AnyNumeric::from(0);
-    let e = map.entry(key.to_string()).or_insert_with(|| zero.clone());
-    *e = e.clone() + delta.clone();
+fn zero() -> AnyNumeric {
+    ZERO.with(|z| z.clone())
 }
 
+fn add_to(map: &mut BTreeMap<String, AnyNumeric>, key: &str, delta: &AnyNumeric) {
+    match map.get_mut(key) {
+        Some(e) => *e = e.clone() + delta.clone(),
+        None => {
+            map.insert(key.to_string(), delta.clone());
+        }
+    }
+}
+
+/// `track`: keep what was applied (hold mode needs it to undo a held order exactly).
 fn apply(
     c: &mut SpiClient<'_>,
     p: &Plans,
     deltas: &BTreeMap<String, AnyNumeric>,
     applied: &mut Applied,
+    track: bool,
     warnings: &mut Vec<NearLimit>,
 ) -> Result<(), Refusal> {
-    let zero = AnyNumeric::from(0);
+    let zero = zero();
     let force = FORCE.with(|f| f.get());
     let mut heads: BTreeMap<String, AnyNumeric> = BTreeMap::new();
     for (customer, delta) in deltas {
@@ -516,8 +531,10 @@ fn apply(
         } else {
             shift(c, p, customer, delta, false)
         };
-        add_to(&mut applied.own, customer, delta);
-        applied.parents.insert(customer.clone(), parent.clone());
+        if track {
+            add_to(&mut applied.own, customer, delta);
+            applied.parents.insert(customer.clone(), parent.clone());
+        }
         if let Some(h) = parent {
             add_to(&mut heads, &h, delta);
         }
@@ -531,7 +548,9 @@ fn apply(
         } else {
             shift(c, p, head, delta, true);
         }
-        add_to(&mut applied.heads, head, delta);
+        if track {
+            add_to(&mut applied.heads, head, delta);
+        }
     }
     Ok(())
 }
@@ -539,7 +558,7 @@ fn apply(
 /// Brings the accounts from what was applied to what is wanted, without checks (a held order:
 /// its old version's amount leaves, nothing new comes in).
 fn compensate(c: &mut SpiClient<'_>, p: &Plans, applied: &Applied, wanted: &BTreeMap<String, AnyNumeric>) {
-    let zero = AnyNumeric::from(0);
+    let zero = zero();
     let mut keys: Vec<&String> = applied.own.keys().chain(wanted.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -812,8 +831,10 @@ fn _guard_row<'a>(
         if let Some(n) = &new_c {
             add_to(&mut deltas, &n.customer, &n.amount);
         }
-        let zero = AnyNumeric::from(0);
-        deltas.retain(|_, d| *d != zero);
+        if old_c.is_some() && new_c.is_some() {
+            let zero = zero();
+            deltas.retain(|_, d| *d != zero); // an update that changes nothing of an open order
+        }
         if deltas.is_empty() && !was_held {
             return Ok(None);
         }
@@ -822,7 +843,7 @@ fn _guard_row<'a>(
                 let p = plans(c);
                 let mut applied = Applied::default();
                 let mut warnings = Vec::new();
-                match apply(c, &p, &deltas, &mut applied, &mut warnings) {
+                match apply(c, &p, &deltas, &mut applied, cfg.mode == Mode::Hold, &mut warnings) {
                     Ok(()) => {
                         if was_held {
                             // Re-opened and fitting: released by the application; cancelled or deleted: withdrawn.
