@@ -57,7 +57,7 @@ fingerprint() {
         SELECT 'invoice', md5(string_agg(i::text, ',' ORDER BY id)) FROM credit.invoice i UNION ALL
         SELECT 'settlement', md5(string_agg(s::text, ',' ORDER BY id)) FROM credit.settlement s UNION ALL
         SELECT 'allocation', md5(string_agg(x::text, ',' ORDER BY id)) FROM credit.allocation x UNION ALL
-        SELECT 'guarded_table', md5(string_agg(g::text, ',' ORDER BY table_name)) FROM credit.guarded_table g UNION ALL
+        SELECT 'guarded_table', md5(string_agg(g::text, ',' ORDER BY table_name::text)) FROM credit.guarded_table g UNION ALL
         SELECT 'aging_bucket', md5(string_agg(b::text, ',' ORDER BY position)) FROM credit.aging_bucket b UNION ALL
         SELECT 'event', md5(string_agg(e::text, ',' ORDER BY id)) FROM credit.event e UNION ALL
         SELECT 'provision_rate', md5(string_agg(r::text, ',' ORDER BY bucket, customer_type, region)) FROM credit.provision_rate r UNION ALL
