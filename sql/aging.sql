@@ -25,28 +25,8 @@ INSERT INTO credit.aging_bucket (position, label, lower_days, upper_days, is_def
     (5, 'over 90', 91, NULL, true);
 SELECT pg_catalog.pg_extension_config_dump('credit.aging_bucket', 'WHERE NOT is_default');
 
-CREATE FUNCTION credit._aging_bucket_write() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        DELETE FROM credit.aging_bucket b
-         WHERE b.position = NEW.position AND (b.is_default OR b.retired);
-        RETURN NEW;
-    ELSIF TG_OP = 'UPDATE' THEN
-        NEW.is_default := false;   -- a touched default is the DBA's now, and is dumped
-        RETURN NEW;
-    ELSE
-        -- A DBA's DELETE of a default retires it; the replacement above (depth 2) really deletes.
-        IF OLD.is_default AND pg_trigger_depth() = 1 THEN
-            UPDATE credit.aging_bucket SET retired = true WHERE position = OLD.position;
-            RETURN NULL;
-        END IF;
-        RETURN OLD;
-    END IF;
-END
-$$;
 CREATE TRIGGER aging_bucket_write BEFORE INSERT OR UPDATE OR DELETE ON credit.aging_bucket
-    FOR EACH ROW EXECUTE FUNCTION credit._aging_bucket_write();
+    FOR EACH ROW EXECUTE FUNCTION credit._default_row_write('position');
 
 -- Checked at commit, so a DBA can rearrange buckets over several statements in one transaction.
 CREATE FUNCTION credit._aging_bucket_check() RETURNS trigger
@@ -411,5 +391,4 @@ COMMENT ON FUNCTION credit._aging_args(date, text) IS 'Internal: validates aging
 COMMENT ON FUNCTION credit._aging_buckets_problem() IS 'Internal: why the bucket table is invalid, or NULL';
 COMMENT ON FUNCTION credit._bucket_rank(integer) IS 'Internal: the rank of the aging bucket a day count falls in';
 COMMENT ON FUNCTION credit._bucket_labels() IS 'Internal: bucket labels in order';
-COMMENT ON FUNCTION credit._aging_bucket_write() IS 'Internal: keeps default buckets restore-safe';
 COMMENT ON FUNCTION credit._aging_bucket_check() IS 'Internal: validates buckets at commit';

@@ -2,10 +2,6 @@
 -- Four eyes: the requester never approves; each level is signed by a different member of that
 -- level's role; the limit changes only when the last level signs.
 
-CREATE FUNCTION credit._caller() RETURNS name
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = credit._calling_user());
-
 CREATE FUNCTION credit._request_limit(customer text, new_limit numeric, reason text, valid_until date, source text)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -207,4 +203,3 @@ COMMENT ON FUNCTION credit.approve(bigint, text) IS 'Signs the next level of a l
 COMMENT ON FUNCTION credit.reject(bigint, text) IS 'Rejects a pending limit request (a member of the next level''s role) or withdraws it (the requester)';
 COMMENT ON FUNCTION credit._request_limit(text, numeric, text, date, text) IS 'Internal: creates a limit request';
 COMMENT ON FUNCTION credit._lock_pending_request(bigint) IS 'Internal: locks a pending limit request';
-COMMENT ON FUNCTION credit._caller() IS 'Internal: name of the role that called a SECURITY DEFINER function';

@@ -18,6 +18,11 @@ CREATE INDEX event_customer_idx ON credit.event (customer, id);
 SELECT pg_catalog.pg_extension_config_dump('credit.event', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.event_id_seq', '');
 
+-- The role that called a SECURITY DEFINER function (SET ROLE counts), by name.
+CREATE FUNCTION credit._caller() RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = credit._calling_user());
+
 CREATE FUNCTION credit._event_append_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -41,7 +46,7 @@ CREATE FUNCTION credit._account_history() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     why text := nullif(current_setting('credit.reason', true), '');
-    caller name := (SELECT r.rolname FROM pg_roles r WHERE r.oid = credit._calling_user());
+    caller name := credit._caller();
     change record;
 BEGIN
     IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.customer IS DISTINCT FROM OLD.customer) THEN
@@ -144,5 +149,6 @@ COMMENT ON COLUMN credit.event.transaction_id IS 'Transaction that made the chan
 COMMENT ON FUNCTION credit.blacklist(text, text) IS 'Blacklists a customer (no new credit orders); returns false if already blacklisted. Recorded in credit.event with the reason.';
 COMMENT ON FUNCTION credit.reinstate(text, text) IS 'Sets a blacklisted or held customer back to active; returns false if already active. Recorded in credit.event with the reason.';
 COMMENT ON FUNCTION credit._set_status(text, text, text) IS 'Internal: status change with a recorded reason';
+COMMENT ON FUNCTION credit._caller() IS 'Internal: name of the role that called a SECURITY DEFINER function';
 COMMENT ON FUNCTION credit._account_history() IS 'Internal: records account changes in credit.event';
 COMMENT ON FUNCTION credit._event_append_only() IS 'Internal: keeps credit.event append-only';

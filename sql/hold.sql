@@ -24,14 +24,10 @@ SELECT pg_catalog.pg_extension_config_dump('credit.order_hold_id_seq', '');
 CREATE VIEW credit.hold_queue WITH (security_invoker = true) AS
 SELECT h.id AS hold_id, h.held_at, h.table_name, h.row_key, h.customer, h.amount, h.reasons AS reasons_when_held,
        h.held_by, a.grade, a.status AS account_status,
-       LEAST(CASE WHEN a.temporary_limit_until >= current_date THEN a.temporary_limit ELSE a.credit_limit END,
-             a.policy_max_limit) AS credit_limit,
-       a.exposure + a.member_exposure AS exposure,
-       c.reasons AS reasons_now,
-       c.allowed AS fits_now
+       c.credit_limit, c.exposure, c.reasons AS reasons_now, c.allowed AS fits_now
   FROM credit.order_hold h
   LEFT JOIN credit.account a ON a.customer = h.customer
-  LEFT JOIN LATERAL (SELECT k.allowed, k.reasons FROM credit.check(h.customer, h.amount) k WHERE a.customer IS NOT NULL) c ON true
+  LEFT JOIN LATERAL (SELECT k.* FROM credit.check(h.customer, h.amount) k WHERE a.customer IS NOT NULL) c ON true
  WHERE h.status = 'held'
  ORDER BY h.held_at, h.id;
 
@@ -61,7 +57,7 @@ COMMENT ON COLUMN credit.hold_queue.reasons_when_held IS 'Reasons when it was he
 COMMENT ON COLUMN credit.hold_queue.held_by IS 'Who wrote the order';
 COMMENT ON COLUMN credit.hold_queue.grade IS 'Customer''s credit grade';
 COMMENT ON COLUMN credit.hold_queue.account_status IS 'Customer''s account status';
-COMMENT ON COLUMN credit.hold_queue.credit_limit IS 'Limit in force';
+COMMENT ON COLUMN credit.hold_queue.credit_limit IS 'Limit the order is held against (as credit.check: 0 for prepayment-only customers)';
 COMMENT ON COLUMN credit.hold_queue.exposure IS 'Exposure now (a group head''s includes its members)';
 COMMENT ON COLUMN credit.hold_queue.reasons_now IS 'Reasons the order would not fit now (empty: it fits)';
 COMMENT ON COLUMN credit.hold_queue.fits_now IS 'Whether credit.release_hold would release it without an override';

@@ -1,27 +1,5 @@
 -- Credit policy as data: policies, amount tiers, grades and score weights. Shipped defaults
--- (grades, weights) are restore-safe the way aging buckets are: pg_dump keeps only rows a DBA
--- touched; deleting a default retires it; inserting a default's key replaces it.
-
-CREATE FUNCTION credit._default_row_write() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        EXECUTE format('DELETE FROM %s WHERE %I::text = $1 AND (is_default OR retired)', TG_RELID::regclass, TG_ARGV[0])
-          USING to_jsonb(NEW) ->> TG_ARGV[0];
-        RETURN NEW;
-    ELSIF TG_OP = 'UPDATE' THEN
-        NEW.is_default := false;   -- a touched default is the DBA's now, and is dumped
-        RETURN NEW;
-    ELSE
-        IF OLD.is_default AND pg_trigger_depth() = 1 THEN
-            EXECUTE format('UPDATE %s SET retired = true WHERE %I::text = $1', TG_RELID::regclass, TG_ARGV[0])
-              USING to_jsonb(OLD) ->> TG_ARGV[0];
-            RETURN NULL;
-        END IF;
-        RETURN OLD;
-    END IF;
-END
-$$;
+-- (grades, weights) are restore-safe like aging buckets (credit._default_row_write, schema.sql).
 
 -- ---------------------------------------------------------------------------------------------
 -- Policies. NULL match columns match any customer; every field may be NULL (inherit from a less

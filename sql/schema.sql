@@ -105,3 +105,28 @@ CREATE TABLE credit.guarded_table (
     CONSTRAINT guarded_table_statuses_need_column CHECK (status_column IS NOT NULL OR open_statuses IS NULL),
     CONSTRAINT guarded_table_hold_needs_status CHECK (mode = 'reject' OR (status_column IS NOT NULL AND hold_value IS NOT NULL AND key_columns IS NOT NULL))
 );
+
+-- Shipped default rows (aging buckets, grades, score weights) that survive dump and restore:
+-- pg_dump keeps only rows a DBA touched (NOT is_default); deleting a default retires it (kept,
+-- hidden) so a restore does not bring it back; inserting a default's or retired row's key replaces
+-- it. TG_ARGV[0] names the key column.
+CREATE FUNCTION credit._default_row_write() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('DELETE FROM %s WHERE %I::text = $1 AND (is_default OR retired)', TG_RELID::regclass, TG_ARGV[0])
+          USING to_jsonb(NEW) ->> TG_ARGV[0];
+        RETURN NEW;
+    ELSIF TG_OP = 'UPDATE' THEN
+        NEW.is_default := false;   -- a touched default is the DBA's now, and is dumped
+        RETURN NEW;
+    ELSE
+        IF OLD.is_default AND pg_trigger_depth() = 1 THEN
+            EXECUTE format('UPDATE %s SET retired = true WHERE %I::text = $1', TG_RELID::regclass, TG_ARGV[0])
+              USING to_jsonb(OLD) ->> TG_ARGV[0];
+            RETURN NULL;
+        END IF;
+        RETURN OLD;
+    END IF;
+END
+$$;

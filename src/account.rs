@@ -124,12 +124,23 @@ fn _protect_ledger<'a>(
 
 /// SQL: what the decision needs from one credit.account row, in the order `Loaded::from_row`
 /// reads it. Qualified operators: the guard runs under the caller's search_path.
-macro_rules! decision_columns {
+/// SQL: the limit in force today on one credit.account row — the temporary limit while it lasts,
+/// capped by the policy maximum.
+macro_rules! limit_in_force {
     () => {
         "LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                    THEN temporary_limit ELSE credit_limit END, policy_max_limit), \
-         exposure OPERATOR(pg_catalog.+) member_exposure, status, policy_prepayment_only, \
-         CURRENT_DATE OPERATOR(pg_catalog.-) oldest_open_due, policy_overdue_block_days, policy_warn_ratio, parent"
+                    THEN temporary_limit ELSE credit_limit END, policy_max_limit)"
+    };
+}
+pub(crate) use limit_in_force;
+
+macro_rules! decision_columns {
+    () => {
+        concat!(
+            crate::account::limit_in_force!(),
+            ", exposure OPERATOR(pg_catalog.+) member_exposure, status, policy_prepayment_only, \
+             CURRENT_DATE OPERATOR(pg_catalog.-) oldest_open_due, policy_overdue_block_days, policy_warn_ratio, parent"
+        )
     };
 }
 pub(crate) use decision_columns;
@@ -272,19 +283,6 @@ fn check(
 // ---------------------------------------------------------------------------------------------
 // Groups, policy copy and limit control on DBA changes of an account.
 
-fn calling_user_is_admin() -> bool {
-    unsafe {
-        let user = pg_sys::GetUserId();
-        if pg_sys::superuser_arg(user) {
-            return true;
-        }
-        let Some(role) = guc::admin_role() else { return false };
-        let Ok(cname) = std::ffi::CString::new(role) else { return false };
-        let roleid = pg_sys::get_role_oid(cname.as_ptr(), true);
-        roleid != pg_sys::Oid::INVALID && pg_sys::has_privs_of_role(user, roleid)
-    }
-}
-
 /// BEFORE UPDATE OF credit_limit, temporary_limit, temporary_limit_until on credit.account: limits
 /// change through credit.request_limit / credit.approve; only the admin role (pg_credit.admin_role)
 /// and superusers may set them directly.
@@ -298,7 +296,7 @@ fn _limit_control<'a>(
         old.get_by_name::<AnyNumeric>(c).ok().flatten() != new.get_by_name::<AnyNumeric>(c).ok().flatten()
     }) || old.get_by_name::<pgrx::datum::Date>("temporary_limit_until").ok().flatten()
         != new.get_by_name::<pgrx::datum::Date>("temporary_limit_until").ok().flatten();
-    if changed && !internal::active() && !calling_user_is_admin() {
+    if changed && !internal::active() && !crate::roles::is_admin(unsafe { pg_sys::GetUserId() }) {
         let customer: String = new.get_by_name("customer").ok().flatten().unwrap_or_default();
         error::raise(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -31,6 +31,6 @@ fn _apply_limit(customer: Option<&str>, new_limit: Option<AnyNumeric>, valid_unt
     if changed == 0 {
         error::unknown_customer(customer)
     }
-    hold::release_fitting(customer);
+    hold::release_fitting(Some(customer));
     true
 }

@@ -298,17 +298,20 @@ struct Plans {
     lookup: OwnedPreparedStatement,
 }
 
-/// The usable limit (0 for prepayment-only customers) and the overdue rule, as SQL over one
-/// credit.account row; the same expressions as crate::account::decision_columns.
+/// The order fits: the account is active, not blocked by the overdue rule, and exposure plus the
+/// order stays within the usable limit (0 for prepayment-only customers) — the rule of
+/// core::decision, as SQL over one credit.account row.
 macro_rules! fits {
     () => {
-        "status OPERATOR(pg_catalog.=) 'active' \
-         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) \
-             CASE WHEN policy_prepayment_only THEN 0 ELSE \
-                  LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                             THEN temporary_limit ELSE credit_limit END, policy_max_limit) END \
-         AND (oldest_open_due IS NULL OR policy_overdue_block_days IS NULL \
-              OR oldest_open_due OPERATOR(pg_catalog.>=) (CURRENT_DATE OPERATOR(pg_catalog.-) policy_overdue_block_days))"
+        concat!(
+            "status OPERATOR(pg_catalog.=) 'active' \
+             AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) \
+                 CASE WHEN policy_prepayment_only THEN 0 ELSE ",
+            crate::account::limit_in_force!(),
+            " END \
+             AND (oldest_open_due IS NULL OR policy_overdue_block_days IS NULL \
+                  OR oldest_open_due OPERATOR(pg_catalog.>=) (CURRENT_DATE OPERATOR(pg_catalog.-) policy_overdue_block_days))"
+        )
     };
 }
 
@@ -317,13 +320,15 @@ macro_rules! fits {
 /// trigger reads back one boolean.
 macro_rules! crossed_warning {
     () => {
-        "policy_warn_ratio IS NOT NULL AND credit_limit OPERATOR(pg_catalog.>) 0 AND NOT policy_prepayment_only \
-         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.>=) \
-             (LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                         THEN temporary_limit ELSE credit_limit END, policy_max_limit) OPERATOR(pg_catalog.*) policy_warn_ratio) \
-         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.-) $2 OPERATOR(pg_catalog.<) \
-             (LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                         THEN temporary_limit ELSE credit_limit END, policy_max_limit) OPERATOR(pg_catalog.*) policy_warn_ratio)"
+        concat!(
+            "policy_warn_ratio IS NOT NULL AND credit_limit OPERATOR(pg_catalog.>) 0 AND NOT policy_prepayment_only \
+             AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.>=) (",
+            crate::account::limit_in_force!(),
+            " OPERATOR(pg_catalog.*) policy_warn_ratio) \
+             AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.-) $2 OPERATOR(pg_catalog.<) (",
+            crate::account::limit_in_force!(),
+            " OPERATOR(pg_catalog.*) policy_warn_ratio)"
+        )
     };
 }
 
@@ -510,23 +515,30 @@ fn add_to(map: &mut BTreeMap<String, AnyNumeric>, key: &str, delta: &AnyNumeric)
     }
 }
 
+/// `new_order_of`: the customer an order newly counts for (an insert, a reopened or moved-in
+/// order); its order is checked even at amount 0 (a blacklisted customer gets no orders at all).
 /// `track`: keep what was applied (hold mode needs it to undo a held order exactly).
 fn apply(
     c: &mut SpiClient<'_>,
     p: &Plans,
     deltas: &BTreeMap<String, AnyNumeric>,
+    new_order_of: Option<&str>,
     applied: &mut Applied,
     track: bool,
     warnings: &mut Vec<NearLimit>,
 ) -> Result<(), Refusal> {
+    use std::cmp::Ordering;
     let zero = zero();
     let force = FORCE.with(|f| f.get());
     let mut heads: BTreeMap<String, AnyNumeric> = BTreeMap::new();
     for (customer, delta) in deltas {
-        if *delta == zero {
-            continue;
-        }
-        let parent = if *delta > zero && !force {
+        let check = match delta.cmp(&zero) {
+            Ordering::Greater => !force,
+            Ordering::Equal if new_order_of == Some(customer.as_str()) => !force,
+            Ordering::Equal => continue,
+            Ordering::Less => false,
+        };
+        let parent = if check {
             try_reserve(c, p, customer, delta, false, warnings)?
         } else {
             shift(c, p, customer, delta, false)
@@ -540,10 +552,11 @@ fn apply(
         }
     }
     for (head, delta) in &heads {
-        if *delta == zero {
+        let ord = delta.cmp(&zero);
+        if ord == Ordering::Equal {
             continue;
         }
-        if *delta > zero && !force {
+        if ord == Ordering::Greater && !force {
             try_reserve(c, p, head, delta, true, warnings)?;
         } else {
             shift(c, p, head, delta, true);
@@ -658,8 +671,8 @@ fn announce(c: &mut SpiClient<'_>, w: &NearLimit) {
     .report(PgLogLevel::WARNING);
     c.update(
         "INSERT INTO credit.event (kind, customer, after, acting_as) \
-         SELECT 'near_limit', $1, pg_catalog.jsonb_build_object('exposure', $2, 'limit', $3, 'warn_ratio', $4, 'amount', $5), \
-                r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) credit._calling_user()",
+         VALUES ('near_limit', $1, pg_catalog.jsonb_build_object('exposure', $2, 'limit', $3, 'warn_ratio', $4, 'amount', $5), \
+                 credit._caller())",
         None,
         &[
             w.customer.as_str().into(),
@@ -749,8 +762,8 @@ unsafe fn hold(
     let reasons: Vec<String> = r.reasons.iter().map(|x| x.code().to_string()).collect();
     c.update(
         "WITH h AS (INSERT INTO credit.order_hold (table_name, row_key, customer, amount, reasons, original_status, held_by) \
-                    SELECT $1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.jsonb, $3, $4, $5, $6, r.rolname \
-                      FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) credit._calling_user() RETURNING id, held_by) \
+                    VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.jsonb, $3, $4, $5, $6, credit._caller()) \
+                    RETURNING id, held_by) \
          INSERT INTO credit.event (kind, customer, reason, after, acting_as) \
          SELECT 'order_held', $3, pg_catalog.array_to_string($5, ', '), \
                 pg_catalog.jsonb_build_object('hold_id', h.id, 'table', $1::pg_catalog.oid::pg_catalog.regclass::text, 'row_key', $2::pg_catalog.jsonb, 'amount', $4), h.held_by \
@@ -769,7 +782,7 @@ unsafe fn close_hold(c: &mut SpiClient<'_>, cfg: &Config, relid: Oid, old: *mut 
     let key = row_key(cfg, old, tupdesc);
     c.update(
         "UPDATE credit.order_hold SET status = $3, decided_at = pg_catalog.clock_timestamp(), \
-                decided_by = (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) credit._calling_user()), \
+                decided_by = credit._caller(), \
                 comment = 'changed by the application' \
          WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass \
            AND row_key OPERATOR(pg_catalog.=) $2::pg_catalog.jsonb AND status OPERATOR(pg_catalog.=) 'held'",
@@ -831,9 +844,11 @@ fn _guard_row<'a>(
         if let Some(n) = &new_c {
             add_to(&mut deltas, &n.customer, &n.amount);
         }
-        if old_c.is_some() && new_c.is_some() {
-            let zero = zero();
-            deltas.retain(|_, d| *d != zero); // an update that changes nothing of an open order
+        if let (Some(o), Some(n)) = (&old_c, &new_c) {
+            if o.customer == n.customer {
+                let zero = zero();
+                deltas.retain(|_, d| *d != zero); // an update that leaves the amount as it was
+            }
         }
         if deltas.is_empty() && !was_held {
             return Ok(None);
@@ -843,7 +858,11 @@ fn _guard_row<'a>(
                 let p = plans(c);
                 let mut applied = Applied::default();
                 let mut warnings = Vec::new();
-                match apply(c, &p, &deltas, &mut applied, cfg.mode == Mode::Hold, &mut warnings) {
+                let new_order_of = match (&old_c, &new_c) {
+                    (Some(o), Some(n)) if o.customer == n.customer => None,
+                    (_, n) => n.as_ref().map(|n| n.customer.as_str()),
+                };
+                match apply(c, &p, &deltas, new_order_of, &mut applied, cfg.mode == Mode::Hold, &mut warnings) {
                     Ok(()) => {
                         if was_held {
                             // Re-opened and fitting: released by the application; cancelled or deleted: withdrawn.

@@ -86,7 +86,7 @@ fn decide_locked(c: &mut SpiClient<'_>, customer: &str, amount: &AnyNumeric) -> 
 }
 
 fn caller(c: &mut SpiClient<'_>) -> String {
-    c.update("SELECT rolname::text FROM pg_roles WHERE oid = credit._calling_user()", Some(1), &[])
+    c.update("SELECT credit._caller()::text", Some(1), &[])
         .or_raise()
         .first()
         .get_one()
@@ -145,29 +145,8 @@ fn reopen(c: &mut SpiClient<'_>, hold_id: i64, h: &Held, forced: bool, comment: 
 /// The role whose members may release a held order that still does not fit: the customer's policy
 /// releasing_role, else the admin role.
 fn releasing_role(c: &mut SpiClient<'_>, customer: &str) -> Option<String> {
-    c.update(
-        "SELECT coalesce((SELECT e.releasing_role FROM credit.effective_policy($1) e), current_setting('pg_credit.admin_role'))",
-        Some(1),
-        &[customer.into()],
-    )
-    .or_raise()
-    .first()
-    .get_one::<String>()
-    .or_raise()
-    .filter(|r| !r.is_empty())
-}
-
-fn is_member(c: &mut SpiClient<'_>, role: &str) -> bool {
-    c.update(
-        "SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = $1 AND pg_has_role(credit._calling_user(), r.oid, 'MEMBER'))",
-        Some(1),
-        &[role.into()],
-    )
-    .or_raise()
-    .first()
-    .get_one::<bool>()
-    .or_raise()
-    .unwrap_or(false)
+    let t = c.update("SELECT releasing_role::text FROM credit.effective_policy($1)", Some(1), &[customer.into()]).or_raise();
+    t.first().get_one::<String>().or_raise().or_else(crate::guc::admin_role)
 }
 
 /// Re-checks a held order now: if it fits, it becomes open with its amount reserved. If it still
@@ -185,7 +164,7 @@ fn release_hold(hold_id: Option<i64>, comment: default!(Option<&str>, "NULL")) -
                 return if reopen(c, hold_id, &h, false, comment) { "released" } else { "withdrawn" }.to_string();
             }
             let role = releasing_role(c, &h.customer);
-            if role.as_deref().is_some_and(|r| is_member(c, r)) {
+            if role.as_deref().is_some_and(|r| crate::roles::is_member(crate::roles::caller(), r)) {
                 let why = comment.map(str::to_string).unwrap_or_else(|| {
                     format!("override: {}", reasons.iter().map(|r| r.code()).collect::<Vec<_>>().join(", "))
                 });
@@ -236,11 +215,7 @@ fn cancel_hold(hold_id: Option<i64>, comment: Option<&str>) {
 
 /// Releases, oldest first, every held order of the customer (or of every customer) that fits now.
 /// Runs by itself after a payment, credit note or write-off and when an approved limit applies.
-pub fn release_fitting(customer: &str) -> i64 {
-    release_fitting_for(Some(customer))
-}
-
-fn release_fitting_for(customer: Option<&str>) -> i64 {
+pub fn release_fitting(customer: Option<&str>) -> i64 {
     internal::scope(|| {
         Spi::connect_mut(|c| {
             let ids: Vec<i64> = c
@@ -272,5 +247,5 @@ fn release_fitting_holds(customer: default!(Option<&str>, "NULL")) -> i64 {
     if let Some(c) = customer {
         input::text(Some(c), "customer");
     }
-    release_fitting_for(customer)
+    release_fitting(customer)
 }

@@ -267,7 +267,7 @@ fn settle(
             id
         })
     });
-    crate::hold::release_fitting(customer);
+    crate::hold::release_fitting(Some(customer));
     id
 }
 
@@ -368,6 +368,6 @@ fn write_off(
         )
         .or_raise();
     });
-    crate::hold::release_fitting(customer);
+    crate::hold::release_fitting(Some(customer));
     id
 }

@@ -23,21 +23,22 @@ mod internal;
 mod ledger;
 mod numeric_fast;
 mod policy;
+mod roles;
 mod verify;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/aggregates.sql", name = "aggregates", requires = ["schema"]);
-extension_sql_file!("../sql/history.sql", name = "history", requires = ["schema"]);
+extension_sql_file!("../sql/history.sql", name = "history", requires = ["schema", verify::_calling_user]);
 extension_sql_file!("../sql/policy.sql", name = "policy", requires = ["schema"]);
 extension_sql_file!(
     "../sql/approval.sql",
     name = "approval",
-    requires = ["policy", "history", approval::_apply_limit, policy::effective_policy, verify::_calling_user]
+    requires = ["policy", "history", approval::_apply_limit, policy::effective_policy]
 );
 extension_sql_file!(
     "../sql/hold.sql",
     name = "hold",
-    requires = ["schema", account::check, hold::release_hold, hold::cancel_hold, hold::release_fitting_holds]
+    requires = ["schema", "history", account::check, hold::release_hold, hold::cancel_hold, hold::release_fitting_holds]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

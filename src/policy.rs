@@ -66,17 +66,17 @@ pub fn effective(c: &SpiClient<'_>, customer_type: Option<&str>, region: Option<
     policy::resolve(&ps, &Subject { customer_type, region, product_category: None })
 }
 
-/// Copies each account's policy into its policy_* columns; one customer or every account.
-/// Returns how many accounts changed.
-pub fn apply(customer: Option<&str>) -> i64 {
+/// Copies every account's policy into its policy_* columns (accounts inserted or re-typed get
+/// theirs from the account triggers). Returns how many accounts changed.
+fn apply_to_all() -> i64 {
     internal::scope(|| {
         Spi::connect_mut(|c| {
             let ps = load_policies(c);
             let subjects: Vec<(Option<String>, Option<String>)> = c
                 .update(
-                    "SELECT DISTINCT customer_type, region FROM credit.account WHERE $1::text IS NULL OR customer = $1",
+                    "SELECT DISTINCT customer_type, region FROM credit.account",
                     None,
-                    &[customer.into()],
+                    &[],
                 )
                 .or_raise()
                 .map(|r| (r.get(1).or_raise(), r.get(2).or_raise()))
@@ -89,7 +89,6 @@ pub fn apply(customer: Option<&str>) -> i64 {
                         "UPDATE credit.account SET policy_max_limit = $3, policy_warn_ratio = $4, \
                                 policy_overdue_block_days = $5, policy_prepayment_only = $6 \
                          WHERE customer_type IS NOT DISTINCT FROM $1 AND region IS NOT DISTINCT FROM $2 \
-                           AND ($7::text IS NULL OR customer = $7) \
                            AND (policy_max_limit, policy_warn_ratio, policy_overdue_block_days, policy_prepayment_only) \
                                IS DISTINCT FROM ($3, $4, $5, $6) RETURNING 1",
                         None,
@@ -100,7 +99,6 @@ pub fn apply(customer: Option<&str>) -> i64 {
                             input::numeric(e.warn_ratio).into(),
                             e.overdue_block_days.into(),
                             e.prepayment_required.into(),
-                            customer.into(),
                         ],
                     )
                     .or_raise()
@@ -116,7 +114,7 @@ pub fn apply(customer: Option<&str>) -> i64 {
 fn _policy_changed<'a>(
     _trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
-    apply(None);
+    apply_to_all();
     Ok(None)
 }
 

@@ -139,6 +139,6 @@ fn rebuild_exposure(customer: default!(Option<&str>, "NULL")) -> i64 {
 /// GetOuterUserId(): the user a SECURITY DEFINER function was called by (SET ROLE counts).
 #[pg_extern(stable, parallel_safe)]
 fn _calling_user() -> Oid {
-    unsafe { pgrx::pg_sys::GetOuterUserId() }
+    crate::roles::caller()
 }
 

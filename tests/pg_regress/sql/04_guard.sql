@@ -31,6 +31,7 @@ SELECT count(*) AS orders FROM sales_order;
 -- Status, hold, blacklist, no account.
 INSERT INTO sales_order VALUES (10, 'HELD', 1);
 INSERT INTO sales_order VALUES (11, 'BLACK', 1);
+INSERT INTO sales_order VALUES (11, 'BLACK', 0);   -- not even a zero-amount order
 INSERT INTO sales_order VALUES (12, 'NOBODY', 1);
 -- Bad rows: negative (22023), no amount or customer on an open order (23502).
 INSERT INTO sales_order VALUES (13, 'BETA', -5);

@@ -1,0 +1,24 @@
+//! Role membership, the one test every privilege rule of pg_credit uses (superusers are members of
+//! every role, as in PostgreSQL's pg_has_role(..., 'MEMBER')).
+use crate::guc;
+use pgrx::pg_sys::{self, Oid};
+
+/// Whether `user` is a member of the role named `role` (false when no such role exists).
+pub fn is_member(user: Oid, role: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(role) else { return false };
+    unsafe {
+        let roleid = pg_sys::get_role_oid(name.as_ptr(), true);
+        roleid != Oid::INVALID && pg_sys::is_member_of_role(user, roleid)
+    }
+}
+
+/// Superusers and members of pg_credit.admin_role.
+pub fn is_admin(user: Oid) -> bool {
+    let superuser = unsafe { pg_sys::superuser_arg(user) };
+    superuser || guc::admin_role().is_some_and(|r| is_member(user, &r))
+}
+
+/// The role that called a SECURITY DEFINER function (SET ROLE counts).
+pub fn caller() -> Oid {
+    unsafe { pg_sys::GetOuterUserId() }
+}
