@@ -187,9 +187,14 @@ fn regrade(
     let rows: Vec<RegradeRow> = Spi::connect_mut(|c| {
         let g = grades(c);
         let w = weights(c);
+        // Applying locks the accounts (in customer order, the guard's); a dry run only reads.
         let accounts: Vec<(String, Option<String>, AnyNumeric)> = c
             .update(
-                "SELECT customer, grade, credit_limit FROM credit.account ORDER BY customer FOR NO KEY UPDATE",
+                if dry_run {
+                    "SELECT customer, grade, credit_limit FROM credit.account ORDER BY customer"
+                } else {
+                    "SELECT customer, grade, credit_limit FROM credit.account ORDER BY customer FOR NO KEY UPDATE"
+                },
                 None,
                 &[],
             )

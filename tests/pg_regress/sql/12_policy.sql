@@ -93,5 +93,13 @@ SELECT allowed, credit_limit, available, reasons FROM credit.check('CASHY', 50);
 UPDATE credit.policy SET prepayment_required = false WHERE customer_type = 'cash';
 INSERT INTO orders VALUES (21, 'CASHY', 51);
 
+-- A policy may blacklist a customer after a write-off (recorded with the reason).
+UPDATE credit.policy SET blacklist_on_write_off = true WHERE customer_type = 'retail' AND region IS NULL;
+SELECT credit.write_off('SHOP', 'S-2', NULL, current_date, 'insolvent') > 0 AS written_off;
+SELECT status FROM credit.account WHERE customer = 'SHOP';
+SELECT kind, reason, after FROM credit.event WHERE customer = 'SHOP' AND kind = 'status_changed';
+SELECT credit.write_off('DIST', 'D-1', 1, current_date, 'rounding') > 0 AS written_off;   -- no such policy for DIST
+SELECT status FROM credit.account WHERE customer = 'DIST';
+
 SELECT * FROM credit.verify();
 ROLLBACK;
