@@ -11,7 +11,8 @@ CREATE FUNCTION credit._protect_account() RETURNS trigger
 -- UPDATE OF: fires only when the statement writes a maintained column (the guard's UPDATE does, and
 -- passes at once as pg_credit's own write); a DBA's UPDATE of credit_limit never calls it.
 CREATE TRIGGER account_protect BEFORE UPDATE OF open_ar, unapplied_credit, open_orders, exposure, member_exposure,
-    oldest_open_due, policy_max_limit, policy_warn_ratio, policy_overdue_block_days, policy_prepayment_only ON credit.account
+    oldest_open_due, policy_max_limit, policy_warn_ratio, policy_overdue_block_days, policy_prepayment_only,
+    collection_hold_since, legal_referred_on ON credit.account
     FOR EACH ROW EXECUTE FUNCTION credit._protect_account();
 -- Groups and the policy copy follow DBA changes; limits change only through approval.
 CREATE TRIGGER account_derive BEFORE DELETE OR UPDATE OF customer, parent, customer_type, region ON credit.account
@@ -114,7 +115,7 @@ BEGIN
              oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer),
              od AS (SELECT i.customer, min(i.due_date) AS d
                       FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id
-                     WHERE i.amount - coalesce(ai.s, 0) > 0 GROUP BY i.customer)
+                     WHERE i.amount - coalesce(ai.s, 0) > 0 AND NOT i.disputed GROUP BY i.customer)
         SELECT a.customer, coalesce(ar.v, 0), coalesce(un.v, 0), coalesce(oo.v, 0), od.d
           FROM credit.account a
           LEFT JOIN od ON od.customer = a.customer
@@ -344,7 +345,11 @@ COMMENT ON COLUMN credit.account.terms_days IS 'The customer''s own payment term
 COMMENT ON COLUMN credit.account.grade IS 'Credit grade (credit.grade), set by credit.regrade';
 COMMENT ON COLUMN credit.account.parent IS 'Group head whose credit limit this customer shares (credit groups are one level deep)';
 COMMENT ON COLUMN credit.account.member_exposure IS 'Maintained: for a group head, the sum of its members'' exposure';
-COMMENT ON COLUMN credit.account.oldest_open_due IS 'Maintained: due date of the oldest open invoice (the overdue rule reads it)';
+COMMENT ON COLUMN credit.account.oldest_open_due IS 'Maintained: due date of the oldest open invoice not in dispute (the overdue rule reads it)';
+COMMENT ON COLUMN credit.account.collection_hold_since IS 'Maintained: the day collections put the account on hold (NULL: no hold, or a person''s); collections lifts its own holds once the overdue invoices are paid';
+COMMENT ON COLUMN credit.account.legal_referred_on IS 'Maintained: the day collections first referred one of the customer''s invoices to legal';
+COMMENT ON COLUMN credit.invoice.disputed IS 'In dispute (credit.dispute): out of dunning and the overdue rule until resolved';
+COMMENT ON COLUMN credit.invoice.legal_referred_on IS 'The day collections referred it to legal';
 COMMENT ON COLUMN credit.account.policy_max_limit IS 'Maintained from credit.policy: the limit in force never exceeds it';
 COMMENT ON COLUMN credit.account.policy_warn_ratio IS 'Maintained from credit.policy: near-limit warning line (share of the limit)';
 COMMENT ON COLUMN credit.account.policy_overdue_block_days IS 'Maintained from credit.policy: new credit orders are refused while an invoice is more days past due';

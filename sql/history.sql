@@ -18,6 +18,87 @@ CREATE INDEX event_customer_idx ON credit.event (customer, id);
 SELECT pg_catalog.pg_extension_config_dump('credit.event', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.event_id_seq', '');
 
+-- ---------------------------------------------------------------------------------------------
+-- Outbox: every credit event, numbered in commit order, for other systems. credit.event ids are
+-- taken when the event is written, so a transaction that started earlier may commit a smaller id
+-- after a consumer has read past it. The outbox id is taken at commit instead (a deferred trigger
+-- under a transaction-level advisory lock held to the end of the commit): an outbox row with a
+-- larger id is never visible before a smaller one, and a consumer that remembers the last id it
+-- processed misses nothing. Each new row is announced with pg_notify('credit_events', ...) when
+-- the transaction commits. Payload: docs/collections.md#events.
+
+CREATE SEQUENCE credit.outbox_id_seq;
+CREATE TABLE credit.outbox (
+    id          bigint PRIMARY KEY,
+    event_id    bigint NOT NULL,
+    kind        text NOT NULL,
+    customer    text,
+    payload     jsonb NOT NULL,
+    published_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.outbox_id_seq', '');
+
+CREATE FUNCTION credit._event_publish() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- Rows a restore brings back were published where they happened (and their outbox rows are
+    -- restored with them).
+    IF NEW.transaction_id <> pg_current_xact_id() OR NEW.happened_at < now() THEN
+        RETURN NULL;
+    END IF;
+    -- Key: 'pgcr' and 2; held until the transaction ends, so outbox ids follow commit order.
+    PERFORM pg_advisory_xact_lock(1885823858, 2);
+    n := nextval('credit.outbox_id_seq');
+    INSERT INTO credit.outbox (id, event_id, kind, customer, payload)
+    VALUES (n, NEW.id, NEW.kind, NEW.customer,
+            jsonb_build_object('id', n, 'event_id', NEW.id, 'kind', NEW.kind, 'customer', NEW.customer,
+                               'happened_at', NEW.happened_at, 'reason', NEW.reason,
+                               'before', NEW.before, 'after', NEW.after, 'actor', NEW.actor,
+                               'acting_as', NEW.acting_as, 'application_name', NEW.application_name,
+                               'transaction_id', NEW.transaction_id::text));
+    -- A notification carries at most 8000 bytes: the id and kind, and the customer when short.
+    PERFORM pg_notify('credit_events', json_build_object('id', n, 'kind', NEW.kind,
+        'customer', CASE WHEN octet_length(NEW.customer) <= 1000 THEN NEW.customer END)::text);
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER event_publish AFTER INSERT ON credit.event
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION credit._event_publish();
+
+-- Catching up: the events after the last id a consumer processed, in order.
+CREATE FUNCTION credit.outbox_since(after_id bigint, max_rows int DEFAULT 1000)
+RETURNS SETOF credit.outbox
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF after_id IS NULL THEN
+        RAISE EXCEPTION 'after_id must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Pass 0 to read from the beginning.';
+    END IF;
+    IF max_rows IS NULL OR max_rows < 1 THEN
+        RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY SELECT o.* FROM credit.outbox o WHERE o.id > after_id ORDER BY o.id LIMIT max_rows;
+END
+$$;
+
+-- Outbox rows every consumer has processed may go; credit.event keeps the history.
+CREATE FUNCTION credit.prune_outbox(up_to_id bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF up_to_id IS NULL THEN
+        RAISE EXCEPTION 'up_to_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    DELETE FROM credit.outbox o WHERE o.id <= up_to_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 -- The role that called a SECURITY DEFINER function (SET ROLE counts), by name.
 CREATE FUNCTION credit._caller() RETURNS name
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -74,6 +155,11 @@ BEGIN
         VALUES ('account_deleted', OLD.customer, why,
                 jsonb_build_object('credit_limit', OLD.credit_limit, 'terms_days', OLD.terms_days, 'status', OLD.status), caller);
         RETURN OLD;
+    END IF;
+    -- A status change that does not come with a new collection_hold_since is a person's: from then
+    -- on the hold (if any) is theirs, and collections will not lift it.
+    IF NEW.status IS DISTINCT FROM OLD.status AND NEW.collection_hold_since IS NOT DISTINCT FROM OLD.collection_hold_since THEN
+        NEW.collection_hold_since := NULL;
     END IF;
     -- One event per group of tracked columns that changed.
     FOR change IN
@@ -137,7 +223,17 @@ RETURN credit._set_status(customer, reason, 'active');
 COMMENT ON TABLE credit.event IS 'Append-only credit history: limit, grade, terms, status and group changes, approvals, holds and near-limit warnings, with who, when, why, before and after';
 COMMENT ON COLUMN credit.event.id IS 'Increasing event number';
 COMMENT ON COLUMN credit.event.happened_at IS 'When';
-COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed, grade_changed, group_changed, near_limit, order_held, hold_released, hold_overridden, hold_cancelled, hold_withdrawn, limit_requested, limit_approval_signed, limit_request_rejected, limit_request_withdrawn';
+COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed, grade_changed, group_changed, near_limit, order_refused, order_held, hold_released, hold_overridden, hold_cancelled, hold_withdrawn, limit_requested, limit_approval_signed, limit_request_rejected, limit_request_withdrawn, task_created, promise_made, promise_kept, promise_broken, dispute_opened, dispute_resolved, legal_referral (docs/collections.md#events)';
+COMMENT ON TABLE credit.outbox IS 'Every credit event for other systems, numbered in commit order: read rows with id above the last one processed (credit.outbox_since); each is announced on channel credit_events';
+COMMENT ON COLUMN credit.outbox.id IS 'Position in commit order: a row with a larger id never becomes visible before a smaller one';
+COMMENT ON COLUMN credit.outbox.event_id IS 'credit.event id';
+COMMENT ON COLUMN credit.outbox.kind IS 'Event kind (credit.event.kind)';
+COMMENT ON COLUMN credit.outbox.customer IS 'Customer';
+COMMENT ON COLUMN credit.outbox.payload IS 'The event as JSON: id, event_id, kind, customer, happened_at, reason, before, after, actor, acting_as, application_name, transaction_id';
+COMMENT ON COLUMN credit.outbox.published_at IS 'When the event was numbered (at its transaction''s commit)';
+COMMENT ON FUNCTION credit.outbox_since(bigint, integer) IS 'Outbox rows after the given id, oldest first: how a consumer catches up';
+COMMENT ON FUNCTION credit.prune_outbox(bigint) IS 'Deletes outbox rows up to an id every consumer has processed; returns how many (credit.event keeps the history)';
+COMMENT ON FUNCTION credit._event_publish() IS 'Internal: numbers a committed event in the outbox and notifies credit_events';
 COMMENT ON COLUMN credit.event.customer IS 'Customer';
 COMMENT ON COLUMN credit.event.reason IS 'Why (given to credit.blacklist / credit.reinstate, or the credit.reason setting)';
 COMMENT ON COLUMN credit.event.before IS 'Values before the change';

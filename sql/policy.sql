@@ -19,6 +19,8 @@ CREATE TABLE credit.policy (
     approval_above       numeric CHECK (approval_above >= 0 AND approval_above <= 1000000000000000),
     releasing_role       name,
     blacklist_on_write_off boolean,
+    dunning_ladder       text,      -- credit.dunning_level.ladder; NULL: 'default'
+    blacklist_on_legal   boolean,   -- a legal referral by collections blacklists the customer
     note                 text,
     CONSTRAINT policy_match_key UNIQUE NULLS NOT DISTINCT (customer_type, region, product_category),
     CONSTRAINT policy_match_not_empty CHECK (customer_type <> '' AND region <> '' AND product_category <> '')

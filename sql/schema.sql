@@ -26,7 +26,11 @@ CREATE TABLE credit.account (
     open_orders       numeric NOT NULL DEFAULT 0,
     exposure          numeric NOT NULL DEFAULT 0,   -- open_ar - unapplied_credit + open_orders
     member_exposure   numeric NOT NULL DEFAULT 0,   -- a group head: sum of its members' exposure
-    oldest_open_due   date,                         -- due date of the oldest open invoice
+    oldest_open_due   date,                         -- due date of the oldest open, undisputed invoice
+    -- Set by collections (a dunning level with action 'hold'): the day the account was put on hold.
+    -- NULL when the hold, if any, is a person's; collections lifts only its own holds.
+    collection_hold_since date,
+    legal_referred_on     date,                     -- first legal referral by collections
     -- The customer's policy (credit.policy), copied here so the guard reads one row; kept in step
     -- when policies or the customer's type or region change.
     policy_max_limit          numeric,
@@ -51,6 +55,9 @@ CREATE TABLE credit.invoice (
     open_amount  numeric NOT NULL,
     -- Latest date money was applied to it: aging as of an earlier date must add applications back.
     last_applied_on date,
+    -- Collections: an invoice in dispute leaves dunning and the overdue rule until resolved.
+    disputed     boolean NOT NULL DEFAULT false,
+    legal_referred_on date,
     posted_at    timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT invoice_customer_doc_no_key UNIQUE (customer, doc_no),
     CONSTRAINT invoice_due_after_doc CHECK (due_date >= doc_date),
@@ -109,21 +116,25 @@ CREATE TABLE credit.guarded_table (
 -- Shipped default rows (aging buckets, grades, score weights) that survive dump and restore:
 -- pg_dump keeps only rows a DBA touched (NOT is_default); deleting a default retires it (kept,
 -- hidden) so a restore does not bring it back; inserting a default's or retired row's key replaces
--- it. TG_ARGV[0] names the key column.
+-- it. The trigger's arguments name the key columns.
 CREATE FUNCTION credit._default_row_write() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    key jsonb;
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        EXECUTE format('DELETE FROM %s WHERE %I::text = $1 AND (is_default OR retired)', TG_RELID::regclass, TG_ARGV[0])
-          USING to_jsonb(NEW) ->> TG_ARGV[0];
+        SELECT jsonb_object_agg(k, to_jsonb(NEW) -> k) INTO key FROM unnest(TG_ARGV) k;
+        EXECUTE format('DELETE FROM %s t WHERE to_jsonb(t) @> $1 AND (is_default OR retired)', TG_RELID::regclass)
+          USING key;
         RETURN NEW;
     ELSIF TG_OP = 'UPDATE' THEN
         NEW.is_default := false;   -- a touched default is the DBA's now, and is dumped
         RETURN NEW;
     ELSE
         IF OLD.is_default AND pg_trigger_depth() = 1 THEN
-            EXECUTE format('UPDATE %s SET retired = true WHERE %I::text = $1', TG_RELID::regclass, TG_ARGV[0])
-              USING to_jsonb(OLD) ->> TG_ARGV[0];
+            SELECT jsonb_object_agg(k, to_jsonb(OLD) -> k) INTO key FROM unnest(TG_ARGV) k;
+            EXECUTE format('UPDATE %s t SET retired = true WHERE to_jsonb(t) @> $1', TG_RELID::regclass)
+              USING key;
             RETURN NULL;
         END IF;
         RETURN OLD;

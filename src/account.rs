@@ -81,6 +81,8 @@ fn _account_insert<'a>(
     row.set_by_name("exposure", open_orders.clone())?;
     row.set_by_name("member_exposure", AnyNumeric::from(0))?;
     row.set_by_name("oldest_open_due", None::<pgrx::datum::Date>)?;
+    row.set_by_name("collection_hold_since", None::<pgrx::datum::Date>)?;
+    row.set_by_name("legal_referred_on", None::<pgrx::datum::Date>)?;
     let parent: Option<String> = row.get_by_name("parent")?;
     // pg_restore inserts accounts in no particular order: a member may come before its head. A
     // superuser's insert of an account created earlier is a restore; its head is restored with it.

@@ -72,7 +72,7 @@ fn add_to_account(c: &mut SpiClient<'_>, customer: &str, open_ar: Decimal, unapp
         .update(
             "UPDATE credit.account SET open_ar = open_ar + $2, unapplied_credit = unapplied_credit + $3, \
              exposure = exposure + $2 - $3, \
-             oldest_open_due = (SELECT min(i.due_date) FROM credit.invoice i WHERE i.customer = $1 AND i.open_amount > 0) \
+             oldest_open_due = (SELECT min(i.due_date) FROM credit.invoice i WHERE i.customer = $1 AND i.open_amount > 0 AND NOT i.disputed) \
              WHERE customer = $1 RETURNING parent",
             None,
             &[customer.into(), input::numeric(open_ar).into(), input::numeric(unapplied).into()],
@@ -267,6 +267,7 @@ fn settle(
             id
         })
     });
+    crate::collections::lift_holds(Some(customer));
     crate::hold::release_fitting(Some(customer));
     id
 }
@@ -368,6 +369,7 @@ fn write_off(
         )
         .or_raise();
     });
+    crate::collections::lift_holds(Some(customer));
     crate::hold::release_fitting(Some(customer));
     id
 }

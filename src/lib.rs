@@ -13,6 +13,7 @@ mod account;
 mod aggregates;
 mod analytics;
 mod approval;
+mod collections;
 mod error;
 mod grading;
 mod guard;
@@ -39,6 +40,18 @@ extension_sql_file!(
     "../sql/hold.sql",
     name = "hold",
     requires = ["schema", "history", account::check, hold::release_hold, hold::cancel_hold, hold::release_fitting_holds]
+);
+extension_sql_file!(
+    "../sql/collections.sql",
+    name = "collections",
+    requires = [
+        "policy",
+        "history",
+        collections::dispute,
+        collections::run_collections,
+        collections::_expire_temporary_limits,
+        grading::regrade
+    ]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

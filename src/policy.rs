@@ -17,7 +17,7 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
     c.select(
         "SELECT id, customer_type, region, product_category, terms_days, max_limit, warn_ratio, \
                 overdue_block_days, prepayment_required, max_increase_ratio, approval_above, \
-                releasing_role::text, blacklist_on_write_off FROM credit.policy",
+                releasing_role::text, blacklist_on_write_off, dunning_ladder, blacklist_on_legal FROM credit.policy",
         None,
         &[],
     )
@@ -39,6 +39,8 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
             approval_above: dec(r.get(11).or_raise()),
             releasing_role: r.get(12).or_raise(),
             blacklist_on_write_off: r.get(13).or_raise(),
+            dunning_ladder: r.get(14).or_raise(),
+            blacklist_on_legal: r.get(15).or_raise(),
         },
     })
     .collect()
@@ -185,6 +187,8 @@ fn effective_policy(
         name!(approval_above, Option<AnyNumeric>),
         name!(releasing_role, Option<String>),
         name!(blacklist_on_write_off, bool),
+        name!(dunning_ladder, String),
+        name!(blacklist_on_legal, bool),
         name!(matched_policies, Vec<i64>),
     ),
 > {
@@ -210,6 +214,8 @@ fn effective_policy(
         e.approval_above.map(input::numeric),
         e.releasing_role,
         e.blacklist_on_write_off,
+        e.dunning_ladder,
+        e.blacklist_on_legal,
         e.matched,
     ))
 }

@@ -14,6 +14,8 @@ use rust_decimal::Decimal;
 
 /// Payment terms when nothing else says.
 pub const DEFAULT_TERMS_DAYS: i32 = 30;
+/// Dunning ladder when no policy names one.
+pub const DEFAULT_LADDER: &str = "default";
 /// Near-limit warning ratio when no policy sets one.
 pub fn default_warn_ratio() -> Decimal {
     Decimal::new(8, 1)
@@ -65,6 +67,8 @@ pub struct Fields {
     pub approval_above: Option<Decimal>,
     pub releasing_role: Option<String>,
     pub blacklist_on_write_off: Option<bool>,
+    pub dunning_ladder: Option<String>,
+    pub blacklist_on_legal: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +90,9 @@ pub struct Effective {
     pub approval_above: Option<Decimal>,
     pub releasing_role: Option<String>,
     pub blacklist_on_write_off: bool,
+    /// Dunning ladder (credit.dunning_level.ladder).
+    pub dunning_ladder: String,
+    pub blacklist_on_legal: bool,
     /// Ids of the matching rows, most specific first.
     pub matched: Vec<i64>,
 }
@@ -112,6 +119,8 @@ pub fn resolve(policies: &[Policy], s: &Subject<'_>) -> Effective {
         approval_above: first(&m, |f| &f.approval_above),
         releasing_role: first(&m, |f| &f.releasing_role),
         blacklist_on_write_off: first(&m, |f| &f.blacklist_on_write_off).unwrap_or(false),
+        dunning_ladder: first(&m, |f| &f.dunning_ladder).unwrap_or_else(|| DEFAULT_LADDER.to_string()),
+        blacklist_on_legal: first(&m, |f| &f.blacklist_on_legal).unwrap_or(false),
         matched: m.iter().map(|p| p.id).collect(),
     }
 }

@@ -24,6 +24,12 @@ CREATE FUNCTION regress.snapshot() RETURNS text LANGUAGE sql AS $$
         (SELECT string_agg(h::text, ',' ORDER BY id) FROM credit.order_hold h),
         (SELECT string_agg(r::text, ',' ORDER BY id) FROM credit.limit_request r),
         (SELECT string_agg(l::text, ',' ORDER BY request_id, level) FROM credit.limit_approval l),
+        (SELECT string_agg(d::text, ',' ORDER BY ladder, level) FROM credit.dunning_level d),
+        (SELECT string_agg(t::text, ',' ORDER BY id) FROM credit.collection_task t),
+        (SELECT string_agg(c::text, ',' ORDER BY id) FROM credit.collection_contact c),
+        (SELECT string_agg(p::text, ',' ORDER BY id) FROM credit.promise p),
+        (SELECT string_agg(d::text, ',' ORDER BY id) FROM credit.invoice_dispute d),
+        (SELECT count(*)::text FROM credit.outbox),
         (SELECT count(*)::text FROM credit.event)))
 $$;
 DO $$ BEGIN CREATE ROLE regress_clerk NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
