@@ -60,6 +60,8 @@ fsync = on
 synchronous_commit = on
 max_prepared_transactions = 10
 CONF
+    # EXTRA_CONF: more settings, e.g. pg_cron for the scheduling test.
+    [ -z "${EXTRA_CONF:-}" ] || printf '%s\n' "$EXTRA_CONF" >>"$dir/data/postgresql.conf"
     # RUST_BACKTRACE in the server's environment makes pgrx append backtraces to error DETAILs.
     env -u RUST_BACKTRACE runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }

@@ -7,6 +7,7 @@
 #   4. multi-session stress: 16+ sessions racing on one customer    (tests/stress)
 #   5. pg_dump / pg_restore of a populated database                 (tests/dump_restore.sh)
 #   6. the SQL examples in docs/*.md, output compared with the page  (tests/docs)
+#   7. pg_cron schedules credit.run_daily and it takes effect          (tests/cron)
 # Ends with one line "N passed, N failed" over the layers.
 source "$(dirname "$0")/common.sh"
 DIR=/tmp/pg_credit_test
@@ -57,13 +58,18 @@ isolation() {
 layer "unit + pg_test" pgrx_tests
 # cargo pgrx test installed a test build (with its tests schema); put the normal build back.
 install_extension
-start_cluster "$DIR" "$PORT"
+# pg_cron preloaded for layer 7 (jobs run in background workers: no connection settings needed).
+EXTRA_CONF="shared_preload_libraries = 'pg_cron'
+cron.database_name = 'postgres'
+cron.use_background_workers = on
+max_worker_processes = 16" start_cluster "$DIR" "$PORT"
 trap 'stop_cluster "$DIR"' EXIT
 layer "pg_regress" regress
 layer "isolation" isolation
 layer "stress" "$ROOT/tests/stress/stress.sh" "$DIR" "$PORT"
 layer "dump/restore" "$ROOT/tests/dump_restore.sh" "$DIR" "$PORT"
 layer "docs examples" "$ROOT/tests/docs/check_examples.sh" "$DIR" "$PORT"
+layer "pg_cron schedule" "$ROOT/tests/cron/cron.sh" "$DIR" "$PORT"
 
 echo
 if ((failed)); then echo "failed layers: ${failures[*]}"; fi

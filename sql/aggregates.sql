@@ -63,3 +63,14 @@ CREATE AGGREGATE credit.on_time_ratio(days_late integer, amount numeric, grace_d
 
 CREATE FUNCTION credit._bucket_rank(days integer) RETURNS integer
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'credit_bucket_rank';
+
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'credit'::regnamespace AND p.proname ~ '^_(wdl|paydex|ontime)_' LOOP
+        EXECUTE format('COMMENT ON FUNCTION %s IS %L', f, 'Internal: support function of a payment-behaviour aggregate');
+    END LOOP;
+END
+$$;

@@ -365,3 +365,35 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades; idempotent. Schedule it with pg_cron (docs/collections.md)';
+
+COMMENT ON COLUMN credit.collection_worklist.task_id IS 'Task (credit.log_contact takes it)';
+COMMENT ON COLUMN credit.collection_worklist.customer IS 'Customer';
+COMMENT ON COLUMN credit.collection_worklist.doc_no IS 'Invoice number';
+COMMENT ON COLUMN credit.collection_worklist.level IS 'Ladder level (NULL: broken promise)';
+COMMENT ON COLUMN credit.collection_worklist.action IS 'remind, notice, escalate, hold or legal';
+COMMENT ON COLUMN credit.collection_worklist.channel IS 'sms, email, letter, phone or internal';
+COMMENT ON COLUMN credit.collection_worklist.assigned_to IS 'Role the task is assigned to';
+COMMENT ON COLUMN credit.collection_worklist.due_on IS 'When the work is due';
+COMMENT ON COLUMN credit.collection_worklist.open_amount IS 'Open amount of the invoice now';
+COMMENT ON COLUMN credit.collection_worklist.days_past_due IS 'Days past due today';
+COMMENT ON COLUMN credit.collection_worklist.priority IS 'open_amount x days past due (0 before due): the ranking';
+COMMENT ON COLUMN credit.collection_worklist.exposure IS 'Customer''s exposure';
+COMMENT ON COLUMN credit.collection_worklist.grade IS 'Customer''s grade';
+COMMENT ON COLUMN credit.collection_worklist.account_status IS 'Customer''s status (hold: shipments stopped)';
+COMMENT ON COLUMN credit.collection_worklist.last_contact_at IS 'Last contact with the customer (any task)';
+COMMENT ON COLUMN credit.collection_worklist.last_contact_outcome IS 'Its outcome';
+COMMENT ON COLUMN credit.collection_worklist.last_contact_by IS 'Who made it';
+COMMENT ON COLUMN credit.collection_worklist.promised_amount IS 'Open promise on the invoice: amount';
+COMMENT ON COLUMN credit.collection_worklist.promised_date IS 'Open promise on the invoice: date';
+COMMENT ON COLUMN credit.collection_effectiveness.collector IS 'Role that logged the contacts';
+COMMENT ON COLUMN credit.collection_effectiveness.period IS 'Month (first day)';
+COMMENT ON COLUMN credit.collection_effectiveness.tasks IS 'Tasks worked (at least one contact)';
+COMMENT ON COLUMN credit.collection_effectiveness.contacts IS 'Contacts logged';
+COMMENT ON COLUMN credit.collection_effectiveness.promises_made IS 'Promises to pay taken';
+COMMENT ON COLUMN credit.collection_effectiveness.promises_kept IS 'Of those, kept';
+COMMENT ON COLUMN credit.collection_effectiveness.promises_broken IS 'Of those, broken';
+COMMENT ON COLUMN credit.collection_effectiveness.collected_after_contact IS 'Payments applied to contacted invoices on or after the first contact of the month';
+COMMENT ON FUNCTION credit._expire_temporary_limits(date) IS 'Internal: clears temporary limits whose last day is before a date';
+COMMENT ON FUNCTION credit.run_collections(date) IS 'Walks the dunning ladder as of a date (exactly once per invoice and level, reproducible for past dates): promises, tasks, holds, legal referrals, lifted holds; returns what it did';
+COMMENT ON FUNCTION credit.dispute(text, text, text, date) IS 'Opens a dispute on an invoice: it leaves dunning and the overdue rule until resolved; returns the dispute id';
+COMMENT ON FUNCTION credit.resolve_dispute(text, text, text, date) IS 'Resolves an invoice''s open dispute: dunning and the overdue rule apply again; returns the dispute id';
