@@ -99,6 +99,18 @@ BEGIN
 END
 $$;
 
+-- Refused orders roll back with their transaction; src/refusal.rs has a background worker call
+-- this in its own transaction, with the refused session's user and application.
+CREATE FUNCTION credit._record_refusal(e jsonb) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO credit.event (kind, customer, reason, after, actor, acting_as, application_name)
+    VALUES ('order_refused', e ->> 'customer', e ->> 'message',
+            jsonb_build_object('table', e -> 'table', 'amount', (e ->> 'amount')::numeric, 'reasons', e -> 'reasons',
+                               'group', e -> 'group'),
+            coalesce(e ->> 'actor', session_user), coalesce(e ->> 'acting_as', current_user), e ->> 'application_name')
+$$;
+COMMENT ON FUNCTION credit._record_refusal(jsonb) IS 'Internal: records a refused order (called by the refusal recorder worker)';
+
 -- The role that called a SECURITY DEFINER function (SET ROLE counts), by name.
 CREATE FUNCTION credit._caller() RETURNS name
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp

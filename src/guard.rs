@@ -655,8 +655,9 @@ pub fn refusal_message(r: &Refusal) -> (String, String, &'static str) {
     (message, detail, hint)
 }
 
-fn refuse(r: &Refusal) -> ! {
+fn refuse(c: &mut SpiClient<'_>, r: &Refusal, relid: Oid) -> ! {
     let (message, detail, hint) = refusal_message(r);
+    crate::refusal::record(c, r, relid, &message);
     error::raise(Code::ERRCODE_CHECK_VIOLATION, message, Some(detail), Some(hint))
 }
 
@@ -892,7 +893,7 @@ fn _guard_row<'a>(
                                 return;
                             }
                         }
-                        refuse(&r)
+                        refuse(c, &r, relid)
                     }
                 }
             })

@@ -3,6 +3,7 @@ use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 
 pub static ALLOW_ORDERS_WITHOUT_ACCOUNT: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static RECORD_REFUSALS: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static ADMIN_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"credit_admin"));
 
 /// The role whose members may change credit limits directly (besides superusers).
@@ -26,6 +27,16 @@ pub fn init() {
         c"Everyone else changes limits through credit.request_limit and credit.approve. Superusers always may. \
           Only superusers may change this setting.",
         &ADMIN_ROLE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"pg_credit.record_refusals",
+        c"Record refused orders as order_refused events.",
+        c"On by default: a refused order rolls back, so a short-lived background worker records the refusal in \
+          credit.event (and the outbox) in its own transaction. Needs a free max_worker_processes slot. \
+          Only superusers may change it.",
+        &RECORD_REFUSALS,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -24,6 +24,7 @@ mod internal;
 mod ledger;
 mod numeric_fast;
 mod policy;
+mod refusal;
 mod roles;
 mod verify;
 
