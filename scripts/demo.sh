@@ -51,6 +51,12 @@ q -c "SELECT action, count(*) AS customers, sum(proposed_limit - old_limit) AS l
 q -c "SELECT customer, old_grade, new_grade, score, old_limit, proposed_limit, action
         FROM credit.regrade(dry_run => true) WHERE action <> 'unchanged' ORDER BY score NULLS LAST LIMIT 8"
 
+show "Collections: today's run of the dunning ladder (tasks, holds that stop shipments, legal referrals):"
+q -c "SELECT change, count(*) AS times, count(DISTINCT customer) AS customers FROM credit.run_collections() GROUP BY change ORDER BY change"
+q -c "SELECT customer, doc_no, action, assigned_to, open_amount, days_past_due, account_status
+        FROM credit.collection_worklist LIMIT 8"
+q -c "SELECT kind, count(*) AS events, max(id) AS last_outbox_id FROM credit.outbox GROUP BY kind ORDER BY events DESC LIMIT 8"
+
 show "Stored exposure against a full recomputation (credit.verify(): no rows = consistent):"
 q -c "SELECT count(*) AS accounts, sum(exposure) AS total_exposure,
              (SELECT count(*) FROM credit.verify()) AS drifting_accounts,

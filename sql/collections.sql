@@ -237,7 +237,7 @@ SELECT t.id AS task_id, t.customer, t.doc_no, t.level, t.action, t.channel, t.as
   LEFT JOIN LATERAL (SELECT c.contacted_at, c.outcome, c.contacted_by FROM credit.collection_contact c
                       WHERE c.customer = t.customer ORDER BY c.contacted_at DESC, c.id DESC LIMIT 1) lc ON true
   LEFT JOIN credit.promise p ON p.invoice_id = t.invoice_id AND p.status = 'open'
- WHERE t.status = 'open'
+ WHERE t.status = 'open' AND i.open_amount > 0
  ORDER BY priority DESC, i.open_amount DESC, t.id;
 
 -- Per collector (who logged the contacts) and month: tasks worked, contacts, promises made and

@@ -56,6 +56,24 @@ pub fn lift_holds(customer: Option<&str>) -> Vec<String> {
     })
 }
 
+/// After a payment, credit note or write-off: open tasks of the customer's invoices that are now
+/// settled are resolved (they leave the worklist at once), and collection holds lift.
+pub fn after_settlement(customer: &str) {
+    internal::scope(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "UPDATE credit.collection_task t SET status = 'resolved', closed_at = clock_timestamp() \
+                   FROM credit.invoice i \
+                  WHERE t.customer = $1 AND t.status = 'open' AND i.id = t.invoice_id AND i.open_amount = 0",
+                None,
+                &[customer.into()],
+            )
+            .or_raise();
+        })
+    });
+    lift_holds(Some(customer));
+}
+
 /// Ladder of each (customer_type, region) present among the accounts, resolved by the policies.
 fn ladders(c: &mut SpiClient<'_>) -> (Vec<Option<String>>, Vec<Option<String>>, Vec<String>) {
     let ps = crate::policy::load_policies(c);

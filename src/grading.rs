@@ -47,25 +47,30 @@ fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Vec<(Component, Opt
         (Component::DaysPastDue, get(4)),
         (Component::Utilization, get(5)),
         (Component::Relationship, months),
-        (Component::Dunning, Some(dunning_level(c, customer, as_of))),
+        (Component::Dunning, dunning_level(c, customer, as_of)),
     ]
 }
 
 /// Highest dunning step past due reached in the 12 months before as_of, counted as the number of
 /// distinct overdue day-steps of the ladder up to it (escalate and hold on the same day are one
-/// step): 0 = never dunned after the due date.
-fn dunning_level(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Decimal {
-    let n: Option<i64> = c
+/// step): 0 = never dunned after the due date. No data (None) where collections have never run:
+/// not being dunned then says nothing.
+fn dunning_level(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decimal> {
+    let (in_use, n): (Option<bool>, Option<i64>) = c
         .select(
-            "SELECT max((SELECT count(DISTINCT l2.days) FROM credit.dunning_level l2                          WHERE l2.ladder = t.ladder AND NOT l2.retired AND l2.days > 0 AND l2.days <= l.days))                FROM credit.collection_task t JOIN credit.dunning_level l ON l.ladder = t.ladder AND l.level = t.level               WHERE t.customer = $1 AND t.created_for <= $2 AND t.created_for > $2 - 365",
+            "SELECT EXISTS (SELECT 1 FROM credit.collection_task), \
+                    (SELECT max((SELECT count(DISTINCT l2.days) FROM credit.dunning_level l2 \
+                                  WHERE l2.ladder = t.ladder AND NOT l2.retired AND l2.days > 0 AND l2.days <= l.days)) \
+                       FROM credit.collection_task t JOIN credit.dunning_level l ON l.ladder = t.ladder AND l.level = t.level \
+                      WHERE t.customer = $1 AND t.created_for <= $2 AND t.created_for > $2 - 365)",
             Some(1),
             &[customer.into(), as_of.into()],
         )
         .or_raise()
         .first()
-        .get_one()
+        .get_two()
         .or_raise();
-    Decimal::from(n.unwrap_or(0))
+    in_use.unwrap_or(false).then(|| Decimal::from(n.unwrap_or(0)))
 }
 
 fn weights(c: &SpiClient<'_>) -> Vec<(Component, Decimal)> {

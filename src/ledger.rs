@@ -267,7 +267,7 @@ fn settle(
             id
         })
     });
-    crate::collections::lift_holds(Some(customer));
+    crate::collections::after_settlement(customer);
     crate::hold::release_fitting(Some(customer));
     id
 }
@@ -369,7 +369,7 @@ fn write_off(
         )
         .or_raise();
     });
-    crate::collections::lift_holds(Some(customer));
+    crate::collections::after_settlement(customer);
     crate::hold::release_fitting(Some(customer));
     id
 }

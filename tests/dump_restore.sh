@@ -49,6 +49,12 @@ CREATE TABLE held (id int PRIMARY KEY, cust text NOT NULL, amount numeric NOT NU
 SELECT credit.guard('held', 'cust', 'amount', 'status', '{open}', 'hold', 'credit_hold');
 SET client_min_messages = error;
 INSERT INTO held VALUES (1, '8', 999999), (2, '8', 1);
+-- Collections: a custom ladder level, a run, a promise, a dispute; the events reach the outbox.
+INSERT INTO credit.dunning_level (ladder, level, days, action, channel, fee) VALUES ('default', 7, 90, 'notice', 'letter', 15);
+SELECT count(*) FROM credit.run_collections('2026-06-30');
+SELECT credit.log_contact((SELECT min(id) FROM credit.collection_task WHERE status = 'open'), 'promised', 'next week', 10, '2026-07-07');
+SELECT credit.dispute(i.customer, i.doc_no, 'wrong price') FROM credit.invoice i
+ WHERE i.open_amount > 0 AND NOT i.disputed AND i.doc_date <= current_date ORDER BY i.id DESC LIMIT 1;
 SQL
 fingerprint() {
     "${PSQL[@]}" -d "$1" -At -c "
@@ -69,6 +75,12 @@ fingerprint() {
         SELECT 'approval_rule', md5(string_agg(r::text, ',' ORDER BY min_increase)) FROM credit.approval_rule r UNION ALL
         SELECT 'limit_request', md5(string_agg(r::text, ',' ORDER BY id)) FROM credit.limit_request r UNION ALL
         SELECT 'order_hold', md5(string_agg(h::text, ',' ORDER BY id)) FROM credit.order_hold h UNION ALL
+        SELECT 'dunning_level', md5(string_agg(d::text, ',' ORDER BY ladder, level)) FROM credit.dunning_level d UNION ALL
+        SELECT 'collection_task', md5(string_agg(t::text, ',' ORDER BY id)) FROM credit.collection_task t UNION ALL
+        SELECT 'collection_contact', md5(string_agg(c::text, ',' ORDER BY id)) FROM credit.collection_contact c UNION ALL
+        SELECT 'promise', md5(string_agg(p::text, ',' ORDER BY id)) FROM credit.promise p UNION ALL
+        SELECT 'invoice_dispute', md5(string_agg(d::text, ',' ORDER BY id)) FROM credit.invoice_dispute d UNION ALL
+        SELECT 'outbox', md5(string_agg(o::text, ',' ORDER BY id)) FROM credit.outbox o UNION ALL
         SELECT 'held', md5(string_agg(h::text, ',' ORDER BY id)) FROM held h UNION ALL
         SELECT 'orders', md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o) f"
 }
@@ -83,6 +95,7 @@ drift=$("${PSQL[@]}" -d pg_credit_dst -At -c "SELECT count(*) FROM credit.verify
 # The restored guard still enforces, counts and releases; sequences continue past restored ids.
 out=$("${PSQL[@]}" -d pg_credit_dst -At <<'SQL' 2>&1 || true
 \set ON_ERROR_STOP 0
+SELECT max(id) AS restored_outbox FROM credit.outbox \gset
 SELECT credit.exposure('1') AS before;
 INSERT INTO orders VALUES (1001, 1, 1000000);
 INSERT INTO orders VALUES (1002, 7, 1);
@@ -90,6 +103,8 @@ INSERT INTO orders VALUES (1003, 1, 1);
 SELECT credit.exposure('1');
 SELECT credit.post_invoice('1', 'INV-NEW', 5, '2026-06-01') > (SELECT max(id) FROM credit.invoice WHERE doc_no <> 'INV-NEW');
 SELECT count(*) FROM credit.verify();
+SELECT CASE WHEN count(*) = 2 THEN 'outbox continues' END FROM credit.outbox
+ WHERE id > :restored_outbox AND kind = 'order_refused';
 SQL
 )
 echo "$out" | sed 's/^/  restored: /'
@@ -98,6 +113,7 @@ before=$(echo "$out" | sed -n 1p); after=$(echo "$out" | grep -v ERROR | grep -v
 [ "$expected_refusals" = 2 ] || { echo "the restored guard did not refuse as expected"; rc=1; }
 [ "$(awk -v a="$after" -v b="$before" 'BEGIN{print a-b}')" = 1 ] || { echo "the restored guard did not count the new order ($before -> $after)"; rc=1; }
 echo "$out" | grep -qx t || { echo "sequences did not continue after restore"; rc=1; }
+echo "$out" | grep -qx "outbox continues" || { echo "the outbox did not number new events (refusals) after the restored ones"; rc=1; }
 [ "$(echo "$out" | tail -1)" = 0 ] || { echo "drift after writes on the restored database"; rc=1; }
 [ $rc = 0 ] && echo "dump/restore: $(echo "$src" | wc -w) tables identical, verify empty, guard enforcing"
 exit $rc
