@@ -43,6 +43,25 @@ for r in 1 2 3; do   # interleaved, so table growth during the run favours neith
         log "O(1) $v round $r: $t tps"
     done
 done
+# A refused order: with its order_refused event recorded by the background worker, and without.
+pg "$DIR" "$PORT" -d bench -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('REFUSED', 0)" >/dev/null
+refusal_ms() { # on|off: milliseconds per refused order, 200 refusals in one session
+    pg "$DIR" "$PORT" -d bench -At -c "SET pg_credit.record_refusals = $1" -c "
+      DO \$\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN
+        FOR i IN 1..200 LOOP
+          BEGIN INSERT INTO bench.orders_guarded (customer, amount) VALUES ('REFUSED', 1); EXCEPTION WHEN check_violation THEN NULL; END;
+        END LOOP;
+        RAISE WARNING 'ms %', round(extract(epoch FROM clock_timestamp() - t0) * 1000 / 200, 3);
+      END \$\$" 2>&1 | awk '/ms /{print $NF}'
+}
+for r in 1 2 3; do
+    for v in off on; do
+        t=$(refusal_ms "$v")
+        results[refusal_$v]+="$t "
+        log "refusal round $r, recording $v: $t ms"
+    done
+done
+recorded=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.event WHERE kind = 'order_refused'")
 drift=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
 
 m() { echo "${results[$1]}" | median; }
@@ -62,6 +81,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "pg_credit guard / PL/pgSQL reference: **$(ratio "$guarded" "$plpgsql")**."
     echo
     echo "O(1) check, 1 client: customer with 1 open invoice and order $small tps; with 10,000 open invoices and 10,000 open orders $big tps (ratio $(ratio "$big" "$small"))."
+    echo
+    echo "A refused order (200 in one session, 3 rounds, medians): $(m refusal_off) ms without recording, $(m refusal_on) ms with its order_refused event written by the background worker (ratio $(ratio "$(m refusal_on)" "$(m refusal_off)")); $recorded events recorded (expected $((3 * 200)))."
     echo
     echo "credit.verify() after the run: $drift drifting account(s)."
 } | tee "$OUT/guard.md"

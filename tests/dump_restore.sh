@@ -102,9 +102,9 @@ INSERT INTO orders VALUES (1002, 7, 1);
 INSERT INTO orders VALUES (1003, 1, 1);
 SELECT credit.exposure('1');
 SELECT credit.post_invoice('1', 'INV-NEW', 5, '2026-06-01') > (SELECT max(id) FROM credit.invoice WHERE doc_no <> 'INV-NEW');
-SELECT count(*) FROM credit.verify();
 SELECT CASE WHEN count(*) = 2 THEN 'outbox continues' END FROM credit.outbox
  WHERE id > :restored_outbox AND kind = 'order_refused';
+SELECT count(*) FROM credit.verify();
 SQL
 )
 echo "$out" | sed 's/^/  restored: /'
