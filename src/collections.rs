@@ -4,7 +4,7 @@
 //! the unique indexes on credit.collection_task make every (invoice, level) happen once.
 use crate::core::policy::{self, Subject};
 use crate::error::{self, Code, OrRaise};
-use crate::{input, internal};
+use crate::{input, internal, ledger};
 use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -477,44 +477,9 @@ fn _expire_temporary_limits(as_of: Date) -> i64 {
     expire_temporary_limits(as_of)
 }
 
-fn find_open_invoice(c: &mut SpiClient<'_>, customer: &str, doc_no: &str) -> (i64, pgrx::AnyNumeric, Date) {
-    let t = c
-        .update(
-            "SELECT id, open_amount, doc_date FROM credit.invoice WHERE customer = $1 AND doc_no = $2 FOR UPDATE",
-            Some(1),
-            &[customer.into(), doc_no.into()],
-        )
-        .or_raise();
-    if t.is_empty() {
-        error::raise(
-            Code::ERRCODE_FOREIGN_KEY_VIOLATION,
-            format!("invoice \"{doc_no}\" of customer \"{customer}\" does not exist"),
-            None,
-            None,
-        )
-    }
-    let r = t.first();
-    (
-        r.get::<i64>(1).or_raise().expect("id"),
-        r.get(2).or_raise().expect("open_amount"),
-        r.get(3).or_raise().expect("doc_date"),
-    )
-}
-
-fn lock_account(c: &mut SpiClient<'_>, customer: &str) {
-    let t = c
-        .update("SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE", Some(1), &[customer.into()])
-        .or_raise();
-    if t.is_empty() {
-        error::unknown_customer(customer)
-    }
-}
-
 fn refresh_oldest_due(c: &mut SpiClient<'_>, customer: &str) {
     c.update(
-        "UPDATE credit.account SET oldest_open_due = (SELECT min(i.due_date) FROM credit.invoice i \
-                                                      WHERE i.customer = $1 AND i.open_amount > 0 AND NOT i.disputed) \
-         WHERE customer = $1",
+        concat!("UPDATE credit.account SET oldest_open_due = ", crate::ledger::oldest_open_due!(), " WHERE customer = $1"),
         None,
         &[customer.into()],
     )
@@ -545,10 +510,11 @@ fn dispute(
     let why = input::text(reason, "reason");
     let id = internal::scope(|| {
         Spi::connect_mut(|c| {
-            lock_account(c, customer);
-            let (invoice, open, doc_date) = find_open_invoice(c, customer, doc_no);
-            let on = business_date(disputed_on, "disputed_on", doc_date);
-            if input::decimal(&open).is_zero() {
+            ledger::lock_account(c, customer);
+            let inv = ledger::find_invoice(c, customer, doc_no);
+            let (invoice, open) = (inv.id, input::numeric(inv.open));
+            let on = business_date(disputed_on, "disputed_on", inv.doc_date);
+            if inv.open.is_zero() {
                 error::raise(
                     Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     format!("invoice \"{doc_no}\" of customer \"{customer}\" is settled"),
@@ -619,8 +585,8 @@ fn resolve_dispute(
     let resolution = input::text(resolution, "resolution");
     internal::scope(|| {
         Spi::connect_mut(|c| {
-            lock_account(c, customer);
-            let (invoice, _, _) = find_open_invoice(c, customer, doc_no);
+            ledger::lock_account(c, customer);
+            let invoice = ledger::find_invoice(c, customer, doc_no).id;
             let t = c
                 .update(
                     "SELECT id, opened_on FROM credit.invoice_dispute WHERE invoice_id = $1 AND resolved_on IS NULL FOR UPDATE",

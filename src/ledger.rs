@@ -12,7 +12,7 @@ use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 /// Locks the account row (FOR NO KEY UPDATE, the same lock a guarded order takes).
-fn lock_account(c: &mut SpiClient<'_>, customer: &str) {
+pub(crate) fn lock_account(c: &mut SpiClient<'_>, customer: &str) {
     let t = c
         .update("SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE", Some(1), &[customer.into()])
         .or_raise();
@@ -21,15 +21,17 @@ fn lock_account(c: &mut SpiClient<'_>, customer: &str) {
     }
 }
 
-struct Invoice {
-    id: i64,
-    open: Decimal,
+pub(crate) struct Invoice {
+    pub id: i64,
+    pub open: Decimal,
+    pub doc_date: Date,
 }
 
-fn find_invoice(c: &mut SpiClient<'_>, customer: &str, doc_no: &str) -> Invoice {
+/// Finds and locks an invoice (its account row is locked first by the caller).
+pub(crate) fn find_invoice(c: &mut SpiClient<'_>, customer: &str, doc_no: &str) -> Invoice {
     let t = c
         .update(
-            "SELECT id, open_amount FROM credit.invoice WHERE customer = $1 AND doc_no = $2",
+            "SELECT id, open_amount, doc_date FROM credit.invoice WHERE customer = $1 AND doc_no = $2 FOR UPDATE",
             Some(1),
             &[customer.into(), doc_no.into()],
         )
@@ -42,8 +44,8 @@ fn find_invoice(c: &mut SpiClient<'_>, customer: &str, doc_no: &str) -> Invoice 
             None,
         )
     }
-    let (id, open) = t.first().get_two::<i64, AnyNumeric>().or_raise();
-    Invoice { id: id.expect("id"), open: input::decimal(&open.expect("open_amount")) }
+    let (id, open, doc_date) = t.first().get_three::<i64, AnyNumeric, Date>().or_raise();
+    Invoice { id: id.expect("id"), open: input::decimal(&open.expect("open_amount")), doc_date: doc_date.expect("doc_date") }
 }
 
 fn open_invoices(c: &mut SpiClient<'_>, customer: &str) -> Vec<OpenItem> {
@@ -62,6 +64,14 @@ fn open_invoices(c: &mut SpiClient<'_>, customer: &str) -> Vec<OpenItem> {
     .collect()
 }
 
+/// SQL: due date of customer $1's oldest open invoice not in dispute (the overdue rule reads it).
+macro_rules! oldest_open_due {
+    () => {
+        "(SELECT min(i.due_date) FROM credit.invoice i WHERE i.customer = $1 AND i.open_amount > 0 AND NOT i.disputed)"
+    };
+}
+pub(crate) use oldest_open_due;
+
 /// Moves the account's counters (and its group head's member_exposure, after it: the lock order)
 /// and keeps the due date of the oldest open invoice, which the overdue rule reads.
 fn add_to_account(c: &mut SpiClient<'_>, customer: &str, open_ar: Decimal, unapplied: Decimal) {
@@ -70,10 +80,12 @@ fn add_to_account(c: &mut SpiClient<'_>, customer: &str, open_ar: Decimal, unapp
     }
     let parent: Option<String> = c
         .update(
-            "UPDATE credit.account SET open_ar = open_ar + $2, unapplied_credit = unapplied_credit + $3, \
-             exposure = exposure + $2 - $3, \
-             oldest_open_due = (SELECT min(i.due_date) FROM credit.invoice i WHERE i.customer = $1 AND i.open_amount > 0 AND NOT i.disputed) \
-             WHERE customer = $1 RETURNING parent",
+            concat!(
+                "UPDATE credit.account SET open_ar = open_ar + $2, unapplied_credit = unapplied_credit + $3, \
+                 exposure = exposure + $2 - $3, oldest_open_due = ",
+                oldest_open_due!(),
+                " WHERE customer = $1 RETURNING parent"
+            ),
             None,
             &[customer.into(), input::numeric(open_ar).into(), input::numeric(unapplied).into()],
         )
