@@ -74,24 +74,31 @@ pub fn after_settlement(customer: &str) {
     lift_holds(Some(customer));
 }
 
-/// Ladder of each (customer_type, region) present among the accounts, resolved by the policies.
-fn ladders(c: &mut SpiClient<'_>) -> (Vec<Option<String>>, Vec<Option<String>>, Vec<String>) {
+/// Per (customer_type, region) present among the accounts, what the policies say for collections:
+/// the dunning ladder and whether a legal referral blacklists.
+struct Rules {
+    types: Vec<Option<String>>,
+    regions: Vec<Option<String>>,
+    ladders: Vec<String>,
+    blacklist_on_legal: Vec<bool>,
+}
+
+fn rules(c: &mut SpiClient<'_>) -> Rules {
     let ps = crate::policy::load_policies(c);
     let subjects: Vec<(Option<String>, Option<String>)> = c
         .update("SELECT DISTINCT customer_type, region FROM credit.account", None, &[])
         .or_raise()
         .map(|r| (r.get(1).or_raise(), r.get(2).or_raise()))
         .collect();
-    let mut types = Vec::new();
-    let mut regions = Vec::new();
-    let mut names = Vec::new();
+    let mut out = Rules { types: vec![], regions: vec![], ladders: vec![], blacklist_on_legal: vec![] };
     for (t, r) in subjects {
         let e = policy::resolve(&ps, &Subject { customer_type: t.as_deref(), region: r.as_deref(), product_category: None });
-        types.push(t);
-        regions.push(r);
-        names.push(e.dunning_ladder);
+        out.types.push(t);
+        out.regions.push(r);
+        out.ladders.push(e.dunning_ladder);
+        out.blacklist_on_legal.push(e.blacklist_on_legal);
     }
-    (types, regions, names)
+    out
 }
 
 fn ids(t: pgrx::spi::SpiTupleTable<'_>, col: usize) -> Vec<i64> {
@@ -214,6 +221,84 @@ fn task_change(c: &mut SpiClient<'_>, id: i64) -> Change {
     )
 }
 
+fn change_row(r: &pgrx::spi::SpiHeapTupleData<'_>) -> Change {
+    (
+        r.get::<String>(1).or_raise().expect("change"),
+        r.get::<String>(2).or_raise().expect("customer"),
+        r.get(3).or_raise(),
+        r.get(4).or_raise(),
+        r.get(5).or_raise(),
+        r.get(6).or_raise(),
+    )
+}
+
+/// The ladder's step for the day, in one statement: every (invoice, level) reached on as_of by an
+/// invoice open on as_of, not in dispute (now, or on as_of) and not under a promise that still
+/// runs, becomes a task — already superseded when a level of more days is reached too — with its
+/// task_created event; open tasks of fewer days on the same invoices are superseded. Returns the
+/// changes, and (in column 7, 8) the action and invoice of each new task.
+const STEP: &str = r#"
+WITH m AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) AS m(customer_type, region, ladder)),
+cand AS (
+    SELECT i.id, i.customer, i.doc_no, i.due_date, m.ladder,
+           i.open_amount + coalesce((SELECT sum(al.amount) FROM credit.allocation al
+                                      WHERE al.invoice_id = i.id AND al.applied_on > $1), 0) AS open_then
+      FROM credit.invoice i
+      JOIN credit.account a ON a.customer = i.customer
+      JOIN m ON m.customer_type IS NOT DISTINCT FROM a.customer_type AND m.region IS NOT DISTINCT FROM a.region
+     WHERE i.id IN (SELECT x.id FROM credit.invoice x WHERE x.open_amount > 0
+                    UNION SELECT x.id FROM credit.invoice x WHERE x.last_applied_on > $1)
+       AND i.doc_date <= $1
+       AND NOT i.disputed
+       AND NOT EXISTS (SELECT 1 FROM credit.invoice_dispute d WHERE d.invoice_id = i.id
+                         AND d.opened_on <= $1 AND (d.resolved_on IS NULL OR d.resolved_on > $1))
+       AND NOT EXISTS (SELECT 1 FROM credit.promise p WHERE p.invoice_id = i.id
+                         AND p.made_on <= $1 AND p.promised_date >= $1 AND p.status <> 'broken')),
+reached AS (
+    SELECT c.*, l.level, l.action, l.channel, l.assignee_role, l.fee, l.days,
+           greatest(max(l.days) OVER (PARTITION BY c.id),
+                    (SELECT max(l2.days) FROM credit.collection_task t2
+                       JOIN credit.dunning_level l2 ON l2.ladder = t2.ladder AND l2.level = t2.level
+                      WHERE t2.invoice_id = c.id)) AS top_days
+      FROM cand c JOIN credit.dunning_level l ON l.ladder = c.ladder AND NOT l.retired AND $1 - c.due_date >= l.days
+     WHERE c.open_then > 0
+       AND NOT EXISTS (SELECT 1 FROM credit.collection_task x WHERE x.invoice_id = c.id AND x.ladder = c.ladder AND x.level = l.level)),
+new AS (
+    INSERT INTO credit.collection_task (customer, invoice_id, doc_no, ladder, level, action, channel, assigned_to,
+                                        fee, open_amount, days_past_due, created_for, due_on, status, closed_at)
+    SELECT r.customer, r.id, r.doc_no, r.ladder, r.level, r.action, r.channel, r.assignee_role, r.fee,
+           r.open_then, $1 - r.due_date, $1, $1,
+           CASE WHEN r.days < r.top_days THEN 'superseded' ELSE 'open' END,
+           CASE WHEN r.days < r.top_days THEN clock_timestamp() END
+      FROM reached r ORDER BY r.customer, r.id, r.level
+    ON CONFLICT DO NOTHING
+    RETURNING *),
+events AS (
+    INSERT INTO credit.event (kind, customer, after, acting_as)
+    SELECT 'task_created', n.customer,
+           jsonb_build_object('task_id', n.id, 'doc_no', n.doc_no, 'ladder', n.ladder, 'level', n.level,
+                              'promise_id', n.promise_id, 'action', n.action, 'channel', n.channel,
+                              'assigned_to', n.assigned_to, 'open_amount', n.open_amount,
+                              'days_past_due', n.days_past_due, 'created_for', n.created_for), credit._caller()
+      FROM new n ORDER BY n.id),
+top AS (SELECT n.invoice_id, max(l.days) AS days FROM new n
+          JOIN credit.dunning_level l ON l.ladder = n.ladder AND l.level = n.level GROUP BY n.invoice_id),
+superseded AS (
+    UPDATE credit.collection_task t SET status = 'superseded', closed_at = clock_timestamp()
+      FROM top, credit.dunning_level l
+     WHERE t.invoice_id = top.invoice_id AND t.status = 'open' AND t.level IS NOT NULL
+       AND l.ladder = t.ladder AND l.level = t.level AND l.days < top.days
+    RETURNING t.id, t.customer, t.doc_no, t.level)
+SELECT 'task_created', n.customer, n.doc_no, n.level, n.id,
+       n.action || ' by ' || n.channel || coalesce(' for ' || n.assigned_to, ''), n.action, n.invoice_id, 1 AS o
+  FROM new n
+UNION ALL
+SELECT 'task_superseded', n.customer, n.doc_no, n.level, n.id, NULL, NULL, NULL, 2 FROM new n WHERE n.status = 'superseded'
+UNION ALL
+SELECT 'task_superseded', s.customer, s.doc_no, s.level, s.id, NULL, NULL, NULL, 2 FROM superseded s
+ORDER BY 9, 5
+"#;
+
 fn run(as_of: Date) -> Vec<Change> {
     let mut out: Vec<Change> = Vec::new();
     internal::scope(|| {
@@ -223,49 +308,25 @@ fn run(as_of: Date) -> Vec<Change> {
                 .or_raise();
             promises(c, as_of, &mut out);
 
-            // Levels reached on as_of by invoices open on as_of, not in dispute (now, or on as_of)
-            // and not under a promise that still runs.
-            let (types, regions, names) = ladders(c);
-            let created = ids(
-                c.update(
-                    "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) AS m(customer_type, region, ladder)), \
-                          cand AS ( \
-                            SELECT i.id, i.customer, i.doc_no, i.due_date, m.ladder, \
-                                   i.open_amount + coalesce((SELECT sum(al.amount) FROM credit.allocation al \
-                                                              WHERE al.invoice_id = i.id AND al.applied_on > $1), 0) AS open_then \
-                              FROM credit.invoice i \
-                              JOIN credit.account a ON a.customer = i.customer \
-                              JOIN m ON m.customer_type IS NOT DISTINCT FROM a.customer_type AND m.region IS NOT DISTINCT FROM a.region \
-                             WHERE i.id IN (SELECT x.id FROM credit.invoice x WHERE x.open_amount > 0 \
-                                            UNION SELECT x.id FROM credit.invoice x WHERE x.last_applied_on > $1) \
-                               AND i.doc_date <= $1 \
-                               AND NOT i.disputed \
-                               AND NOT EXISTS (SELECT 1 FROM credit.invoice_dispute d WHERE d.invoice_id = i.id \
-                                                 AND d.opened_on <= $1 AND (d.resolved_on IS NULL OR d.resolved_on > $1)) \
-                               AND NOT EXISTS (SELECT 1 FROM credit.promise p WHERE p.invoice_id = i.id \
-                                                 AND p.made_on <= $1 AND p.promised_date >= $1 AND p.status <> 'broken')) \
-                     INSERT INTO credit.collection_task (customer, invoice_id, doc_no, ladder, level, action, channel, assigned_to, \
-                                                        fee, open_amount, days_past_due, created_for, due_on) \
-                     SELECT c.customer, c.id, c.doc_no, c.ladder, l.level, l.action, l.channel, l.assignee_role, l.fee, \
-                            c.open_then, $1 - c.due_date, $1, $1 \
-                       FROM cand c JOIN credit.dunning_level l ON l.ladder = c.ladder AND NOT l.retired AND $1 - c.due_date >= l.days \
-                      WHERE c.open_then > 0 \
-                        AND NOT EXISTS (SELECT 1 FROM credit.collection_task x \
-                                         WHERE x.invoice_id = c.id AND x.ladder = c.ladder AND x.level = l.level) \
-                      ORDER BY c.customer, c.id, l.level \
-                     ON CONFLICT DO NOTHING RETURNING id",
+            let rules = rules(c);
+            let mut holds: Vec<i64> = Vec::new();
+            let mut legal: Vec<i64> = Vec::new();
+            for r in c
+                .update(
+                    STEP,
                     None,
-                    &[as_of.into(), types.into(), regions.into(), names.into()],
+                    &[as_of.into(), rules.types.clone().into(), rules.regions.clone().into(), rules.ladders.clone().into()],
                 )
-                .or_raise(),
-                1,
-            );
-            let mut created = created;
-            created.sort_unstable();
-            task_events(c, &created);
-            for &id in &created {
-                out.push(task_change(c, id));
+                .or_raise()
+            {
+                match r.get::<String>(7).or_raise().as_deref() {
+                    Some("hold") => holds.push(r.get::<i64>(8).or_raise().expect("invoice")),
+                    Some("legal") => legal.push(r.get::<i64>(8).or_raise().expect("invoice")),
+                    _ => {}
+                }
+                out.push(change_row(&r));
             }
+
             // Tasks of invoices settled since are resolved (a run for a past date may have just
             // replayed tasks of invoices paid later).
             for r in c
@@ -273,136 +334,83 @@ fn run(as_of: Date) -> Vec<Change> {
                     "UPDATE credit.collection_task t SET status = 'resolved', closed_at = clock_timestamp() \
                        FROM credit.invoice i \
                       WHERE i.id = t.invoice_id AND t.status = 'open' AND i.open_amount = 0 \
-                     RETURNING t.id, t.customer, t.doc_no, t.level",
+                     RETURNING 'task_resolved', t.customer, t.doc_no, t.level, t.id, 'invoice settled'",
                     None,
                     &[],
                 )
                 .or_raise()
             {
-                out.push((
-                    "task_resolved".into(),
-                    r.get::<String>(2).or_raise().expect("customer"),
-                    r.get(3).or_raise(),
-                    r.get(4).or_raise(),
-                    r.get(1).or_raise(),
-                    Some("invoice settled".into()),
-                ));
+                out.push(change_row(&r));
             }
 
-            if created.is_empty() {
-                return;
-            }
-
-            // A higher level supersedes open tasks of lower days on the same invoice.
-            for r in c
-                .update(
-                    "WITH top AS (SELECT t.invoice_id, max(l.days) AS days FROM credit.collection_task t \
-                                   JOIN credit.dunning_level l ON l.ladder = t.ladder AND l.level = t.level \
-                                  WHERE t.id = ANY($1) GROUP BY t.invoice_id) \
-                     UPDATE credit.collection_task t SET status = 'superseded', closed_at = clock_timestamp() \
-                       FROM top, credit.dunning_level l \
-                      WHERE t.invoice_id = top.invoice_id AND t.status = 'open' AND t.level IS NOT NULL \
-                        AND l.ladder = t.ladder AND l.level = t.level AND l.days < top.days \
-                     RETURNING t.id, t.customer, t.doc_no, t.level",
-                    None,
-                    &[created.clone().into()],
-                )
-                .or_raise()
-            {
-                out.push((
-                    "task_superseded".into(),
-                    r.get::<String>(2).or_raise().expect("customer"),
-                    r.get(3).or_raise(),
-                    r.get(4).or_raise(),
-                    r.get(1).or_raise(),
-                    None,
-                ));
-            }
-
-            // Hold: stop shipments. Only an active account is put on hold; a person's hold or a
-            // blacklisting stays as it is.
-            let holds: Vec<(String, String, i32)> = c
-                .update(
-                    "SELECT DISTINCT ON (t.customer) t.customer, t.doc_no, t.days_past_due \
-                       FROM credit.collection_task t JOIN credit.invoice i ON i.id = t.invoice_id \
-                      WHERE t.id = ANY($1) AND t.action = 'hold' AND i.open_amount > 0 AND NOT i.disputed \
-                      ORDER BY t.customer, t.days_past_due DESC, t.doc_no",
-                    None,
-                    &[created.clone().into()],
-                )
-                .or_raise()
-                .map(|r| {
-                    (
-                        r.get::<String>(1).or_raise().expect("customer"),
-                        r.get::<String>(2).or_raise().expect("doc_no"),
-                        r.get::<i32>(3).or_raise().expect("days"),
-                    )
-                })
-                .collect();
-            for (customer, doc_no, days) in holds {
-                reason(c, &format!("collections: invoice {doc_no} is {days} days overdue"));
-                let t = c
+            // Hold: stop shipments, for invoices still open and undisputed now. Only an active
+            // account is put on hold; a person's hold or a blacklisting stays as it is.
+            if !holds.is_empty() {
+                reason(c, "collections: an invoice reached the hold level of the dunning ladder");
+                for r in c
                     .update(
-                        "UPDATE credit.account SET status = 'hold', collection_hold_since = $2 \
-                         WHERE customer = $1 AND status = 'active' RETURNING 1",
+                        "WITH cause AS (SELECT DISTINCT ON (i.customer) i.customer, i.doc_no, $2 - i.due_date AS days \
+                                          FROM credit.invoice i \
+                                         WHERE i.id = ANY($1) AND i.open_amount > 0 AND NOT i.disputed \
+                                         ORDER BY i.customer, i.due_date, i.doc_no), \
+                              held AS (UPDATE credit.account a SET status = 'hold', collection_hold_since = $2 \
+                                         FROM cause WHERE a.customer = cause.customer AND a.status = 'active' \
+                                       RETURNING a.customer) \
+                         SELECT 'account_held', cause.customer, cause.doc_no, NULL::int, NULL::bigint, cause.days || ' days overdue' \
+                           FROM cause JOIN held USING (customer) ORDER BY cause.customer",
                         None,
-                        &[customer.as_str().into(), as_of.into()],
+                        &[holds.into(), as_of.into()],
                     )
-                    .or_raise();
-                if !t.is_empty() {
-                    out.push(("account_held".into(), customer, Some(doc_no), None, None, Some(format!("{days} days overdue"))));
+                    .or_raise()
+                {
+                    out.push(change_row(&r));
                 }
+                reason(c, "");
             }
-            reason(c, "");
 
             // Legal referral: the invoice and the account are marked; the policy may blacklist.
-            let legal: Vec<(String, String, i64)> = c
-                .update(
-                    "WITH r AS (UPDATE credit.invoice i SET legal_referred_on = $2 \
-                                 FROM credit.collection_task t \
-                                WHERE t.id = ANY($1) AND t.action = 'legal' AND i.id = t.invoice_id \
-                                  AND i.open_amount > 0 AND NOT i.disputed AND i.legal_referred_on IS NULL \
-                                RETURNING i.customer, i.doc_no, t.id AS task_id) \
-                     SELECT customer, doc_no, task_id FROM r ORDER BY customer, doc_no",
-                    None,
-                    &[created.clone().into(), as_of.into()],
-                )
-                .or_raise()
-                .map(|r| {
-                    (
-                        r.get::<String>(1).or_raise().expect("customer"),
-                        r.get::<String>(2).or_raise().expect("doc_no"),
-                        r.get::<i64>(3).or_raise().expect("task"),
-                    )
-                })
-                .collect();
-            for (customer, doc_no, task) in legal {
-                c.update(
-                    "UPDATE credit.account SET legal_referred_on = coalesce(legal_referred_on, $2) WHERE customer = $1",
-                    None,
-                    &[customer.as_str().into(), as_of.into()],
-                )
-                .or_raise();
-                c.update(
-                    "INSERT INTO credit.event (kind, customer, reason, after, acting_as) \
-                     VALUES ('legal_referral', $1, 'collections: dunning ladder reached legal referral', \
-                             jsonb_build_object('doc_no', $2::text, 'task_id', $3::bigint, 'referred_on', $4::date), credit._caller())",
-                    None,
-                    &[customer.as_str().into(), doc_no.as_str().into(), task.into(), as_of.into()],
-                )
-                .or_raise();
-                out.push(("legal_referral".into(), customer.clone(), Some(doc_no.clone()), None, Some(task), None));
-                let blacklisted = c
+            if !legal.is_empty() {
+                let referred: Vec<Change> = c
                     .update(
-                        "SELECT credit._set_status(a.customer, $2, 'blacklisted') FROM credit.account a \
-                         WHERE a.customer = $1 AND a.status <> 'blacklisted' \
-                           AND (SELECT e.blacklist_on_legal FROM credit.effective_policy(a.customer) e)",
+                        "WITH r AS (UPDATE credit.invoice i SET legal_referred_on = $2 \
+                                     WHERE i.id = ANY($1) AND i.open_amount > 0 AND NOT i.disputed AND i.legal_referred_on IS NULL \
+                                    RETURNING i.customer, i.doc_no), \
+                              a AS (UPDATE credit.account a SET legal_referred_on = coalesce(a.legal_referred_on, $2) \
+                                     WHERE a.customer IN (SELECT customer FROM r)), \
+                              e AS (INSERT INTO credit.event (kind, customer, reason, after, acting_as) \
+                                    SELECT 'legal_referral', r.customer, 'collections: dunning ladder reached legal referral', \
+                                           jsonb_build_object('doc_no', r.doc_no, 'referred_on', $2::date), credit._caller() \
+                                      FROM r ORDER BY r.customer, r.doc_no) \
+                         SELECT 'legal_referral', r.customer, r.doc_no, NULL::int, NULL::bigint, NULL::text \
+                           FROM r ORDER BY r.customer, r.doc_no",
                         None,
-                        &[customer.as_str().into(), format!("policy: legal referral of invoice {doc_no}").into()],
+                        &[legal.into(), as_of.into()],
                     )
-                    .or_raise();
-                if !blacklisted.is_empty() {
-                    out.push(("account_blacklisted".into(), customer, Some(doc_no), None, None, Some("policy: blacklist on legal referral".into())));
+                    .or_raise()
+                    .map(|r| change_row(&r))
+                    .collect();
+                let customers: Vec<String> = referred.iter().map(|r| r.1.clone()).collect();
+                out.extend(referred);
+                if rules.blacklist_on_legal.iter().any(|b| *b) && !customers.is_empty() {
+                    for r in c
+                        .update(
+                            "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[], $4::boolean[]) AS m(customer_type, region, blacklist)), \
+                                  due AS MATERIALIZED (SELECT a.customer FROM credit.account a \
+                                          JOIN m ON m.customer_type IS NOT DISTINCT FROM a.customer_type \
+                                                AND m.region IS NOT DISTINCT FROM a.region \
+                                         WHERE a.customer = ANY($1) AND m.blacklist AND a.status <> 'blacklisted' \
+                                         ORDER BY a.customer) \
+                             SELECT 'account_blacklisted', due.customer, NULL::text, NULL::int, NULL::bigint, \
+                                    'policy: blacklist on legal referral' \
+                               FROM due, LATERAL credit._set_status(due.customer, 'policy: legal referral by collections', 'blacklisted') \
+                              ORDER BY due.customer",
+                            None,
+                            &[customers.into(), rules.types.into(), rules.regions.into(), rules.blacklist_on_legal.into()],
+                        )
+                        .or_raise()
+                    {
+                        out.push(change_row(&r));
+                    }
                 }
             }
         })
