@@ -32,9 +32,14 @@ VACUUM ANALYZE;
 SQL
 log "generated in $(( $(date +%s) - start )) s"
 
+# The pairs reached, read the way run_collections reads them (open as of the day), without writing.
 BASELINE="WITH cand AS (
     SELECT i.id, i.due_date FROM credit.invoice i
-     WHERE i.open_amount > 0 AND i.doc_date <= current_date AND NOT i.disputed)
+     WHERE i.id IN (SELECT x.id FROM credit.invoice x WHERE x.open_amount > 0
+                    UNION SELECT x.id FROM credit.invoice x WHERE x.last_applied_on > current_date)
+       AND i.doc_date <= current_date AND NOT i.disputed
+       AND i.open_amount + coalesce((SELECT sum(al.amount) FROM credit.allocation al
+                                      WHERE al.invoice_id = i.id AND al.applied_on > current_date), 0) > 0)
   SELECT count(*) FROM cand c JOIN credit.dunning_level l ON l.ladder = 'default' AND NOT l.retired
                       AND current_date - c.due_date >= l.days"
 ms() { # DB SQL -> server-side ms
