@@ -40,6 +40,8 @@ install_extension() {
     local profile=${1:-}
     log "building and installing pg_credit ${profile:+($profile)}"
     (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" ${profile:+--$profile} >/dev/null)
+    # Earlier versions' install scripts and the update scripts (UPDATING.md).
+    install -m 644 "$ROOT"/sql/versions/pg_credit--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 # start_cluster DIR PORT: a throwaway cluster owned by postgres, socket in DIR, loopback only.

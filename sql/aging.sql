@@ -270,12 +270,33 @@ END;
 -- Roll rates: for each month-end pair over the last `months` months, the share of each bucket's
 -- invoice balance that was still open one bucket later a month on. Loss rate of a bucket = product
 -- of the roll rates from it to the last bucket x final_loss_rate (the last bucket's own rate).
+CREATE FUNCTION credit._roll_rates_args(period_end date, months integer, final_loss_rate numeric) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF period_end IS NULL OR months IS NULL OR final_loss_rate IS NULL THEN
+        RAISE EXCEPTION 'period_end, months and final_loss_rate must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(period_end) THEN
+        RAISE EXCEPTION 'period_end must be a finite date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF months NOT BETWEEN 1 AND 600 THEN
+        RAISE EXCEPTION 'months % is out of range', months USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Roll rates look back 1 to 600 months.';
+    END IF;
+    IF NOT (final_loss_rate >= 0 AND final_loss_rate <= 1) THEN   -- NaN fails both
+        RAISE EXCEPTION 'final_loss_rate % is not a rate between 0 and 1', final_loss_rate
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION credit.roll_rates(period_end date DEFAULT current_date, months integer DEFAULT 12,
                                   final_loss_rate numeric DEFAULT 1)
 RETURNS TABLE (bucket text, bucket_position integer, balance numeric, rolled_forward numeric,
                roll_rate numeric, loss_rate numeric)
 LANGUAGE sql STABLE PARALLEL RESTRICTED
 BEGIN ATOMIC
+    SELECT credit._roll_rates_args(roll_rates.period_end, roll_rates.months, roll_rates.final_loss_rate);
     WITH steps AS (
         SELECT (roll_rates.period_end - make_interval(months => k))::date AS d0,
                (roll_rates.period_end - make_interval(months => k - 1))::date AS d1
@@ -308,6 +329,7 @@ BEGIN ATOMIC
 END;
 
 -- ---------------------------------------------------------------------------------------------
+COMMENT ON FUNCTION credit._roll_rates_args(date, integer, numeric) IS 'Internal: validates credit.roll_rates arguments';
 COMMENT ON TABLE credit.aging_bucket IS 'Aging buckets (DBA-managed): active rows in position order must cover every day exactly once; every aging output follows them';
 COMMENT ON COLUMN credit.aging_bucket.position IS 'Order of the bucket';
 COMMENT ON COLUMN credit.aging_bucket.label IS 'Bucket name shown in reports';

@@ -74,8 +74,10 @@ $$;
 
 CREATE FUNCTION credit.request_limit(customer text, new_limit numeric, reason text, valid_until date DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN credit._request_limit(customer, new_limit, reason, valid_until, 'manual');
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT credit._require('clerk', 'requesting a limit');
+    SELECT credit._request_limit(customer, new_limit, reason, valid_until, 'manual');
+$$;
 
 CREATE FUNCTION credit._lock_pending_request(request_id bigint) RETURNS credit.limit_request
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

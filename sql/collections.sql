@@ -155,6 +155,7 @@ DECLARE
     keeps_open boolean := outcome IN ('no_answer', 'wrong_contact');
     caller name := credit._caller();
 BEGIN
+    PERFORM credit._require('clerk', 'logging a contact');
     IF task_id IS NULL OR outcome IS NULL THEN
         RAISE EXCEPTION 'task_id and outcome must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -355,6 +356,7 @@ BEGIN
     IF as_of > CURRENT_DATE OR as_of = '-infinity' THEN
         RAISE EXCEPTION 'as_of % is in the future or not a date', as_of USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM credit._require('manager', 'running the daily job');
     PERFORM pg_advisory_xact_lock(1885823858, 3);   -- one daily run at a time
     step := 'temporary_limits_expired';
     changes := credit._expire_temporary_limits(as_of);

@@ -282,6 +282,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     owner oid;
 BEGIN
+    PERFORM credit._require('admin', 'switching the guard off');
     IF orders IS NULL THEN
         RAISE EXCEPTION 'orders must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -321,6 +322,76 @@ CREATE EVENT TRIGGER credit_guarded_table_dropped ON sql_drop EXECUTE FUNCTION c
 REVOKE ALL ON ALL TABLES IN SCHEMA credit FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA credit FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA credit FROM PUBLIC;
+
+-- credit.access_role and credit._require (the privilege model's check) are in sql/history.sql.
+CREATE FUNCTION credit.grant_privileges(reader name DEFAULT 'credit_reader', clerk name DEFAULT 'credit_clerk',
+                                        manager name DEFAULT 'credit_manager', admin name DEFAULT 'credit_admin')
+RETURNS TABLE (level text, role name, functions int, tables int)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    levels text[] := ARRAY['reader', 'clerk', 'manager', 'admin'];
+    roles name[] := ARRAY[reader, clerk, manager, admin];
+    -- What each level may call, besides what the levels below it may.
+    fns text[] := ARRAY[
+        'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
+        'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
+        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade',
+        'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
+        'release_fitting_holds',
+        'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject',
+        'guard unguard rebuild_exposure prune_outbox grant_privileges'];
+    -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
+    managed text[] := ARRAY['account', 'policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+                            'aging_bucket', 'provision_rate'];
+    i int;
+    j int;
+    f regprocedure;
+    nf int;
+    nt int;
+BEGIN
+    PERFORM credit._require('admin', 'granting pg_credit''s privileges');
+    FOR i IN 1..4 LOOP
+        IF roles[i] IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = roles[i]) THEN
+            RAISE EXCEPTION 'role "%" does not exist', roles[i] USING ERRCODE = 'undefined_object',
+                HINT = format('CREATE ROLE %I first, or pass NULL to leave the %s level out.', roles[i], levels[i]);
+        END IF;
+    END LOOP;
+    FOR i IN 1..4 LOOP
+        CONTINUE WHEN roles[i] IS NULL;
+        nf := 0;
+        EXECUTE format('GRANT USAGE ON SCHEMA credit TO %I', roles[i]);
+        FOR j IN 1..i LOOP
+            FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+                      WHERE p.pronamespace = 'credit'::regnamespace
+                        AND (p.proname = ANY (string_to_array(fns[j], ' '))
+                             -- the read-only helpers the readable functions and views call
+                             OR j = 1 AND p.proname ~ '^_' AND p.provolatile IN ('s', 'i'))
+                      ORDER BY 1 LOOP
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, roles[i]);   -- aggregates too
+                nf := nf + 1;
+            END LOOP;
+        END LOOP;
+        -- Everyone reads everything (BI); the admin level also writes the DBA-managed tables.
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA credit TO %I', roles[i]);
+        EXECUTE format('REVOKE SELECT ON credit.access_role FROM %I', roles[i]);
+        SELECT count(*) INTO nt FROM pg_class c WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind IN ('r', 'v')
+           AND c.relname <> 'access_role';
+        IF levels[i] = 'admin' THEN
+            FOR j IN 1..array_length(managed, 1) LOOP
+                EXECUTE format('GRANT INSERT, UPDATE, DELETE ON credit.%I TO %I', managed[j], roles[i]);
+            END LOOP;
+            EXECUTE format('GRANT SELECT ON credit.access_role TO %I', roles[i]);
+            EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA credit TO %I', roles[i]);
+        END IF;
+        INSERT INTO credit.access_role AS a (level, role) VALUES (levels[i], roles[i])
+        ON CONFLICT ON CONSTRAINT access_role_pkey DO UPDATE SET role = EXCLUDED.role;
+        level := levels[i]; role := roles[i]; functions := nf; tables := nt;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION credit.grant_privileges(name, name, name, name) FROM PUBLIC;
+COMMENT ON FUNCTION credit.grant_privileges(name, name, name, name) IS 'Grants pg_credit''s privileges to the roles of the four levels (reader, clerk, manager, admin; NULL leaves one out) and records them in credit.access_role (docs/privileges.md)';
 
 -- ---------------------------------------------------------------------------------------------
 -- pg_dump: user data in extension tables is dumped only when registered.

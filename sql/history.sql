@@ -39,6 +39,27 @@ CREATE TABLE credit.outbox (
 SELECT pg_catalog.pg_extension_config_dump('credit.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.outbox_id_seq', '');
 
+-- Tamper evidence: each committed event is chained, in commit order, to the one before it:
+-- hash = sha256(previous hash || the event's canonical text). Changing, deleting or inserting an
+-- event afterwards (a superuser with triggers disabled can) breaks the chain at that point, which
+-- credit.verify_audit() reports. Rewriting the whole chain from the change on is detectable
+-- against a head hash kept outside the database (credit.audit_head()).
+CREATE TABLE credit.event_chain (
+    seq       bigint PRIMARY KEY,      -- the event's outbox id: commit order
+    event_id  bigint NOT NULL UNIQUE,
+    hash      bytea NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.event_chain', '');
+
+-- Canonical text of an event (independent of DateStyle, TimeZone and NULLs vs empty strings).
+CREATE FUNCTION credit._event_hash(prev bytea, e credit.event) RETURNS bytea
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN sha256(prev || convert_to(concat_ws(',', e.id::text,
+    quote_nullable(to_char(e.happened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')),
+    quote_nullable(e.kind), quote_nullable(e.customer), quote_nullable(e.reason),
+    quote_nullable(e.before::text), quote_nullable(e.after::text), quote_nullable(e.actor::text),
+    quote_nullable(e.acting_as::text), quote_nullable(e.application_name), e.transaction_id::text), 'UTF8'));
+
 CREATE FUNCTION credit._event_publish() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -52,6 +73,8 @@ BEGIN
     -- Key: 'pgcr' and 2; held until the transaction ends, so outbox ids follow commit order.
     PERFORM pg_advisory_xact_lock(1885823858, 2);
     n := nextval('credit.outbox_id_seq');
+    INSERT INTO credit.event_chain (seq, event_id, hash)
+    VALUES (n, NEW.id, credit._event_hash(coalesce((SELECT c.hash FROM credit.event_chain c ORDER BY c.seq DESC LIMIT 1), ''::bytea), NEW));
     INSERT INTO credit.outbox (id, event_id, kind, customer, payload)
     VALUES (n, NEW.id, NEW.kind, NEW.customer,
             jsonb_build_object('id', n, 'event_id', NEW.id, 'kind', NEW.kind, 'customer', NEW.customer,
@@ -67,6 +90,34 @@ END
 $$;
 CREATE CONSTRAINT TRIGGER event_publish AFTER INSERT ON credit.event
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION credit._event_publish();
+
+-- Every place the audit chain does not hold: an event changed or deleted, a chain row changed,
+-- removed or inserted, or a committed event that is not in the chain.
+CREATE FUNCTION credit.verify_audit()
+RETURNS TABLE (seq bigint, event_id bigint, problem text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH c AS (SELECT c.seq, c.event_id, c.hash, lag(c.hash) OVER (ORDER BY c.seq) AS prev FROM credit.event_chain c)
+    SELECT c.seq, c.event_id,
+           CASE WHEN e.id IS NULL THEN 'event deleted'
+                ELSE 'event changed, or the chain changed before it' END
+      FROM c LEFT JOIN credit.event e ON e.id = c.event_id
+     WHERE e.id IS NULL OR c.hash <> credit._event_hash(coalesce(c.prev, ''::bytea), e)
+    UNION ALL
+    SELECT NULL, e.id, 'event not in the chain'
+      FROM credit.event e
+     WHERE NOT EXISTS (SELECT 1 FROM credit.event_chain x WHERE x.event_id = e.id)
+       -- this transaction's own events are chained when it commits
+       AND e.transaction_id IS DISTINCT FROM pg_current_xact_id_if_assigned()
+    ORDER BY 1 NULLS LAST, 2
+$$;
+
+-- The newest link, to keep outside the database (a later verify_audit() against it shows whether
+-- the chain up to it was rewritten).
+CREATE FUNCTION credit.audit_head()
+RETURNS TABLE (seq bigint, event_id bigint, hash text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.seq, c.event_id, encode(c.hash, 'hex') FROM credit.event_chain c ORDER BY c.seq DESC LIMIT 1
+$$;
 
 -- Catching up: the events after the last id a consumer processed, in order.
 CREATE FUNCTION credit.outbox_since(after_id bigint, max_rows int DEFAULT 1000)
@@ -90,6 +141,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
 BEGIN
+    PERFORM credit._require('admin', 'pruning the outbox');
     IF up_to_id IS NULL THEN
         RAISE EXCEPTION 'up_to_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -116,16 +168,59 @@ CREATE FUNCTION credit._caller() RETURNS name
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = credit._calling_user());
 
+-- The privilege model (docs/privileges.md): four levels, each a role the DBA creates, each with
+-- the rights of the levels below it. credit.grant_privileges() grants them and records the roles
+-- here; functions that change limits, holds, grades, collections or guards then also check that
+-- their caller is a member of the level's role (or a higher one), so an EXECUTE granted too
+-- widely by hand does not open them.
+CREATE TABLE credit.access_role (
+    level  text PRIMARY KEY CHECK (level IN ('reader', 'clerk', 'manager', 'admin')),
+    role   name NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.access_role', '');
+
+CREATE FUNCTION credit._level_rank(level text) RETURNS int
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+RETURN array_position(ARRAY['reader', 'clerk', 'manager', 'admin'], level);
+
+-- Raises 42501 unless the caller (the user outside any SECURITY DEFINER function) is a superuser
+-- or a member of the role of this level or a higher one. Before grant_privileges has recorded
+-- any role, EXECUTE alone decides.
+CREATE FUNCTION credit._require(level text, action text) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller oid := credit._calling_user();
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = caller) OR NOT EXISTS (SELECT 1 FROM credit.access_role) THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM credit.access_role a JOIN pg_roles r ON r.rolname = a.role
+                WHERE credit._level_rank(a.level) >= credit._level_rank(_require.level)
+                  AND pg_has_role(caller, r.oid, 'MEMBER')) THEN
+        RETURN;
+    END IF;
+    RAISE EXCEPTION '% needs the % level', action, level USING ERRCODE = 'insufficient_privilege',
+        DETAIL = format('Role "%s" is not a member of %s.', (SELECT r.rolname FROM pg_roles r WHERE r.oid = caller),
+                        (SELECT string_agg(format('"%s"', a.role), ' or ' ORDER BY credit._level_rank(a.level))
+                           FROM credit.access_role a WHERE credit._level_rank(a.level) >= credit._level_rank(_require.level))),
+        HINT = 'credit.access_role lists the roles of each level (docs/privileges.md).';
+END
+$$;
+
 CREATE FUNCTION credit._event_append_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RAISE EXCEPTION 'credit.event is append-only' USING ERRCODE = 'insufficient_privilege',
+    RAISE EXCEPTION 'credit.% is append-only', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege',
         DETAIL = 'The credit history records who changed what and why; it is never updated or deleted.';
 END
 $$;
 CREATE TRIGGER event_append_only BEFORE UPDATE OR DELETE ON credit.event
     FOR EACH ROW EXECUTE FUNCTION credit._event_append_only();
 CREATE TRIGGER event_no_truncate BEFORE TRUNCATE ON credit.event
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._event_append_only();
+CREATE TRIGGER event_chain_append_only BEFORE UPDATE OR DELETE ON credit.event_chain
+    FOR EACH ROW EXECUTE FUNCTION credit._event_append_only();
+CREATE TRIGGER event_chain_no_truncate BEFORE TRUNCATE ON credit.event_chain
     FOR EACH STATEMENT EXECUTE FUNCTION credit._event_append_only();
 
 -- Records account changes (a BEFORE trigger: credit.account, updated by every guarded order, has
@@ -208,8 +303,8 @@ BEGIN
     IF reason IS NULL THEN
         RAISE EXCEPTION 'reason must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF btrim(reason) = '' THEN
-        RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    IF btrim(reason) = '' OR btrim(customer) = '' THEN
+        RAISE EXCEPTION 'customer and reason must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM 1 FROM credit.account a WHERE a.customer = _set_status.customer FOR NO KEY UPDATE;
     IF NOT FOUND THEN
@@ -225,12 +320,16 @@ END
 $$;
 
 CREATE FUNCTION credit.blacklist(customer text, reason text) RETURNS boolean
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN credit._set_status(customer, reason, 'blacklisted');
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT credit._require('manager', 'blacklisting');
+    SELECT credit._set_status(customer, reason, 'blacklisted');
+$$;
 
 CREATE FUNCTION credit.reinstate(customer text, reason text) RETURNS boolean
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN credit._set_status(customer, reason, 'active');
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT credit._require('manager', 'reinstating');
+    SELECT credit._set_status(customer, reason, 'active');
+$$;
 
 COMMENT ON TABLE credit.event IS 'Append-only credit history: limit, grade, terms, status and group changes, approvals, holds and near-limit warnings, with who, when, why, before and after';
 COMMENT ON COLUMN credit.event.id IS 'Increasing event number';
@@ -245,6 +344,13 @@ COMMENT ON COLUMN credit.outbox.payload IS 'The event as JSON: id, event_id, kin
 COMMENT ON COLUMN credit.outbox.published_at IS 'When the event was numbered (at its transaction''s commit)';
 COMMENT ON FUNCTION credit.outbox_since(bigint, integer) IS 'Outbox rows after the given id, oldest first: how a consumer catches up';
 COMMENT ON FUNCTION credit.prune_outbox(bigint) IS 'Deletes outbox rows up to an id every consumer has processed; returns how many (credit.event keeps the history)';
+COMMENT ON TABLE credit.event_chain IS 'Tamper evidence: every committed event hashed together with the one before it, in commit order (credit.verify_audit)';
+COMMENT ON COLUMN credit.event_chain.seq IS 'Position in commit order (the event''s outbox id)';
+COMMENT ON COLUMN credit.event_chain.event_id IS 'credit.event id';
+COMMENT ON COLUMN credit.event_chain.hash IS 'sha256 of the previous hash and the event''s canonical text';
+COMMENT ON FUNCTION credit._event_hash(bytea, credit.event) IS 'Internal: chain hash of an event';
+COMMENT ON FUNCTION credit.verify_audit() IS 'Where the audit chain does not hold (changed, deleted or unchained events); empty when the history is intact';
+COMMENT ON FUNCTION credit.audit_head() IS 'The newest link of the audit chain, to record outside the database';
 COMMENT ON FUNCTION credit._event_publish() IS 'Internal: numbers a committed event in the outbox and notifies credit_events';
 COMMENT ON COLUMN credit.event.customer IS 'Customer';
 COMMENT ON COLUMN credit.event.reason IS 'Why (given to credit.blacklist / credit.reinstate, or the credit.reason setting)';
@@ -257,6 +363,11 @@ COMMENT ON COLUMN credit.event.transaction_id IS 'Transaction that made the chan
 COMMENT ON FUNCTION credit.blacklist(text, text) IS 'Blacklists a customer (no new credit orders); returns false if already blacklisted. Recorded in credit.event with the reason.';
 COMMENT ON FUNCTION credit.reinstate(text, text) IS 'Sets a blacklisted or held customer back to active; returns false if already active. Recorded in credit.event with the reason.';
 COMMENT ON FUNCTION credit._set_status(text, text, text) IS 'Internal: status change with a recorded reason';
+COMMENT ON TABLE credit.access_role IS 'The role of each privilege level (reader, clerk, manager, admin), recorded by credit.grant_privileges; functions that change things check membership';
+COMMENT ON COLUMN credit.access_role.level IS 'reader, clerk, manager or admin';
+COMMENT ON COLUMN credit.access_role.role IS 'The role holding the level (members of a higher level''s role pass too)';
+COMMENT ON FUNCTION credit._level_rank(text) IS 'Internal: order of the privilege levels';
+COMMENT ON FUNCTION credit._require(text, text) IS 'Internal: 42501 unless the caller holds the privilege level';
 COMMENT ON FUNCTION credit._caller() IS 'Internal: name of the role that called a SECURITY DEFINER function';
 COMMENT ON FUNCTION credit._account_history() IS 'Internal: records account changes in credit.event';
 COMMENT ON FUNCTION credit._event_append_only() IS 'Internal: keeps credit.event append-only';

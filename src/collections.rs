@@ -454,6 +454,7 @@ fn run_collections(
         name!(detail, Option<String>),
     ),
 > {
+    crate::roles::require("manager", "running collections");
     let as_of = check_as_of(as_of);
     TableIterator::new(run(as_of))
 }
@@ -513,6 +514,7 @@ fn dispute(
     reason: Option<&str>,
     disputed_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
+    crate::roles::require("clerk", "opening a dispute");
     let customer = input::text(customer, "customer");
     let doc_no = input::text(doc_no, "doc_no");
     let why = input::text(reason, "reason");
@@ -588,6 +590,7 @@ fn resolve_dispute(
     resolution: Option<&str>,
     resolved_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
+    crate::roles::require("manager", "resolving a dispute");
     let customer = input::text(customer, "customer");
     let doc_no = input::text(doc_no, "doc_no");
     let resolution = input::text(resolution, "resolution");

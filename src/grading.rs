@@ -201,6 +201,7 @@ fn regrade(
 > {
     let as_of = as_of_date(as_of);
     let Some(dry_run) = dry_run else { error::null_arg("dry_run") };
+    crate::roles::require(if dry_run { "reader" } else { "manager" }, "re-grading");
     let future: bool = Spi::get_one_with_args("SELECT $1 > CURRENT_DATE", &[as_of.into()]).or_raise().unwrap_or(false);
     if future {
         error::raise(Code::ERRCODE_INVALID_PARAMETER_VALUE, format!("as_of {as_of} is in the future"), None, None)

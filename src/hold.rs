@@ -155,6 +155,7 @@ fn releasing_role(c: &mut SpiClient<'_>, customer: &str) -> Option<String> {
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn release_hold(hold_id: Option<i64>, comment: default!(Option<&str>, "NULL")) -> String {
+    crate::roles::require("clerk", "releasing a held order");
     let Some(hold_id) = hold_id else { error::null_arg("hold_id") };
     internal::scope(|| {
         Spi::connect_mut(|c| {
@@ -192,6 +193,7 @@ fn release_hold(hold_id: Option<i64>, comment: default!(Option<&str>, "NULL")) -
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn cancel_hold(hold_id: Option<i64>, comment: Option<&str>) {
+    crate::roles::require("clerk", "cancelling a held order");
     let Some(hold_id) = hold_id else { error::null_arg("hold_id") };
     let comment = input::text(comment, "comment");
     Spi::connect_mut(|c| {
@@ -244,6 +246,7 @@ pub fn release_fitting(customer: Option<&str>) -> i64 {
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn release_fitting_holds(customer: default!(Option<&str>, "NULL")) -> i64 {
+    crate::roles::require("clerk", "releasing held orders");
     if let Some(c) = customer {
         input::text(Some(c), "customer");
     }

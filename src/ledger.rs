@@ -144,6 +144,7 @@ fn post_invoice(
     due_date: default!(Option<Date>, "NULL"),
     product_category: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    crate::roles::require("clerk", "posting an invoice");
     let customer = input::text(customer, "customer");
     let doc_no = input::text(doc_no, "doc_no");
     let amount = input::positive_amount(amount.as_ref(), "amount");
@@ -295,6 +296,7 @@ fn post_payment(
     apply_to: default!(Option<&str>, "NULL"),
     reference: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    crate::roles::require("clerk", "posting a payment");
     let customer = input::text(customer, "customer");
     let amount = input::positive_amount(amount.as_ref(), "amount");
     let paid_on = input::date(paid_on, "paid_on");
@@ -315,6 +317,7 @@ fn post_credit_note(
     doc_date: default!(Option<Date>, "CURRENT_DATE"),
     reason: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    crate::roles::require("clerk", "posting a credit note");
     let customer = input::text(customer, "customer");
     let doc_no = input::text(doc_no, "doc_no");
     let amount = input::positive_amount(amount.as_ref(), "amount");
@@ -333,6 +336,7 @@ fn write_off(
     written_off_on: default!(Option<Date>, "CURRENT_DATE"),
     reason: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    crate::roles::require("manager", "writing off");
     let customer = input::text(customer, "customer");
     let doc_no = input::text(doc_no, "doc_no");
     let requested = amount.as_ref().map(|a| input::positive_amount(Some(a), "amount"));

@@ -22,3 +22,10 @@ pub fn is_admin(user: Oid) -> bool {
 pub fn caller() -> Oid {
     unsafe { pg_sys::GetOuterUserId() }
 }
+
+/// The privilege model's check (credit._require): 42501 unless the caller is a superuser or a
+/// member of the role of `level` or a higher one (once credit.grant_privileges recorded roles).
+pub fn require(level: &str, action: &str) {
+    use crate::error::OrRaise;
+    pgrx::Spi::run_with_args("SELECT credit._require($1, $2)", &[level.into(), action.into()]).or_raise();
+}

@@ -98,6 +98,7 @@ pub fn open_orders_of(customer: &str) -> AnyNumeric {
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn rebuild_exposure(customer: default!(Option<&str>, "NULL")) -> i64 {
+    crate::roles::require("admin", "rebuilding exposure");
     if let Some(c) = customer {
         input::text(Some(c), "customer");
     }
