@@ -25,7 +25,14 @@ pub fn caller() -> Oid {
 
 /// The privilege model's check (credit._require): 42501 unless the caller is a superuser or a
 /// member of the role of `level` or a higher one (once credit.grant_privileges recorded roles).
+/// Until ALTER EXTENSION UPDATE has run, the library may serve an older version's SQL without
+/// credit._require: then EXECUTE alone decides, as it did in that version.
 pub fn require(level: &str, action: &str) {
     use crate::error::OrRaise;
-    pgrx::Spi::run_with_args("SELECT credit._require($1, $2)", &[level.into(), action.into()]).or_raise();
+    let installed = pgrx::Spi::get_one::<bool>("SELECT pg_catalog.to_regprocedure('credit._require(text,text)') IS NOT NULL")
+        .or_raise()
+        .unwrap_or(false);
+    if installed {
+        pgrx::Spi::run_with_args("SELECT credit._require($1, $2)", &[level.into(), action.into()]).or_raise();
+    }
 }

@@ -17,7 +17,7 @@ pg "$DIR" "$PORT" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABA
 pg "$DIR" "$PORT" -d "$DB" >/dev/null <<'SQL'
 CREATE EXTENSION pg_credit;
 INSERT INTO credit.account (customer, credit_limit, terms_days)
-SELECT 'C' || lpad(i::text, 4, '0'), 2000 + (i % 5) * 1000, 30 FROM generate_series(1, 1000) i;
+SELECT 'C' || lpad(i::text, 4, '0'), 300 + (i % 5) * 200, 30 FROM generate_series(1, 1000) i;
 CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL,
                      status text NOT NULL DEFAULT 'open');
 SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}');

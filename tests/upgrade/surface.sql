@@ -7,15 +7,15 @@ SELECT * FROM (
   SELECT 'function ' || p.oid::regprocedure::text
          || ' returns ' || pg_get_function_result(p.oid)
          || ' args(' || pg_get_function_arguments(p.oid) || ')'
-         || ' kind ' || p.prokind || ' lang ' || l.lanname || ' secdef ' || p.prosecdef || ' vol ' || p.provolatile
-         || ' par ' || p.proparallel || ' strict ' || p.proisstrict
+         || ' kind ' || p.prokind::text || ' lang ' || l.lanname || ' secdef ' || p.prosecdef || ' vol ' || p.provolatile::text
+         || ' par ' || p.proparallel::text || ' strict ' || p.proisstrict
          || ' config ' || coalesce(p.proconfig::text, '-') || ' body ' || md5(coalesce(p.prosrc, '') || coalesce(p.probin, ''))
          || ' acl ' || coalesce(p.proacl::text, '-')
          || ' comment ' || coalesce(md5(obj_description(p.oid, 'pg_proc')), '-') AS line
     FROM pg_proc p JOIN ext ON ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid
     JOIN pg_language l ON l.oid = p.prolang
   UNION ALL
-  SELECT 'relation ' || r.relname || ' kind ' || r.relkind || ' options ' || coalesce(c.reloptions::text, '-')
+  SELECT 'relation ' || r.relname || ' kind ' || r.relkind::text || ' options ' || coalesce(c.reloptions::text, '-')
          || ' acl ' || coalesce(c.relacl::text, '-') || ' comment ' || coalesce(md5(obj_description(r.oid, 'pg_class')), '-')
          || CASE WHEN r.relkind = 'v' THEN ' view ' || md5(pg_get_viewdef(r.oid)) ELSE '' END
     FROM rels r JOIN pg_class c ON c.oid = r.oid
@@ -23,7 +23,7 @@ SELECT * FROM (
   SELECT 'column ' || r.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
          || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
          || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), '')
-         || CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity ELSE '' END
+         || CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity::text ELSE '' END
          || ' comment ' || coalesce(md5(col_description(r.oid, a.attnum)), '-')
     FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
     LEFT JOIN pg_attrdef ad ON ad.adrelid = r.oid AND ad.adnum = a.attnum
@@ -35,7 +35,7 @@ SELECT * FROM (
   SELECT 'index ' || pg_get_indexdef(i.indexrelid)
     FROM rels r JOIN pg_index i ON i.indrelid = r.oid
   UNION ALL
-  SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled
+  SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled::text
     FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid AND NOT t.tgisinternal
   UNION ALL
   SELECT 'sequence ' || s.seqrelid::regclass::text || ' ' || format_type(s.seqtypid, NULL) || ' increment ' || s.seqincrement

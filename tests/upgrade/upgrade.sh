@@ -60,8 +60,9 @@ checks=$(pg "$DIR" "$PORT" -d upg_filled -At 2>&1 <<'SQL'
 \set ON_ERROR_STOP 0
 SELECT 'verify ' || count(*) FROM credit.verify();
 SELECT 'verify_audit ' || count(*) FROM credit.verify_audit();
-INSERT INTO orders VALUES (1001, 'U1', 1000000);
-INSERT INTO orders VALUES (1002, 'U1', 1);
+INSERT INTO credit.account (customer, credit_limit) VALUES ('U-NEW', 100);
+INSERT INTO orders VALUES (1001, 'U-NEW', 1000000);
+INSERT INTO orders VALUES (1002, 'U-NEW', 1);
 SELECT 'order counted ' || (SELECT count(*) FROM orders WHERE id = 1002);
 SELECT 'collections ' || count(*) FROM credit.run_collections('2026-10-31');
 SELECT 'verify after ' || count(*) FROM credit.verify();
