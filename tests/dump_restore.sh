@@ -49,6 +49,9 @@ CREATE TABLE held (id int PRIMARY KEY, cust text NOT NULL, amount numeric NOT NU
 SELECT credit.guard('held', 'cust', 'amount', 'status', '{open}', 'hold', 'credit_hold');
 SET client_min_messages = error;
 INSERT INTO held VALUES (1, '8', 999999), (2, '8', 1);
+-- Privilege levels.
+DO $$ BEGIN CREATE ROLE dump_reader; CREATE ROLE dump_clerk; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+SELECT count(*) FROM credit.grant_privileges('dump_reader', 'dump_clerk', NULL, NULL);
 -- Collections: a custom ladder level, a run, a promise, a dispute; the events reach the outbox.
 INSERT INTO credit.dunning_level (ladder, level, days, action, channel, fee) VALUES ('default', 7, 90, 'notice', 'letter', 15);
 SELECT count(*) FROM credit.run_collections('2026-06-30');
@@ -81,6 +84,8 @@ fingerprint() {
         SELECT 'promise', md5(string_agg(p::text, ',' ORDER BY id)) FROM credit.promise p UNION ALL
         SELECT 'invoice_dispute', md5(string_agg(d::text, ',' ORDER BY id)) FROM credit.invoice_dispute d UNION ALL
         SELECT 'outbox', md5(string_agg(o::text, ',' ORDER BY id)) FROM credit.outbox o UNION ALL
+        SELECT 'event_chain', md5(string_agg(c::text, ',' ORDER BY seq)) FROM credit.event_chain c UNION ALL
+        SELECT 'access_role', md5(string_agg(r::text, ',' ORDER BY level)) FROM credit.access_role r UNION ALL
         SELECT 'held', md5(string_agg(h::text, ',' ORDER BY id)) FROM held h UNION ALL
         SELECT 'orders', md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o) f"
 }
@@ -92,6 +97,8 @@ rc=0
 if [ "$src" != "$dst" ]; then echo "restored data differs:"; echo " source:   $src"; echo " restored: $dst"; rc=1; fi
 drift=$("${PSQL[@]}" -d pg_credit_dst -At -c "SELECT count(*) FROM credit.verify()")
 [ "$drift" = 0 ] || { echo "credit.verify() after restore: $drift drifting accounts"; rc=1; }
+breaks=$("${PSQL[@]}" -d pg_credit_dst -At -c "SELECT count(*) FROM credit.verify_audit()")
+[ "$breaks" = 0 ] || { echo "credit.verify_audit() after restore: $breaks problems"; rc=1; }
 # The restored guard still enforces, counts and releases; sequences continue past restored ids.
 out=$("${PSQL[@]}" -d pg_credit_dst -At <<'SQL' 2>&1 || true
 \set ON_ERROR_STOP 0
@@ -115,5 +122,5 @@ before=$(echo "$out" | sed -n 1p); after=$(echo "$out" | grep -v ERROR | grep -v
 echo "$out" | grep -qx t || { echo "sequences did not continue after restore"; rc=1; }
 echo "$out" | grep -qx "outbox continues" || { echo "the outbox did not number new events (refusals) after the restored ones"; rc=1; }
 [ "$(echo "$out" | tail -1)" = 0 ] || { echo "drift after writes on the restored database"; rc=1; }
-[ $rc = 0 ] && echo "dump/restore: $(echo "$src" | wc -w) tables identical, verify empty, guard enforcing"
+[ $rc = 0 ] && echo "dump/restore: $(echo "$src" | wc -w) tables identical, verify and verify_audit empty, guard enforcing"
 exit $rc
