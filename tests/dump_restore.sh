@@ -59,35 +59,10 @@ SELECT credit.log_contact((SELECT min(id) FROM credit.collection_task WHERE stat
 SELECT credit.dispute(i.customer, i.doc_no, 'wrong price') FROM credit.invoice i
  WHERE i.open_amount > 0 AND NOT i.disputed AND i.doc_date <= current_date ORDER BY i.id DESC LIMIT 1;
 SQL
-fingerprint() {
-    "${PSQL[@]}" -d "$1" -At -c "
-      SELECT string_agg(t || ':' || h, ' ' ORDER BY t) FROM (
-        SELECT 'account' t, md5(string_agg(a::text, ',' ORDER BY customer)) h FROM credit.account a UNION ALL
-        SELECT 'invoice', md5(string_agg(i::text, ',' ORDER BY id)) FROM credit.invoice i UNION ALL
-        SELECT 'settlement', md5(string_agg(s::text, ',' ORDER BY id)) FROM credit.settlement s UNION ALL
-        SELECT 'allocation', md5(string_agg(x::text, ',' ORDER BY id)) FROM credit.allocation x UNION ALL
-        SELECT 'guarded_table', md5(string_agg(g::text, ',' ORDER BY table_name::text)) FROM credit.guarded_table g UNION ALL
-        SELECT 'aging_bucket', md5(string_agg(b::text, ',' ORDER BY position)) FROM credit.aging_bucket b UNION ALL
-        SELECT 'event', md5(string_agg(e::text, ',' ORDER BY id)) FROM credit.event e UNION ALL
-        SELECT 'provision_rate', md5(string_agg(r::text, ',' ORDER BY bucket, customer_type, region)) FROM credit.provision_rate r UNION ALL
-        SELECT 'aging', md5(string_agg(x::text, ',' ORDER BY customer, doc_type, doc_no)) FROM credit.aging('2026-06-30') x UNION ALL
-        SELECT 'policy', md5(string_agg(p::text, ',' ORDER BY id)) FROM credit.policy p UNION ALL
-        SELECT 'term_tier', md5(string_agg(t::text, ',' ORDER BY id)) FROM credit.term_tier t UNION ALL
-        SELECT 'grade', md5(string_agg(g::text, ',' ORDER BY grade)) FROM credit.grade g UNION ALL
-        SELECT 'score_weight', md5(string_agg(w::text, ',' ORDER BY component)) FROM credit.score_weight w UNION ALL
-        SELECT 'approval_rule', md5(string_agg(r::text, ',' ORDER BY min_increase)) FROM credit.approval_rule r UNION ALL
-        SELECT 'limit_request', md5(string_agg(r::text, ',' ORDER BY id)) FROM credit.limit_request r UNION ALL
-        SELECT 'order_hold', md5(string_agg(h::text, ',' ORDER BY id)) FROM credit.order_hold h UNION ALL
-        SELECT 'dunning_level', md5(string_agg(d::text, ',' ORDER BY ladder, level)) FROM credit.dunning_level d UNION ALL
-        SELECT 'collection_task', md5(string_agg(t::text, ',' ORDER BY id)) FROM credit.collection_task t UNION ALL
-        SELECT 'collection_contact', md5(string_agg(c::text, ',' ORDER BY id)) FROM credit.collection_contact c UNION ALL
-        SELECT 'promise', md5(string_agg(p::text, ',' ORDER BY id)) FROM credit.promise p UNION ALL
-        SELECT 'invoice_dispute', md5(string_agg(d::text, ',' ORDER BY id)) FROM credit.invoice_dispute d UNION ALL
-        SELECT 'outbox', md5(string_agg(o::text, ',' ORDER BY id)) FROM credit.outbox o UNION ALL
-        SELECT 'event_chain', md5(string_agg(c::text, ',' ORDER BY seq)) FROM credit.event_chain c UNION ALL
-        SELECT 'access_role', md5(string_agg(r::text, ',' ORDER BY level)) FROM credit.access_role r UNION ALL
-        SELECT 'held', md5(string_agg(h::text, ',' ORDER BY id)) FROM held h UNION ALL
-        SELECT 'orders', md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o) f"
+HERE=$(cd "$(dirname "$0")" && pwd)
+fingerprint() {   # every pg_credit table, the two guarded tables, and the aging computed from them
+    "${PSQL[@]}" -d "$1" -At -v extra=orders,held -f "$HERE/fingerprint.sql"
+    "${PSQL[@]}" -d "$1" -At -c "SELECT 'aging:' || md5(string_agg(x::text, ',' ORDER BY customer, doc_type, doc_no)) FROM credit.aging('2026-06-30') x"
 }
 src=$(fingerprint pg_credit_src)
 "$PGBIN/pg_dump" -h "$DIR" -p "$PORT" -U postgres -Fc -f "$DUMP" pg_credit_src
@@ -122,5 +97,5 @@ before=$(echo "$out" | sed -n 1p); after=$(echo "$out" | grep -v ERROR | grep -v
 echo "$out" | grep -qx t || { echo "sequences did not continue after restore"; rc=1; }
 echo "$out" | grep -qx "outbox continues" || { echo "the outbox did not number new events (refusals) after the restored ones"; rc=1; }
 [ "$(echo "$out" | tail -1)" = 0 ] || { echo "drift after writes on the restored database"; rc=1; }
-[ $rc = 0 ] && echo "dump/restore: $(echo "$src" | wc -w) tables identical, verify and verify_audit empty, guard enforcing"
+[ $rc = 0 ] && echo "dump/restore: $(echo "$src" | wc -w) tables (and the aging) identical, verify and verify_audit empty, guard enforcing"
 exit $rc

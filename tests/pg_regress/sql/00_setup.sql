@@ -11,6 +11,25 @@ BEGIN
     END;
     RETURN 'ok';
 END $$;
+-- Runs a statement (as a role, when given) in a subtransaction that is always rolled back: the
+-- SQLSTATE it fails with, or 'ok'.
+CREATE FUNCTION regress.try(stmt text, as_role name DEFAULT NULL) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    state text;
+BEGIN
+    BEGIN
+        IF as_role IS NOT NULL THEN
+            EXECUTE format('SET LOCAL ROLE %I', as_role);
+        END IF;
+        EXECUTE stmt;
+        RAISE EXCEPTION USING ERRCODE = 'P0099';   -- undo whatever it did
+    EXCEPTION WHEN OTHERS THEN
+        state := CASE WHEN SQLSTATE = 'P0099' THEN 'ok' ELSE SQLSTATE END;
+    END;
+    RETURN state;
+END $$;
+GRANT USAGE ON SCHEMA regress TO PUBLIC;
+GRANT EXECUTE ON FUNCTION regress.try(text, name) TO PUBLIC;
 -- A fingerprint of every table of pg_credit (found in the catalog, so a new table is covered by
 -- itself), to show that refused calls change nothing — but for the order_refused events that
 -- record refused orders, with their outbox rows and chain links.

@@ -70,20 +70,6 @@ CREATE FUNCTION regress.bad_values(typ regtype) RETURNS SETOF text LANGUAGE sql 
         ('text[]', 'NULL'), ('text[]', $q$'{}'$q$), ('text[]', $q$'{""}'$q$)) t(ty, v)
      WHERE ty = typ::text
 $$;
--- Runs a statement in a subtransaction that is always rolled back.
-CREATE FUNCTION regress.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    state text;
-BEGIN
-    BEGIN
-        EXECUTE stmt;
-        RAISE EXCEPTION USING ERRCODE = 'P0099';
-    EXCEPTION WHEN OTHERS THEN
-        state := CASE WHEN SQLSTATE = 'P0099' THEN 'ok' ELSE SQLSTATE END;
-    END;
-    RETURN state;
-END $$;
-
 -- Named notation: arguments with defaults are left out unless under test (aggregates take
 -- positional arguments only).
 CREATE TEMP TABLE matrix AS
