@@ -390,6 +390,29 @@ BEGIN
     END LOOP;
 END
 $$;
+-- Credit policy is data in tables; writing it needs the admin level too (table privileges granted
+-- too widely by hand do not open it). Statement-level: a bulk load checks once.
+CREATE FUNCTION credit._policy_write_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._require('admin', format('changing credit.%s', TG_TABLE_NAME));
+    RETURN NULL;
+END
+$$;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+                             'aging_bucket', 'provision_rate'] LOOP
+        EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check()', t || '_write_check', t);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION credit._policy_write_check() FROM PUBLIC;
+COMMENT ON FUNCTION credit._policy_write_check() IS 'Internal: writing credit policy tables needs the admin level';
+
 REVOKE ALL ON FUNCTION credit.grant_privileges(name, name, name, name) FROM PUBLIC;
 COMMENT ON FUNCTION credit.grant_privileges(name, name, name, name) IS 'Grants pg_credit''s privileges to the roles of the four levels (reader, clerk, manager, admin; NULL leaves one out) and records them in credit.access_role (docs/privileges.md)';
 

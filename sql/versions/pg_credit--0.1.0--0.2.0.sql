@@ -453,11 +453,30 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION credit._policy_write_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._require('admin', format('changing credit.%s', TG_TABLE_NAME));
+    RETURN NULL;
+END
+$$;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+                             'aging_bucket', 'provision_rate'] LOOP
+        EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check()', t || '_write_check', t);
+    END LOOP;
+END
+$$;
+
 -- New objects get what CREATE EXTENSION gives: nothing for PUBLIC.
 REVOKE ALL ON credit.access_role, credit.event_chain FROM PUBLIC;
 REVOKE ALL ON FUNCTION credit._level_rank(text), credit._require(text, text), credit._event_hash(bytea, credit.event),
     credit.verify_audit(), credit.audit_head(), credit._roll_rates_args(date, integer, numeric),
-    credit.grant_privileges(name, name, name, name) FROM PUBLIC;
+    credit.grant_privileges(name, name, name, name), credit._policy_write_check() FROM PUBLIC;
 
 COMMENT ON TABLE credit.event_chain IS 'Tamper evidence: every committed event hashed together with the one before it, in commit order (credit.verify_audit)';
 COMMENT ON COLUMN credit.event_chain.seq IS 'Position in commit order (the event''s outbox id)';
@@ -472,4 +491,5 @@ COMMENT ON COLUMN credit.access_role.role IS 'The role holding the level (member
 COMMENT ON FUNCTION credit._level_rank(text) IS 'Internal: order of the privilege levels';
 COMMENT ON FUNCTION credit._require(text, text) IS 'Internal: 42501 unless the caller holds the privilege level';
 COMMENT ON FUNCTION credit._roll_rates_args(date, integer, numeric) IS 'Internal: validates credit.roll_rates arguments';
+COMMENT ON FUNCTION credit._policy_write_check() IS 'Internal: writing credit policy tables needs the admin level';
 COMMENT ON FUNCTION credit.grant_privileges(name, name, name, name) IS 'Grants pg_credit''s privileges to the roles of the four levels (reader, clerk, manager, admin; NULL leaves one out) and records them in credit.access_role (docs/privileges.md)';
