@@ -57,6 +57,10 @@ q -c "SELECT customer, doc_no, action, assigned_to, open_amount, days_past_due, 
         FROM credit.collection_worklist LIMIT 8"
 q -c "SELECT kind, count(*) AS events, max(id) AS last_outbox_id FROM credit.outbox GROUP BY kind ORDER BY events DESC LIMIT 8"
 
+show "Trust: the credit history is hash-chained (credit.verify_audit(): no rows = intact):"
+q -c "SELECT (SELECT count(*) FROM credit.event) AS events, (SELECT count(*) FROM credit.verify_audit()) AS audit_problems,
+             h.seq AS head_position, left(h.hash, 16) || '...' AS head_hash FROM credit.audit_head() h"
+
 show "Stored exposure against a full recomputation (credit.verify(): no rows = consistent):"
 q -c "SELECT count(*) AS accounts, sum(exposure) AS total_exposure,
              (SELECT count(*) FROM credit.verify()) AS drifting_accounts,
