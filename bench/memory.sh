@@ -31,25 +31,27 @@ PGB
 "$PGBIN/pgbench" -n -M prepared -h "$DIR" -p "$PORT" -U postgres -c 1 -t "$N" -f "$DIR/insert.pgbench" mem \
     > "$DIR/pgbench.log" 2>&1 &
 bench=$!
-pid=
-for _ in $(seq 1 100); do
-    pid=$(pg "$DIR" "$PORT" -d mem -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' AND datname = 'mem'")
-    [ -n "$pid" ] && break
-    sleep 0.2
-done
+# The inserting backend: looked up at every sample (pgbench opens a short-lived connection before
+# the run's own), and it must be the same backend throughout.
+backend() {
+    pg "$DIR" "$PORT" -d postgres -At -c "SELECT pid FROM pg_stat_activity
+        WHERE application_name = 'pgbench' AND datname = 'mem' AND state IS NOT NULL ORDER BY backend_start DESC LIMIT 1" || true
+}
 samples=()
+pids=()
 step=$((N / 10))
 next=$step
 while kill -0 "$bench" 2>/dev/null; do
-    done_rows=$(pg "$DIR" "$PORT" -d mem -At -c "SELECT coalesce(max(id), 0) FROM orders")
+    done_rows=$(pg "$DIR" "$PORT" -d mem -At -c "SELECT coalesce(max(id), 0) FROM orders" || echo 0)
     if ((done_rows >= next)); then
-        kb=$(awk '/^RssAnon:/{print $2}' "/proc/$pid/status" 2>/dev/null)
-        [ -n "$kb" ] && samples+=("$done_rows:$kb")
+        pid=$(backend)
+        kb=$(awk '/^RssAnon:/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        if [ -n "$pid" ] && [ -n "$kb" ]; then samples+=("$done_rows:$kb"); pids+=("$pid"); fi
         next=$((next + step))
     fi
     sleep 0.5
 done
-wait "$bench"
+wait "$bench" || { echo "pgbench failed:"; tail -3 "$DIR/pgbench.log"; exit 1; }
 grep -E "number of transactions actually processed|tps = " "$DIR/pgbench.log"
 first=${samples[0]#*:}; last=${samples[${#samples[@]}-1]#*:}
 growth=$(( (last - first) / 1024 ))
@@ -67,6 +69,7 @@ drift=$(pg "$DIR" "$PORT" -d mem -At -c "SELECT count(*) FROM credit.verify()")
 } | tee "$OUT/memory.md"
 if [ "$CHECK" = --check ]; then
     ((${#samples[@]} >= 5)) || { echo "too few samples"; exit 1; }
+    [ "$(printf '%s\n' "${pids[@]}" | sort -u | wc -l)" = 1 ] || { echo "the samples came from different backends: ${pids[*]}"; exit 1; }
     ((growth <= 8)) || { echo "backend memory grew by $growth MB"; exit 1; }
     [ "$drift" = 0 ] || exit 1
 fi

@@ -8,6 +8,7 @@
 #   tests/stress/crash.sh SOCKET_DIR PORT [SECONDS]
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/common.sh"
+set +e   # common.sh sets -e; this script collects failures in rc and reports them all
 DIR=$1 PORT=$2 SECS=${3:-60}
 SESSIONS=32
 DB=pg_credit_crash

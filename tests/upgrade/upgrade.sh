@@ -10,6 +10,7 @@
 #   tests/upgrade/upgrade.sh SOCKET_DIR PORT
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/common.sh"
+set +e   # common.sh sets -e; this script collects failures in rc and reports them all
 DIR=$1 PORT=$2
 OUT="$ROOT/target/test-results/upgrade"
 rm -rf "$OUT"; mkdir -p "$OUT"
