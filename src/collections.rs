@@ -13,6 +13,27 @@ use pgrx::spi::SpiClient;
 const LOCK_CLASS: i32 = 1885823858;
 const LOCK_COLLECTIONS: i32 = 1;
 
+/// SQL: a CTE `events` appending a task_created event for every row of the CTE `new` (new tasks).
+macro_rules! task_created_events {
+    () => {
+        "events AS ( \
+            INSERT INTO credit.event (kind, customer, after, acting_as) \
+            SELECT 'task_created', n.customer, \
+                   jsonb_build_object('task_id', n.id, 'doc_no', n.doc_no, 'ladder', n.ladder, 'level', n.level, \
+                                      'promise_id', n.promise_id, 'action', n.action, 'channel', n.channel, \
+                                      'assigned_to', n.assigned_to, 'open_amount', n.open_amount, \
+                                      'days_past_due', n.days_past_due, 'created_for', n.created_for), credit._caller() \
+              FROM new n ORDER BY n.id)"
+    };
+}
+
+/// SQL: what a new task `n` is, for run_collections' output.
+macro_rules! task_detail {
+    () => {
+        "n.action || ' by ' || n.channel || coalesce(' for ' || n.assigned_to, '')"
+    };
+}
+
 type Change = (String, String, Option<String>, Option<i32>, Option<i64>, Option<String>);
 
 fn reason(c: &mut SpiClient<'_>, text: &str) {
@@ -101,10 +122,6 @@ fn rules(c: &mut SpiClient<'_>) -> Rules {
     out
 }
 
-fn ids(t: pgrx::spi::SpiTupleTable<'_>, col: usize) -> Vec<i64> {
-    t.map(|r| r.get::<i64>(col).or_raise().expect("id")).collect()
-}
-
 /// Evaluates open promises: kept when the promised amount was paid (or the invoice settled) by
 /// the promised date; broken when the date has passed without it. A broken promise gets an
 /// escalation task.
@@ -153,72 +170,40 @@ fn promises(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
     )
     .or_raise();
     let broken: Vec<i64> = decided.iter().filter(|d| d.3 == "broken").map(|d| d.0).collect();
+    let mut escalations: Vec<Change> = Vec::new();
     // Escalation of a broken promise: to the ladder's first escalation level's role.
-    let escalations = ids(
-        c.update(
-            "INSERT INTO credit.collection_task (customer, invoice_id, doc_no, ladder, level, promise_id, action, channel, \
-                                                 assigned_to, open_amount, days_past_due, created_for, due_on) \
-             SELECT p.customer, p.invoice_id, i.doc_no, t.ladder, NULL, p.id, 'escalate', 'phone', \
-                    coalesce((SELECT l.assignee_role FROM credit.dunning_level l \
-                               WHERE l.ladder = t.ladder AND l.action = 'escalate' AND NOT l.retired ORDER BY l.level LIMIT 1), \
-                             t.assigned_to), \
-                    i.open_amount, $2 - i.due_date, $2, $2 \
-               FROM credit.promise p JOIN credit.invoice i ON i.id = p.invoice_id \
-               JOIN credit.collection_task t ON t.id = p.task_id \
-              WHERE p.id = ANY($1) AND i.open_amount > 0 AND NOT i.disputed \
-                AND NOT EXISTS (SELECT 1 FROM credit.collection_task x WHERE x.promise_id = p.id) ORDER BY p.id \
-             ON CONFLICT DO NOTHING RETURNING id",
+    for r in c
+        .update(
+            concat!(
+                "WITH new AS ( \
+                    INSERT INTO credit.collection_task (customer, invoice_id, doc_no, ladder, level, promise_id, action, channel, \
+                                                        assigned_to, open_amount, days_past_due, created_for, due_on) \
+                    SELECT p.customer, p.invoice_id, i.doc_no, t.ladder, NULL, p.id, 'escalate', 'phone', \
+                           coalesce((SELECT l.assignee_role FROM credit.dunning_level l \
+                                      WHERE l.ladder = t.ladder AND l.action = 'escalate' AND NOT l.retired ORDER BY l.level LIMIT 1), \
+                                    t.assigned_to), \
+                           i.open_amount, $2 - i.due_date, $2, $2 \
+                      FROM credit.promise p JOIN credit.invoice i ON i.id = p.invoice_id \
+                      JOIN credit.collection_task t ON t.id = p.task_id \
+                     WHERE p.id = ANY($1) AND i.open_amount > 0 AND NOT i.disputed \
+                       AND NOT EXISTS (SELECT 1 FROM credit.collection_task x WHERE x.promise_id = p.id) ORDER BY p.id \
+                    ON CONFLICT DO NOTHING RETURNING *), ",
+                task_created_events!(),
+                " SELECT 'task_created', n.customer, n.doc_no, n.level, n.id, ",
+                task_detail!(),
+                " FROM new n ORDER BY n.id"
+            ),
             None,
             &[broken.into(), as_of.into()],
         )
-        .or_raise(),
-        1,
-    );
-    task_events(c, &escalations);
+        .or_raise()
+    {
+        escalations.push(change_row(&r));
+    }
     for (id, customer, doc_no, status) in decided {
         out.push((format!("promise_{status}"), customer, Some(doc_no), None, None, Some(format!("promise {id}"))));
     }
-    for id in escalations {
-        out.push(task_change(c, id));
-    }
-}
-
-fn task_events(c: &mut SpiClient<'_>, ids: &[i64]) {
-    if ids.is_empty() {
-        return;
-    }
-    c.update(
-        "INSERT INTO credit.event (kind, customer, after, acting_as) \
-         SELECT 'task_created', t.customer, \
-                jsonb_build_object('task_id', t.id, 'doc_no', t.doc_no, 'ladder', t.ladder, 'level', t.level, \
-                                   'promise_id', t.promise_id, 'action', t.action, 'channel', t.channel, \
-                                   'assigned_to', t.assigned_to, 'open_amount', t.open_amount, \
-                                   'days_past_due', t.days_past_due, 'created_for', t.created_for), credit._caller() \
-           FROM credit.collection_task t WHERE t.id = ANY($1) ORDER BY t.id",
-        None,
-        &[ids.to_vec().into()],
-    )
-    .or_raise();
-}
-
-fn task_change(c: &mut SpiClient<'_>, id: i64) -> Change {
-    let t = c
-        .update(
-            "SELECT customer, doc_no, level, action || ' by ' || channel || coalesce(' for ' || assigned_to, '') \
-             FROM credit.collection_task WHERE id = $1",
-            Some(1),
-            &[id.into()],
-        )
-        .or_raise();
-    let r = t.first();
-    (
-        "task_created".into(),
-        r.get::<String>(1).or_raise().expect("customer"),
-        r.get(2).or_raise(),
-        r.get(3).or_raise(),
-        Some(id),
-        r.get(4).or_raise(),
-    )
+    out.extend(escalations);
 }
 
 fn change_row(r: &pgrx::spi::SpiHeapTupleData<'_>) -> Change {
@@ -237,7 +222,8 @@ fn change_row(r: &pgrx::spi::SpiHeapTupleData<'_>) -> Change {
 /// runs, becomes a task — already superseded when a level of more days is reached too — with its
 /// task_created event; open tasks of fewer days on the same invoices are superseded. Returns the
 /// changes, and (in column 7, 8) the action and invoice of each new task.
-const STEP: &str = r#"
+const STEP: &str = concat!(
+    r#"
 WITH m AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) AS m(customer_type, region, ladder)),
 cand AS (
     SELECT i.id, i.customer, i.doc_no, i.due_date, m.ladder,
@@ -273,14 +259,9 @@ new AS (
       FROM reached r ORDER BY r.customer, r.id, r.level
     ON CONFLICT DO NOTHING
     RETURNING *),
-events AS (
-    INSERT INTO credit.event (kind, customer, after, acting_as)
-    SELECT 'task_created', n.customer,
-           jsonb_build_object('task_id', n.id, 'doc_no', n.doc_no, 'ladder', n.ladder, 'level', n.level,
-                              'promise_id', n.promise_id, 'action', n.action, 'channel', n.channel,
-                              'assigned_to', n.assigned_to, 'open_amount', n.open_amount,
-                              'days_past_due', n.days_past_due, 'created_for', n.created_for), credit._caller()
-      FROM new n ORDER BY n.id),
+"#,
+    task_created_events!(),
+    r#",
 top AS (SELECT n.invoice_id, max(l.days) AS days FROM new n
           JOIN credit.dunning_level l ON l.ladder = n.ladder AND l.level = n.level GROUP BY n.invoice_id),
 superseded AS (
@@ -290,14 +271,17 @@ superseded AS (
        AND l.ladder = t.ladder AND l.level = t.level AND l.days < top.days
     RETURNING t.id, t.customer, t.doc_no, t.level)
 SELECT 'task_created', n.customer, n.doc_no, n.level, n.id,
-       n.action || ' by ' || n.channel || coalesce(' for ' || n.assigned_to, ''), n.action, n.invoice_id, 1 AS o
+       "#,
+    task_detail!(),
+    r#", n.action, n.invoice_id, 1 AS o
   FROM new n
 UNION ALL
 SELECT 'task_superseded', n.customer, n.doc_no, n.level, n.id, NULL, NULL, NULL, 2 FROM new n WHERE n.status = 'superseded'
 UNION ALL
 SELECT 'task_superseded', s.customer, s.doc_no, s.level, s.id, NULL, NULL, NULL, 2 FROM superseded s
 ORDER BY 9, 5
-"#;
+"#
+);
 
 fn run(as_of: Date) -> Vec<Change> {
     let mut out: Vec<Change> = Vec::new();
@@ -421,20 +405,6 @@ fn run(as_of: Date) -> Vec<Change> {
     out
 }
 
-fn check_as_of(as_of: Option<Date>) -> Date {
-    let as_of = input::date(as_of, "as_of");
-    let today = Spi::get_one::<Date>("SELECT CURRENT_DATE").or_raise().expect("current_date");
-    if as_of > today {
-        error::raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("as_of {as_of} is in the future"),
-            Some("Collections act on what is overdue today or was overdue on a past date.".into()),
-            None,
-        )
-    }
-    as_of
-}
-
 /// Walks the dunning ladder as of a date: evaluates promises, creates one task per (invoice,
 /// level) reached (exactly once), supersedes lower levels, holds accounts and refers to legal as
 /// the ladder says, lifts collection holds whose invoices are paid. Returns what it did.
@@ -455,7 +425,7 @@ fn run_collections(
     ),
 > {
     crate::roles::require("manager", "running collections");
-    let as_of = check_as_of(as_of);
+    let as_of = input::not_future(as_of, "as_of");
     TableIterator::new(run(as_of))
 }
 
@@ -496,10 +466,9 @@ fn refresh_oldest_due(c: &mut SpiClient<'_>, customer: &str) {
 }
 
 fn business_date(d: Option<Date>, arg: &str, not_before: Date) -> Date {
-    let d = input::date(d, arg);
-    let today = Spi::get_one::<Date>("SELECT CURRENT_DATE").or_raise().expect("current_date");
-    if d > today || d < not_before {
-        error::invalid(format!("{arg} {d} is outside {not_before} to today"))
+    let d = input::not_future(d, arg);
+    if d < not_before {
+        error::invalid(format!("{arg} {d} is before {not_before}"))
     }
     d
 }

@@ -1,7 +1,7 @@
 //! Credit scores, grades and the periodic review of limits (credit.score, credit.regrade). The
 //! arithmetic is in core::scoring; this module gathers the inputs and applies the outcome.
 use crate::core::scoring::{self, Component, Grade, LimitOutcome, ReviewRules};
-use crate::error::{self, Code, OrRaise};
+use crate::error::{self, OrRaise};
 use crate::input;
 use pgrx::datum::Date;
 use pgrx::prelude::*;
@@ -139,10 +139,6 @@ fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, grades: &[GradeRow],
     Scored { score, grade, components }
 }
 
-fn as_of_date(as_of: Option<Date>) -> Date {
-    input::date(as_of, "as_of")
-}
-
 /// The credit score (0-100) of a customer as of a date, its grade, and every component: raw value,
 /// points and weight (a component without data has value null and does not count).
 #[pg_extern(stable)]
@@ -151,7 +147,7 @@ fn score(
     as_of: default!(Option<Date>, "CURRENT_DATE"),
 ) -> TableIterator<'static, (name!(score, Option<AnyNumeric>), name!(grade, Option<String>), name!(components, pgrx::JsonB))> {
     let customer = input::text(customer, "customer");
-    let as_of = as_of_date(as_of);
+    let as_of = input::date(as_of, "as_of");
     let s = Spi::connect(|c| {
         let g = grades(c);
         let w = weights(c);
@@ -199,13 +195,9 @@ fn regrade(
         name!(reason, String),
     ),
 > {
-    let as_of = as_of_date(as_of);
+    let as_of = input::not_future(as_of, "as_of");
     let Some(dry_run) = dry_run else { error::null_arg("dry_run") };
     crate::roles::require(if dry_run { "reader" } else { "manager" }, "re-grading");
-    let future: bool = Spi::get_one_with_args("SELECT $1 > CURRENT_DATE", &[as_of.into()]).or_raise().unwrap_or(false);
-    if future {
-        error::raise(Code::ERRCODE_INVALID_PARAMETER_VALUE, format!("as_of {as_of} is in the future"), None, None)
-    }
     let rows: Vec<RegradeRow> = Spi::connect_mut(|c| {
         let g = grades(c);
         let w = weights(c);

@@ -40,6 +40,18 @@ pub fn date(value: Option<Date>, arg: &str) -> Date {
     }
 }
 
+/// A finite date not after today: a business event that has happened, or a run for a day that has
+/// come.
+pub fn not_future(value: Option<Date>, arg: &str) -> Date {
+    use crate::error::OrRaise;
+    let d = date(value, arg);
+    let today = pgrx::Spi::get_one::<Date>("SELECT CURRENT_DATE").or_raise().expect("current_date");
+    if d > today {
+        error::invalid(format!("{arg} {d} is in the future"))
+    }
+    d
+}
+
 pub fn optional_date(value: Option<Date>, arg: &str) -> Option<Date> {
     match value {
         Some(d) if !d.is_finite() => error::invalid(format!("{arg} must be a finite date")),
