@@ -1,10 +1,12 @@
 -- Limit changes through approval: credit.request_limit, credit.approve, credit.reject.
--- Four eyes: the requester never approves; each level is signed by a different member of that
--- level's role; the limit changes only when the last level signs.
+-- Four eyes means two people: a person is the login (session_user), whatever SET ROLE says, or
+-- the person a trusted proxy named (credit.act_for). The requester never approves; a person
+-- signs at most one level of a request, as a member of that level's role; the limit changes only
+-- when the last level signs.
 
 CREATE FUNCTION credit._request_limit(customer text, new_limit numeric, reason text, valid_until date, source text)
 RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acct      record;
     max_limit numeric;
@@ -12,8 +14,9 @@ DECLARE
     roles     name[];
     pending   bigint;
     req_id    bigint;
-    me        name := credit._caller();
+    me        name := credit._person();
 BEGIN
+    PERFORM credit._internal('credit._request_limit');
     IF customer IS NULL OR new_limit IS NULL OR reason IS NULL THEN
         RAISE EXCEPTION 'customer, new_limit and reason must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -27,6 +30,9 @@ BEGIN
     IF new_limit > 1000000000000000 THEN
         RAISE EXCEPTION 'new_limit % is out of range', new_limit USING ERRCODE = 'numeric_value_out_of_range',
             DETAIL = 'A credit limit is a finite amount from 0 (no credit) to 1000000000000000.';
+    END IF;
+    IF scale(trim_scale(new_limit)) > 8 THEN
+        RAISE EXCEPTION 'new_limit % has more than 8 fractional digits', new_limit USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF valid_until IS NOT NULL AND (NOT isfinite(valid_until) OR valid_until < current_date) THEN
         RAISE EXCEPTION 'valid_until % is not a future date', valid_until USING ERRCODE = 'invalid_parameter_value',
@@ -56,13 +62,14 @@ BEGIN
             roles := ARRAY[current_setting('pg_credit.admin_role')::name];
         END IF;
     END IF;
+
     INSERT INTO credit.limit_request (customer, current_limit, requested_limit, valid_until, reason, source, approver_roles, requested_by)
     VALUES (customer, acct.credit_limit, new_limit, valid_until, reason, source, roles, me)
     RETURNING id INTO req_id;
     INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
     VALUES ('limit_requested', customer, reason, jsonb_build_object('credit_limit', acct.credit_limit),
             jsonb_build_object('request_id', req_id, 'requested_limit', new_limit, 'valid_until', valid_until,
-                               'approver_roles', roles, 'source', source), me);
+                               'approver_roles', roles, 'source', source), credit._caller());
     IF cardinality(roles) = 0 THEN
         UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = clock_timestamp(),
                decision_comment = 'no approval needed' WHERE r.id = req_id;
@@ -84,6 +91,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     req credit.limit_request;
 BEGIN
+    PERFORM credit._internal('credit._lock_pending_request');
     IF request_id IS NULL THEN
         RAISE EXCEPTION 'request_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -102,14 +110,16 @@ CREATE FUNCTION credit.approve(request_id bigint, comment text DEFAULT NULL) RET
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     req    credit.limit_request := credit._lock_pending_request(request_id);
-    me     name := credit._caller();
+    me     name := credit._person();
     level  int;
     role   name;
     signed int;
 BEGIN
+    PERFORM credit._require('manager', 'approving a limit request');
     IF me = req.requested_by THEN
         RAISE EXCEPTION 'the requester cannot approve their own limit request (%)', request_id
-            USING ERRCODE = 'insufficient_privilege', DETAIL = 'Four eyes: another person must approve each level.';
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Four eyes: %s requested it; another person must approve each level.', me);
     END IF;
     SELECT a.level INTO signed FROM credit.limit_approval a WHERE a.request_id = req.id AND a.approver = me;
     IF FOUND THEN
@@ -118,18 +128,12 @@ BEGIN
     END IF;
     level := (SELECT count(*) FROM credit.limit_approval a WHERE a.request_id = req.id) + 1;
     role := req.approver_roles[level];
-    IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = role) THEN
-        RAISE EXCEPTION 'approver role "%" of level % does not exist', role, level USING ERRCODE = 'undefined_object',
-            HINT = 'Create the role (or fix credit.approval_rule and request again).';
-    END IF;
-    IF NOT pg_has_role(credit._calling_user(), role, 'MEMBER') THEN
-        RAISE EXCEPTION 'level % of limit request % must be approved by a member of role "%"', level, request_id, role
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM credit._require_member(role, format('approving level %s of limit request %s', level, request_id));
     INSERT INTO credit.limit_approval (request_id, level, approver, as_role, comment) VALUES (req.id, level, me, role, comment);
     INSERT INTO credit.event (kind, customer, reason, after, acting_as)
     VALUES ('limit_approval_signed', req.customer, comment,
-            jsonb_build_object('request_id', req.id, 'level', level, 'of', cardinality(req.approver_roles), 'as_role', role), me);
+            jsonb_build_object('request_id', req.id, 'level', level, 'of', cardinality(req.approver_roles), 'as_role', role),
+            credit._caller());
     IF level < cardinality(req.approver_roles) THEN
         RETURN format('level %s of %s approved', level, cardinality(req.approver_roles));
     END IF;
@@ -145,10 +149,11 @@ CREATE FUNCTION credit.reject(request_id bigint, comment text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     req    credit.limit_request := credit._lock_pending_request(request_id);
-    me     name := credit._caller();
+    me     name := credit._person();
     role   name;
     result text;
 BEGIN
+    PERFORM credit._require('clerk', 'rejecting or withdrawing a limit request');
     IF comment IS NULL THEN
         RAISE EXCEPTION 'comment must not be NULL' USING ERRCODE = 'null_value_not_allowed',
             HINT = 'Say why the request is rejected.';
@@ -160,16 +165,13 @@ BEGIN
         result := 'withdrawn';
     ELSE
         role := req.approver_roles[(SELECT count(*) FROM credit.limit_approval a WHERE a.request_id = req.id) + 1];
-        IF NOT pg_has_role(credit._calling_user(), role, 'MEMBER') THEN
-            RAISE EXCEPTION 'only the requester or a member of role "%" may reject limit request %', role, request_id
-                USING ERRCODE = 'insufficient_privilege';
-        END IF;
+        PERFORM credit._require_member(role, format('rejecting limit request %s (or its requester, withdrawing it)', request_id));
         result := 'rejected';
     END IF;
     UPDATE credit.limit_request r SET status = result, decided_by = me, decided_at = clock_timestamp(), decision_comment = comment
      WHERE r.id = req.id;
     INSERT INTO credit.event (kind, customer, reason, after, acting_as)
-    VALUES ('limit_request_' || result, req.customer, comment, jsonb_build_object('request_id', req.id), me);
+    VALUES ('limit_request_' || result, req.customer, comment, jsonb_build_object('request_id', req.id), credit._caller());
     RETURN result;
 END
 $$;
@@ -188,7 +190,7 @@ COMMENT ON COLUMN credit.limit_request.reason IS 'Why';
 COMMENT ON COLUMN credit.limit_request.source IS 'manual | regrade';
 COMMENT ON COLUMN credit.limit_request.approver_roles IS 'Roles approving each level (from credit.approval_rule when requested)';
 COMMENT ON COLUMN credit.limit_request.status IS 'pending | approved | rejected | withdrawn';
-COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked';
+COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.limit_request.requested_at IS 'When';
 COMMENT ON COLUMN credit.limit_request.decided_by IS 'Who signed the last level, rejected or withdrew it';
 COMMENT ON COLUMN credit.limit_request.decided_at IS 'When it was decided';
@@ -196,7 +198,7 @@ COMMENT ON COLUMN credit.limit_request.decision_comment IS 'Comment of the decis
 COMMENT ON TABLE credit.limit_approval IS 'Signatures on limit requests, one per level';
 COMMENT ON COLUMN credit.limit_approval.request_id IS 'The request';
 COMMENT ON COLUMN credit.limit_approval.level IS 'Level signed (1 = first)';
-COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed';
+COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.limit_approval.as_role IS 'The level''s role the approver is a member of';
 COMMENT ON COLUMN credit.limit_approval.approved_at IS 'When';
 COMMENT ON COLUMN credit.limit_approval.comment IS 'Comment';

@@ -4,6 +4,13 @@
 -- ---------------------------------------------------------------------------------------------
 -- Protection of maintained columns and ledger facts.
 
+-- The account and ledger triggers written in Rust (src/trigger.rs has their calling convention).
+CREATE FUNCTION credit._account_insert() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_account_insert_wrapper';
+CREATE FUNCTION credit._account_derive() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_account_derive_wrapper';
+CREATE FUNCTION credit._limit_control() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_limit_control_wrapper';
+CREATE FUNCTION credit._protect_ledger() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_protect_ledger_wrapper';
+CREATE FUNCTION credit._policy_changed() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_policy_changed_wrapper';
+
 CREATE TRIGGER account_insert BEFORE INSERT ON credit.account
     FOR EACH ROW EXECUTE FUNCTION credit._account_insert();
 CREATE FUNCTION credit._protect_account() RETURNS trigger
@@ -23,6 +30,7 @@ ALTER FUNCTION credit._account_derive() SECURITY DEFINER SET search_path = pg_ca
 CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.policy
     FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_changed();
 ALTER FUNCTION credit._policy_changed() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION credit._account_insert() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
 CREATE FUNCTION credit._validate_account() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -55,6 +63,11 @@ BEGIN
         RAISE EXCEPTION 'temporary_limit % of customer "%" is out of range', NEW.temporary_limit, NEW.customer
             USING ERRCODE = 'check_violation';
     END IF;
+    -- Amounts are compared exactly, never rounded (src/core/money.rs, MAX_FRACTION_DIGITS).
+    IF scale(trim_scale(NEW.credit_limit)) > 8 OR scale(trim_scale(NEW.temporary_limit)) > 8 THEN
+        RAISE EXCEPTION 'the credit limit of customer "%" has more than 8 fractional digits', NEW.customer
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT isfinite(NEW.temporary_limit_until) THEN
         RAISE EXCEPTION 'temporary_limit_until of customer "%" must be a finite date', NEW.customer
             USING ERRCODE = 'check_violation';
@@ -75,253 +88,16 @@ CREATE TRIGGER settlement_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.se
 CREATE TRIGGER allocation_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.allocation
     FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
 
--- The guard's triggers update credit.account on behalf of whoever writes an order.
--- No SET search_path on them (a GUC save/restore per row); their SQL qualifies every name and operator.
-ALTER FUNCTION credit._guard_row() SECURITY DEFINER;
-ALTER FUNCTION credit._guard_truncate() SECURITY DEFINER;
-ALTER FUNCTION credit._account_insert() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-
--- ---------------------------------------------------------------------------------------------
--- Open orders of guarded tables, as one query over every registered table (or one).
-
-CREATE FUNCTION credit._open_orders_query(relid oid DEFAULT NULL) RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(
-        'SELECT customer, amount FROM (' ||
-        string_agg(format(
-            'SELECT (t.%I)::text AS customer, (t.%I)::numeric AS amount FROM %s t%s',
-            g.customer_column, g.amount_column, g.table_name::text,
-            CASE WHEN g.status_column IS NULL THEN ''
-                 ELSE format(' WHERE (t.%I)::text = ANY (%L::text[])', g.status_column, g.open_statuses) END),
-            ' UNION ALL ') ||
-        ') o WHERE customer IS NOT NULL AND amount BETWEEN 0 AND 1000000000000000',
-        'SELECT NULL::text AS customer, NULL::numeric AS amount WHERE false')
-    FROM credit.guarded_table g
-    WHERE relid IS NULL OR g.table_name = relid
-$$;
-
-CREATE FUNCTION credit._actual_exposure()
-RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric, oldest_open_due date)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RETURN QUERY EXECUTE format($q$
-        WITH alloc_inv AS (SELECT invoice_id, sum(amount) AS s FROM credit.allocation GROUP BY invoice_id),
-             alloc_set AS (SELECT settlement_id, sum(amount) AS s FROM credit.allocation GROUP BY settlement_id),
-             ar AS (SELECT i.customer, sum(i.amount - coalesce(ai.s, 0)) AS v
-                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id GROUP BY i.customer),
-             un AS (SELECT s.customer, sum(s.amount - coalesce(x.s, 0)) AS v
-                      FROM credit.settlement s LEFT JOIN alloc_set x ON x.settlement_id = s.id
-                     WHERE s.kind <> 'write_off' GROUP BY s.customer),
-             oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer),
-             od AS (SELECT i.customer, min(i.due_date) AS d
-                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id
-                     WHERE i.amount - coalesce(ai.s, 0) > 0 AND NOT i.disputed GROUP BY i.customer)
-        SELECT a.customer, coalesce(ar.v, 0), coalesce(un.v, 0), coalesce(oo.v, 0), od.d
-          FROM credit.account a
-          LEFT JOIN od ON od.customer = a.customer
-          LEFT JOIN ar ON ar.customer = a.customer
-          LEFT JOIN un ON un.customer = a.customer
-          LEFT JOIN oo ON oo.customer = a.customer
-    $q$, credit._open_orders_query());
-END
-$$;
-
--- Every account with its maintained columns recomputed from the source rows.
-CREATE FUNCTION credit._recomputed()
-RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric, exposure numeric,
-               member_exposure numeric, oldest_open_due date)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    WITH x AS (SELECT x.*, x.open_ar - x.unapplied_credit + x.open_orders AS exposure FROM credit._actual_exposure() x),
-         m AS (SELECT a.parent, sum(x.exposure) AS s FROM credit.account a JOIN x ON x.customer = a.customer
-                WHERE a.parent IS NOT NULL GROUP BY a.parent)
-    SELECT x.customer, x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, coalesce(m.s, 0), x.oldest_open_due
-      FROM x LEFT JOIN m ON m.parent = x.customer
-$$;
-
-CREATE FUNCTION credit.verify()
-RETURNS TABLE (customer text,
-               stored_exposure numeric, actual_exposure numeric,
-               stored_open_ar numeric, actual_open_ar numeric,
-               stored_unapplied_credit numeric, actual_unapplied_credit numeric,
-               stored_open_orders numeric, actual_open_orders numeric,
-               stored_member_exposure numeric, actual_member_exposure numeric,
-               stored_oldest_open_due date, actual_oldest_open_due date)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT a.customer,
-           a.exposure, x.exposure,
-           a.open_ar, x.open_ar,
-           a.unapplied_credit, x.unapplied_credit,
-           a.open_orders, x.open_orders,
-           a.member_exposure, x.member_exposure,
-           a.oldest_open_due, x.oldest_open_due
-      FROM credit.account a
-      JOIN credit._recomputed() x ON x.customer = a.customer
-     WHERE (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure, a.member_exposure, a.oldest_open_due)
-           IS DISTINCT FROM (x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due)
-     ORDER BY a.customer
-$$;
-
--- ---------------------------------------------------------------------------------------------
--- Attaching the guard to application tables.
-
-CREATE FUNCTION credit.guard(orders regclass, customer_column name, amount_column name,
-                             status_column name DEFAULT NULL, open_statuses text[] DEFAULT NULL,
-                             mode text DEFAULT 'reject', hold_value text DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    rel        record;
-    amount_typ regtype;
-    statuses   text[] := open_statuses;
-    trig_args  text;
-    missing    bigint;
-    keys       name[];
-BEGIN
-    IF mode IS NULL OR mode NOT IN ('reject', 'hold') THEN
-        RAISE EXCEPTION 'mode must be ''reject'' or ''hold''' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF orders IS NULL THEN
-        RAISE EXCEPTION 'orders must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF customer_column IS NULL OR amount_column IS NULL THEN
-        RAISE EXCEPTION 'customer_column and amount_column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT c.relkind, c.relowner, n.nspname INTO rel
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = orders;
-    IF rel.relkind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION '% is not a table', orders USING ERRCODE = 'wrong_object_type';
-    END IF;
-    IF rel.nspname = 'credit' THEN
-        RAISE EXCEPTION 'pg_credit''s own tables cannot be guarded' USING ERRCODE = 'wrong_object_type';
-    END IF;
-    IF NOT pg_has_role(credit._calling_user(), rel.relowner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to guard it', orders USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    IF EXISTS (SELECT 1 FROM credit.guarded_table g WHERE g.table_name = orders) THEN
-        RAISE EXCEPTION 'table % is already guarded', orders USING ERRCODE = 'duplicate_object',
-            HINT = 'Run credit.unguard() first to change how it is guarded.';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = orders AND attname = customer_column
-                                             AND attnum > 0 AND NOT attisdropped) THEN
-        RAISE EXCEPTION 'column "%" does not exist in table %', customer_column, orders USING ERRCODE = 'undefined_column';
-    END IF;
-    SELECT atttypid::regtype INTO amount_typ FROM pg_attribute
-     WHERE attrelid = orders AND attname = amount_column AND attnum > 0 AND NOT attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'column "%" does not exist in table %', amount_column, orders USING ERRCODE = 'undefined_column';
-    END IF;
-    IF amount_typ NOT IN ('numeric'::regtype, 'smallint'::regtype, 'integer'::regtype, 'bigint'::regtype) THEN
-        RAISE EXCEPTION 'amount column "%" is of type %; it must be numeric, smallint, integer or bigint', amount_column, amount_typ
-            USING ERRCODE = 'datatype_mismatch', HINT = 'Money is never kept in floating point.';
-    END IF;
-    IF status_column IS NULL THEN
-        IF statuses IS NOT NULL THEN
-            RAISE EXCEPTION 'open_statuses needs a status_column' USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-    ELSE
-        IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = orders AND attname = status_column
-                                                 AND attnum > 0 AND NOT attisdropped) THEN
-            RAISE EXCEPTION 'column "%" does not exist in table %', status_column, orders USING ERRCODE = 'undefined_column';
-        END IF;
-        statuses := coalesce(statuses, ARRAY['open']);
-        IF cardinality(statuses) = 0 THEN
-            RAISE EXCEPTION 'open_statuses must name at least one status' USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF array_position(statuses, NULL) IS NOT NULL THEN
-            RAISE EXCEPTION 'open_statuses must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
-        END IF;
-    END IF;
-    IF mode = 'hold' THEN
-        IF status_column IS NULL OR hold_value IS NULL THEN
-            RAISE EXCEPTION 'hold mode needs a status_column and a hold_value' USING ERRCODE = 'invalid_parameter_value',
-                HINT = 'A held order is saved with its status column set to hold_value (for example ''credit_hold'').';
-        END IF;
-        IF hold_value = ANY (statuses) THEN
-            RAISE EXCEPTION 'hold_value "%" must not be an open status', hold_value USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        SELECT array_agg(a.attname ORDER BY k.ord) INTO keys
-          FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-          JOIN pg_attribute a ON a.attrelid = orders AND a.attnum = k.attnum
-         WHERE i.indrelid = orders AND i.indisprimary;
-        IF keys IS NULL THEN
-            RAISE EXCEPTION 'table % needs a primary key to be guarded in hold mode', orders USING ERRCODE = 'invalid_table_definition',
-                DETAIL = 'Held orders are named by their primary key in credit.order_hold.';
-        END IF;
-    ELSIF hold_value IS NOT NULL THEN
-        RAISE EXCEPTION 'hold_value is only for mode ''hold''' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = orders AND tgname IN ('credit_guard', 'credit_guard_truncate')) THEN
-        RAISE EXCEPTION 'table % already has a trigger named credit_guard', orders USING ERRCODE = 'duplicate_object';
-    END IF;
-
-    trig_args := format('%L, %L, %L, %L, %L, %L', customer_column, amount_column, coalesce(status_column, ''),
-                        mode, coalesce(hold_value, ''), coalesce(cardinality(keys), 0));
-    IF keys IS NOT NULL THEN
-        trig_args := trig_args || (SELECT string_agg(format(', %L', k), '') FROM unnest(keys) k);
-    END IF;
-    IF statuses IS NOT NULL THEN
-        trig_args := trig_args || (SELECT string_agg(format(', %L', s), '') FROM unnest(statuses) s);
-    END IF;
-    EXECUTE format('CREATE TRIGGER credit_guard AFTER INSERT OR UPDATE OR DELETE ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION credit._guard_row(%s)', orders, trig_args);
-    EXECUTE format('CREATE TRIGGER credit_guard_truncate BEFORE TRUNCATE ON %s '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate()', orders);
-    INSERT INTO credit.guarded_table (table_name, customer_column, amount_column, status_column, open_statuses, mode, hold_value, key_columns, guarded_by)
-    VALUES (orders, customer_column, amount_column, status_column, statuses, mode, hold_value, keys, session_user);
-    -- Orders already in the table count from now on (the trigger's lock keeps writers out meanwhile).
-    missing := credit._shift_open_orders(orders, 1);
-    IF missing > 0 THEN
-        RAISE NOTICE '% customer(s) with open orders in % have no credit account; their orders are not counted', missing, orders
-            USING HINT = 'Creating their credit.account rows counts those orders.';
-    END IF;
-END
-$$;
-
-CREATE FUNCTION credit.unguard(orders regclass) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    owner oid;
-BEGIN
-    PERFORM credit._require('admin', 'switching the guard off');
-    IF orders IS NULL THEN
-        RAISE EXCEPTION 'orders must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM credit.guarded_table g WHERE g.table_name = orders) THEN
-        RAISE EXCEPTION 'table % is not guarded', orders USING ERRCODE = 'undefined_object';
-    END IF;
-    SELECT relowner INTO owner FROM pg_class WHERE oid = orders;
-    IF NOT pg_has_role(credit._calling_user(), owner, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to unguard it', orders USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', orders);
-    PERFORM credit._shift_open_orders(orders, -1);
-    EXECUTE format('DROP TRIGGER IF EXISTS credit_guard ON %s', orders);
-    EXECUTE format('DROP TRIGGER IF EXISTS credit_guard_truncate ON %s', orders);
-    DELETE FROM credit.guarded_table g WHERE g.table_name = orders;
-END
-$$;
-
--- A dropped guarded table takes its open orders out of exposure.
-CREATE FUNCTION credit._on_sql_drop() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
-                JOIN credit.guarded_table g ON g.table_name::oid = d.objid
-               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0) THEN
-        DELETE FROM credit.guarded_table g USING pg_event_trigger_dropped_objects() d
-         WHERE g.table_name::oid = d.objid AND d.classid = 'pg_class'::regclass AND d.objsubid = 0;
-        PERFORM credit.rebuild_exposure();
-    END IF;
-END
-$$;
-CREATE EVENT TRIGGER credit_guarded_table_dropped ON sql_drop EXECUTE FUNCTION credit._on_sql_drop();
-
 -- ---------------------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC. The DBA grants what each role needs (see README, "Privileges").
 
 REVOKE ALL ON ALL TABLES IN SCHEMA credit FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA credit FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA credit FROM PUBLIC;
+-- PostgreSQL checks EXECUTE on a row trigger's function when it clones the trigger onto a
+-- partition the table's owner creates or attaches; the function refuses to act on a relation
+-- credit.guard() did not register (sql/guard.sql).
+GRANT EXECUTE ON FUNCTION credit._guard_row() TO PUBLIC;
 
 -- credit.access_role and credit._require (the privilege model's check) are in sql/history.sql.
 CREATE FUNCTION credit.grant_privileges(reader name DEFAULT 'credit_reader', clerk name DEFAULT 'credit_clerk',
@@ -335,14 +111,14 @@ DECLARE
     fns text[] := ARRAY[
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
-        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade',
+        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
-        'release_fitting_holds',
+        'release_fitting_holds record_refusals',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
-                            'aging_bucket', 'provision_rate'];
+                            'aging_bucket', 'provision_rate', 'trusted_proxy'];
     i int;
     j int;
     f regprocedure;
@@ -373,9 +149,10 @@ BEGIN
         END LOOP;
         -- Everyone reads everything (BI); the admin level also writes the DBA-managed tables.
         EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA credit TO %I', roles[i]);
-        EXECUTE format('REVOKE SELECT ON credit.access_role FROM %I', roles[i]);
+        EXECUTE format('REVOKE SELECT ON credit.access_role, credit.outbox_lock, credit.collections_lock, credit.daily_lock FROM %I',
+                       roles[i]);
         SELECT count(*) INTO nt FROM pg_class c WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind IN ('r', 'v')
-           AND c.relname <> 'access_role';
+           AND c.relname NOT IN ('access_role', 'outbox_lock', 'collections_lock', 'daily_lock');
         IF levels[i] = 'admin' THEN
             FOR j IN 1..array_length(managed, 1) LOOP
                 EXECUTE format('GRANT INSERT, UPDATE, DELETE ON credit.%I TO %I', managed[j], roles[i]);
@@ -404,7 +181,7 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
-                             'aging_bucket', 'provision_rate'] LOOP
+                             'aging_bucket', 'provision_rate', 'trusted_proxy'] LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.%I '
                        'FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check()', t || '_write_check', t);
     END LOOP;
@@ -490,7 +267,7 @@ COMMENT ON COLUMN credit.allocation.invoice_id IS 'The invoice';
 COMMENT ON COLUMN credit.allocation.amount IS 'Amount applied';
 COMMENT ON COLUMN credit.allocation.applied_on IS 'Date the amount counts as settled (the later of the settlement and invoice dates)';
 
-COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard)';
+COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';
 COMMENT ON COLUMN credit.guarded_table.table_name IS 'The guarded table';
 COMMENT ON COLUMN credit.guarded_table.customer_column IS 'Column holding the customer (any type; matched by its text form)';
 COMMENT ON COLUMN credit.guarded_table.amount_column IS 'Column holding the order amount (numeric or integer)';
@@ -501,6 +278,8 @@ COMMENT ON COLUMN credit.guarded_table.hold_value IS 'Status given to held order
 COMMENT ON COLUMN credit.guarded_table.key_columns IS 'Primary key naming held rows (hold mode)';
 COMMENT ON COLUMN credit.guarded_table.guarded_at IS 'When the guard was attached';
 COMMENT ON COLUMN credit.guarded_table.guarded_by IS 'Who attached it';
+COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
+COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 
 COMMENT ON FUNCTION credit.post_invoice(text, text, numeric, date, date, text) IS 'Posts an invoice; returns its id. Due date defaults to doc_date + credit.terms_for(customer, amount, product_category); unapplied credit is applied to it.';
 COMMENT ON FUNCTION credit.post_payment(text, numeric, date, text, text) IS 'Posts a payment, applied to the named invoice or oldest due first; an overpayment stays as unapplied credit. Returns the settlement id.';
@@ -519,7 +298,6 @@ COMMENT ON FUNCTION credit._protect_account() IS 'Internal: refuses direct write
 COMMENT ON FUNCTION credit._account_insert() IS 'Internal: initialises maintained columns of a new account';
 COMMENT ON FUNCTION credit._validate_account() IS 'Internal: validates DBA-managed columns of credit.account';
 COMMENT ON FUNCTION credit._protect_ledger() IS 'Internal: refuses direct writes of ledger facts';
-COMMENT ON FUNCTION credit._shift_open_orders(oid, integer) IS 'Internal: adds or removes one guarded table''s open orders';
 COMMENT ON FUNCTION credit._open_orders_query(oid) IS 'Internal: SQL text selecting open orders of guarded tables';
 COMMENT ON FUNCTION credit._actual_exposure() IS 'Internal: exposure recomputed from source rows';
 COMMENT ON FUNCTION credit._recomputed() IS 'Internal: every maintained account column recomputed from source rows';

@@ -9,7 +9,7 @@ CREATE TABLE credit.event (
     reason            text,
     before            jsonb,
     after             jsonb,
-    actor             name NOT NULL DEFAULT session_user,
+    actor             name NOT NULL DEFAULT credit._person(),
     acting_as         name NOT NULL DEFAULT current_user,
     application_name  text DEFAULT current_setting('application_name', true),
     transaction_id    xid8 NOT NULL DEFAULT pg_current_xact_id()
@@ -22,12 +22,16 @@ SELECT pg_catalog.pg_extension_config_dump('credit.event_id_seq', '');
 -- Outbox: every credit event, numbered in commit order, for other systems. credit.event ids are
 -- taken when the event is written, so a transaction that started earlier may commit a smaller id
 -- after a consumer has read past it. The outbox id is taken at commit instead (a deferred trigger
--- under a transaction-level advisory lock held to the end of the commit): an outbox row with a
+-- under a lock on credit.outbox_lock held to the end of the commit): an outbox row with a
 -- larger id is never visible before a smaller one, and a consumer that remembers the last id it
 -- processed misses nothing. Each new row is announced with pg_notify('credit_events', ...) when
 -- the transaction commits. Payload: docs/collections.md#events.
 
 CREATE SEQUENCE credit.outbox_id_seq;
+-- Locks that serialise pg_credit's own work are taken on tables nobody else holds privileges on
+-- (LOCK TABLE needs them), so no other role can take them: an advisory lock key anyone who can
+-- connect may take could stall every commit that writes an event.
+CREATE TABLE credit.outbox_lock ();
 CREATE TABLE credit.outbox (
     id          bigint PRIMARY KEY,
     event_id    bigint NOT NULL,
@@ -65,13 +69,16 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
 BEGIN
+    IF TG_RELID <> 'credit.event'::regclass THEN
+        RAISE EXCEPTION 'credit._event_publish() publishes credit.event only' USING ERRCODE = 'insufficient_privilege';
+    END IF;
     -- Rows a restore brings back were published where they happened (and their outbox rows are
     -- restored with them).
     IF NEW.transaction_id <> pg_current_xact_id() OR NEW.happened_at < now() THEN
         RETURN NULL;
     END IF;
-    -- Key: 'pgcr' and 2; held until the transaction ends, so outbox ids follow commit order.
-    PERFORM pg_advisory_xact_lock(1885823858, 2);
+    -- Held until the transaction ends, so outbox ids follow commit order.
+    LOCK TABLE credit.outbox_lock IN EXCLUSIVE MODE;
     n := nextval('credit.outbox_id_seq');
     INSERT INTO credit.event_chain (seq, event_id, hash)
     VALUES (n, NEW.id, credit._event_hash(coalesce((SELECT c.hash FROM credit.event_chain c ORDER BY c.seq DESC LIMIT 1), ''::bytea), NEW));
@@ -92,10 +99,24 @@ CREATE CONSTRAINT TRIGGER event_publish AFTER INSERT ON credit.event
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION credit._event_publish();
 
 -- Every place the audit chain does not hold: an event changed or deleted, a chain row changed,
--- removed or inserted, or a committed event that is not in the chain.
-CREATE FUNCTION credit.verify_audit()
+-- removed or inserted, or a committed event that is not in the chain. With an anchor — a link
+-- (seq and hash, from credit.audit_head()) recorded outside the database earlier — it also proves
+-- that the chain up to that link was not rewritten and not cut: a superuser who forges or deletes
+-- events and recomputes every later link passes the chain's own check, never the anchor's.
+CREATE FUNCTION credit.verify_audit(anchor_seq bigint DEFAULT NULL, anchor_hash text DEFAULT NULL)
 RETURNS TABLE (seq bigint, event_id bigint, problem text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._require('reader', 'verifying the audit chain');
+    IF (anchor_seq IS NULL) <> (anchor_hash IS NULL) THEN
+        RAISE EXCEPTION 'anchor_seq and anchor_hash go together' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass both, as credit.audit_head() returned them, or neither.';
+    END IF;
+    IF anchor_hash IS NOT NULL AND anchor_hash !~ '^[0-9a-fA-F]{64}$' THEN
+        RAISE EXCEPTION 'anchor_hash must be 64 hexadecimal digits (a sha256 from credit.audit_head())'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
     WITH c AS (SELECT c.seq, c.event_id, c.hash, lag(c.hash) OVER (ORDER BY c.seq) AS prev FROM credit.event_chain c)
     SELECT c.seq, c.event_id,
            CASE WHEN e.id IS NULL THEN 'event deleted'
@@ -108,7 +129,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
      WHERE NOT EXISTS (SELECT 1 FROM credit.event_chain x WHERE x.event_id = e.id)
        -- this transaction's own events are chained when it commits
        AND e.transaction_id IS DISTINCT FROM pg_current_xact_id_if_assigned()
-    ORDER BY 1 NULLS LAST, 2
+    UNION ALL
+    SELECT anchor_seq, NULL::bigint,
+           CASE WHEN x.seq IS NULL THEN 'anchor missing: the chain was cut at or before it'
+                ELSE 'anchor differs: the chain up to it was rewritten' END
+      FROM (SELECT 1) one
+      LEFT JOIN credit.event_chain x ON x.seq = anchor_seq
+     WHERE anchor_seq IS NOT NULL AND (x.seq IS NULL OR x.hash <> decode(anchor_hash, 'hex'))
+    ORDER BY 1 NULLS LAST, 2;
+END
 $$;
 
 -- The newest link, to keep outside the database (a later verify_audit() against it shows whether
@@ -116,6 +145,7 @@ $$;
 CREATE FUNCTION credit.audit_head()
 RETURNS TABLE (seq bigint, event_id bigint, hash text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT credit._require('reader', 'reading the audit head');
     SELECT c.seq, c.event_id, encode(c.hash, 'hex') FROM credit.event_chain c ORDER BY c.seq DESC LIMIT 1
 $$;
 
@@ -124,6 +154,7 @@ CREATE FUNCTION credit.outbox_since(after_id bigint, max_rows int DEFAULT 1000)
 RETURNS SETOF credit.outbox
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM credit._require('reader', 'reading the outbox');
     IF after_id IS NULL THEN
         RAISE EXCEPTION 'after_id must not be NULL' USING ERRCODE = 'null_value_not_allowed',
             HINT = 'Pass 0 to read from the beginning.';
@@ -151,17 +182,16 @@ BEGIN
 END
 $$;
 
--- Refused orders roll back with their transaction; src/refusal.rs has a background worker call
--- this in its own transaction, with the refused session's user and application.
-CREATE FUNCTION credit._record_refusal(e jsonb) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO credit.event (kind, customer, reason, after, actor, acting_as, application_name)
-    VALUES ('order_refused', e ->> 'customer', e ->> 'message',
-            jsonb_build_object('table', e -> 'table', 'amount', (e ->> 'amount')::numeric, 'reasons', e -> 'reasons',
-                               'group', e -> 'group'),
-            coalesce(e ->> 'actor', session_user), coalesce(e ->> 'acting_as', current_user), e ->> 'application_name')
-$$;
-COMMENT ON FUNCTION credit._record_refusal(jsonb) IS 'Internal: records a refused order (called by the refusal recorder worker)';
+-- Refused orders roll back with their transaction; the guard spools them outside it and a
+-- recorder moves them into credit.event (src/refusal.rs). How far each spool file was read, kept
+-- in the same transaction as the events written from it: every spooled refusal once. Tied to
+-- this server's files, so not dumped.
+CREATE TABLE credit.refusal_spool (
+    file      text PRIMARY KEY,
+    consumed  bigint NOT NULL DEFAULT 0
+);
+CREATE VIEW credit.refusal_recording WITH (security_invoker = true) AS
+SELECT * FROM credit._refusal_recording();
 
 -- The role that called a SECURITY DEFINER function (SET ROLE counts), by name.
 CREATE FUNCTION credit._caller() RETURNS name
@@ -178,6 +208,14 @@ CREATE TABLE credit.access_role (
     role   name NOT NULL
 );
 SELECT pg_catalog.pg_extension_config_dump('credit.access_role', '');
+
+-- Logins of applications that connect through one pooled role and name the person they act for
+-- (credit.act_for): four eyes and every level check then count that person. Admin-managed.
+CREATE TABLE credit.trusted_proxy (
+    role   name PRIMARY KEY,
+    note   text
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.trusted_proxy', '');
 
 CREATE FUNCTION credit._level_rank(level text) RETURNS int
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
@@ -237,6 +275,9 @@ DECLARE
     caller name := credit._caller();
     change record;
 BEGIN
+    IF TG_RELID <> 'credit.account'::regclass THEN
+        RAISE EXCEPTION 'credit._account_history() records credit.account only' USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.customer IS DISTINCT FROM OLD.customer) THEN
         IF EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = OLD.customer)
            OR EXISTS (SELECT 1 FROM credit.settlement s WHERE s.customer = OLD.customer) THEN
@@ -293,10 +334,11 @@ CREATE TRIGGER account_history BEFORE INSERT OR DELETE OR UPDATE OF customer, cr
     FOR EACH ROW EXECUTE FUNCTION credit._account_history();
 
 CREATE FUNCTION credit._set_status(customer text, reason text, new_status text) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     changed boolean;
 BEGIN
+    PERFORM credit._internal('credit._set_status');
     IF customer IS NULL THEN
         RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -349,14 +391,29 @@ COMMENT ON COLUMN credit.event_chain.seq IS 'Position in commit order (the event
 COMMENT ON COLUMN credit.event_chain.event_id IS 'credit.event id';
 COMMENT ON COLUMN credit.event_chain.hash IS 'sha256 of the previous hash and the event''s canonical text';
 COMMENT ON FUNCTION credit._event_hash(bytea, credit.event) IS 'Internal: chain hash of an event';
-COMMENT ON FUNCTION credit.verify_audit() IS 'Where the audit chain does not hold (changed, deleted or unchained events); empty when the history is intact';
+COMMENT ON FUNCTION credit.verify_audit(bigint, text) IS 'Where the audit chain does not hold (changed, deleted or unchained events; with an anchor from credit.audit_head() kept outside the database, also a chain rewritten or cut up to it); empty when the history is intact';
+COMMENT ON TABLE credit.outbox_lock IS 'Internal: its lock serialises outbox numbering (nobody else can take it)';
+COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
+COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
+COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
+COMMENT ON VIEW credit.refusal_recording IS 'Refused orders waiting to be recorded in credit.event, and any that could not be spooled; monitoring reads it';
+COMMENT ON COLUMN credit.refusal_recording.pending IS 'Refusals spooled and not yet in credit.event (the recorder moves them within a moment)';
+COMMENT ON COLUMN credit.refusal_recording.spool_files IS 'Spool files on disk';
+COMMENT ON COLUMN credit.refusal_recording.oldest_pending IS 'When the oldest pending refusal happened';
+COMMENT ON COLUMN credit.refusal_recording.recorder_running IS 'Whether this database''s recorder runs now (it starts with the next refusal)';
+COMMENT ON COLUMN credit.refusal_recording.unrecorded IS 'Refusals that could not be spooled (a full disk): never in credit.event; each also warned its client';
+COMMENT ON FUNCTION credit.record_refusals() IS 'Records every spooled refusal of this database in credit.event now; returns how many';
+COMMENT ON FUNCTION credit._refusal_recording() IS 'Internal: state of refusal recording (credit.refusal_recording)';
+COMMENT ON TABLE credit.trusted_proxy IS 'Pooled application logins that may name the person they act for (credit.act_for); admin-managed';
+COMMENT ON COLUMN credit.trusted_proxy.role IS 'The login (session user) of the application';
+COMMENT ON COLUMN credit.trusted_proxy.note IS 'Free text: which application, who vouches for it';
 COMMENT ON FUNCTION credit.audit_head() IS 'The newest link of the audit chain, to record outside the database';
 COMMENT ON FUNCTION credit._event_publish() IS 'Internal: numbers a committed event in the outbox and notifies credit_events';
 COMMENT ON COLUMN credit.event.customer IS 'Customer';
 COMMENT ON COLUMN credit.event.reason IS 'Why (given to credit.blacklist / credit.reinstate, or the credit.reason setting)';
 COMMENT ON COLUMN credit.event.before IS 'Values before the change';
 COMMENT ON COLUMN credit.event.after IS 'Values after the change';
-COMMENT ON COLUMN credit.event.actor IS 'session_user of the change';
+COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
 COMMENT ON COLUMN credit.event.acting_as IS 'current_user of the change (differs under SET ROLE or SECURITY DEFINER)';
 COMMENT ON COLUMN credit.event.application_name IS 'application_name of the session';
 COMMENT ON COLUMN credit.event.transaction_id IS 'Transaction that made the change';
@@ -369,5 +426,9 @@ COMMENT ON COLUMN credit.access_role.role IS 'The role holding the level (member
 COMMENT ON FUNCTION credit._level_rank(text) IS 'Internal: order of the privilege levels';
 COMMENT ON FUNCTION credit._require(text, text) IS 'Internal: 42501 unless the caller holds the privilege level';
 COMMENT ON FUNCTION credit._caller() IS 'Internal: name of the role that called a SECURITY DEFINER function';
+COMMENT ON FUNCTION credit._person() IS 'Internal: the person behind the call (the login, or the person a trusted proxy named)';
+COMMENT ON FUNCTION credit._require_member(text, text) IS 'Internal: 42501 unless the person behind the call is a member of the role (superusers pass; a missing role is named)';
+COMMENT ON FUNCTION credit._internal(text) IS 'Internal: 42501 unless called from pg_credit''s own functions';
+COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';
 COMMENT ON FUNCTION credit._account_history() IS 'Internal: records account changes in credit.event';
 COMMENT ON FUNCTION credit._event_append_only() IS 'Internal: keeps credit.event append-only';

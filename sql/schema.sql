@@ -109,9 +109,14 @@ CREATE TABLE credit.guarded_table (
     key_columns      name[],   -- the table's primary key, naming held rows
     guarded_at       timestamptz NOT NULL DEFAULT now(),
     guarded_by       name NOT NULL DEFAULT current_user,
+    -- The table credit.guard() was called on; a partition or inheritance child of it is
+    -- registered by itself (kind 'partition' or 'child') with the same configuration.
+    root             regclass NOT NULL,
+    kind             text NOT NULL DEFAULT 'table' CHECK (kind IN ('table', 'partition', 'child')),
     CONSTRAINT guarded_table_statuses_need_column CHECK (status_column IS NOT NULL OR open_statuses IS NULL),
     CONSTRAINT guarded_table_hold_needs_status CHECK (mode = 'reject' OR (status_column IS NOT NULL AND hold_value IS NOT NULL AND key_columns IS NOT NULL))
 );
+CREATE INDEX guarded_table_root_idx ON credit.guarded_table (root);
 
 -- Shipped default rows (aging buckets, grades, score weights) that survive dump and restore:
 -- pg_dump keeps only rows a DBA touched (NOT is_default); deleting a default retires it (kept,

@@ -24,8 +24,8 @@ pub extern "C" fn pg_finfo_credit_protect_account() -> &'static pg_sys::Pg_finfo
 pub unsafe extern "C-unwind" fn credit_protect_account(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     if !pgrx::trigger_support::called_as_trigger(fcinfo) {
         error::raise(
-            Code::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-            "credit._protect_account() must be called as a trigger",
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "trigger functions can only be called as triggers: credit._protect_account()",
             None,
             None,
         )
@@ -42,14 +42,21 @@ pub unsafe extern "C-unwind" fn credit_protect_account(fcinfo: pg_sys::FunctionC
     )
 }
 
+
+crate::trigger::c_trigger!(_account_insert_wrapper, pg_finfo__account_insert_wrapper, "_account_insert", _account_insert_entry);
+
+fn _account_insert_entry<'a>(t: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
+    _account_insert(t).unwrap_or_else(|e| crate::error::conversion(e))
+}
+
 /// BEFORE INSERT on credit.account (SECURITY DEFINER, to read guarded tables). The maintained
 /// columns start from the source rows: open orders already in guarded tables count at once. A
 /// superuser may supply them instead: that is how pg_restore brings back a consistent dump.
-#[pg_trigger]
 fn _account_insert<'a>(
     trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
-    let new = trigger.new().expect("row-level INSERT trigger has a NEW row");
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
+    only_on_account(trigger, "credit._account_insert");
+    let Some(new) = trigger.new() else { only_on_account_error("credit._account_insert") };
     if internal::active() {
         return Ok(Some(new.into_owned()));
     }
@@ -100,12 +107,37 @@ fn _account_insert<'a>(
     Ok(Some(row))
 }
 
+/// The account triggers are SECURITY DEFINER: fired on another table (a trigger created by hand,
+/// with EXECUTE granted too widely) they would write credit's counters from fake rows.
+fn only_on_account(trigger: &PgTrigger<'_>, function: &str) {
+    let relid = trigger.relid().ok();
+    let account = Spi::get_one::<pg_sys::Oid>("SELECT 'credit.account'::pg_catalog.regclass::pg_catalog.oid").or_raise();
+    if relid.is_none() || relid != account {
+        only_on_account_error(function)
+    }
+}
+
+fn only_on_account_error(function: &str) -> ! {
+    error::raise(
+        Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("{function}() is a row trigger of credit.account only"),
+        None,
+        None,
+    )
+}
+
+
+crate::trigger::c_trigger!(_protect_ledger_wrapper, pg_finfo__protect_ledger_wrapper, "_protect_ledger", _protect_ledger_entry);
+
+fn _protect_ledger_entry<'a>(t: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
+    _protect_ledger(t).unwrap_or_else(|e| crate::error::conversion(e))
+}
+
 /// BEFORE INSERT OR UPDATE OR DELETE on the ledger tables: they are facts, written only by the
 /// posting functions. A superuser may INSERT (pg_restore does); corrections are new documents.
-#[pg_trigger]
 fn _protect_ledger<'a>(
     trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
     let op = trigger.op().ok();
     let row = match op {
         Some(PgTriggerOperation::Delete) => trigger.old(),
@@ -212,6 +244,7 @@ fn load_with_group(customer: &str) -> Option<(Loaded, Option<Loaded>)> {
 /// Open receivables (net of unapplied credit) plus open orders of every guarded table; for a group
 /// head, its members' too.
 #[pg_extern(stable, parallel_restricted)]
+#[search_path(pg_catalog, pg_temp)]
 fn exposure(customer: Option<&str>) -> AnyNumeric {
     let customer = input::text(customer, "customer");
     match load(customer) {
@@ -223,6 +256,7 @@ fn exposure(customer: Option<&str>) -> AnyNumeric {
 /// What the customer may still order: the limit in force minus exposure, and for a group member
 /// no more than its group has left; negative when over.
 #[pg_extern(stable, parallel_restricted)]
+#[search_path(pg_catalog, pg_temp)]
 fn available_credit(customer: Option<&str>) -> AnyNumeric {
     let customer = input::text(customer, "customer");
     match load_with_group(customer) {
@@ -237,6 +271,7 @@ fn available_credit(customer: Option<&str>) -> AnyNumeric {
 
 /// What the guard would decide for an order of `amount` now, with every reason. Reserves nothing.
 #[pg_extern(stable, parallel_restricted)]
+#[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn check(
     customer: Option<&str>,
@@ -285,20 +320,25 @@ fn check(
 // ---------------------------------------------------------------------------------------------
 // Groups, policy copy and limit control on DBA changes of an account.
 
+
+crate::trigger::c_trigger!(_limit_control_wrapper, pg_finfo__limit_control_wrapper, "_limit_control", _limit_control_entry);
+
+fn _limit_control_entry<'a>(t: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
+    _limit_control(t).unwrap_or_else(|e| crate::error::conversion(e))
+}
+
 /// BEFORE UPDATE OF credit_limit, temporary_limit, temporary_limit_until on credit.account: limits
 /// change through credit.request_limit / credit.approve; only the admin role (pg_credit.admin_role)
 /// and superusers may set them directly.
-#[pg_trigger]
 fn _limit_control<'a>(
     trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
-    let new = trigger.new().expect("row-level UPDATE trigger has a NEW row");
-    let old = trigger.old().expect("row-level UPDATE trigger has an OLD row");
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
+    let (Some(new), Some(old)) = (trigger.new(), trigger.old()) else { only_on_account_error("credit._limit_control") };
     let changed = ["credit_limit", "temporary_limit"].iter().any(|c| {
         old.get_by_name::<AnyNumeric>(c).ok().flatten() != new.get_by_name::<AnyNumeric>(c).ok().flatten()
     }) || old.get_by_name::<pgrx::datum::Date>("temporary_limit_until").ok().flatten()
         != new.get_by_name::<pgrx::datum::Date>("temporary_limit_until").ok().flatten();
-    if changed && !internal::active() && !crate::roles::is_admin(unsafe { pg_sys::GetUserId() }) {
+    if changed && !internal::active() && !crate::roles::is_admin(crate::roles::caller()) {
         let customer: String = new.get_by_name("customer").ok().flatten().unwrap_or_default();
         error::raise(
             Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -386,14 +426,21 @@ fn set_policy_columns(row: &mut PgHeapTuple<'_, AllocatedByRust>, e: &crate::cor
     Ok(())
 }
 
+
+crate::trigger::c_trigger!(_account_derive_wrapper, pg_finfo__account_derive_wrapper, "_account_derive", _account_derive_entry);
+
+fn _account_derive_entry<'a>(t: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
+    _account_derive(t).unwrap_or_else(|e| crate::error::conversion(e))
+}
+
 /// BEFORE UPDATE OF customer, parent, customer_type, region OR DELETE on credit.account (SECURITY
 /// DEFINER): keeps group heads' member_exposure and the account's policy copy in step.
-#[pg_trigger]
 fn _account_derive<'a>(
     trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, impl WhoAllocated>>, pgrx::datum::TryFromDatumError> {
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, pgrx::datum::TryFromDatumError> {
+    only_on_account(trigger, "credit._account_derive");
     let op = trigger.op().ok();
-    let old = trigger.old().expect("row-level trigger has an OLD row");
+    let Some(old) = trigger.old() else { only_on_account_error("credit._account_derive") };
     let old_customer: String = old.get_by_name("customer")?.unwrap_or_default();
     let old_parent: Option<String> = old.get_by_name("parent")?;
     let old_exposure: AnyNumeric = old.get_by_name("exposure")?.unwrap_or_default();
@@ -413,20 +460,37 @@ fn _account_derive<'a>(
         });
         return Ok(Some(old.into_owned()));
     }
-    let new = trigger.new().expect("row-level UPDATE trigger has a NEW row");
+    let Some(new) = trigger.new() else { only_on_account_error("credit._account_derive") };
     let mut row = new.into_owned();
     let new_customer: String = row.get_by_name("customer")?.unwrap_or_default();
     let new_parent: Option<String> = row.get_by_name("parent")?;
-    let exposure: AnyNumeric = row.get_by_name("exposure")?.unwrap_or_default();
-    let policy = Spi::connect_mut(|c| -> Result<_, pgrx::datum::TryFromDatumError> {
-        if new_customer != old_customer && has_members(c, &old_customer) {
+    let mut exposure: AnyNumeric = row.get_by_name("exposure")?.unwrap_or_default();
+    if new_customer != old_customer && Spi::connect(|c| has_members(c, &old_customer)) {
+        error::raise(
+            Code::ERRCODE_FOREIGN_KEY_VIOLATION,
+            format!("customer \"{old_customer}\" heads a credit group and cannot be renamed"),
+            None,
+            Some("Move the members out of the group first."),
+        )
+    }
+    if new_customer != old_customer {
+        // Guarded tables name the customer by its key: the old name's open orders would stay
+        // counted on the new name, and the new name's (uncounted until now) would be missed.
+        let old_orders: AnyNumeric = old.get_by_name("open_orders")?.unwrap_or_default();
+        if old_orders != AnyNumeric::from(0) {
             error::raise(
                 Code::ERRCODE_FOREIGN_KEY_VIOLATION,
-                format!("customer \"{old_customer}\" heads a credit group and cannot be renamed"),
-                None,
-                Some("Move the members out of the group first."),
+                format!("customer \"{old_customer}\" has open orders and cannot be renamed"),
+                Some(format!("Guarded tables name the customer \"{old_customer}\" in orders worth {old_orders}.")),
+                Some("Rename the customer in the order tables first (or close those orders), then rename the account."),
             )
         }
+        let new_orders = crate::verify::open_orders_of(&new_customer);
+        exposure = exposure + new_orders.clone();
+        row.set_by_name("open_orders", new_orders)?;
+        row.set_by_name("exposure", exposure.clone())?;
+    }
+    let policy = Spi::connect_mut(|c| -> Result<_, pgrx::datum::TryFromDatumError> {
         if new_parent != old_parent {
             if let Some(p) = &new_parent {
                 head_check(c, &new_customer, p);
@@ -443,6 +507,9 @@ fn _account_derive<'a>(
             for (h, d) in heads {
                 shift_head(c, &h, &d);
             }
+        } else if let Some(h) = &new_parent {
+            // A rename that brought the new name's open orders along.
+            shift_head(c, h, &(exposure.clone() - old_exposure.clone()));
         }
         let type_or_region_changed = old.get_by_name::<String>("customer_type")? != row.get_by_name::<String>("customer_type")?
             || old.get_by_name::<String>("region")? != row.get_by_name::<String>("region")?;

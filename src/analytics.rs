@@ -29,6 +29,7 @@ fn _aging_args(as_of: Option<Date>, basis: Option<&str>) -> bool {
 
 /// The bucket table's problem, or NULL when its active buckets tile the day axis.
 #[pg_extern(stable, parallel_restricted)]
+#[search_path(pg_catalog, pg_temp)]
 fn _aging_buckets_problem() -> Option<String> {
     let buckets: Vec<Bucket> = Spi::connect(|c| {
         c.select(
@@ -92,6 +93,7 @@ fn credit_sales(c: &pgrx::spi::SpiClient<'_>, from: Date, to: Date, customer: Op
 /// calendar-day months ('calendar') or 30-day months ('30'); CEI's N is `cei_months`, by default
 /// the number of calendar months the period touches (N = 1 gives the form without /N).
 #[pg_extern(stable, parallel_restricted)]
+#[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn receivables_metrics(
     period_start: Option<Date>,

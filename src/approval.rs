@@ -9,9 +9,10 @@ use pgrx::AnyNumeric;
 
 /// Internal: sets a customer's limit (valid_until NULL) or temporary limit through valid_until,
 /// recording `reason` in credit.event. Held orders that fit afterwards are released.
-#[pg_extern(security_definer)]
+#[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn _apply_limit(customer: Option<&str>, new_limit: Option<AnyNumeric>, valid_until: Option<Date>, reason: Option<&str>) -> bool {
+    crate::roles::require_internal("credit._apply_limit");
     let customer = input::text(customer, "customer");
     let limit = input::non_negative_amount(new_limit.as_ref(), "new_limit");
     let reason = input::text(reason, "reason");

@@ -9,10 +9,6 @@ use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-/// Advisory lock key class 'pgcr'; 1 serialises collection runs (2 is the outbox's).
-const LOCK_CLASS: i32 = 1885823858;
-const LOCK_COLLECTIONS: i32 = 1;
-
 /// SQL: a CTE `events` appending a task_created event for every row of the CTE `new` (new tasks).
 macro_rules! task_created_events {
     () => {
@@ -287,8 +283,9 @@ fn run(as_of: Date) -> Vec<Change> {
     let mut out: Vec<Change> = Vec::new();
     internal::scope(|| {
         Spi::connect_mut(|c| {
-            // One run at a time: a second concurrent run waits, then finds the work done.
-            c.update("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)", None, &[LOCK_CLASS.into(), LOCK_COLLECTIONS.into()])
+            // One run at a time: a second concurrent run waits, then finds the work done. The lock
+            // is on a table nobody else has privileges on (an advisory key anyone could hold).
+            c.update("LOCK TABLE credit.collections_lock IN EXCLUSIVE MODE", None, &[])
                 .or_raise();
             promises(c, as_of, &mut out);
 
@@ -450,9 +447,10 @@ fn expire_temporary_limits(as_of: Date) -> i64 {
     })
 }
 
-#[pg_extern(security_definer)]
+#[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 fn _expire_temporary_limits(as_of: Date) -> i64 {
+    crate::roles::require_internal("credit._expire_temporary_limits");
     expire_temporary_limits(as_of)
 }
 

@@ -52,6 +52,18 @@ pub fn spi(e: pgrx::spi::SpiError) -> ! {
     raise(Code::ERRCODE_INTERNAL_ERROR, format!("pg_credit: SPI failure: {e}"), None, None)
 }
 
+/// A value of pg_credit's own tables that does not convert to its Rust type: the table was
+/// altered behind the extension's back.
+#[track_caller]
+pub fn conversion(e: impl std::fmt::Display) -> ! {
+    raise(
+        Code::ERRCODE_DATA_CORRUPTED,
+        format!("pg_credit: a value of its own tables has an unexpected type: {e}"),
+        None,
+        Some("credit.account or another pg_credit table was altered; reinstall the extension's objects."),
+    )
+}
+
 pub trait OrRaise<T> {
     fn or_raise(self) -> T;
 }

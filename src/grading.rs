@@ -142,6 +142,7 @@ fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, grades: &[GradeRow],
 /// The credit score (0-100) of a customer as of a date, its grade, and every component: raw value,
 /// points and weight (a component without data has value null and does not count).
 #[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
 fn score(
     customer: Option<&str>,
     as_of: default!(Option<Date>, "CURRENT_DATE"),

@@ -137,6 +137,39 @@ fn amount_kind(typoid: Oid, column: &str) -> AmountKind {
     }
 }
 
+/// The trigger acts only on a relation credit.guard() registered, with the configuration it was
+/// registered with: a guard trigger created by hand (EXECUTE on the function is public, so that
+/// partitions can be created) refuses every write instead of counting fake orders.
+fn check_registration(relid: Oid, args: &[String], table: &str) {
+    let registered: Option<Vec<Option<String>>> = Spi::connect(|c| {
+        let t = c
+            .select(
+                "SELECT credit._guard_trigger_args(g) FROM credit.guarded_table g \
+                 WHERE g.table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
+                Some(1),
+                &[relid.into()],
+            )
+            .or_raise();
+        (!t.is_empty()).then(|| t.first().get_one::<Vec<Option<String>>>().or_raise().unwrap_or_default())
+    });
+    let Some(registered) = registered else {
+        error::raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("table {table} is not guarded by credit.guard()"),
+            Some("Its credit guard trigger was created by hand; the guard counts orders only of tables credit.guard() registered.".into()),
+            Some("A credit admin guards the table with credit.guard(); drop the hand-made trigger."),
+        )
+    };
+    if registered.iter().map(|a| a.as_deref().unwrap_or("")).ne(args.iter().map(String::as_str)) {
+        error::raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("the credit guard trigger of table {table} does not match its registration"),
+            Some("Its arguments differ from credit.guarded_table; writes are refused until a credit admin repairs it.".into()),
+            Some("credit.guard_status shows the problem; unguard and guard the table again."),
+        )
+    }
+}
+
 unsafe fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
     let tg = trigger.trigger();
     let tupdesc = (*trigger.trigger_data().tg_relation).rd_att;
@@ -149,6 +182,8 @@ unsafe fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
         }
     }
     let args = trigger.extra_args().unwrap_or_default();
+    let relid = (*trigger.trigger_data().tg_relation).rd_id;
+    check_registration(relid, &args, &trigger.table_name().unwrap_or_default());
     let nkeys: usize = args.get(5).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
     if args.len() < 6 || args.len() < 6 + nkeys {
         error::raise(
@@ -260,6 +295,23 @@ unsafe fn contribution(
         || matches!(amount.sign(), pgrx::datum::numeric::Sign::Negative)
         || INFINITY.with(|inf| amount == *inf);
     let valid = !not_valid_number && MAX_NUMERIC.with(|max| amount <= *max);
+    if valid && is_new && cfg.amount_kind == AmountKind::Numeric {
+        // One precision for the SQL check and the core's decision: more fractional digits than
+        // an amount may carry are refused, never rounded away.
+        let d = attr(tuple, tupdesc, &cfg.amount).expect("checked above");
+        let precise = match crate::numeric_fast::decode_datum(d) {
+            crate::numeric_fast::Decoded::Value(v) => crate::core::money::check(v).is_ok(),
+            _ => false,
+        };
+        if !precise {
+            error::raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("order amount {amount} of customer \"{customer}\" has more than {} fractional digits", crate::core::money::MAX_FRACTION_DIGITS),
+                Some("pg_credit compares amounts exactly; it does not round them.".into()),
+                Some("Round the amount to the currency's precision."),
+            )
+        }
+    }
     if !valid {
         if !is_new {
             return None;
@@ -361,7 +413,7 @@ fn plans(c: &SpiClient<'_>) -> Rc<Plans> {
             "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
              WHERE customer OPERATOR(pg_catalog.=) $1 AND ",
             fits!(),
-            " RETURNING NULL::text, ",
+            " RETURNING NULL::pg_catalog.text, ",
             crossed_warning!()
         ),
         &[text, numeric],
@@ -655,9 +707,9 @@ pub fn refusal_message(r: &Refusal) -> (String, String, &'static str) {
     (message, detail, hint)
 }
 
-fn refuse(c: &mut SpiClient<'_>, r: &Refusal, relid: Oid) -> ! {
+fn refuse(r: &Refusal, relid: Oid) -> ! {
     let (message, detail, hint) = refusal_message(r);
-    crate::refusal::record(c, r, relid, &message);
+    crate::refusal::record(r, relid, &message);
     error::raise(Code::ERRCODE_CHECK_VIOLATION, message, Some(detail), Some(hint))
 }
 
@@ -719,7 +771,8 @@ unsafe fn hold(
     let key = row_key(cfg, tuple, tupdesc);
     let sql: String = c
         .update(
-            "SELECT pg_catalog.format('UPDATE %s SET %I = %L WHERE ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid', $1::pg_catalog.regclass, $2::text, $3::text)",
+            "SELECT pg_catalog.format('UPDATE %s SET %I = %L WHERE ctid OPERATOR(pg_catalog.=) $1::pg_catalog.tid', \
+                    $1::pg_catalog.regclass, $2::pg_catalog.text, $3::pg_catalog.text)",
             Some(1),
             &[relid.into(), status_col.name.as_str().into(), cfg.hold_value.as_str().into()],
         )
@@ -738,7 +791,8 @@ unsafe fn hold(
     HOLDING.with(|h| h.set(Some((relid, block, offset))));
     let n = {
         let _r = Reset;
-        c.update(&sql, None, &[format!("({block},{offset})").into()]).or_raise().len()
+        // With the table owner's rights: the owner's own triggers on the table run as the owner.
+        as_table_owner(relid, || c.update(&sql, None, &[format!("({block},{offset})").into()]).or_raise().len())
     };
     if n != 1 {
         return false;
@@ -767,7 +821,8 @@ unsafe fn hold(
                     RETURNING id, held_by) \
          INSERT INTO credit.event (kind, customer, reason, after, acting_as) \
          SELECT 'order_held', $3, pg_catalog.array_to_string($5, ', '), \
-                pg_catalog.jsonb_build_object('hold_id', h.id, 'table', $1::pg_catalog.oid::pg_catalog.regclass::text, 'row_key', $2::pg_catalog.jsonb, 'amount', $4), h.held_by \
+                pg_catalog.jsonb_build_object('hold_id', h.id, 'table', $1::pg_catalog.oid::pg_catalog.regclass::pg_catalog.text, \
+                                              'row_key', $2::pg_catalog.jsonb, 'amount', $4), h.held_by \
            FROM h",
         None,
         &[relid.into(), key.as_str().into(), order.customer.as_str().into(), order.amount.clone().into(), reasons.into(), original.as_str().into()],
@@ -793,8 +848,14 @@ unsafe fn close_hold(c: &mut SpiClient<'_>, cfg: &Config, relid: Oid, old: *mut 
     .or_raise();
 }
 
+
+crate::trigger::c_trigger!(_guard_row_wrapper, pg_finfo__guard_row_wrapper, "_guard_row", _guard_row_entry);
+
+fn _guard_row_entry<'a>(t: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
+    _guard_row(t).unwrap_or_else(|e| crate::error::conversion(e))
+}
+
 /// AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW on a guarded table.
-#[pg_trigger]
 fn _guard_row<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
@@ -893,7 +954,7 @@ fn _guard_row<'a>(
                                 return;
                             }
                         }
-                        refuse(c, &r, relid)
+                        refuse(&r, relid)
                     }
                 }
             })
@@ -903,9 +964,15 @@ fn _guard_row<'a>(
     Ok(None)
 }
 
+
+crate::trigger::c_trigger!(_guard_truncate_wrapper, pg_finfo__guard_truncate_wrapper, "_guard_truncate", _guard_truncate_entry);
+
+fn _guard_truncate_entry<'a>(t: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
+    _guard_truncate(t).unwrap_or_else(|e| crate::error::conversion(e))
+}
+
 /// BEFORE TRUNCATE ... FOR EACH STATEMENT on a guarded table: the table's open orders leave the
 /// customers' exposure before the rows go.
-#[pg_trigger]
 fn _guard_truncate<'a>(
     trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
@@ -918,7 +985,113 @@ fn _guard_truncate<'a>(
             Some("Attach the guard with credit.guard(), not CREATE TRIGGER."),
         )
     }
-    let relid = trigger.relid().expect("trigger has a relation");
-    crate::verify::shift_open_orders(relid, -1);
+    // SAFETY: a trigger's relation is open while it fires.
+    let relid = unsafe { (*trigger.trigger_data().tg_relation).rd_id };
+    // A relation that is not registered (a hand-made trigger) or has no rows of its own (a
+    // partitioned table) has no open orders to release.
+    let deltas: BTreeMap<String, AnyNumeric> = open_orders_by_customer(relid).into_iter().map(|(c, s)| (c, -s)).collect();
+    internal::scope(|| move_open_orders(relid, &deltas, false));
     Ok(None)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole tables' open orders (guard, unguard, TRUNCATE, ATTACH, DETACH, DROP, rewrites).
+
+/// One guarded relation's open orders per customer (its own rows: FROM ONLY), read with the
+/// extension's rights by a query over built-in casts only (credit._open_orders_query).
+pub fn open_orders_by_customer(relid: Oid) -> BTreeMap<String, AnyNumeric> {
+    Spi::connect(|c| {
+        let q: String = c
+            .select("SELECT credit._open_orders_query($1)", Some(1), &[relid.into()])
+            .or_raise()
+            .first()
+            .get_one()
+            .or_raise()
+            .unwrap_or_default();
+        c.select(&format!("SELECT customer, pg_catalog.sum(amount) FROM ({q}) o GROUP BY customer"), None, &[])
+            .or_raise()
+            .filter_map(|r| Some((r.get::<String>(1).or_raise()?, r.get::<AnyNumeric>(2).or_raise()?)))
+            .collect()
+    })
+}
+
+/// Moves open orders of a table into or out of the customers' exposure, in the guard's lock
+/// order; `checked`: every customer's increase must fit, as an order would, else 23514 naming
+/// the table. Returns how many customers have no credit account (not counted when unchecked).
+pub fn move_open_orders(relid: Oid, deltas: &BTreeMap<String, AnyNumeric>, checked: bool) -> i64 {
+    if deltas.is_empty() {
+        return 0;
+    }
+    Spi::connect_mut(|c| {
+        let p = plans(c);
+        let mut applied = Applied::default();
+        let mut warnings = Vec::new();
+        let result = if checked {
+            apply(c, &p, deltas, None, &mut applied, false, &mut warnings)
+        } else {
+            forced(|| apply(c, &p, deltas, None, &mut applied, false, &mut warnings))
+        };
+        if let Err(mut r) = result {
+            r.change = "open orders of the table";
+            let (message, detail, _) = refusal_message(&r);
+            let table = crate::roles::relation_name(relid);
+            error::raise(
+                Code::ERRCODE_CHECK_VIOLATION,
+                format!("the open orders of table {table} do not fit: {message}"),
+                Some(detail),
+                Some("Rows that join a guarded table (a partition attached, a table made to inherit, a rewrite that changes amounts) are checked like orders."),
+            )
+        }
+        let customers: Vec<String> = deltas.keys().cloned().collect();
+        c.select(
+            "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.text[]) x(c) \
+              WHERE NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer OPERATOR(pg_catalog.=) x.c)",
+            Some(1),
+            &[customers.into()],
+        )
+        .or_raise()
+        .first()
+        .get_one::<i64>()
+        .or_raise()
+        .unwrap_or(0)
+    })
+}
+
+/// After a guarded table was rewritten: what changed per customer moves, increases checked.
+pub fn reserve_changes(relid: Oid, before: &BTreeMap<String, AnyNumeric>, after: &BTreeMap<String, AnyNumeric>) {
+    let mut deltas: BTreeMap<String, AnyNumeric> = BTreeMap::new();
+    for (customer, amount) in after {
+        add_to(&mut deltas, customer, amount);
+    }
+    for (customer, amount) in before {
+        add_to(&mut deltas, customer, &-amount.clone());
+    }
+    let zero = zero();
+    deltas.retain(|_, d| *d != zero);
+    internal::scope(|| move_open_orders(relid, &deltas, true));
+}
+
+/// Runs `f` with the rights of the relation's owner, in a security-restricted operation (as
+/// REFRESH MATERIALIZED VIEW does): a write into an application table fires the owner's own
+/// triggers and defaults, which must never run with the extension's rights.
+pub fn as_table_owner<R>(relid: Oid, f: impl FnOnce() -> R) -> R {
+    struct Restore(Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the ids saved below (also while unwinding from an ERROR).
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+    let owner = crate::roles::relation_owner(relid);
+    let (mut user, mut sec) = (Oid::INVALID, 0i32);
+    // SAFETY: plain reads and writes of the backend's current user id.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            sec | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+        );
+    }
+    let _restore = Restore(user, sec);
+    f()
 }

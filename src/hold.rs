@@ -11,6 +11,7 @@ use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
 
 struct Held {
+    table: pgrx::pg_sys::Oid,
     customer: String,
     amount: AnyNumeric,
     update_sql: String,
@@ -29,7 +30,7 @@ fn lock_hold_if(c: &mut SpiClient<'_>, hold_id: i64, strict: bool) -> Option<Hel
                     format('UPDATE %s SET %I = %L WHERE %s', h.table_name, g.status_column, h.original_status, \
                            (SELECT string_agg(format('%I = ($1::jsonb ->> %L)::%s', k, k, format_type(a.atttypid, a.atttypmod)), ' AND ') \
                               FROM unnest(g.key_columns) k JOIN pg_attribute a ON a.attrelid = h.table_name AND a.attname = k)), \
-                    h.row_key::text \
+                    h.row_key::text, h.table_name::oid \
              FROM credit.order_hold h LEFT JOIN credit.guarded_table g ON g.table_name = h.table_name \
              WHERE h.id = $1 FOR UPDATE OF h",
             Some(1),
@@ -61,6 +62,7 @@ fn lock_hold_if(c: &mut SpiClient<'_>, hold_id: i64, strict: bool) -> Option<Hel
         )
     };
     Some(Held {
+        table: row.get(6).or_raise().expect("table_name"),
         customer: row.get(1).or_raise().expect("customer"),
         amount: row.get(2).or_raise().expect("amount"),
         update_sql,
@@ -98,12 +100,10 @@ fn caller(c: &mut SpiClient<'_>) -> String {
 /// Returns false when the row no longer exists (the hold is then withdrawn).
 fn reopen(c: &mut SpiClient<'_>, hold_id: i64, h: &Held, forced: bool, comment: Option<&str>) -> bool {
     let mut n = 0;
+    // With the table owner's rights: the owner's own triggers on the table run as the owner.
     let reheld = guard::reheld_during(|| {
-        n = if forced {
-            guard::forced(|| c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len())
-        } else {
-            c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len()
-        };
+        let mut update = || guard::as_table_owner(h.table, || c.update(&h.update_sql, None, &[h.row_key.as_str().into()]).or_raise().len());
+        n = if forced { guard::forced(update) } else { update() };
     });
     if reheld {
         // The application changed the held order (its amount, its customer) since it was held.

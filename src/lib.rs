@@ -17,6 +17,7 @@ mod collections;
 mod error;
 mod grading;
 mod guard;
+mod guard_ddl;
 mod guc;
 mod hold;
 mod input;
@@ -26,11 +27,25 @@ mod numeric_fast;
 mod policy;
 mod refusal;
 mod roles;
+mod trigger;
 mod verify;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/aggregates.sql", name = "aggregates", requires = ["schema"]);
-extension_sql_file!("../sql/history.sql", name = "history", requires = ["schema", verify::_calling_user]);
+extension_sql_file!(
+    "../sql/history.sql",
+    name = "history",
+    requires = [
+        "schema",
+        roles::_calling_user,
+        roles::_person,
+        roles::_internal,
+        roles::_require_member,
+        roles::act_for,
+        refusal::_refusal_recording,
+        refusal::record_refusals
+    ]
+);
 extension_sql_file!("../sql/policy.sql", name = "policy", requires = ["schema"]);
 extension_sql_file!(
     "../sql/approval.sql",
@@ -54,10 +69,28 @@ extension_sql_file!(
         grading::regrade
     ]
 );
+extension_sql_file!(
+    "../sql/guard.sql",
+    name = "guard",
+    requires = [
+        "schema",
+        "history",
+        guard_ddl::_count_open_orders,
+        guard_ddl::_ddl_quiet,
+        verify::_recount_exposure,
+        roles::_is_admin,
+        roles::_is_superuser
+    ]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx's panic hook captures a Rust backtrace and appends it to the ERROR's DETAIL when
+    // RUST_BACKTRACE is set in the server's environment; a client must never see one. The
+    // library-specific variable wins over RUST_BACKTRACE, and is read at the first capture.
+    // SAFETY (set_var): a backend (or the postmaster, when preloaded) is single-threaded here.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     guc::init();
 }
 

@@ -111,8 +111,14 @@ fn apply_to_all() -> i64 {
     })
 }
 
+
+crate::trigger::c_trigger!(_policy_changed_wrapper, pg_finfo__policy_changed_wrapper, "_policy_changed", _policy_changed_entry);
+
+fn _policy_changed_entry<'a>(t: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
+    _policy_changed(t).unwrap_or_else(|e| crate::error::conversion(e))
+}
+
 /// AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ... FOR EACH STATEMENT on credit.policy.
-#[pg_trigger]
 fn _policy_changed<'a>(
     _trigger: &'a PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
@@ -150,6 +156,7 @@ pub fn terms(c: &SpiClient<'_>, customer: &str, amount: Decimal, product_categor
 /// Payment terms in days for an order of `amount`: the customer's own terms, else its grade's,
 /// else its policy's, else 30; an amount tier lengthens them (see docs/policies.md).
 #[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn terms_for(customer: Option<&str>, amount: Option<AnyNumeric>, product_category: default!(Option<&str>, "NULL")) -> i32 {
     let customer = input::text(customer, "customer");
     let amount = input::non_negative_amount(amount.as_ref(), "amount");
@@ -158,6 +165,7 @@ fn terms_for(customer: Option<&str>, amount: Option<AnyNumeric>, product_categor
 
 /// How the terms for an order are reached, for explaining them to a customer or an auditor.
 #[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn explain_terms(
     customer: Option<&str>,
     amount: Option<AnyNumeric>,
@@ -171,6 +179,7 @@ fn explain_terms(
 
 /// The policy in force for a customer (and optionally a product category), field by field.
 #[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn effective_policy(
     customer: Option<&str>,

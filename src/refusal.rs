@@ -1,133 +1,448 @@
 //! Recording refused orders. A refusal is an ERROR: the refused transaction rolls back, and with
-//! it anything it wrote. So the `order_refused` event is written by a short-lived background
-//! worker in its own transaction: the guard hands it the event through a dynamic shared memory
-//! segment and waits (at most a few seconds) until it has committed, then raises the error. The
-//! event reaches credit.event and the outbox like every other; a consumer sees refusals that no
-//! application transaction could have recorded.
+//! it anything it wrote. So before raising the error the guard appends the `order_refused` event
+//! to a spool file of its own backend (a `write(2)` into the page cache: no process started, no
+//! lock held, nothing waited for), and one recorder per database — a background worker started
+//! when the first refusal arrives, gone two seconds after the last — moves spooled refusals into
+//! credit.event (and so the outbox and the audit chain) in batches.
 //!
-//! Costs a worker start (a few milliseconds) per refusal, never anything per accepted order.
-//! Without a free worker slot (max_worker_processes) the refusal is still raised, with a WARNING
-//! that it was not recorded.
+//! Exactly once: the recorder remembers how far it has read each file in credit.refusal_spool,
+//! in the same transaction as the events it writes. A file is deleted once it is read to the end
+//! and its writer is gone. A refusal whose spool line cannot be written (a full disk) is counted
+//! in credit.refusal_recording, and the client gets a WARNING with the error.
+//!
+//! Spool: `$PGDATA/pg_credit/refusals/<database oid>/<postmaster start>-<pid>-<backend start>-<n>.jsonl`,
+//! renamed to `.done` when the backend exits or the file passes 8 MB. The files are not
+//! WAL-logged: a standby promoted after a crash of the primary does not have them.
 use crate::error::OrRaise;
 use crate::guard::Refusal;
-use crate::guc;
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime, SignalWakeFlags};
+use crate::{guc, roles};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long the refused statement waits for the worker before giving up on waiting.
-const WAIT: Duration = Duration::from_secs(5);
+const ROTATE_AT: u64 = 8 << 20;
+/// Lines moved into credit.event per transaction.
+const BATCH: usize = 5000;
+/// How long the recorder waits for new refusals before it exits: short, because a connected
+/// worker keeps DROP DATABASE from proceeding (it waits 5 seconds for other sessions to go).
+const IDLE: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(50);
+
+fn dir(db: Oid) -> PathBuf {
+    // Backends and workers run with the data directory as their working directory.
+    PathBuf::from(format!("pg_credit/refusals/{}", u32::from(db)))
+}
+
+struct Spool {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    seq: u32,
+}
+
+thread_local! {
+    static SPOOL: RefCell<Option<Spool>> = const { RefCell::new(None) };
+    static LAST_START: RefCell<Option<Instant>> = const { RefCell::new(None) };
+    static EXIT_HOOK: RefCell<bool> = const { RefCell::new(false) };
+}
+
+fn file_name(seq: u32) -> String {
+    // SAFETY: plain reads of backend globals.
+    let (pm, pid, me) = unsafe { (pg_sys::PgStartTime, pg_sys::MyProcPid, pg_sys::MyStartTime) };
+    format!("{pm}-{pid}-{me}-{seq}.jsonl")
+}
+
+fn open_spool(db: Oid, seq: u32) -> std::io::Result<Spool> {
+    let d = dir(db);
+    fs::create_dir_all(&d)?;
+    let path = d.join(file_name(seq));
+    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    let size = file.metadata()?.len();
+    Ok(Spool { file, path, size, seq })
+}
+
+fn finish(spool: Spool) {
+    let done = spool.path.with_extension("done");
+    drop(spool.file);
+    let _ = fs::rename(&spool.path, done);
+}
+
+/// At backend exit the backend's spool file is closed for good (the recorder may delete it once
+/// it has read it).
+unsafe extern "C-unwind" fn at_exit(_code: i32, _arg: pg_sys::Datum) {
+    SPOOL.with(|s| {
+        if let Some(spool) = s.borrow_mut().take() {
+            finish(spool);
+        }
+    });
+}
+
+fn append(db: Oid, line: &[u8]) -> std::io::Result<()> {
+    SPOOL.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.as_ref().is_some_and(|sp| sp.size >= ROTATE_AT) {
+            let old = s.take().expect("checked");
+            let seq = old.seq + 1;
+            finish(old);
+            *s = Some(open_spool(db, seq)?);
+        }
+        if s.is_none() {
+            *s = Some(open_spool(db, 0)?);
+            EXIT_HOOK.with(|h| {
+                if !*h.borrow() {
+                    // SAFETY: registers a callback PostgreSQL calls once at process exit.
+                    unsafe { pg_sys::on_proc_exit(Some(at_exit), pg_sys::Datum::from(0)) };
+                    *h.borrow_mut() = true;
+                }
+            });
+        }
+        let sp = s.as_mut().expect("opened");
+        sp.file.write_all(line)?;
+        sp.size += line.len() as u64;
+        Ok(())
+    })
+}
+
+fn now_utc() -> String {
+    // SAFETY: GetCurrentTimestamp reads the clock.
+    let us = unsafe { pg_sys::GetCurrentTimestamp() };
+    let epoch = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("date").and_hms_opt(0, 0, 0).expect("time");
+    (epoch + chrono::Duration::microseconds(us)).format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn qualified_name(relid: Oid) -> String {
+    // SAFETY: catalog look-ups by OID; the relation is open (its trigger is firing).
+    unsafe {
+        let rel = pg_sys::get_rel_name(relid);
+        let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
+        if rel.is_null() || nsp.is_null() {
+            return format!("relation {}", u32::from(relid));
+        }
+        CStr::from_ptr(pg_sys::quote_qualified_identifier(nsp, rel)).to_string_lossy().into_owned()
+    }
+}
+
+fn application_name() -> Option<String> {
+    // SAFETY: the GUC's C string, set by PostgreSQL.
+    unsafe {
+        let p = pg_sys::application_name;
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned()).filter(|s| !s.is_empty())
+    }
+}
+
+/// Spools the refusal as an `order_refused` event; never waits, never fails the refusal.
+pub fn record(r: &Refusal, relid: Oid, message: &str) {
+    if !guc::RECORD_REFUSALS.get() {
+        return;
+    }
+    let line = serde_json::json!({
+        "refused_at": now_utc(),
+        "customer": r.customer,
+        "amount": r.amount.to_string(),
+        "reasons": r.reasons.iter().map(|x| x.code()).collect::<Vec<_>>(),
+        "group": r.group,
+        "message": message,
+        "table": qualified_name(relid),
+        "actor": roles::name_of(roles::person()),
+        "acting_as": roles::name_of(roles::caller()),
+        "application_name": application_name(),
+    });
+    let mut bytes = line.to_string().into_bytes();
+    bytes.push(b'\n');
+    // SAFETY: plain read of a backend global.
+    let db = unsafe { pg_sys::MyDatabaseId };
+    if let Err(e) = append(db, &bytes) {
+        count_unrecorded(db);
+        warn(&format!("pg_credit: the refused order could not be spooled for recording ({e}); it is counted in credit.refusal_recording"));
+        return;
+    }
+    start_recorder(db);
+}
+
+fn count_unrecorded(db: Oid) {
+    let _ = fs::create_dir_all(dir(db))
+        .and_then(|_| OpenOptions::new().create(true).append(true).open(dir(db).join("unrecorded")))
+        .and_then(|mut f| f.write_all(b"1\n"));
+}
 
 fn warn(message: &str) {
     pgrx::pg_sys::panic::ErrorReport::new(pgrx::PgSqlErrorCode::ERRCODE_WARNING, message.to_string(), "pg_credit")
         .report(PgLogLevel::WARNING);
 }
 
-/// Hands the refusal to a worker that records it as an `order_refused` event; returns once it is
-/// committed (or after WAIT).
-pub fn record(c: &mut SpiClient<'_>, r: &Refusal, relid: pg_sys::Oid, message: &str) {
-    if !guc::RECORD_REFUSALS.get() {
-        return;
-    }
-    let who = c
-        .update(
-            "SELECT pg_catalog.jsonb_build_object('table', $1::pg_catalog.regclass::pg_catalog.text, \
-                    'actor', session_user, 'acting_as', credit._caller(), \
-                    'application_name', pg_catalog.current_setting('application_name'))",
-            Some(1),
-            &[relid.into()],
-        )
-        .or_raise()
-        .first()
-        .get_one::<pgrx::JsonB>()
-        .or_raise()
-        .map(|j| j.0)
-        .unwrap_or_default();
-    let mut payload = serde_json::json!({
-        "customer": r.customer,
-        "amount": r.amount.to_string(),
-        "reasons": r.reasons.iter().map(|x| x.code()).collect::<Vec<_>>(),
-        "group": r.group,
-        "message": message,
-    });
-    if let (Some(p), serde_json::Value::Object(w)) = (payload.as_object_mut(), who) {
-        p.extend(w);
-    }
-    let bytes = payload.to_string().into_bytes();
-    unsafe { hand_over(&bytes) }
+fn lock_path(db: Oid) -> PathBuf {
+    dir(db).join("recorder.lock")
 }
 
-unsafe fn hand_over(bytes: &[u8]) {
-    let seg = pg_sys::dsm_create(4 + bytes.len(), 0);
-    let base = pg_sys::dsm_segment_address(seg) as *mut u8;
-    std::ptr::copy_nonoverlapping((bytes.len() as u32).to_le_bytes().as_ptr(), base, 4);
-    std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(4), bytes.len());
-    let handle = pg_sys::dsm_segment_handle(seg);
-    let worker = BackgroundWorkerBuilder::new("pg_credit refusal recorder")
+/// Whether a recorder holds the database's lock file.
+fn recorder_running(db: Oid) -> bool {
+    let Ok(f) = OpenOptions::new().create(true).truncate(false).write(true).open(lock_path(db)) else { return false };
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Starts the database's recorder unless one runs (checked at most once a second per backend).
+fn start_recorder(db: Oid) {
+    let due = LAST_START.with(|l| {
+        let mut l = l.borrow_mut();
+        let due = l.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+        if due {
+            *l = Some(Instant::now());
+        }
+        due
+    });
+    if !due || recorder_running(db) {
+        return;
+    }
+    let started = BackgroundWorkerBuilder::new("pg_credit refusal recorder")
         .set_type("pg_credit refusal recorder")
         .set_library("pg_credit")
-        .set_function("pg_credit_refusal_worker")
+        .set_function("pg_credit_refusal_recorder")
         .enable_spi_access()
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
-        .set_argument(Some(pg_sys::Datum::from(handle as usize)))
-        .set_extra(&u32::from(pg_sys::MyDatabaseId).to_string())
-        .set_notify_pid(pg_sys::MyProcPid)
+        .set_extra(&u32::from(db).to_string())
         .load_dynamic();
-    let Ok(worker) = worker else {
-        warn("pg_credit: no background worker slot free; the refused order is not recorded in credit.event (raise max_worker_processes)");
-        pg_sys::dsm_detach(seg);
-        return;
-    };
-    let start = Instant::now();
-    loop {
-        match worker.pid() {
-            Err(BackgroundWorkerStatus::Stopped) | Err(BackgroundWorkerStatus::PostmasterDied) => break,
-            _ if start.elapsed() > WAIT => {
-                warn("pg_credit: the refusal recorder is slow; the refused order's event may appear late");
+    if started.is_err() {
+        // The refusal stays spooled: the next refusal, credit.record_refusals() or a free slot
+        // records it; credit.refusal_recording shows it pending meanwhile.
+        warn("pg_credit: no background worker slot is free to record refused orders now; they stay spooled (credit.refusal_recording)");
+    }
+}
+
+/// A spool file and where its writer stands. `key` names it in credit.refusal_spool whether or
+/// not it was renamed to .done since.
+struct SpoolFile {
+    key: String,
+    path: PathBuf,
+    closed: bool,
+}
+
+fn writer_gone(name: &str) -> bool {
+    let mut parts = name.split('-');
+    let (Some(pm), Some(pid)) = (parts.next(), parts.next()) else { return true };
+    // SAFETY: plain read of a postmaster global.
+    let started = unsafe { pg_sys::PgStartTime };
+    if pm != started.to_string() {
+        return true; // written before the server restarted
+    }
+    let Ok(pid) = pid.parse::<i32>() else { return true };
+    // SAFETY: signal 0 only checks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    !alive
+}
+
+fn spool_files(db: Oid) -> Vec<SpoolFile> {
+    let Ok(entries) = fs::read_dir(dir(db)) else { return vec![] };
+    let mut files: Vec<SpoolFile> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let closed = name.ends_with(".done");
+            let key = name.strip_suffix(".jsonl").or_else(|| name.strip_suffix(".done"))?.to_string();
+            Some(SpoolFile { path: e.path(), closed: closed || writer_gone(&key), key })
+        })
+        .collect();
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    files
+}
+
+/// The complete lines of a file from `offset` on (at most BATCH), and the offset after them.
+fn read_lines(path: &Path, offset: u64) -> (Vec<String>, u64) {
+    let Ok(mut f) = File::open(path) else { return (vec![], offset) };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return (vec![], offset);
+    }
+    let mut buf = Vec::new();
+    let _ = f.take(64 << 20).read_to_end(&mut buf);
+    let mut lines = Vec::new();
+    let mut end = 0usize;
+    for (i, b) in buf.iter().enumerate() {
+        if *b == b'\n' {
+            lines.push(String::from_utf8_lossy(&buf[end..i]).into_owned());
+            end = i + 1;
+            if lines.len() == BATCH {
                 break;
-            }
-            _ => {
-                pg_sys::WaitLatch(
-                    pg_sys::MyLatch,
-                    (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                    10,
-                    pg_sys::PG_WAIT_EXTENSION,
-                );
-                pg_sys::ResetLatch(pg_sys::MyLatch);
-                pg_sys::check_for_interrupts!();
             }
         }
     }
-    // The worker holds its own mapping while it reads, so detaching here is safe either way.
-    pg_sys::dsm_detach(seg);
+    (lines, offset + end as u64)
 }
 
-/// The worker: reads the event, connects to the guard's database as the bootstrap superuser,
-/// appends the event (credit.event's deferred trigger numbers it in the outbox and notifies).
+/// Moves spooled refusals of this database into credit.event; returns how many. Concurrent
+/// callers serialise on the progress rows (locked until their transactions end).
+fn drain(db: Oid) -> i64 {
+    let mut moved = 0;
+    for f in spool_files(db) {
+        let name = f.key.clone();
+        let offset: i64 = Spi::connect_mut(|c| {
+            c.update(
+                "INSERT INTO credit.refusal_spool (file) VALUES ($1) ON CONFLICT DO NOTHING",
+                None,
+                &[name.as_str().into()],
+            )
+            .or_raise();
+            c.update("SELECT consumed FROM credit.refusal_spool WHERE file = $1 FOR UPDATE", Some(1), &[name.as_str().into()])
+                .or_raise()
+                .first()
+                .get_one::<i64>()
+                .or_raise()
+                .unwrap_or(0)
+        });
+        let (lines, next) = read_lines(&f.path, offset as u64);
+        if !lines.is_empty() {
+            Spi::connect_mut(|c| {
+                c.update(
+                    "INSERT INTO credit.event (kind, customer, reason, after, actor, acting_as, application_name) \
+                     SELECT 'order_refused', e ->> 'customer', e ->> 'message', \
+                            jsonb_build_object('table', e -> 'table', 'amount', (e ->> 'amount')::numeric, \
+                                               'reasons', e -> 'reasons', 'group', e -> 'group', 'refused_at', e -> 'refused_at'), \
+                            coalesce(e ->> 'actor', session_user), coalesce(e ->> 'acting_as', current_user), \
+                            e ->> 'application_name' \
+                       FROM unnest($1::jsonb[]) WITH ORDINALITY AS x(e, n) ORDER BY n",
+                    None,
+                    &[lines.iter().map(|l| pgrx::JsonB(serde_json::from_str(l).unwrap_or(serde_json::Value::Null))).collect::<Vec<_>>().into()],
+                )
+                .or_raise();
+                c.update("UPDATE credit.refusal_spool SET consumed = $2 WHERE file = $1", None, &[name.as_str().into(), (next as i64).into()])
+                    .or_raise();
+            });
+            moved += lines.len() as i64;
+        }
+        let size = fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+        if f.closed && next >= size.saturating_sub(trailing_partial(&f.path, next)) {
+            // Read to the end, its writer gone (a line cut off by a crash was never refused to
+            // anyone: the backend died before it raised the error).
+            let _ = fs::remove_file(&f.path);
+            Spi::run_with_args("DELETE FROM credit.refusal_spool WHERE file = $1", &[name.as_str().into()]).or_raise();
+        }
+    }
+    // Progress rows of files that are gone (a crash between their deletion and this).
+    Spi::run_with_args(
+        "DELETE FROM credit.refusal_spool WHERE file <> ALL ($1)",
+        &[spool_files(db).into_iter().map(|f| f.key).collect::<Vec<_>>().into()],
+    )
+    .or_raise();
+    moved
+}
+
+/// Bytes after `offset` that do not end in a newline (a line its writer never finished).
+fn trailing_partial(path: &Path, offset: u64) -> u64 {
+    let Ok(mut f) = File::open(path) else { return 0 };
+    let _ = f.seek(SeekFrom::Start(offset));
+    let mut rest = Vec::new();
+    let _ = f.read_to_end(&mut rest);
+    if rest.contains(&b'\n') { 0 } else { rest.len() as u64 }
+}
+
+/// The recorder: one per database (it holds the database's lock file), exits after IDLE.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub extern "C-unwind" fn pg_credit_refusal_worker(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
-    let Ok(dboid) = BackgroundWorker::get_extra().parse::<u32>() else { return };
-    let payload = unsafe {
-        let seg = pg_sys::dsm_attach(arg.value() as pg_sys::dsm_handle);
-        if seg.is_null() {
-            return; // the refused backend stopped waiting and the segment is gone
+pub extern "C-unwind" fn pg_credit_refusal_recorder(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let Ok(db) = BackgroundWorker::get_extra().parse::<u32>() else { return };
+    let db = Oid::from(db);
+    let Ok(lock) = OpenOptions::new().create(true).truncate(false).write(true).open(lock_path(db)) else { return };
+    // A backend that just checked may hold it for an instant.
+    let mut locked = false;
+    for _ in 0..20 {
+        if lock.try_lock().is_ok() {
+            locked = true;
+            break;
         }
-        let base = pg_sys::dsm_segment_address(seg) as *const u8;
-        let mut len = [0u8; 4];
-        std::ptr::copy_nonoverlapping(base, len.as_mut_ptr(), 4);
-        let bytes = std::slice::from_raw_parts(base.add(4), u32::from_le_bytes(len) as usize).to_vec();
-        pg_sys::dsm_detach(seg);
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), Some(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID)));
-    BackgroundWorker::transaction(|| {
-        Spi::run_with_args(
-            "SELECT credit._record_refusal($1::jsonb)",
-            &[payload.as_str().into()],
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !locked {
+        return; // another recorder runs
+    }
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), Some(Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID)));
+    BackgroundWorker::transaction(|| Spi::run("SET search_path = pg_catalog, pg_temp").or_raise());
+    let mut idle_since = Instant::now();
+    let mut wait = POLL;
+    while BackgroundWorker::wait_latch(Some(wait)) {
+        let installed = BackgroundWorker::transaction(|| {
+            Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('credit.refusal_spool') IS NOT NULL").or_raise().unwrap_or(false)
+        });
+        if !installed {
+            break; // the extension is gone, or not yet updated
+        }
+        let moved = BackgroundWorker::transaction(|| drain(db));
+        if moved > 0 {
+            idle_since = Instant::now();
+            wait = POLL;
+        } else if idle_since.elapsed() > IDLE {
+            break;
+        } else {
+            wait = POLL * 5;
+        }
+    }
+    let _ = lock.unlock();
+}
+
+/// Moves every spooled refusal of this database into credit.event now (the recorder does this
+/// by itself within a moment); returns how many.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn record_refusals() -> i64 {
+    roles::require("clerk", "recording spooled refusals");
+    // SAFETY: plain read of a backend global.
+    drain(unsafe { pg_sys::MyDatabaseId })
+}
+
+/// The state of refusal recording in this database (credit.refusal_recording).
+#[pg_extern(stable, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
+fn _refusal_recording() -> TableIterator<
+    'static,
+    (
+        name!(pending, i64),
+        name!(spool_files, i32),
+        name!(oldest_pending, Option<pgrx::datum::TimestampWithTimeZone>),
+        name!(recorder_running, bool),
+        name!(unrecorded, i64),
+    ),
+> {
+    roles::require("reader", "reading the state of refusal recording");
+    // SAFETY: plain read of a backend global.
+    let db = unsafe { pg_sys::MyDatabaseId };
+    let files = spool_files(db);
+    let mut pending = 0i64;
+    let mut oldest: Option<String> = None;
+    for f in &files {
+        let name = f.key.as_str();
+        let offset = Spi::get_one_with_args::<i64>(
+            "SELECT (SELECT consumed FROM credit.refusal_spool WHERE file = $1)",
+            &[name.into()],
         )
-    })
-    .or_raise();
+        .or_raise()
+        .unwrap_or(0);
+        let Ok(mut file) = File::open(&f.path) else { continue };
+        let _ = file.seek(SeekFrom::Start(offset as u64));
+        let mut rest = Vec::new();
+        let _ = file.read_to_end(&mut rest);
+        let n = rest.iter().filter(|b| **b == b'\n').count() as i64;
+        if n > 0 && oldest.is_none() {
+            let first = rest.split(|b| *b == b'\n').next().unwrap_or(&[]);
+            oldest = serde_json::from_slice::<serde_json::Value>(first)
+                .ok()
+                .and_then(|v| v.get("refused_at").and_then(|t| t.as_str()).map(str::to_string));
+        }
+        pending += n;
+    }
+    let oldest = oldest.and_then(|t| {
+        Spi::get_one_with_args::<pgrx::datum::TimestampWithTimeZone>("SELECT $1::timestamptz", &[t.as_str().into()]).ok().flatten()
+    });
+    let unrecorded = fs::read(dir(db).join("unrecorded")).map(|b| b.iter().filter(|c| **c == b'\n').count() as i64).unwrap_or(0);
+    TableIterator::once((pending, files.len() as i32, oldest, recorder_running(db), unrecorded))
 }

@@ -1,87 +1,23 @@
 //! Recomputing exposure from the source rows: the ledger and every guarded table. `credit.verify()`
-//! (SQL) compares; these functions repair and shift counters when a table is guarded, unguarded,
-//! truncated or dropped. Account rows are always locked in customer order, the guard's lock order.
+//! (SQL, sql/guard.sql) compares; these functions repair. Account rows are always locked in
+//! customer order, the guard's lock order.
 use crate::error::{self, OrRaise};
-use crate::{input, internal};
-use pgrx::pg_sys::Oid;
+use crate::{input, internal, roles};
 use pgrx::prelude::*;
 use pgrx::AnyNumeric;
 
-fn open_orders_query(relid: Option<Oid>) -> String {
-    Spi::connect_mut(|c| {
-        c.update("SELECT credit._open_orders_query($1)", Some(1), &[relid.into()])
-            .or_raise()
-            .first()
-            .get_one::<String>()
-            .or_raise()
-            .expect("query text")
-    })
-}
-
-/// Adds (sign = 1) or removes (sign = -1) one guarded table's open orders to or from the accounts.
-/// Returns how many customers with open orders in it have no credit account (those are not counted).
-pub fn shift_open_orders(relid: Oid, sign: i32) -> i64 {
-    let q = open_orders_query(Some(relid));
-    internal::scope(|| {
-        Spi::connect_mut(|c| {
-            let sums: Vec<(String, AnyNumeric)> = c
-                .update(
-                    &format!("SELECT customer, sum(amount) FROM ({q}) o GROUP BY customer ORDER BY customer"),
-                    None,
-                    &[],
-                )
-                .or_raise()
-                .map(|r| (r.get::<String>(1).or_raise().unwrap_or_default(), r.get::<AnyNumeric>(2).or_raise().unwrap_or_default()))
-                .collect();
-            let mut missing = 0;
-            let mut heads: std::collections::BTreeMap<String, AnyNumeric> = std::collections::BTreeMap::new();
-            for (customer, sum) in sums {
-                let delta = if sign < 0 { -sum } else { sum };
-                let t = c
-                    .update(
-                        "UPDATE credit.account SET open_orders = open_orders + $2, exposure = exposure + $2 \
-                         WHERE customer = $1 RETURNING parent",
-                        None,
-                        &[customer.as_str().into(), delta.clone().into()],
-                    )
-                    .or_raise();
-                if t.is_empty() {
-                    missing += 1;
-                } else if let Some(h) = t.first().get_one::<String>().or_raise() {
-                    let e = heads.entry(h).or_insert_with(|| AnyNumeric::from(0));
-                    *e = e.clone() + delta;
-                }
-            }
-            // Heads after members: the guard's lock order.
-            for (head, delta) in heads {
-                c.update(
-                    "UPDATE credit.account SET member_exposure = member_exposure + $2 WHERE customer = $1",
-                    None,
-                    &[head.as_str().into(), delta.into()],
-                )
-                .or_raise();
-            }
-            missing
-        })
-    })
-}
-
-/// Internal: used by credit.guard() and credit.unguard().
-#[pg_extern(security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn _shift_open_orders(relid: Oid, sign: i32) -> i64 {
-    if sign != 1 && sign != -1 {
-        error::invalid("sign must be 1 or -1")
-    }
-    shift_open_orders(relid, sign)
-}
-
 /// Open orders of one customer across every guarded table (a new account starts from these).
 pub fn open_orders_of(customer: &str) -> AnyNumeric {
-    let q = open_orders_query(None);
     Spi::connect_mut(|c| {
+        let q: String = c
+            .update("SELECT credit._open_orders_query()", Some(1), &[])
+            .or_raise()
+            .first()
+            .get_one()
+            .or_raise()
+            .unwrap_or_default();
         c.update(
-            &format!("SELECT coalesce(sum(amount), 0) FROM ({q}) o WHERE customer = $1"),
+            &format!("SELECT coalesce(pg_catalog.sum(amount), 0) FROM ({q}) o WHERE customer OPERATOR(pg_catalog.=) $1"),
             Some(1),
             &[customer.into()],
         )
@@ -93,15 +29,9 @@ pub fn open_orders_of(customer: &str) -> AnyNumeric {
     })
 }
 
-/// Sets the maintained columns of one account (or all) to a full recomputation from the source rows;
-/// returns the number of accounts that changed. For repairs after direct writes by a superuser.
-#[pg_extern(security_definer)]
-#[search_path(pg_catalog, pg_temp)]
-fn rebuild_exposure(customer: default!(Option<&str>, "NULL")) -> i64 {
-    crate::roles::require("admin", "rebuilding exposure");
-    if let Some(c) = customer {
-        input::text(Some(c), "customer");
-    }
+/// Sets the maintained columns of one account (or all) to a full recomputation from the source
+/// rows; returns the number of accounts that changed.
+fn rebuild(customer: Option<&str>) -> i64 {
     internal::scope(|| {
         Spi::connect_mut(|c| {
             let locked = c
@@ -137,9 +67,23 @@ fn rebuild_exposure(customer: default!(Option<&str>, "NULL")) -> i64 {
     })
 }
 
-/// GetOuterUserId(): the user a SECURITY DEFINER function was called by (SET ROLE counts).
-#[pg_extern(stable, parallel_safe)]
-fn _calling_user() -> Oid {
-    crate::roles::caller()
+/// Resets maintained columns to a full recomputation (one customer or all). For repairs after
+/// direct writes by a superuser; credit.verify() shows whether any are needed.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn rebuild_exposure(customer: default!(Option<&str>, "NULL")) -> i64 {
+    roles::require("admin", "rebuilding exposure");
+    if let Some(c) = customer {
+        input::text(Some(c), "customer");
+    }
+    rebuild(customer)
 }
 
+/// Internal: recounts every account after a guarded table went with a command the DDL watch
+/// could not see coming (its rows are gone, so what is left is counted).
+#[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
+fn _recount_exposure() -> i64 {
+    roles::require_internal("credit._recount_exposure");
+    rebuild(None)
+}

@@ -7,6 +7,12 @@ use std::str::FromStr;
 /// documents may exceed it; single inputs above it are almost always a unit or typing mistake.
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(0x_a4c6_8000, 0x_38d7e, 0, false, 0); // 10^15
 
+/// Most fractional digits an amount may carry (trailing zeros do not count). With at most 16
+/// integer digits that is 24 significant digits, so sums of many amounts stay exact in a
+/// `Decimal` (28 digits) and the guard's SQL check and the core's decision compare the same
+/// numbers. More digits than this are refused (22023), never rounded.
+pub const MAX_FRACTION_DIGITS: u32 = 8;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AmountError {
     /// NaN, Infinity or -Infinity.
@@ -15,6 +21,8 @@ pub enum AmountError {
     OutOfRange,
     Negative,
     Zero,
+    /// More than `MAX_FRACTION_DIGITS` significant fractional digits.
+    TooManyFractionDigits,
 }
 
 impl AmountError {
@@ -26,8 +34,30 @@ impl AmountError {
             }
             AmountError::Negative => format!("{what} must not be negative"),
             AmountError::Zero => format!("{what} must be greater than zero"),
+            AmountError::TooManyFractionDigits => {
+                format!("{what} has more than {MAX_FRACTION_DIGITS} fractional digits")
+            }
         }
     }
+}
+
+/// Significant fractional digits of a numeric's text form ("1.2500" has 2).
+pub fn fraction_digits(text: &str) -> u32 {
+    match text.split_once('.') {
+        None => 0,
+        Some((_, frac)) => frac.trim_end_matches(|c: char| c == '0' || !c.is_ascii_digit()).len() as u32,
+    }
+}
+
+/// Checks an amount already decoded: within range and precision.
+pub fn check(d: Decimal) -> Result<Decimal, AmountError> {
+    if d.abs() > MAX_AMOUNT {
+        return Err(AmountError::OutOfRange);
+    }
+    if d.normalize().scale() > MAX_FRACTION_DIGITS {
+        return Err(AmountError::TooManyFractionDigits);
+    }
+    Ok(d)
 }
 
 /// Parses the text form PostgreSQL gives a `numeric` (`numeric_out`).
@@ -36,11 +66,15 @@ pub fn parse(text: &str) -> Result<Decimal, AmountError> {
     if t.eq_ignore_ascii_case("nan") || t.ends_with("Infinity") || t.ends_with("infinity") {
         return Err(AmountError::NotFinite);
     }
-    let d = Decimal::from_str(t).map_err(|_| AmountError::OutOfRange)?;
-    if d.abs() > MAX_AMOUNT {
-        return Err(AmountError::OutOfRange);
+    // Counted on the text: a Decimal would round digits beyond its 28.
+    if fraction_digits(t) > MAX_FRACTION_DIGITS {
+        let integer_digits = t.split('.').next().unwrap_or("").trim_start_matches(['-', '+', '0']).len();
+        if integer_digits <= 16 {
+            return Err(AmountError::TooManyFractionDigits);
+        }
     }
-    Ok(d)
+    let d = Decimal::from_str(t).map_err(|_| AmountError::OutOfRange)?;
+    check(d)
 }
 
 /// An amount that must be strictly positive: invoices, payments, credit notes, write-offs.
@@ -95,7 +129,29 @@ mod tests {
         assert_eq!(non_negative("-1"), Err(AmountError::Negative));
     }
 
+    #[test]
+    fn fraction_digits_are_limited_not_rounded() {
+        assert_eq!(fraction_digits("1.2500"), 2);
+        assert_eq!(fraction_digits("12"), 0);
+        assert_eq!(parse("0.00000001"), Ok(Decimal::from_str("0.00000001").unwrap()));
+        assert_eq!(parse("1.123456780000"), Ok(Decimal::from_str("1.12345678").unwrap()));
+        assert_eq!(parse("0.000000001"), Err(AmountError::TooManyFractionDigits));
+        // 9e-34: a Decimal would round it to 0; it is refused instead
+        assert_eq!(parse("0.0000000000000000000000000000000009"), Err(AmountError::TooManyFractionDigits));
+        assert_eq!(positive("1000.000000000000000000000000000000009"), Err(AmountError::TooManyFractionDigits));
+        assert_eq!(check(Decimal::from_str("0.000000001").unwrap()), Err(AmountError::TooManyFractionDigits));
+    }
+
     proptest! {
+        /// Amounts within the limits parse exactly, and their sums stay exact.
+        #[test]
+        fn limited_amounts_add_exactly(a in 0i64..=999_999_999_999_999i64, b in 0i64..=99_999_999i64, n in 1u32..5000) {
+            let x = Decimal::new(a, 0) + Decimal::new(b, MAX_FRACTION_DIGITS);
+            prop_assert_eq!(parse(&x.to_string()), Ok(x));
+            let sum: Decimal = (0..n).map(|_| x).sum();
+            prop_assert_eq!(sum, x * Decimal::from(n));
+        }
+
         #[test]
         fn text_round_trip(units in -999_999_999_999_999i64..999_999_999_999_999i64, scale in 0u32..6) {
             let d = Decimal::new(units, scale);

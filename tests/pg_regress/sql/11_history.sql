@@ -5,8 +5,12 @@ BEGIN;
 \set ON_ERROR_ROLLBACK on
 CREATE TEMP TABLE first_event AS SELECT coalesce(max(id), 0) AS id FROM credit.event;
 CREATE TEMP VIEW history AS
-SELECT kind, customer, reason, before, after, actor = session_user AS by_me, acting_as, transaction_id = pg_current_xact_id() AS this_txn
-  FROM credit.event WHERE id > (SELECT id FROM first_event) ORDER BY id;
+SELECT kind, customer, reason, before, after - 'refused_at' AS after, actor = session_user AS by_me, acting_as,
+       transaction_id = pg_current_xact_id() AS this_txn
+  FROM credit.event WHERE id > (SELECT id FROM first_event)
+ -- a refused order is recorded a moment later, in the recorder's transaction: in the order things
+ -- happened, it comes where it was refused
+ ORDER BY coalesce((after ->> 'refused_at')::timestamptz, happened_at), id;
 
 INSERT INTO credit.account (customer, credit_limit) VALUES ('ACME', 1000);
 UPDATE credit.account SET credit_limit = 1500, terms_days = 45 WHERE customer = 'ACME';
@@ -23,6 +27,7 @@ SELECT credit.reinstate('ACME', 'paid in full, director guarantee');
 INSERT INTO orders VALUES (2, 'ACME', 1);
 UPDATE credit.account SET status = 'hold' WHERE customer = 'ACME';
 SELECT credit.reinstate('ACME', 'hold reviewed');
+SELECT regress.wait_for_refusals() AS refusals_recorded;
 SELECT * FROM history;
 
 -- Bad input.

@@ -28,7 +28,9 @@ SELECT * FROM k_run('2024-04-15');   -- day +15: escalate and hold
 SELECT status, collection_hold_since FROM credit.account WHERE customer = 'K-LADDER';
 -- Stop shipments: the guard refuses the held customer's new credit orders.
 INSERT INTO k_orders VALUES (1, 'K-LADDER', 10);
--- The refusal rolled back, but it is recorded (by a background worker, in its own transaction).
+-- The refusal rolled back, but it is recorded (spooled, then moved into credit.event by a
+-- background recorder, in its own transaction).
+SELECT regress.wait_for_refusals() AS recorded;
 SELECT kind, reason, after ->> 'table' AS "table", after -> 'reasons' AS reasons, after ->> 'amount' AS amount
   FROM credit.event WHERE customer = 'K-LADDER' AND kind = 'order_refused';
 SELECT kind, payload ->> 'kind' AS payload_kind FROM credit.outbox WHERE customer = 'K-LADDER' AND kind = 'order_refused';

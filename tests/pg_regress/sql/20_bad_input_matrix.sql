@@ -22,37 +22,8 @@ RESET client_min_messages;
 SELECT credit.request_limit('MX-A', 100000, 'growth') > 0 AS requested;
 SELECT count(*) > 0 AS ran FROM credit.run_collections();
 
--- A valid value for an argument, by function and name, else by type.
-CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text LANGUAGE sql AS $$
-    SELECT CASE
-        WHEN arg = 'customer' THEN quote_literal('MX-A')
-        WHEN arg = 'doc_no' AND fn IN ('post_invoice', 'post_credit_note') THEN quote_literal('MX-NEW')
-        WHEN arg = 'doc_no' AND fn = 'resolve_dispute' THEN quote_literal('MX-2')
-        WHEN arg IN ('doc_no', 'apply_to') THEN quote_literal('MX-1')
-        WHEN arg = 'orders' AND fn = 'unguard' THEN quote_literal('mx_held')
-        WHEN arg = 'orders' THEN quote_literal('mx_orders')
-        WHEN arg = 'customer_column' THEN quote_literal('customer')
-        WHEN arg = 'amount_column' THEN quote_literal('amount')
-        WHEN arg = 'status_column' THEN quote_literal('status')
-        WHEN arg = 'open_statuses' THEN quote_literal('{open}')
-        WHEN arg = 'mode' THEN quote_literal('reject')
-        WHEN arg = 'outcome' THEN quote_literal('reached')
-        WHEN arg = 'basis' THEN quote_literal('due')
-        WHEN arg IN ('month_days', 'count_back_months') THEN quote_literal('calendar')
-        WHEN arg = 'task_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.collection_task WHERE status = 'open')
-        WHEN arg = 'hold_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.order_hold WHERE status = 'held')
-        WHEN arg = 'request_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.limit_request WHERE status = 'pending')
-        WHEN arg = 'period_start' THEN quote_literal(current_date - 90)
-        WHEN typ = 'text'::regtype THEN quote_literal('a reason')
-        WHEN typ = 'name'::regtype THEN quote_literal('postgres')
-        WHEN typ = 'numeric'::regtype THEN '100'
-        WHEN typ IN ('integer'::regtype, 'bigint'::regtype) THEN '1'
-        WHEN typ = 'date'::regtype THEN 'current_date'
-        WHEN typ = 'boolean'::regtype THEN 'true'
-        WHEN typ = 'regclass'::regtype THEN quote_literal('mx_orders')
-        WHEN typ = 'text[]'::regtype THEN quote_literal('{open}')
-        ELSE 'NULL' END || '::' || typ::text
-$$;
+INSERT INTO regress.fixture VALUES ('customer', 'MX-A'), ('doc', 'MX-1'), ('disputed_doc', 'MX-2'),
+    ('orders', 'mx_orders'), ('held', 'mx_held'), ('role', 'postgres'), ('person', 'regress_clerk');
 -- Bad values for a type.
 CREATE FUNCTION regress.bad_values(typ regtype) RETURNS SETOF text LANGUAGE sql AS $$
     SELECT v FROM (VALUES
@@ -82,21 +53,7 @@ WITH fns AS (
     SELECT f.*, i AS pos, f.proargnames[i] AS arg, f.types[i - 1]::regtype AS typ
       FROM fns f, generate_series(1, f.pronargs) i
 ), calls AS (
-    SELECT a.proname, a.oid, a.pos, a.arg, a.typ, v AS bad,
-           CASE WHEN a.prokind = 'a' THEN
-               format('SELECT credit.%I(%s)', a.proname,
-                      (SELECT string_agg(CASE WHEN j = a.pos THEN v || '::' || a.typ::text
-                                              ELSE regress.valid_arg(a.proname, a.proargnames[j], a.types[j - 1]::regtype) END,
-                                         ', ' ORDER BY j) FROM generate_series(1, a.pronargs) j))
-           ELSE
-               format('SELECT count(*) FROM credit.%I(%s)', a.proname,
-                      (SELECT string_agg(format('%I => ', a.proargnames[j])
-                                         || CASE WHEN j = a.pos THEN v || '::' || a.typ::text
-                                                 ELSE regress.valid_arg(a.proname, a.proargnames[j], a.types[j - 1]::regtype) END,
-                                         ', ' ORDER BY j)
-                         FROM generate_series(1, a.pronargs) j
-                        WHERE j = a.pos OR j <= a.pronargs - a.pronargdefaults))
-           END AS stmt
+    SELECT a.proname, a.oid, a.pos, a.arg, a.typ, v AS bad, regress.call_of(a.oid::regprocedure, a.pos, v) AS stmt
       FROM args a, regress.bad_values(a.typ) v
 )
 SELECT proname, oid, pos, arg, typ, bad, stmt, NULL::text AS state FROM calls;
@@ -111,4 +68,5 @@ SELECT proname || '(' || arg || ' ' || typ::text || ')' AS argument,
        string_agg(bad || ' ' || state, ' | ' ORDER BY bad) AS outcomes
   FROM matrix GROUP BY proname, oid, pos, arg, typ ORDER BY proname, oid::regprocedure::text, pos;
 SELECT count(*) AS calls, count(*) FILTER (WHERE state = 'ok') AS accepted, count(DISTINCT oid) AS functions FROM matrix;
+DELETE FROM regress.fixture;
 DROP TABLE mx_orders, mx_held;
