@@ -285,8 +285,20 @@ fn run(as_of: Date) -> Vec<Change> {
         Spi::connect_mut(|c| {
             // One run at a time: a second concurrent run waits, then finds the work done. The lock
             // is on a table nobody else has privileges on (an advisory key anyone could hold).
-            c.update("LOCK TABLE credit.collections_lock IN EXCLUSIVE MODE", None, &[])
-                .or_raise();
+            let lock_table = c
+                .update("SELECT pg_catalog.to_regclass('credit.collections_lock') IS NOT NULL", Some(1), &[])
+                .or_raise()
+                .first()
+                .get_one::<bool>()
+                .or_raise()
+                .unwrap_or(false);
+            // (A database still on an older version's SQL has no lock table: its advisory key.)
+            let lock = if lock_table {
+                "LOCK TABLE credit.collections_lock IN EXCLUSIVE MODE"
+            } else {
+                "SELECT pg_catalog.pg_advisory_xact_lock(1885823858, 1)"
+            };
+            c.update(lock, None, &[]).or_raise();
             promises(c, as_of, &mut out);
 
             let rules = rules(c);

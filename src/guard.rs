@@ -141,6 +141,16 @@ fn amount_kind(typoid: Oid, column: &str) -> AmountKind {
 /// registered with: a guard trigger created by hand (EXECUTE on the function is public, so that
 /// partitions can be created) refuses every write instead of counting fake orders.
 fn check_registration(relid: Oid, args: &[String], table: &str) {
+    // A database still on an older version's SQL (before ALTER EXTENSION UPDATE) registers
+    // guards without this check; its triggers were made by credit.guard() then.
+    let current = Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regprocedure('credit._guard_trigger_args(credit.guarded_table)') IS NOT NULL",
+    )
+    .or_raise()
+    .unwrap_or(false);
+    if !current {
+        return;
+    }
     let registered: Option<Vec<Option<String>>> = Spi::connect(|c| {
         let t = c
             .select(

@@ -331,3 +331,15 @@ fn _count_open_orders(rel: pg_sys::Oid, sign: i32, checked: bool) -> i64 {
         sums.into_iter().map(|(c, s)| (c, if sign < 0 { -s } else { s })).collect();
     internal::scope(|| guard::move_open_orders(rel, &deltas, checked && sign > 0))
 }
+
+/// 0.2.0's helper, kept for a database whose SQL is older than this library (until ALTER
+/// EXTENSION pg_credit UPDATE); 0.3.0's SQL has no such function.
+#[pg_extern(sql = false)]
+fn _shift_open_orders(rel: pg_sys::Oid, sign: i32) -> i64 {
+    if sign != 1 && sign != -1 {
+        error::invalid("sign must be 1 or -1")
+    }
+    let deltas: BTreeMap<String, AnyNumeric> =
+        guard::open_orders_by_customer(rel).into_iter().map(|(c, s)| (c, if sign < 0 { -s } else { s })).collect();
+    internal::scope(|| guard::move_open_orders(rel, &deltas, false))
+}
