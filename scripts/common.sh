@@ -64,8 +64,9 @@ max_prepared_transactions = 10
 CONF
     # EXTRA_CONF: more settings, e.g. pg_cron for the scheduling test.
     [ -z "${EXTRA_CONF:-}" ] || printf '%s\n' "$EXTRA_CONF" >>"$dir/data/postgresql.conf"
-    # RUST_BACKTRACE in the server's environment makes pgrx append backtraces to error DETAILs.
-    env -u RUST_BACKTRACE runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+    # RUST_BACKTRACE set in the server's environment: pgrx would append a Rust backtrace to error
+    # DETAILs; pg_credit must never let one reach a client, and every test's output would show it.
+    RUST_BACKTRACE=${RUST_BACKTRACE-full} runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }
 
 stop_cluster() {

@@ -58,10 +58,30 @@ SELECT count(*) FROM credit.run_collections('2026-06-30');
 SELECT credit.log_contact((SELECT min(id) FROM credit.collection_task WHERE status = 'open'), 'promised', 'next week', 10, '2026-07-07');
 SELECT credit.dispute(i.customer, i.doc_no, 'wrong price') FROM credit.invoice i
  WHERE i.open_amount > 0 AND NOT i.disputed AND i.doc_date <= current_date ORDER BY i.id DESC LIMIT 1;
+-- A partitioned guarded table (a partition created after guarding, one attached) and an
+-- inheritance child, owned by a role without credit levels; a trusted proxy.
+DO $$ BEGIN CREATE ROLE dump_owner; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+INSERT INTO credit.account (customer, credit_limit) SELECT 'P' || i, 100000 FROM generate_series(1, 10) i;
+CREATE TABLE porders (id int, cust text NOT NULL, amount numeric NOT NULL, region text NOT NULL) PARTITION BY LIST (region);
+CREATE TABLE porders_east PARTITION OF porders FOR VALUES IN ('east');
+SELECT credit.guard('porders', 'cust', 'amount');
+CREATE TABLE porders_west PARTITION OF porders FOR VALUES IN ('west');
+CREATE TABLE porders_north (LIKE porders);
+INSERT INTO porders_north VALUES (1, 'P1', 11, 'north');
+ALTER TABLE porders ATTACH PARTITION porders_north FOR VALUES IN ('north');
+INSERT INTO porders SELECT i, 'P' || (1 + i % 10), 3, (ARRAY['east','west'])[1 + i % 2] FROM generate_series(1, 40) i;
+CREATE TABLE orders_old () INHERITS (orders);
+INSERT INTO orders_old VALUES (9001, 9, 1, 'open');
+ALTER TABLE porders OWNER TO dump_owner;
+ALTER TABLE porders_east OWNER TO dump_owner;
+ALTER TABLE porders_west OWNER TO dump_owner;
+ALTER TABLE porders_north OWNER TO dump_owner;
+ALTER TABLE orders_old OWNER TO dump_owner;
+INSERT INTO credit.trusted_proxy (role, note) VALUES ('dump_clerk', 'order entry');
 SQL
 HERE=$(cd "$(dirname "$0")" && pwd)
 fingerprint() {   # every pg_credit table, the two guarded tables, and the aging computed from them
-    "${PSQL[@]}" -d "$1" -At -v extra=orders,held -f "$HERE/fingerprint.sql"
+    "${PSQL[@]}" -d "$1" -At -v extra=orders,held,porders_east,porders_west,porders_north,orders_old -f "$HERE/fingerprint.sql"
     "${PSQL[@]}" -d "$1" -At -c "SELECT 'aging:' || md5(string_agg(x::text, ',' ORDER BY customer, doc_type, doc_no)) FROM credit.aging('2026-06-30') x"
 }
 src=$(fingerprint pg_credit_src)
@@ -84,11 +104,33 @@ INSERT INTO orders VALUES (1002, 7, 1);
 INSERT INTO orders VALUES (1003, 1, 1);
 SELECT credit.exposure('1');
 SELECT credit.post_invoice('1', 'INV-NEW', 5, '2026-06-01') > (SELECT max(id) FROM credit.invoice WHERE doc_no <> 'INV-NEW');
+SELECT credit.record_refusals() >= 0 AS recorded \gset
 SELECT CASE WHEN count(*) = 2 THEN 'outbox continues' END FROM credit.outbox
  WHERE id > :restored_outbox AND kind = 'order_refused';
 SELECT count(*) FROM credit.verify();
 SQL
 )
+# The restored guard keeps its partitions and children, and the DDL watch keeps it on.
+guard_out=$("${PSQL[@]}" -d pg_credit_dst -At <<'SQL' 2>&1 || true
+\set ON_ERROR_STOP 0
+SELECT 'registered ' || string_agg(table_name || ':' || kind, ' ' ORDER BY table_name::text) FROM credit.guarded_table
+ WHERE root IN ('porders'::regclass, 'orders'::regclass);
+SET ROLE dump_owner;
+ALTER TABLE porders_west DISABLE TRIGGER ALL;
+INSERT INTO orders_old VALUES (9002, 9, 1000000, 'open');
+TRUNCATE porders_west;
+RESET ROLE;
+SELECT 'proxies ' || string_agg(role, ' ') FROM credit.trusted_proxy;
+SELECT 'verify ' || count(*) FROM credit.verify();
+SQL
+)
+echo "$guard_out" | sed 's/^/  restored guard: /'
+echo "$guard_out" | grep -qx "registered orders:table orders_old:child porders:table porders_east:partition porders_north:partition porders_west:partition" \
+    || { echo "the restored registry lost partitions or children"; rc=1; }
+echo "$guard_out" | grep -q "only a credit admin can switch the credit guard off" || { echo "the DDL watch does not protect the restored tables"; rc=1; }
+echo "$guard_out" | grep -q "ERROR:  order exceeds the credit limit" || { echo "the restored inheritance child is not guarded"; rc=1; }
+echo "$guard_out" | grep -qx "proxies dump_clerk" || { echo "trusted proxies were not restored"; rc=1; }
+echo "$guard_out" | grep -qx "verify 0" || { echo "drift after truncating a restored partition"; rc=1; }
 echo "$out" | sed 's/^/  restored: /'
 expected_refusals=$(echo "$out" | grep -c "ERROR:  order exceeds the credit limit\|ERROR:  customer \"7\" is on credit hold" || true)
 before=$(echo "$out" | sed -n 1p); after=$(echo "$out" | grep -v ERROR | grep -v DETAIL | grep -v HINT | sed -n 2p)
