@@ -8,9 +8,10 @@
 #   5. pg_dump / pg_restore of a populated database                 (tests/dump_restore.sh)
 #   6. the SQL examples in docs/*.md, output compared with the page  (tests/docs)
 #   7. pg_cron schedules credit.run_daily and it takes effect          (tests/cron)
-#   8. the update 0.1.0 -> 0.2.0 on a filled database; the suite on it   (tests/upgrade)
+#   8. the updates 0.1.0 -> and 0.2.0 -> current on filled databases; the suite on each (tests/upgrade)
 #   9. 32 sessions, crash (immediate stop) under load, recovery checks   (tests/stress/crash.sh)
 #  10. backend memory flat over 200,000 guarded inserts in one session   (bench/memory.sh --check)
+#  11. 32 sessions refusing for 60 s: every refusal a client saw recorded (tests/stress/refusals.sh)
 # Ends with one line "N passed, N failed" over the layers.
 source "$(dirname "$0")/common.sh"
 DIR=/tmp/pg_credit_test
@@ -73,10 +74,11 @@ layer "stress" "$ROOT/tests/stress/stress.sh" "$DIR" "$PORT"
 layer "dump/restore" "$ROOT/tests/dump_restore.sh" "$DIR" "$PORT"
 layer "docs examples" "$ROOT/tests/docs/check_examples.sh" "$DIR" "$PORT"
 layer "pg_cron schedule" "$ROOT/tests/cron/cron.sh" "$DIR" "$PORT"
-layer "update 0.1.0 -> 0.2.0" "$ROOT/tests/upgrade/upgrade.sh" "$DIR" "$PORT"
+layer "updates from 0.1.0 and 0.2.0" "$ROOT/tests/upgrade/upgrade.sh" "$DIR" "$PORT"
 layer "crash under load" "$ROOT/tests/stress/crash.sh" "$DIR" "$PORT"
 memory_check() { N=200000 "$ROOT/bench/memory.sh" --check; }
 layer "memory over 200,000 inserts" memory_check
+layer "refusals under load" "$ROOT/tests/stress/refusals.sh" "$DIR" "$PORT"
 
 echo
 if ((failed)); then echo "failed layers: ${failures[*]}"; fi

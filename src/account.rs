@@ -9,16 +9,14 @@ use pgrx::AnyNumeric;
 
 const MAINTAINED: [&str; 5] = ["open_ar", "unapplied_credit", "open_orders", "exposure", "member_exposure"];
 
+crate::trigger::finfo_v1!(pg_finfo_credit_protect_account);
+
 /// BEFORE UPDATE OF the maintained columns on credit.account: only pg_credit itself may write
 /// them. Every guarded order's account UPDATE fires it, so it is a bare C-ABI trigger (no pgrx
 /// trigger wrapper): check the internal-write flag, pass the new row through.
-#[doc(hidden)]
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_credit_protect_account() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
-
+///
+/// # Safety
+/// Called by PostgreSQL's function manager.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn credit_protect_account(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {

@@ -190,12 +190,7 @@ unsafe fn refuse_concurrent_detach(node: *mut pg_sys::Node) {
     }
 }
 
-#[doc(hidden)]
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_credit_guard_ddl_start() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::trigger::finfo_v1!(pg_finfo_credit_guard_ddl_start);
 
 /// ddl_command_start WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED', 'ALTER TABLE').
 ///
@@ -229,12 +224,7 @@ pub unsafe extern "C-unwind" fn credit_guard_ddl_start(fcinfo: pg_sys::FunctionC
     pg_sys::Datum::from(0)
 }
 
-#[doc(hidden)]
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_credit_guard_ddl_rewrite() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::trigger::finfo_v1!(pg_finfo_credit_guard_ddl_rewrite);
 
 /// table_rewrite: notes the open orders of a guarded table about to be rewritten.
 ///
@@ -264,12 +254,7 @@ pub unsafe extern "C-unwind" fn credit_guard_ddl_rewrite(fcinfo: pg_sys::Functio
     pg_sys::Datum::from(0)
 }
 
-#[doc(hidden)]
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_credit_guard_ddl_end() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+crate::trigger::finfo_v1!(pg_finfo_credit_guard_ddl_end);
 
 /// ddl_command_end for commands that can touch a guarded table.
 ///

@@ -6,13 +6,15 @@
 //! credit.event (and so the outbox and the audit chain) in batches.
 //!
 //! Exactly once: the recorder remembers how far it has read each file in credit.refusal_spool,
-//! in the same transaction as the events it writes. A file is deleted once it is read to the end
-//! and its writer is gone. A refusal whose spool line cannot be written (a full disk) is counted
-//! in credit.refusal_recording, and the client gets a WARNING with the error.
+//! in the same transaction as the events it writes, and deletes a file only after that
+//! transaction committed, once it is read to the end and closed. A refusal whose spool line cannot
+//! be written (a full disk) is counted in credit.refusal_recording, and the client gets a WARNING.
 //!
-//! Spool: `$PGDATA/pg_credit/refusals/<database oid>/<postmaster start>-<pid>-<backend start>-<n>.jsonl`,
-//! renamed to `.done` when the backend exits or the file passes 8 MB. The files are not
-//! WAL-logged: a standby promoted after a crash of the primary does not have them.
+//! Spool: `$PGDATA/pg_credit/refusals/<database oid>/<postmaster start>-<pid>-<backend start>-<n>.jsonl`.
+//! A backend writes only its newest file (the next one after 8 MB); a file is closed when its
+//! backend has gone (or the server restarted) or the backend has moved on to a newer file. Files
+//! are never renamed, so a listing never misses one. They are not WAL-logged: a standby promoted
+//! after a crash of the primary does not have them.
 use crate::error::OrRaise;
 use crate::guard::Refusal;
 use crate::{guc, roles};
@@ -41,7 +43,6 @@ fn dir(db: Oid) -> PathBuf {
 
 struct Spool {
     file: File,
-    path: PathBuf,
     size: u64,
     seq: u32,
 }
@@ -49,7 +50,6 @@ struct Spool {
 thread_local! {
     static SPOOL: RefCell<Option<Spool>> = const { RefCell::new(None) };
     static LAST_START: RefCell<Option<Instant>> = const { RefCell::new(None) };
-    static EXIT_HOOK: RefCell<bool> = const { RefCell::new(false) };
 }
 
 fn file_name(seq: u32) -> String {
@@ -61,46 +61,20 @@ fn file_name(seq: u32) -> String {
 fn open_spool(db: Oid, seq: u32) -> std::io::Result<Spool> {
     let d = dir(db);
     fs::create_dir_all(&d)?;
-    let path = d.join(file_name(seq));
-    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    let file = OpenOptions::new().create(true).append(true).open(d.join(file_name(seq)))?;
     let size = file.metadata()?.len();
-    Ok(Spool { file, path, size, seq })
-}
-
-fn finish(spool: Spool) {
-    let done = spool.path.with_extension("done");
-    drop(spool.file);
-    let _ = fs::rename(&spool.path, done);
-}
-
-/// At backend exit the backend's spool file is closed for good (the recorder may delete it once
-/// it has read it).
-unsafe extern "C-unwind" fn at_exit(_code: i32, _arg: pg_sys::Datum) {
-    SPOOL.with(|s| {
-        if let Some(spool) = s.borrow_mut().take() {
-            finish(spool);
-        }
-    });
+    Ok(Spool { file, size, seq })
 }
 
 fn append(db: Oid, line: &[u8]) -> std::io::Result<()> {
     SPOOL.with(|s| {
         let mut s = s.borrow_mut();
         if s.as_ref().is_some_and(|sp| sp.size >= ROTATE_AT) {
-            let old = s.take().expect("checked");
-            let seq = old.seq + 1;
-            finish(old);
+            let seq = s.take().expect("checked").seq + 1;
             *s = Some(open_spool(db, seq)?);
         }
         if s.is_none() {
             *s = Some(open_spool(db, 0)?);
-            EXIT_HOOK.with(|h| {
-                if !*h.borrow() {
-                    // SAFETY: registers a callback PostgreSQL calls once at process exit.
-                    unsafe { pg_sys::on_proc_exit(Some(at_exit), pg_sys::Datum::from(0)) };
-                    *h.borrow_mut() = true;
-                }
-            });
         }
         let sp = s.as_mut().expect("opened");
         sp.file.write_all(line)?;
@@ -220,8 +194,8 @@ fn start_recorder(db: Oid) {
     }
 }
 
-/// A spool file and where its writer stands. `key` names it in credit.refusal_spool whether or
-/// not it was renamed to .done since.
+/// A spool file and whether its writer is done with it. `key` (its name without `.jsonl`) names
+/// it in credit.refusal_spool.
 struct SpoolFile {
     key: String,
     path: PathBuf,
@@ -242,19 +216,38 @@ fn writer_gone(name: &str) -> bool {
     !alive
 }
 
+/// The writer of `key` (everything before its sequence number) and the sequence number.
+fn writer_and_seq(key: &str) -> (&str, u32) {
+    match key.rsplit_once('-') {
+        Some((writer, seq)) => (writer, seq.parse().unwrap_or(0)),
+        None => (key, 0),
+    }
+}
+
 fn spool_files(db: Oid) -> Vec<SpoolFile> {
     let Ok(entries) = fs::read_dir(dir(db)) else { return vec![] };
-    let mut files: Vec<SpoolFile> = entries
+    let mut found: Vec<(String, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let closed = name.ends_with(".done");
-            let key = name.strip_suffix(".jsonl").or_else(|| name.strip_suffix(".done"))?.to_string();
-            Some(SpoolFile { path: e.path(), closed: closed || writer_gone(&key), key })
+            Some((name.strip_suffix(".jsonl")?.to_string(), e.path()))
         })
         .collect();
-    files.sort_by(|a, b| a.key.cmp(&b.key));
-    files
+    found.sort();
+    let newest: std::collections::HashMap<String, u32> = found.iter().fold(Default::default(), |mut m, (k, _)| {
+        let (w, seq) = writer_and_seq(k);
+        let e = m.entry(w.to_string()).or_insert(seq);
+        *e = (*e).max(seq);
+        m
+    });
+    found
+        .into_iter()
+        .map(|(key, path)| {
+            let (w, seq) = writer_and_seq(&key);
+            let closed = seq < newest[w] || writer_gone(&key);
+            SpoolFile { key, path, closed }
+        })
+        .collect()
 }
 
 /// The complete lines of a file from `offset` on (at most BATCH), and the offset after them.
@@ -279,11 +272,21 @@ fn read_lines(path: &Path, offset: u64) -> (Vec<String>, u64) {
     (lines, offset + end as u64)
 }
 
-/// Moves spooled refusals of this database into credit.event; returns how many. Concurrent
+/// Moves spooled refusals of this database into credit.event; returns how many, and the files
+/// read to the end whose writers are done with them: they may be deleted once the caller's
+/// transaction has committed (never before: a rollback would lose what was read). Concurrent
 /// callers serialise on the progress rows (locked until their transactions end).
-fn drain(db: Oid) -> i64 {
+fn drain(db: Oid) -> (i64, Vec<PathBuf>) {
     let mut moved = 0;
-    for f in spool_files(db) {
+    let mut finished = Vec::new();
+    let files = spool_files(db);
+    // Progress rows of files that are gone (deleted after an earlier drain committed).
+    Spi::run_with_args(
+        "DELETE FROM credit.refusal_spool WHERE file <> ALL ($1)",
+        &[files.iter().map(|f| f.key.clone()).collect::<Vec<_>>().into()],
+    )
+    .or_raise();
+    for f in files {
         let name = f.key.clone();
         let offset: i64 = Spi::connect_mut(|c| {
             c.update(
@@ -319,21 +322,14 @@ fn drain(db: Oid) -> i64 {
             });
             moved += lines.len() as i64;
         }
-        let size = fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+        let size = fs::metadata(&f.path).map(|m| m.len()).unwrap_or(u64::MAX);
         if f.closed && next >= size.saturating_sub(trailing_partial(&f.path, next)) {
-            // Read to the end, its writer gone (a line cut off by a crash was never refused to
-            // anyone: the backend died before it raised the error).
-            let _ = fs::remove_file(&f.path);
-            Spi::run_with_args("DELETE FROM credit.refusal_spool WHERE file = $1", &[name.as_str().into()]).or_raise();
+            // Read to the end, its writer done with it (a line cut off by a crash was never
+            // refused to anyone: the backend died before it raised the error).
+            finished.push(f.path);
         }
     }
-    // Progress rows of files that are gone (a crash between their deletion and this).
-    Spi::run_with_args(
-        "DELETE FROM credit.refusal_spool WHERE file <> ALL ($1)",
-        &[spool_files(db).into_iter().map(|f| f.key).collect::<Vec<_>>().into()],
-    )
-    .or_raise();
-    moved
+    (moved, finished)
 }
 
 /// Bytes after `offset` that do not end in a newline (a line its writer never finished).
@@ -343,6 +339,28 @@ fn trailing_partial(path: &Path, offset: u64) -> u64 {
     let mut rest = Vec::new();
     let _ = f.read_to_end(&mut rest);
     if rest.contains(&b'\n') { 0 } else { rest.len() as u64 }
+}
+
+/// Spool directories of databases that were dropped (with nothing left to record in them).
+fn forget_dropped_databases() {
+    let live: Vec<u32> = BackgroundWorker::transaction(|| {
+        Spi::connect(|c| {
+            c.select("SELECT oid FROM pg_catalog.pg_database", None, &[])
+                .or_raise()
+                .filter_map(|r| r.get::<Oid>(1).or_raise().map(u32::from))
+                .collect()
+        })
+    });
+    let Ok(entries) = fs::read_dir("pg_credit/refusals") else { return };
+    for e in entries.flatten() {
+        let Ok(oid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let spooled = fs::read_dir(e.path())
+            .map(|d| d.flatten().any(|f| f.file_name().to_string_lossy().ends_with(".jsonl")))
+            .unwrap_or(true);
+        if !live.contains(&oid) && !spooled {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The recorder: one per database (it holds the database's lock file), exits after IDLE.
@@ -367,6 +385,7 @@ pub extern "C-unwind" fn pg_credit_refusal_recorder(_arg: pg_sys::Datum) {
     }
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), Some(Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID)));
     BackgroundWorker::transaction(|| Spi::run("SET search_path = pg_catalog, pg_temp").or_raise());
+    forget_dropped_databases();
     let mut idle_since = Instant::now();
     let mut wait = POLL;
     while BackgroundWorker::wait_latch(Some(wait)) {
@@ -376,7 +395,12 @@ pub extern "C-unwind" fn pg_credit_refusal_recorder(_arg: pg_sys::Datum) {
         if !installed {
             break; // the extension is gone, or not yet updated
         }
-        let moved = BackgroundWorker::transaction(|| drain(db));
+        let (moved, finished) = BackgroundWorker::transaction(|| drain(db));
+        // Committed: what was read is in credit.event; the files may go (their progress rows go
+        // with the next drain).
+        for path in finished {
+            let _ = fs::remove_file(path);
+        }
         if moved > 0 {
             idle_since = Instant::now();
             wait = POLL;
@@ -396,7 +420,8 @@ pub extern "C-unwind" fn pg_credit_refusal_recorder(_arg: pg_sys::Datum) {
 fn record_refusals() -> i64 {
     roles::require("clerk", "recording spooled refusals");
     // SAFETY: plain read of a backend global.
-    drain(unsafe { pg_sys::MyDatabaseId })
+    // (Finished files are left to the recorder: this transaction has not committed yet.)
+    drain(unsafe { pg_sys::MyDatabaseId }).0
 }
 
 /// The state of refusal recording in this database (credit.refusal_recording).

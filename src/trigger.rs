@@ -47,15 +47,23 @@ fn entry<'f>(
     }
 }
 
-/// Exports a trigger function `$symbol` whose body is `$body(&PgTrigger) -> Option<row>`.
-macro_rules! c_trigger {
-    ($symbol:ident, $finfo:ident, $name:literal, $body:path) => {
+/// The `pg_finfo_` record PostgreSQL looks up for a version-1 C function.
+macro_rules! finfo_v1 {
+    ($finfo:ident) => {
         #[doc(hidden)]
         #[unsafe(no_mangle)]
         pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
             const V1: pgrx::pg_sys::Pg_finfo_record = pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
             &V1
         }
+    };
+}
+pub(crate) use finfo_v1;
+
+/// Exports a trigger function `$symbol` whose body is `$body(&PgTrigger) -> Option<row>`.
+macro_rules! c_trigger {
+    ($symbol:ident, $finfo:ident, $name:literal, $body:path) => {
+        crate::trigger::finfo_v1!($finfo);
 
         /// # Safety
         /// Called by PostgreSQL's function manager.

@@ -72,6 +72,15 @@ INSERT INTO calls VALUES
   ($$INSERT INTO bad_orders VALUES (1, 'ACME', 1e30)$$),
   ($$INSERT INTO bad_orders VALUES (1, 'ACME', -0.01)$$),
   ($$INSERT INTO bad_orders VALUES (1, 'ACME', 1e6)$$),
+  -- More fractional digits than pg_credit compares exactly: refused (22023), never rounded. An
+  -- order over the limit by 9e-34 was once refused as "retry" (40001): the SQL check saw it, the
+  -- decision in Rust rounded it away.
+  ($$INSERT INTO bad_orders VALUES (1, 'ACME', 0.0000000000000000000000000000000009)$$),
+  ($$INSERT INTO bad_orders VALUES (1, 'ACME', 1000.000000001)$$),
+  ($$SELECT credit.check('ACME', 0.123456789)$$),
+  ($$SELECT credit.post_invoice('ACME', 'INV-PREC', 1.123456789)$$),
+  ($$SELECT credit.post_payment('ACME', 0.000000001)$$),
+  ($$UPDATE credit.account SET credit_limit = 1000.000000001 WHERE customer = 'ACME'$$),
   ($$INSERT INTO bad_orders VALUES (1, '', 1)$$),
   ($$UPDATE credit.account SET open_ar = 0$$),
   ($$UPDATE credit.account SET credit_limit = NULL$$),

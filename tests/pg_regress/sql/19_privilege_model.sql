@@ -81,6 +81,11 @@ CREATE FUNCTION pm_evil.jsonb_build_object(VARIADIC text[]) RETURNS jsonb LANGUA
 CREATE FUNCTION pm_evil.current_setting(text, boolean) RETURNS text LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked'; END $$;
 CREATE FUNCTION pm_evil.sha256(bytea) RETURNS bytea LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked'; END $$;
 CREATE FUNCTION pm_evil.pg_advisory_xact_lock(integer, integer) RETURNS void LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'hijacked'; END $$;
+-- Types named like the built-in ones: a statement that names `text` or `jsonb` unqualified would
+-- coerce to these (and once gave XX000).
+CREATE DOMAIN pm_evil.text AS pg_catalog.text CHECK (pm_evil.hijacked());
+CREATE DOMAIN pm_evil.jsonb AS pg_catalog.jsonb CHECK (pm_evil.hijacked());
+CREATE DOMAIN pm_evil.numeric AS pg_catalog.numeric CHECK (pm_evil.hijacked());
 GRANT SELECT, INSERT, UPDATE ON pm_orders TO regress_pm_clerk;
 SET ROLE regress_pm_clerk;
 SET search_path = pm_evil, pg_catalog, public;

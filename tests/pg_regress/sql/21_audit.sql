@@ -35,5 +35,34 @@ ROLLBACK TO s;
 ALTER TABLE credit.event DISABLE TRIGGER event_publish;
 INSERT INTO credit.event (kind, customer, reason, transaction_id) VALUES ('limit_changed', 'AU-A', 'forged', '1234');
 SELECT problem FROM credit.verify_audit();
+ROLLBACK TO s;
+-- What the chain cannot see by itself, an anchor kept outside the database shows. The anchor:
+-- the newest link now (as a job would record it, with each daily run, say).
+SELECT seq AS anchor_seq, hash AS anchor_hash FROM credit.audit_head() \gset
+SELECT count(*) AS problems_against_anchor FROM credit.verify_audit(:anchor_seq, :'anchor_hash');
+-- 1. The newest events deleted, with their links: the chain is consistent, the anchor is gone.
+DELETE FROM credit.event_chain WHERE seq >= (SELECT max(seq) - 1 FROM credit.event_chain);
+DELETE FROM credit.event e WHERE NOT EXISTS (SELECT 1 FROM credit.event_chain c WHERE c.event_id = e.id);
+SELECT count(*) AS problems_without_anchor FROM credit.verify_audit();
+SELECT seq = :anchor_seq AS at_anchor, problem FROM credit.verify_audit(:anchor_seq, :'anchor_hash');
+ROLLBACK TO s;
+-- 2. A forged event put in the middle of the history, every later link recomputed: the chain is
+--    consistent again, the anchor's hash is not.
+UPDATE credit.event SET reason = 'forged' WHERE customer = 'AU-A' AND reason = 'first reason';
+DO $$
+DECLARE
+    c record;
+    prev bytea := '';
+BEGIN
+    FOR c IN SELECT x.seq, x.event_id FROM credit.event_chain x ORDER BY x.seq LOOP
+        UPDATE credit.event_chain x SET hash = credit._event_hash(prev, e) FROM credit.event e
+         WHERE x.seq = c.seq AND e.id = c.event_id RETURNING x.hash INTO prev;
+    END LOOP;
+END $$;
+SELECT count(*) AS problems_without_anchor FROM credit.verify_audit();
+SELECT seq = :anchor_seq AS at_anchor, problem FROM credit.verify_audit(:anchor_seq, :'anchor_hash');
+-- One call; the anchor is checked as given.
+SELECT regress.sqlstate_of($$SELECT credit.verify_audit(1, NULL)$$) AS half_anchor,
+       regress.sqlstate_of($$SELECT credit.verify_audit(1, 'not hex')$$) AS bad_hash;
 ROLLBACK;
 SELECT count(*) AS problems_after_rollback FROM credit.verify_audit();
