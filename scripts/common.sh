@@ -24,6 +24,11 @@ ensure_deps() {
         # The postgresql package would start a 'main' cluster; we never use it.
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
+    # The test command's format and lint layer.
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        log "installing rustfmt and clippy"
+        rustup component add rustfmt clippy
+    fi
     if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION"; then
         log "installing cargo-pgrx $PGRX_VERSION (takes several minutes)"
         cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
@@ -40,8 +45,8 @@ install_extension() {
     local profile=${1:-}
     log "building and installing pg_credit ${profile:+($profile)}"
     (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" ${profile:+--$profile} >/dev/null)
-    # Earlier versions' install scripts and the update scripts (UPDATING.md).
-    install -m 644 "$ROOT"/sql/versions/pg_credit--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
+    # The update scripts from earlier versions (UPDATING.md).
+    install -m 644 "$ROOT"/sql/updates/pg_credit--*--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 # start_cluster DIR PORT: a throwaway cluster owned by postgres, socket in DIR, loopback only.

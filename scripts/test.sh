@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test layer; `make test` and .ci/run call this. Set-up included: a fresh Debian 12
 # machine with only the Rust toolchain is enough.
-#   1. unit and property tests of the Rust core + #[pg_test]s   (cargo pgrx test, as postgres)
+#   0. habits: cargo fmt --check, cargo clippy -D warnings, every file comments name exists
+#   1. unit and property tests of the core (cargo test -p credit_core, no PostgreSQL) + #[pg_test]s
+#      (cargo pgrx test, as postgres)
 #   2. pg_regress: the SQL contract, with expected output          (tests/pg_regress)
 #   3. pg_isolation_regress: concurrency                          (tests/isolation)
 #   4. multi-session stress: 16+ sessions racing on one customer    (tests/stress)
@@ -29,7 +31,14 @@ layer() { # name command...
 ensure_deps
 export USER=${USER:-root}
 
-pgrx_tests() {
+habits() {
+    (cd "$ROOT" && cargo fmt --all -- --check) || { echo "cargo fmt --all would change the files above"; return 1; }
+    (cd "$ROOT" && cargo clippy --workspace --all-targets -- -D warnings) || return 1
+    "$ROOT/tests/docs/check_paths.sh"
+}
+
+unit_tests() {
+    (cd "$ROOT" && cargo test -p credit_core) || return 1
     # pgrx initdb's its own cluster as postgres under --pgdata (must not be under /root).
     (cd "$ROOT" && cargo pgrx test pg15 --runas postgres --pgdata /tmp/pg_credit_pgrx_test)
 }
@@ -59,7 +68,8 @@ isolation() {
         || { cat "$out/regression.diffs" 2>/dev/null | head -300; return 1; }
 }
 
-layer "unit + pg_test" pgrx_tests
+layer "format, lint, paths" habits
+layer "unit + pg_test" unit_tests
 # cargo pgrx test installed a test build (with its tests schema); put the normal build back.
 install_extension
 # pg_cron preloaded for layer 7 (jobs run in background workers: no connection settings needed).

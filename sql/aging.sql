@@ -122,7 +122,6 @@ BEGIN ATOMIC
       ) o;
 END;
 
-
 -- ---------------------------------------------------------------------------------------------
 -- Views for BI (security_invoker: readers need SELECT on the credit tables, RLS applies).
 

@@ -1,5 +1,5 @@
 -- Collections: the dunning ladder as data, collection tasks, contacts, promises to pay, disputes,
--- worklist and effectiveness views. credit.run_collections (src/collections.rs) walks the ladder;
+-- worklist and effectiveness views. credit.run_collections (src/collections/ladder.rs) walks the ladder;
 -- design and examples in docs/collections.md.
 
 -- ---------------------------------------------------------------------------------------------

@@ -11,7 +11,31 @@
 -- Nothing here runs code a user can define with the extension's rights: SECURITY DEFINER
 -- functions pin search_path; guarded columns are limited to built-in types (and domains over
 -- them) whose text form is canonical and independent of settings, read through built-in casts
--- under collation "C"; writes into application tables run as the table's owner (src/guard.rs).
+-- under collation "C"; writes into application tables run as the table's owner (src/guard/owner.rs).
+
+-- The registry.
+CREATE TABLE credit.guarded_table (
+    table_name       regclass PRIMARY KEY,
+    customer_column  name NOT NULL,
+    amount_column    name NOT NULL,
+    status_column    name,
+    open_statuses    text[],
+    -- reject: an order that fails a credit rule is refused. hold: it is saved with its status set
+    -- to hold_value and queued in credit.order_hold.
+    mode             text NOT NULL DEFAULT 'reject' CHECK (mode IN ('reject', 'hold')),
+    hold_value       text,
+    key_columns      name[],   -- the table's primary key, naming held rows
+    guarded_at       timestamptz NOT NULL DEFAULT now(),
+    guarded_by       name NOT NULL DEFAULT current_user,
+    -- The table credit.guard() was called on; a partition or inheritance child of it is
+    -- registered by itself (kind 'partition' or 'child') with the same configuration.
+    root             regclass NOT NULL,
+    kind             text NOT NULL DEFAULT 'table' CHECK (kind IN ('table', 'partition', 'child')),
+    CONSTRAINT guarded_table_statuses_need_column CHECK (status_column IS NOT NULL OR open_statuses IS NULL),
+    CONSTRAINT guarded_table_hold_needs_status CHECK (mode = 'reject' OR (status_column IS NOT NULL AND hold_value IS NOT NULL AND key_columns IS NOT NULL))
+);
+CREATE INDEX guarded_table_root_idx ON credit.guarded_table (root);
+SELECT pg_catalog.pg_extension_config_dump('credit.guarded_table', '');
 
 -- The guard's row trigger keeps no search_path of its own (a GUC save/restore per row); its SQL
 -- qualifies every name, operator and type. Its EXECUTE is public: PostgreSQL checks it when it
@@ -510,7 +534,7 @@ END
 $$;
 
 -- ---------------------------------------------------------------------------------------------
--- The DDL watch (src/guard_ddl.rs has the event trigger functions; they call these).
+-- The DDL watch (src/guard/ddl.rs has the event trigger functions; they call these).
 
 -- Before DROP TABLE / DROP SCHEMA / DROP OWNED: the open orders of every guarded relation the
 -- command drops leave exposure while the rows can still be read, and the relations leave the
@@ -662,6 +686,51 @@ CREATE EVENT TRIGGER credit_guard_ddl_end ON ddl_command_end
                  'ALTER TYPE', 'ALTER DOMAIN', 'DROP TYPE', 'DROP DOMAIN', 'DROP FUNCTION', 'ALTER EXTENSION')
     EXECUTE FUNCTION credit._guard_ddl_end();
 
+-- Refused orders roll back with their transaction; the guard spools them outside it and a
+-- recorder moves them into credit.event (src/guard/recording.rs). How far each spool file was read, kept
+-- in the same transaction as the events written from it: every spooled refusal once. Tied to
+-- this server's files, so not dumped.
+CREATE TABLE credit.refusal_spool (
+    file      text PRIMARY KEY,
+    consumed  bigint NOT NULL DEFAULT 0
+);
+CREATE VIEW credit.refusal_recording WITH (security_invoker = true) AS
+SELECT * FROM credit._refusal_recording();
+
+COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';
+COMMENT ON COLUMN credit.guarded_table.table_name IS 'The guarded table';
+COMMENT ON COLUMN credit.guarded_table.customer_column IS 'Column holding the customer (any type; matched by its text form)';
+COMMENT ON COLUMN credit.guarded_table.amount_column IS 'Column holding the order amount (numeric or integer)';
+COMMENT ON COLUMN credit.guarded_table.status_column IS 'Column holding the order status, or NULL: every row is open';
+COMMENT ON COLUMN credit.guarded_table.open_statuses IS 'Statuses that count as open';
+COMMENT ON COLUMN credit.guarded_table.mode IS 'reject: refuse orders that fail a credit rule; hold: save them with status hold_value and queue them';
+COMMENT ON COLUMN credit.guarded_table.hold_value IS 'Status given to held orders (hold mode)';
+COMMENT ON COLUMN credit.guarded_table.key_columns IS 'Primary key naming held rows (hold mode)';
+COMMENT ON COLUMN credit.guarded_table.guarded_at IS 'When the guard was attached';
+COMMENT ON COLUMN credit.guarded_table.guarded_by IS 'Who attached it';
+COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
+COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
+COMMENT ON FUNCTION credit.guard(regclass, name, name, name, text[], text, text) IS 'Attaches the credit guard to an order table: open orders count toward exposure; an order that fails a credit rule is refused (mode reject, SQLSTATE 23514) or saved with its status set to hold_value and queued in credit.order_hold (mode hold)';
+COMMENT ON FUNCTION credit.unguard(regclass) IS 'Removes the credit guard from a table; its open orders stop counting';
+COMMENT ON FUNCTION credit.verify() IS 'Customers whose stored exposure differs from a full recomputation from the source rows; empty when consistent';
+COMMENT ON FUNCTION credit._guard_row() IS 'Internal: the guard''s row trigger';
+COMMENT ON FUNCTION credit._guard_truncate() IS 'Internal: the guard''s TRUNCATE trigger';
+COMMENT ON FUNCTION credit._open_orders_query(oid) IS 'Internal: SQL text selecting open orders of guarded tables';
+COMMENT ON FUNCTION credit._actual_exposure() IS 'Internal: exposure recomputed from source rows';
+COMMENT ON FUNCTION credit._recomputed() IS 'Internal: every maintained account column recomputed from source rows';
+COMMENT ON FUNCTION credit._on_sql_drop() IS 'Internal: keeps exposure right when a guarded table is dropped';
+COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
+COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
+COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
+COMMENT ON VIEW credit.refusal_recording IS 'Refused orders waiting to be recorded in credit.event, and any that could not be spooled; monitoring reads it';
+COMMENT ON COLUMN credit.refusal_recording.pending IS 'Refusals spooled and not yet in credit.event (the recorder moves them within a moment)';
+COMMENT ON COLUMN credit.refusal_recording.spool_files IS 'Spool files on disk';
+COMMENT ON COLUMN credit.refusal_recording.oldest_pending IS 'When the oldest pending refusal happened';
+COMMENT ON COLUMN credit.refusal_recording.recorder_running IS 'Whether this database''s recorder runs now (it starts with the next refusal)';
+COMMENT ON COLUMN credit.refusal_recording.unrecorded IS 'Refusals that could not be spooled (a full disk): never in credit.event; each also warned its client';
+COMMENT ON FUNCTION credit.record_refusals() IS 'Records every spooled refusal of this database in credit.event now; returns how many';
+COMMENT ON FUNCTION credit._refusal_recording() IS 'Internal: state of refusal recording (credit.refusal_recording)';
+
 COMMENT ON FUNCTION credit._guard_type_problem(oid, text) IS 'Internal: why a column type cannot be guarded for a purpose (NULL: it can)';
 COMMENT ON FUNCTION credit._guard_trigger_args(credit.guarded_table) IS 'Internal: the arguments of the guard''s row trigger for a registered configuration';
 COMMENT ON FUNCTION credit._guard_problems(oid) IS 'Internal: what is wrong with one guarded relation (none when intact)';
@@ -679,8 +748,6 @@ COMMENT ON FUNCTION credit._guard_ddl_end() IS 'Internal: DDL watch after comman
 COMMENT ON FUNCTION credit._count_open_orders(oid, integer, boolean) IS 'Internal: moves one guarded relation''s open orders into or out of exposure';
 COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watch while credit.guard() or credit.unguard() change triggers';
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
-COMMENT ON FUNCTION credit._is_admin() IS 'Internal: whether the caller is a credit admin';
-COMMENT ON FUNCTION credit._is_superuser() IS 'Internal: whether the caller is a superuser';
 COMMENT ON VIEW credit.guard_status IS 'Every guarded relation (tables, their partitions and inheritance children) and what, if anything, is wrong with its guard';
 COMMENT ON COLUMN credit.guard_status.table_name IS 'The guarded relation';
 COMMENT ON COLUMN credit.guard_status.kind IS 'table, partition or child';

@@ -6,13 +6,17 @@
 //! updated in place, with combine/serialize/deserialize functions so PostgreSQL can run them in
 //! parallel workers. (pgrx's #[pg_aggregate] would copy a varlena state per row, and its generated
 //! deserialize signature for internal states is wrong in 0.18, pgrx issue #2351.) The maths is in
-//! core::lateness; these functions only move bytes.
-use crate::core::lateness::{OnTime, Paydex, WeightedDays};
-use crate::error::{self, Code};
-use crate::numeric_fast::{self, Decoded};
+//! credit_core::lateness; these functions only move bytes.
+//!
+//! Every function here is called by PostgreSQL's function manager with the arguments its SQL
+//! declaration names, so the raw argument reads below are safe for those declarations.
+use crate::pg::entry::finfo_v1;
+use crate::pg::error::{self, Code, OrRaise};
+use crate::pg::numeric::decode_datum;
+use credit_core::lateness::{OnTime, Paydex, WeightedDays};
+use credit_core::numeric::Decoded;
 use pgrx::pg_sys::{self, Datum, FunctionCallInfo};
 use pgrx::prelude::*;
-use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 trait State: Copy + Default {
@@ -85,20 +89,14 @@ unsafe fn unchanged(fcinfo: FunctionCallInfo) -> Datum {
 }
 
 unsafe fn amount(fcinfo: FunctionCallInfo, i: usize) -> Decimal {
-    match numeric_fast::decode_datum(arg(fcinfo, i)) {
-        Decoded::Value(d) if d.is_sign_negative() && !d.is_zero() => error::raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("amount {d} must not be negative"),
-            None,
-            None,
-        ),
+    match decode_datum(arg(fcinfo, i)) {
+        Decoded::Value(d) if d.is_sign_negative() && !d.is_zero() => {
+            error::raise(Code::ERRCODE_INVALID_PARAMETER_VALUE, format!("amount {d} must not be negative"), None, None)
+        }
         Decoded::Value(d) => d,
-        Decoded::NotFinite => error::raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "amount must be a finite number",
-            None,
-            None,
-        ),
+        Decoded::NotFinite => {
+            error::raise(Code::ERRCODE_INVALID_PARAMETER_VALUE, "amount must be a finite number", None, None)
+        }
         Decoded::TooLarge => error::raise(
             Code::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             "amount is out of range for pg_credit's aggregates (at most 28 significant digits)",
@@ -147,25 +145,11 @@ unsafe fn final_numeric<S: State>(fcinfo: FunctionCallInfo, f: impl Fn(&S) -> Op
     }
     match f(&*arg(fcinfo, 0).cast_mut_ptr::<S>()) {
         None => return_null(fcinfo),
-        Some(d) => AnyNumeric::try_from(d.normalize().to_string().as_str())
-            .expect("a Decimal's text is valid numeric input")
-            .into_datum()
-            .expect("numeric datum"),
+        Some(d) => crate::pg::numeric::numeric(d.normalize()).into_datum().unwrap_or_else(|| return_null(fcinfo)),
     }
 }
 
-macro_rules! v1 {
-    ($($finfo:ident),* $(,)?) => {$(
-        #[doc(hidden)]
-        #[unsafe(no_mangle)]
-        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-    )*};
-}
-
-v1!(
+finfo_v1!(
     pg_finfo_credit_wdl_trans,
     pg_finfo_credit_wdl_clamped_trans,
     pg_finfo_credit_wdl_combine,
@@ -245,7 +229,6 @@ unsafe fn wdl_trans(fcinfo: FunctionCallInfo, clamp: bool) -> Datum {
     Datum::from(s)
 }
 
-
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn credit_paydex_trans(fcinfo: FunctionCallInfo) -> Datum {
@@ -300,7 +283,7 @@ pub unsafe extern "C-unwind" fn credit_ontime_amount_trans(fcinfo: FunctionCallI
 // worker keeps its own), so the per-row cost is a binary search. It replaces an InitPlan
 // parameter, which in PostgreSQL 15 would keep aging queries from running in parallel.
 
-v1!(pg_finfo_credit_bucket_rank);
+finfo_v1!(pg_finfo_credit_bucket_rank);
 
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -318,8 +301,9 @@ pub unsafe extern "C-unwind" fn credit_bucket_rank(fcinfo: FunctionCallInfo) -> 
                 None,
                 &[],
             )
-            .map(|t| t.filter_map(|r| r.get::<i32>(1).ok().flatten()).collect())
-            .unwrap_or_default()
+            .or_raise()
+            .filter_map(|r| r.get::<i32>(1).or_raise())
+            .collect()
         });
         // [len, lowers...] in the function's memory context, which lives as long as the query.
         let p = pg_sys::MemoryContextAlloc((*flinfo).fn_mcxt, (lowers.len() + 1) * 4) as *mut i32;
@@ -329,5 +313,5 @@ pub unsafe extern "C-unwind" fn credit_bucket_rank(fcinfo: FunctionCallInfo) -> 
     }
     let p = (*flinfo).fn_extra as *const i32;
     let lowers = std::slice::from_raw_parts(p.add(1), *p as usize);
-    Datum::from(crate::core::aging::rank(lowers, days) as i32)
+    Datum::from(credit_core::aging::rank(lowers, days) as i32)
 }

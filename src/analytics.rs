@@ -1,12 +1,15 @@
 //! The pgrx side of aging and receivables metrics: argument checks the SQL functions call once
 //! per query, bucket-table validation, and `credit.receivables_metrics` (inputs read with
-//! read-only SPI, formulas in core::metrics).
-use crate::core::aging::{self, Bucket};
-use crate::core::metrics;
-use crate::error::{self, Code, OrRaise};
-use crate::input;
+//! read-only SPI, formulas in credit_core::metrics). The views and SQL functions are in
+//! sql/aging.sql.
+use crate::pg::args;
+use crate::pg::error::{self, Code, OrRaise, Required};
+use crate::pg::numeric::{decimal_opt, numeric};
+use credit_core::aging::{self, Bucket};
+use credit_core::metrics;
 use pgrx::datum::Date;
 use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
@@ -14,7 +17,7 @@ use rust_decimal::Decimal;
 /// once per query, before any row. Returns true; raises 22004/22023 otherwise.
 #[pg_extern(stable, parallel_safe)]
 fn _aging_args(as_of: Option<Date>, basis: Option<&str>) -> bool {
-    input::date(as_of, "as_of");
+    args::date(as_of, "as_of");
     match basis {
         None => error::null_arg("basis"),
         Some("due") | Some("document") => true,
@@ -48,16 +51,18 @@ fn _aging_buckets_problem() -> Option<String> {
     aging::validate(&buckets).err().map(|e| e.describe())
 }
 
-fn dec(n: Option<AnyNumeric>) -> Decimal {
-    n.map(|v| input::decimal(&v)).unwrap_or_default()
+/// A sum over no rows is NULL: nothing.
+fn sum_of(n: Option<AnyNumeric>) -> Decimal {
+    decimal_opt(n).unwrap_or_default()
 }
 
-fn num(d: Option<Decimal>, dp: u32) -> Option<AnyNumeric> {
-    d.map(|v| input::numeric(v.round_dp(dp)))
+/// A metric, rounded to 4 decimals (None when it is undefined, e.g. no sales in the period).
+fn rounded(d: Option<Decimal>) -> Option<AnyNumeric> {
+    d.map(|v| numeric(v.round_dp(4)))
 }
 
 /// Receivables as of a date: (total, not yet due), invoices only (gross AR).
-fn receivables(c: &pgrx::spi::SpiClient<'_>, as_of: Date, customer: Option<&str>) -> (Decimal, Decimal) {
+fn receivables(c: &SpiClient<'_>, as_of: Date, customer: Option<&str>) -> (Decimal, Decimal) {
     let t = c
         .select(
             "SELECT sum(open_amount), sum(open_amount) FILTER (WHERE days <= 0) \
@@ -68,10 +73,11 @@ fn receivables(c: &pgrx::spi::SpiClient<'_>, as_of: Date, customer: Option<&str>
         .or_raise()
         .first();
     let (total, current) = t.get_two::<AnyNumeric, AnyNumeric>().or_raise();
-    (dec(total), dec(current))
+    (sum_of(total), sum_of(current))
 }
 
-fn credit_sales(c: &pgrx::spi::SpiClient<'_>, from: Date, to: Date, customer: Option<&str>) -> Decimal {
+/// Credit sales in [from, to]: invoices minus credit notes dated then.
+fn credit_sales(c: &SpiClient<'_>, from: Date, to: Date, customer: Option<&str>) -> Decimal {
     let t = c
         .select(
             "SELECT coalesce((SELECT sum(amount) FROM credit.invoice WHERE doc_date BETWEEN $1 AND $2 \
@@ -83,11 +89,94 @@ fn credit_sales(c: &pgrx::spi::SpiClient<'_>, from: Date, to: Date, customer: Op
         )
         .or_raise()
         .first();
-    dec(t.get_one::<AnyNumeric>().or_raise())
+    sum_of(t.get_one::<AnyNumeric>().or_raise())
+}
+
+/// The period's calendar: the day before it, its days (both ends included), the calendar months
+/// it touches.
+fn period(c: &SpiClient<'_>, start: Date, end: Date) -> (Date, i32, i32) {
+    let row = c
+        .select(
+            "SELECT ($1::date - 1), ($2::date - $1::date + 1), \
+                    ((extract(year FROM $2::date) * 12 + extract(month FROM $2::date)) \
+                   - (extract(year FROM $1::date) * 12 + extract(month FROM $1::date)) + 1)::int",
+            Some(1),
+            &[start.into(), end.into()],
+        )
+        .or_raise()
+        .first();
+    let (before, days, months) = row.get_three::<Date, i32, i32>().or_raise();
+    (
+        before.required("day before the period"),
+        days.required("days in the period"),
+        months.required("months in the period"),
+    )
+}
+
+/// Count-back: months ending at period_end, newest first, until the AR is accounted for (36 at
+/// most): each month's credit sales and days (calendar days, or 30 with `flat_30`).
+fn count_back_months(
+    c: &SpiClient<'_>,
+    end: Date,
+    ending_ar: Decimal,
+    customer: Option<&str>,
+    flat_30: bool,
+) -> Vec<(Decimal, Decimal)> {
+    let mut months = Vec::new();
+    let mut left = ending_ar;
+    for k in 0..36 {
+        if left <= Decimal::ZERO {
+            break;
+        }
+        let m = c
+            .select(
+                "SELECT ($1::date - make_interval(months => $2 + 1))::date + 1, \
+                        ($1::date - make_interval(months => $2))::date",
+                Some(1),
+                &[end.into(), k.into()],
+            )
+            .or_raise()
+            .first();
+        let (m_start, m_end) = m.get_two::<Date, Date>().or_raise();
+        let (m_start, m_end) = (m_start.required("month start"), m_end.required("month end"));
+        let m_sales = credit_sales(c, m_start, m_end, customer);
+        let m_days = if flat_30 {
+            Decimal::from(30)
+        } else {
+            Decimal::from(m_end.to_pg_epoch_days() - m_start.to_pg_epoch_days() + 1)
+        };
+        if m_sales > Decimal::ZERO {
+            left -= m_sales;
+        }
+        months.push((m_sales.max(Decimal::ZERO), m_days));
+    }
+    months
+}
+
+/// What the metrics are computed from.
+struct PeriodInputs {
+    beginning: Decimal,
+    ending: Decimal,
+    current: Decimal,
+    sales: Decimal,
+    days: i32,
+    months_touched: i32,
+    count_back: Vec<(Decimal, Decimal)>,
+}
+
+fn period_inputs(start: Date, end: Date, customer: Option<&str>, flat_30: bool) -> PeriodInputs {
+    Spi::connect(|c| {
+        let (before, days, months_touched) = period(c, start, end);
+        let (beginning, _) = receivables(c, before, customer);
+        let (ending, current) = receivables(c, end, customer);
+        let sales = credit_sales(c, start, end, customer);
+        let count_back = count_back_months(c, end, ending, customer, flat_30);
+        PeriodInputs { beginning, ending, current, sales, days, months_touched, count_back }
+    })
 }
 
 /// Receivables metrics over [period_start, period_end], for one customer or all (NULL).
-/// Conventions (docs/metrics.md): AR is gross invoice AR from credit.aging (basis 'due') at the
+/// Conventions (docs/analytics.md): AR is gross invoice AR from credit.aging (basis 'due') at the
 /// period end; credit sales are invoices minus credit notes dated in the period; days are calendar
 /// days, both ends included; count-back walks months ending at period_end, newest first, with
 /// calendar-day months ('calendar') or 30-day months ('30'); CEI's N is `cei_months`, by default
@@ -118,8 +207,8 @@ fn receivables_metrics(
         name!(average_collection_period, Option<AnyNumeric>),
     ),
 > {
-    let start = input::date(period_start, "period_start");
-    let end = input::date(period_end, "period_end");
+    let start = args::date(period_start, "period_start");
+    let end = args::date(period_end, "period_end");
     if end < start {
         error::invalid(format!("period_end {end} is before period_start {start}"))
     }
@@ -129,103 +218,37 @@ fn receivables_metrics(
         Some("30") => true,
         Some(other) => error::invalid(format!("count_back_months is 'calendar' or '30', not \"{other}\"")),
     };
+    let customer = args::optional_text(customer, "customer");
     if let Some(c) = customer {
-        input::text(Some(c), "customer");
-        let known = Spi::connect(|cl| {
-            !cl.select("SELECT 1 FROM credit.account WHERE customer = $1", Some(1), &[c.into()])
-                .or_raise()
-                .is_empty()
-        });
-        if !known {
+        if crate::store::account::load(c).is_none() {
             error::unknown_customer(c)
         }
     }
-    let n_override = cei_months.as_ref().map(|m| input::positive_amount(Some(m), "cei_months"));
+    let n_override = cei_months.as_ref().map(|m| args::positive_amount(Some(m), "cei_months"));
 
-    let row = Spi::connect(|c| {
-        let dates = c
-            .select(
-                "SELECT ($1::date - 1), ($2::date - $1::date + 1), \
-                        ((extract(year FROM $2::date) * 12 + extract(month FROM $2::date)) \
-                       - (extract(year FROM $1::date) * 12 + extract(month FROM $1::date)) + 1)::int",
-                Some(1),
-                &[start.into(), end.into()],
-            )
-            .or_raise()
-            .first();
-        let (before, days, months_touched) = dates.get_three::<Date, i32, i32>().or_raise();
-        let (before, days, months_touched) = (before.unwrap(), days.unwrap(), months_touched.unwrap());
-        let (beginning, _) = receivables(c, before, customer);
-        let (ending, current) = receivables(c, end, customer);
-        let sales = credit_sales(c, start, end, customer);
-
-        // Count-back: months ending at period_end, newest first, until the AR is accounted for.
-        let mut months = Vec::new();
-        let mut left = ending;
-        for k in 0..36 {
-            if left <= Decimal::ZERO {
-                break;
-            }
-            let m = c
-                .select(
-                    "SELECT ($1::date - make_interval(months => $2 + 1))::date + 1, \
-                            ($1::date - make_interval(months => $2))::date",
-                    Some(1),
-                    &[end.into(), k.into()],
-                )
-                .or_raise()
-                .first();
-            let (m_start, m_end) = m.get_two::<Date, Date>().or_raise();
-            let (m_start, m_end) = (m_start.unwrap(), m_end.unwrap());
-            let m_sales = credit_sales(c, m_start, m_end, customer);
-            let m_days = if flat_30 {
-                Decimal::from(30)
-            } else {
-                Decimal::from(
-                    c.select("SELECT $2::date - $1::date + 1", Some(1), &[m_start.into(), m_end.into()])
-                        .or_raise()
-                        .first()
-                        .get_one::<i32>()
-                        .or_raise()
-                        .unwrap(),
-                )
-            };
-            if m_sales > Decimal::ZERO {
-                left -= m_sales;
-            }
-            months.push((m_sales.max(Decimal::ZERO), m_days));
-        }
-        (beginning, ending, current, sales, days, months_touched, months)
-    });
-    let (beginning, ending, current, sales, days, months_touched, months) = row;
-    let d = Decimal::from(days);
-    let dso = metrics::dso(ending, sales, d);
-    let bp = metrics::best_possible_dso(current, sales, d);
+    let p = period_inputs(start, end, customer, flat_30);
+    let d = Decimal::from(p.days);
+    let dso = metrics::dso(p.ending, p.sales, d);
+    let bp = metrics::best_possible_dso(p.current, p.sales, d);
     let add = dso.zip(bp).map(|(a, b)| metrics::average_days_delinquent(a, b));
-    let count_back = metrics::count_back_dso(ending, &months);
-    let n = n_override.unwrap_or_else(|| Decimal::from(months_touched));
-    let cei = metrics::cei(beginning, sales, n, ending, current);
-    let avg_ar = (beginning + ending) / Decimal::TWO;
-    let turnover = metrics::ar_turnover(sales, avg_ar);
+    let count_back = metrics::count_back_dso(p.ending, &p.count_back);
+    let n = n_override.unwrap_or_else(|| Decimal::from(p.months_touched));
+    let cei = metrics::cei(p.beginning, p.sales, n, p.ending, p.current);
+    let avg_ar = (p.beginning + p.ending) / Decimal::TWO;
+    let turnover = metrics::ar_turnover(p.sales, avg_ar);
     let acp = turnover.and_then(|t| metrics::average_collection_period(t, d));
     TableIterator::once((
-        input::numeric(beginning),
-        input::numeric(ending),
-        input::numeric(current),
-        input::numeric(sales),
-        days,
-        num(dso, 4),
-        num(bp, 4),
-        num(add, 4),
-        input::numeric(count_back.round_dp(4)),
-        num(cei, 4),
-        num(turnover, 4),
-        num(acp, 4),
+        numeric(p.beginning),
+        numeric(p.ending),
+        numeric(p.current),
+        numeric(p.sales),
+        p.days,
+        rounded(dso),
+        rounded(bp),
+        rounded(add),
+        numeric(count_back.round_dp(4)),
+        rounded(cei),
+        rounded(turnover),
+        rounded(acp),
     ))
 }
-
-extension_sql_file!(
-    "../sql/aging.sql",
-    name = "aging",
-    requires = ["aggregates", _aging_args, _aging_buckets_problem, receivables_metrics]
-);

@@ -4,13 +4,15 @@
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]
 mod tests {
-    use crate::internal;
+    use crate::store;
     use pgrx::prelude::*;
     use pgrx::{AnyNumeric, PgSqlErrorCode};
 
     /// Runs `sql` in a subtransaction (as a PL/pgSQL EXCEPTION block does) and returns the SQLSTATE
     /// it failed with, or None when it succeeded. The failed subtransaction is rolled back.
     fn sqlstate_of(sql: &'static str) -> Option<PgSqlErrorCode> {
+        // SAFETY: the subtransaction is begun and ended (released or rolled back) here, with the
+        // memory context and resource owner restored, as PL/pgSQL's exception blocks do.
         unsafe {
             let cxt = pg_sys::CurrentMemoryContext;
             let owner = pg_sys::CurrentResourceOwner;
@@ -50,7 +52,7 @@ mod tests {
             Some(PgSqlErrorCode::ERRCODE_FOREIGN_KEY_VIOLATION)
         );
         // ...and the scope must not leak: a direct write of a maintained column is refused again.
-        assert!(!internal::active());
+        assert!(!store::is_writing());
         assert_eq!(
             sqlstate_of("UPDATE credit.account SET open_orders = 1 WHERE customer = 'T1'"),
             Some(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE)
@@ -123,7 +125,8 @@ mod tests {
 
     #[pg_test]
     fn numeric_decoder_agrees_with_postgres_text_output() {
-        use crate::numeric_fast::{decode_datum, Decoded};
+        use crate::pg::numeric::decode_datum;
+        use credit_core::numeric::Decoded;
         use rust_decimal::Decimal;
         use std::str::FromStr;
         // Short and long header forms, signs, scales 0-20, weights from 10^-20 to 10^24.
@@ -138,6 +141,7 @@ mod tests {
             for row in rows {
                 let datum: AnyNumeric = row.get(1).unwrap().unwrap();
                 let text: String = row.get(2).unwrap().unwrap();
+                // SAFETY: a non-null numeric datum.
                 let decoded = unsafe { decode_datum(datum.into_datum().unwrap()) };
                 // Significant digits: what a Decimal (28 digits) must hold exactly.
                 let digits = text.trim_start_matches('-').replace('.', "");
@@ -153,8 +157,123 @@ mod tests {
         });
         assert_eq!(checked, 5013);
         let nan = Spi::get_one::<AnyNumeric>("SELECT 'NaN'::numeric").unwrap().unwrap();
+        // SAFETY: non-null numeric datums.
         assert_eq!(unsafe { decode_datum(nan.into_datum().unwrap()) }, Decoded::NotFinite);
         let inf = Spi::get_one::<AnyNumeric>("SELECT '-Infinity'::numeric").unwrap().unwrap();
+        // SAFETY: as above.
         assert_eq!(unsafe { decode_datum(inf.into_datum().unwrap()) }, Decoded::NotFinite);
+    }
+
+    /// The guard decides with SQL (the conditional UPDATE of store::account, its fit rule);
+    /// credit.check, holds and the refusal messages decide with credit_core::decision. Both must
+    /// agree for every account, not only at the limit's edge: random statuses, limits (temporary,
+    /// capped by a policy maximum), exposures (negative too), prepayment, overdue rules, and
+    /// amounts anywhere or within a cent (and 1e-8) of the room left.
+    #[pg_test]
+    fn guard_sql_rule_and_core_decision_agree() {
+        use crate::pg::numeric::numeric;
+        use crate::store::account::{fits_over_values, Loaded};
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestCaseError, TestRunner};
+        use rust_decimal::Decimal;
+
+        let sql = fits_over_values(
+            "$1::text AS status, $3::numeric AS credit_limit, $4::numeric AS temporary_limit, \
+             (CURRENT_DATE + $5::int) AS temporary_limit_until, $6::numeric AS policy_max_limit, \
+             $7::numeric AS exposure, $8::numeric AS member_exposure, $9::boolean AS policy_prepayment_only, \
+             (CURRENT_DATE + $10::int) AS oldest_open_due, $11::int AS policy_overdue_block_days, \
+             $12::numeric AS policy_warn_ratio, NULL::text AS parent",
+        );
+        let money = |max: i64| (0..=max).prop_map(|units| Decimal::new(units, 2));
+        let signed = |max: i64| (-max..=max).prop_map(|units| Decimal::new(units, 2));
+        #[derive(Debug, Clone)]
+        enum Amount {
+            Anywhere(Decimal),
+            /// The room left plus this many cents and this many 1e-8.
+            Edge(i64, i64),
+        }
+        let strategy = (
+            prop_oneof!["active", "hold", "blacklisted"],
+            money(10_000_000),
+            proptest::option::of((money(10_000_000), -30i32..30)),
+            proptest::option::of(money(10_000_000)),
+            signed(12_000_000),
+            signed(3_000_000),
+            any::<bool>(),
+            proptest::option::of(-200i32..30),
+            proptest::option::of(0i32..120),
+            prop_oneof![
+                money(20_000_000).prop_map(Amount::Anywhere),
+                (-2i64..=2, -1i64..=1).prop_map(|(c, t)| Amount::Edge(c, t))
+            ],
+        );
+        /// status, limit, temporary (limit, days from today), policy maximum, exposure, member
+        /// exposure, prepayment only, oldest open due (days from today), overdue block days.
+        type Case = (
+            String,
+            Decimal,
+            Option<(Decimal, i32)>,
+            Option<Decimal>,
+            Decimal,
+            Decimal,
+            bool,
+            Option<i32>,
+            Option<i32>,
+        );
+        let decide = |case: &Case, amount: Decimal| {
+            let (status, limit, temporary, policy_max, exposure, members, prepay, due, block) = case.clone();
+            Spi::connect(|c| {
+                let row = c
+                    .select(
+                        &sql,
+                        Some(1),
+                        &[
+                            status.into(),
+                            numeric(amount).into(),
+                            numeric(limit).into(),
+                            temporary.map(|t| numeric(t.0)).into(),
+                            temporary.map(|t| t.1).into(),
+                            policy_max.map(numeric).into(),
+                            numeric(exposure).into(),
+                            numeric(members).into(),
+                            prepay.into(),
+                            due.into(),
+                            block.into(),
+                            numeric(Decimal::new(8, 1)).into(),
+                        ],
+                    )
+                    .unwrap()
+                    .first();
+                let fits = row.get::<bool>(9).unwrap().unwrap_or(false);
+                (fits, Loaded::from_row(&row.get_heap_tuple().unwrap().unwrap()))
+            })
+        };
+        let mut runner = TestRunner::new(Config { cases: 2000, failure_persistence: None, ..Config::default() });
+        let result = runner.run(
+            &strategy,
+            |(status, limit, temporary, policy_max, exposure, members, prepay, due, block, amount)| {
+                let case = (status.to_string(), limit, temporary, policy_max, exposure, members, prepay, due, block);
+                let amount = match amount {
+                    Amount::Anywhere(a) => a,
+                    Amount::Edge(cents, tiny) => {
+                        let (_, l) = decide(&case, Decimal::ZERO);
+                        let room = l.account.credit_limit - l.account.exposure;
+                        let room = if l.account.prepayment_only { -l.account.exposure } else { room };
+                        (room + Decimal::new(cents, 2) + Decimal::new(tiny, 8)).max(Decimal::ZERO)
+                    }
+                };
+                let (fits, loaded) = decide(&case, amount);
+                let allowed = credit_core::decision::decide(Some(&loaded.account), None, amount).allowed();
+                if fits != allowed {
+                    return Err(TestCaseError::fail(format!(
+                        "SQL says fits = {fits}, the core says allowed = {allowed}, amount {amount}"
+                    )));
+                }
+                Ok(())
+            },
+        );
+        if let Err(e) = result {
+            panic!("the guard's SQL rule and the core's decision disagree: {e}");
+        }
     }
 }

@@ -1,17 +1,15 @@
 //! Credit policies in the database: reading credit.policy and credit.term_tier into the core's
 //! matcher, keeping each account's copy of its policy (the policy_* columns the guard reads) in
 //! step, and payment terms for an order.
-use crate::core::policy::{self, Effective, Fields, Match, Policy, Subject, Tier};
-use crate::error::{self, OrRaise};
-use crate::{input, internal};
+use crate::pg::args;
+use crate::pg::error::{self, OrRaise, Required};
+use crate::pg::numeric::{decimal_opt as dec, numeric};
+use crate::store;
+use credit_core::policy::{self, Effective, Fields, Match, Policy, Subject, Tier};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
-
-fn dec(v: Option<AnyNumeric>) -> Option<Decimal> {
-    v.map(|n| input::decimal(&n))
-}
 
 pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
     c.select(
@@ -23,7 +21,7 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
     )
     .or_raise()
     .map(|r| Policy {
-        id: r.get::<i64>(1).or_raise().expect("id"),
+        id: r.get::<i64>(1).or_raise().required("policy id"),
         on: Match {
             customer_type: r.get(2).or_raise(),
             region: r.get(3).or_raise(),
@@ -47,19 +45,23 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
 }
 
 fn load_tiers(c: &SpiClient<'_>) -> Vec<Tier> {
-    c.select("SELECT id, customer_type, region, product_category, min_amount, terms_days FROM credit.term_tier", None, &[])
-        .or_raise()
-        .map(|r| Tier {
-            id: r.get::<i64>(1).or_raise().expect("id"),
-            on: Match {
-                customer_type: r.get(2).or_raise(),
-                region: r.get(3).or_raise(),
-                product_category: r.get(4).or_raise(),
-            },
-            min_amount: dec(r.get(5).or_raise()).expect("NOT NULL"),
-            terms_days: r.get::<i32>(6).or_raise().expect("NOT NULL"),
-        })
-        .collect()
+    c.select(
+        "SELECT id, customer_type, region, product_category, min_amount, terms_days FROM credit.term_tier",
+        None,
+        &[],
+    )
+    .or_raise()
+    .map(|r| Tier {
+        id: r.get::<i64>(1).or_raise().required("tier id"),
+        on: Match {
+            customer_type: r.get(2).or_raise(),
+            region: r.get(3).or_raise(),
+            product_category: r.get(4).or_raise(),
+        },
+        min_amount: dec(r.get(5).or_raise()).required("tier min_amount"),
+        terms_days: r.get::<i32>(6).or_raise().required("tier terms_days"),
+    })
+    .collect()
 }
 
 /// The policy in force for a customer of this type and region (customer-level rows only).
@@ -71,21 +73,20 @@ pub fn effective(c: &SpiClient<'_>, customer_type: Option<&str>, region: Option<
 /// Copies every account's policy into its policy_* columns (accounts inserted or re-typed get
 /// theirs from the account triggers). Returns how many accounts changed.
 fn apply_to_all() -> i64 {
-    internal::scope(|| {
+    store::writing(|| {
         Spi::connect_mut(|c| {
             let ps = load_policies(c);
             let subjects: Vec<(Option<String>, Option<String>)> = c
-                .update(
-                    "SELECT DISTINCT customer_type, region FROM credit.account",
-                    None,
-                    &[],
-                )
+                .update("SELECT DISTINCT customer_type, region FROM credit.account", None, &[])
                 .or_raise()
                 .map(|r| (r.get(1).or_raise(), r.get(2).or_raise()))
                 .collect();
             let mut changed = 0;
             for (t, r) in subjects {
-                let e = policy::resolve(&ps, &Subject { customer_type: t.as_deref(), region: r.as_deref(), product_category: None });
+                let e = policy::resolve(
+                    &ps,
+                    &Subject { customer_type: t.as_deref(), region: r.as_deref(), product_category: None },
+                );
                 changed += c
                     .update(
                         "UPDATE credit.account SET policy_max_limit = $3, policy_warn_ratio = $4, \
@@ -97,8 +98,8 @@ fn apply_to_all() -> i64 {
                         &[
                             t.as_deref().into(),
                             r.as_deref().into(),
-                            e.max_limit.map(input::numeric).into(),
-                            input::numeric(e.warn_ratio).into(),
+                            e.max_limit.map(numeric).into(),
+                            numeric(e.warn_ratio).into(),
                             e.overdue_block_days.into(),
                             e.prepayment_required.into(),
                         ],
@@ -111,23 +112,26 @@ fn apply_to_all() -> i64 {
     })
 }
 
-
-crate::trigger::c_trigger!(_policy_changed_wrapper, pg_finfo__policy_changed_wrapper, "_policy_changed", _policy_changed_entry);
-
-fn _policy_changed_entry<'a>(t: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
-    _policy_changed(t).unwrap_or_else(|e| crate::error::conversion(e))
-}
+crate::pg::entry::c_trigger!(
+    _policy_changed_wrapper,
+    pg_finfo__policy_changed_wrapper,
+    "_policy_changed",
+    policy_changed
+);
 
 /// AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ... FOR EACH STATEMENT on credit.policy.
-fn _policy_changed<'a>(
-    _trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
+fn policy_changed<'a>(_trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
     apply_to_all();
-    Ok(None)
+    None
 }
 
 /// Payment terms in days for an order of `amount` and where they come from.
-pub fn terms(c: &SpiClient<'_>, customer: &str, amount: Decimal, product_category: Option<&str>) -> (i32, policy::TermsSource) {
+pub fn terms(
+    c: &SpiClient<'_>,
+    customer: &str,
+    amount: Decimal,
+    product_category: Option<&str>,
+) -> (i32, policy::TermsSource) {
     let t = c
         .select(
             "SELECT a.customer_type, a.region, a.terms_days, g.terms_days \
@@ -157,9 +161,13 @@ pub fn terms(c: &SpiClient<'_>, customer: &str, amount: Decimal, product_categor
 /// else its policy's, else 30; an amount tier lengthens them (see docs/policies.md).
 #[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
-fn terms_for(customer: Option<&str>, amount: Option<AnyNumeric>, product_category: default!(Option<&str>, "NULL")) -> i32 {
-    let customer = input::text(customer, "customer");
-    let amount = input::non_negative_amount(amount.as_ref(), "amount");
+fn terms_for(
+    customer: Option<&str>,
+    amount: Option<AnyNumeric>,
+    product_category: default!(Option<&str>, "NULL"),
+) -> i32 {
+    let customer = args::text(customer, "customer");
+    let amount = args::non_negative_amount(amount.as_ref(), "amount");
     Spi::connect(|c| terms(c, customer, amount, product_category).0)
 }
 
@@ -171,8 +179,8 @@ fn explain_terms(
     amount: Option<AnyNumeric>,
     product_category: default!(Option<&str>, "NULL"),
 ) -> TableIterator<'static, (name!(terms_days, i32), name!(source, String))> {
-    let customer = input::text(customer, "customer");
-    let amount = input::non_negative_amount(amount.as_ref(), "amount");
+    let customer = args::text(customer, "customer");
+    let amount = args::non_negative_amount(amount.as_ref(), "amount");
     let (d, s) = Spi::connect(|c| terms(c, customer, amount, product_category));
     TableIterator::once((d, s.code().to_string()))
 }
@@ -201,7 +209,7 @@ fn effective_policy(
         name!(matched_policies, Vec<i64>),
     ),
 > {
-    let customer = input::text(customer, "customer");
+    let customer = args::text(customer, "customer");
     let e = Spi::connect(|c| {
         let t = c
             .select("SELECT customer_type, region FROM credit.account WHERE customer = $1", Some(1), &[customer.into()])
@@ -215,12 +223,12 @@ fn effective_policy(
     });
     TableIterator::once((
         e.terms_days,
-        e.max_limit.map(input::numeric),
-        input::numeric(e.warn_ratio),
+        e.max_limit.map(numeric),
+        numeric(e.warn_ratio),
         e.overdue_block_days,
         e.prepayment_required,
-        e.max_increase_ratio.map(input::numeric),
-        e.approval_above.map(input::numeric),
+        e.max_increase_ratio.map(numeric),
+        e.approval_above.map(numeric),
         e.releasing_role,
         e.blacklist_on_write_off,
         e.dunning_ladder,

@@ -18,6 +18,9 @@ DIR=$1 PORT=$2
 OUT="$ROOT/target/test-results/upgrade"
 rm -rf "$OUT"; mkdir -p "$OUT"
 rc=0
+# The earlier versions' install scripts, frozen as they shipped (only this test creates those
+# versions; the update scripts are installed with the extension).
+install -m 644 "$ROOT"/tests/upgrade/versions/pg_credit--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 pg "$DIR" "$PORT" -d postgres -c "DROP DATABASE IF EXISTS upg_fresh" -c "CREATE DATABASE upg_fresh" >/dev/null 2>&1
 pg "$DIR" "$PORT" -d upg_fresh -c "CREATE EXTENSION pg_credit" >/dev/null
 fresh_version=$(pg "$DIR" "$PORT" -d upg_fresh -At -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_credit'")

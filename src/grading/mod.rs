@@ -1,0 +1,350 @@
+//! Credit scores, grades and the periodic review of limits (`credit.score`, `credit.regrade`). The
+//! arithmetic is in credit_core::scoring; this module gathers the inputs (the `.sql` files next to
+//! it) and applies the outcome.
+use crate::pg::args;
+use crate::pg::error::{self, OrRaise, Required};
+use crate::pg::numeric::{decimal, decimal_opt, numeric};
+use crate::privileges;
+use crate::store::{account, events};
+use credit_core::scoring::{self, Component, Grade, LimitOutcome, Proposal, ReviewRules};
+use pgrx::datum::Date;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::Decimal;
+
+/// Raw component values for one customer as of a date. None = no data.
+fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Vec<(Component, Option<Decimal>)> {
+    let t = c.select(include_str!("score_inputs.sql"), Some(1), &[customer.into(), as_of.into()]).or_raise();
+    if t.is_empty() {
+        error::unknown_customer(customer)
+    }
+    let row = t.first();
+    let get = |i: usize| decimal_opt(row.get::<AnyNumeric>(i).or_raise());
+    let months = get(6).map(|m| m.max(Decimal::ZERO));
+    vec![
+        (Component::Paydex, get(1)),
+        (Component::WeightedDaysLate, get(2)),
+        (Component::OnTimeRatio, get(3)),
+        (Component::DaysPastDue, get(4)),
+        (Component::Utilization, get(5)),
+        (Component::Relationship, months),
+        (Component::Dunning, dunning_level(c, customer, as_of)),
+    ]
+}
+
+/// The dunning component: 0 = never dunned after the due date; no data (None) where collections
+/// have never run, since not being dunned then says nothing.
+fn dunning_level(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decimal> {
+    let (in_use, n): (Option<bool>, Option<i64>) = c
+        .select(include_str!("dunning_level.sql"), Some(1), &[customer.into(), as_of.into()])
+        .or_raise()
+        .first()
+        .get_two()
+        .or_raise();
+    in_use.unwrap_or(false).then(|| Decimal::from(n.unwrap_or(0)))
+}
+
+fn weights(c: &SpiClient<'_>) -> Vec<(Component, Decimal)> {
+    c.select("SELECT component, weight FROM credit.score_weight WHERE NOT retired", None, &[])
+        .or_raise()
+        .filter_map(|r| {
+            let comp: String = r.get(1).or_raise()?;
+            let w: AnyNumeric = r.get(2).or_raise()?;
+            Some((Component::parse(&comp)?, decimal(&w)))
+        })
+        .collect()
+}
+
+struct GradeRow {
+    grade: Grade,
+    coefficient: Decimal,
+    terms_days: i32,
+}
+
+fn grades(c: &SpiClient<'_>) -> Vec<GradeRow> {
+    c.select(
+        "SELECT grade, min_score, max_score, limit_coefficient, terms_days FROM credit.grade WHERE NOT retired ORDER BY rank",
+        None,
+        &[],
+    )
+    .or_raise()
+    .map(|r| GradeRow {
+        grade: Grade {
+            grade: r.get(1).or_raise().required("grade"),
+            min_score: decimal(&r.get::<AnyNumeric>(2).or_raise().required("grade min_score")),
+            max_score: decimal_opt(r.get::<AnyNumeric>(3).or_raise()),
+        },
+        coefficient: decimal(&r.get::<AnyNumeric>(4).or_raise().required("grade limit_coefficient")),
+        terms_days: r.get(5).or_raise().required("grade terms_days"),
+    })
+    .collect()
+}
+
+/// The grading tables, read once per call.
+struct Scale {
+    grades: Vec<GradeRow>,
+    weights: Vec<(Component, Decimal)>,
+}
+
+impl Scale {
+    fn read(c: &SpiClient<'_>) -> Scale {
+        Scale { grades: grades(c), weights: weights(c) }
+    }
+}
+
+struct Scored {
+    score: Option<Decimal>,
+    grade: Option<String>,
+    components: serde_json::Value,
+}
+
+fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale) -> Scored {
+    let inputs = inputs(c, customer, as_of);
+    let (mut score, parts) = scoring::score(&inputs, &scale.weights);
+    if !scoring::has_payment_history(&inputs) {
+        score = None; // a grade needs payment behaviour, not only the absence of debt
+    }
+    let gs: Vec<Grade> = scale.grades.iter().map(|g| g.grade.clone()).collect();
+    let grade = score.and_then(|s| scoring::grade_for(&gs, s)).map(|g| g.grade.clone());
+    let components = serde_json::Value::Array(
+        parts
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "component": p.component.code(),
+                    "value": p.raw.map(|v| v.normalize().to_string()),
+                    "points": p.points.map(|v| v.normalize().to_string()),
+                    "weight": p.weight.normalize().to_string(),
+                })
+            })
+            .collect(),
+    );
+    Scored { score, grade, components }
+}
+
+/// The credit score (0-100) of a customer as of a date, its grade, and every component: raw value,
+/// points and weight (a component without data has value null and does not count).
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn score(
+    customer: Option<&str>,
+    as_of: default!(Option<Date>, "CURRENT_DATE"),
+) -> TableIterator<
+    'static,
+    (name!(score, Option<AnyNumeric>), name!(grade, Option<String>), name!(components, pgrx::JsonB)),
+> {
+    let customer = args::text(customer, "customer");
+    let as_of = args::date(as_of, "as_of");
+    let s = Spi::connect(|c| score_of(c, customer, as_of, &Scale::read(c)));
+    TableIterator::once((s.score.map(numeric), s.grade, pgrx::JsonB(s.components)))
+}
+
+type RegradeRow =
+    (String, Option<String>, Option<String>, Option<AnyNumeric>, AnyNumeric, AnyNumeric, bool, String, String);
+
+/// The limit a grade supports for one customer: the grade's coefficient times its monthly sales,
+/// within the customer's policy (credit_core::scoring::propose).
+fn proposal(c: &mut SpiClient<'_>, customer: &str, as_of: Date, grade: &GradeRow, old: Decimal) -> Proposal {
+    if grade.coefficient.is_zero() {
+        // The lowest grade means no credit, with or without sales.
+        return Proposal {
+            limit: Decimal::ZERO,
+            outcome: if old.is_zero() { LimitOutcome::Unchanged } else { LimitOutcome::Apply },
+            reason: format!("grade {} means no credit", grade.grade.grade),
+        };
+    }
+    let pol = c
+        .update(
+            "SELECT max_limit, max_increase_ratio, approval_above FROM credit.effective_policy($1)",
+            Some(1),
+            &[customer.into()],
+        )
+        .or_raise();
+    let p = pol.first();
+    let rules = ReviewRules {
+        coefficient: grade.coefficient,
+        terms_days: grade.terms_days,
+        max_limit: decimal_opt(p.get(1).or_raise()),
+        max_increase_ratio: decimal_opt(p.get(2).or_raise()),
+        approval_above: decimal_opt(p.get(3).or_raise()),
+    };
+    let sales: Option<AnyNumeric> = c
+        .update(include_str!("monthly_sales.sql"), Some(1), &[customer.into(), as_of.into()])
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise();
+    scoring::propose(old, decimal_opt(sales), &rules)
+}
+
+/// Applies a review: the new grade, and the limit — at once, or as a limit request awaiting
+/// approval (unless one is pending already). Returns whether anything changed, and the action and
+/// reason as they stand after applying.
+fn apply_review(
+    c: &mut SpiClient<'_>,
+    customer: &str,
+    grade_changed: Option<&str>,
+    prop: &Proposal,
+    why: &str,
+    action: &mut String,
+    reason: &mut String,
+) -> bool {
+    let mut applied = false;
+    if let Some(new_grade) = grade_changed {
+        events::with_reason(c, why, |c| {
+            c.update(
+                "UPDATE credit.account SET grade = $2 WHERE customer = $1",
+                None,
+                &[customer.into(), new_grade.into()],
+            )
+            .or_raise();
+        });
+        applied = true;
+    }
+    match prop.outcome {
+        LimitOutcome::Apply => {
+            c.update(
+                "SELECT credit._apply_limit($1, $2, NULL, $3)",
+                None,
+                &[customer.into(), numeric(prop.limit).into(), why.into()],
+            )
+            .or_raise();
+            applied = true;
+        }
+        LimitOutcome::Request => {
+            let t = c
+                .update(
+                    "SELECT id FROM credit.limit_request WHERE customer = $1 AND status = 'pending'",
+                    Some(1),
+                    &[customer.into()],
+                )
+                .or_raise();
+            let pending: Option<i64> = if t.is_empty() { None } else { t.first().get_one().or_raise() };
+            match pending {
+                Some(id) => {
+                    *action = "unchanged".into();
+                    reason.push_str(&format!("; limit request {id} is already pending"));
+                }
+                None => {
+                    let id: Option<i64> = c
+                        .update(
+                            "SELECT credit._request_limit($1, $2, $3, NULL, 'regrade')",
+                            Some(1),
+                            &[customer.into(), numeric(prop.limit).into(), why.into()],
+                        )
+                        .or_raise()
+                        .first()
+                        .get_one()
+                        .or_raise();
+                    reason.push_str(&format!("; limit request {} awaits approval", id.unwrap_or_default()));
+                }
+            }
+        }
+        LimitOutcome::Unchanged => {}
+    }
+    applied
+}
+
+/// Reviews one customer: score, grade, the limit the grade supports, and (unless a dry run) the
+/// outcome applied.
+fn review(
+    c: &mut SpiClient<'_>,
+    scale: &Scale,
+    as_of: Date,
+    dry_run: bool,
+    (customer, old_grade, old_limit): (String, Option<String>, AnyNumeric),
+) -> RegradeRow {
+    let s = score_of(c, &customer, as_of, scale);
+    let Some(gr) = s.grade.as_deref().and_then(|g| scale.grades.iter().find(|x| x.grade.grade == g)) else {
+        let why = if s.score.is_none() { "no data to score" } else { "the score falls in no grade" };
+        return (
+            customer,
+            old_grade.clone(),
+            old_grade,
+            s.score.map(numeric),
+            old_limit.clone(),
+            old_limit,
+            false,
+            "unchanged".into(),
+            why.into(),
+        );
+    };
+    let new_grade = gr.grade.grade.clone();
+    let old = decimal(&old_limit);
+    let prop = proposal(c, &customer, as_of, gr, old);
+    let score_txt = s.score.map(|x| x.to_string()).unwrap_or_default();
+    let mut reason = format!("score {score_txt}, grade {new_grade}: {}", prop.reason);
+    let mut action = match prop.outcome {
+        LimitOutcome::Apply if prop.limit < old => "decrease",
+        LimitOutcome::Apply => "increase",
+        LimitOutcome::Request => "request",
+        LimitOutcome::Unchanged => "unchanged",
+    }
+    .to_string();
+    let mut applied = false;
+    if !dry_run {
+        let why = format!("regrade as of {as_of}: {reason}");
+        let grade_changed = (old_grade.as_deref() != Some(new_grade.as_str())).then_some(new_grade.as_str());
+        applied = apply_review(c, &customer, grade_changed, &prop, &why, &mut action, &mut reason);
+    }
+    (
+        customer,
+        old_grade,
+        Some(new_grade.clone()),
+        s.score.map(numeric),
+        old_limit,
+        numeric(prop.limit),
+        applied,
+        action,
+        reason,
+    )
+}
+
+/// Re-grades every customer as of a date: score, grade, and the limit the grade supports. With
+/// dry_run nothing changes. Grade changes and decreases apply at once; an increase within the
+/// policy's approval_above applies at once, a larger one becomes a limit request.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
+fn regrade(
+    as_of: default!(Option<Date>, "CURRENT_DATE"),
+    dry_run: default!(Option<bool>, "false"),
+) -> TableIterator<
+    'static,
+    (
+        name!(customer, String),
+        name!(old_grade, Option<String>),
+        name!(new_grade, Option<String>),
+        name!(score, Option<AnyNumeric>),
+        name!(old_limit, AnyNumeric),
+        name!(proposed_limit, AnyNumeric),
+        name!(applied, bool),
+        name!(action, String),
+        name!(reason, String),
+    ),
+> {
+    let as_of = args::not_future(as_of, "as_of");
+    let Some(dry_run) = dry_run else { error::null_arg("dry_run") };
+    privileges::require(if dry_run { "reader" } else { "manager" }, "re-grading");
+    let rows: Vec<RegradeRow> = Spi::connect_mut(|c| {
+        let scale = Scale::read(c);
+        // Applying locks the accounts (in the lock order); a dry run only reads.
+        if !dry_run {
+            account::lock_all(c, None);
+        }
+        let accounts: Vec<(String, Option<String>, AnyNumeric)> = c
+            .update("SELECT customer, grade, credit_limit FROM credit.account ORDER BY customer", None, &[])
+            .or_raise()
+            .map(|r| {
+                (
+                    r.get(1).or_raise().required("customer"),
+                    r.get(2).or_raise(),
+                    r.get(3).or_raise().required("credit_limit"),
+                )
+            })
+            .collect();
+        accounts.into_iter().map(|a| review(c, &scale, as_of, dry_run, a)).collect()
+    });
+    TableIterator::new(rows)
+}

@@ -1,0 +1,206 @@
+//! The guard trigger's configuration, read from the trigger's arguments once per trigger and
+//! cached per backend. Arguments (credit._guard_trigger_args, sql/guard.sql): customer column,
+//! amount column, status column ('' for none), mode ('reject' or 'hold'), hold value ('' for
+//! none), number of key columns, the key columns, the open statuses. Column names (not numbers) are
+//! what the trigger carries, so pg_dump/restore keeps it valid.
+use crate::pg::error::{self, Code, OrRaise};
+use pgrx::pg_sys::{self, Oid, PgOid};
+use pgrx::prelude::*;
+use pgrx::PgBuiltInOids;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::rc::Rc;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AmountKind {
+    Numeric,
+    Int2,
+    Int4,
+    Int8,
+}
+
+#[derive(Clone)]
+pub struct Column {
+    pub attnum: i32,
+    pub name: String,
+    pub typoid: Oid,
+}
+
+/// Hold mode: an order that does not fit is saved with its status column set to `value` and
+/// queued in credit.order_hold, named by its key columns.
+pub struct HoldMode {
+    pub status: Column,
+    pub value: String,
+    pub keys: Vec<Column>,
+}
+
+pub struct Config {
+    pub customer: Column,
+    pub amount: Column,
+    pub amount_kind: AmountKind,
+    pub status: Option<Column>,
+    pub open_statuses: Vec<String>,
+    /// None: reject mode.
+    pub hold: Option<HoldMode>,
+}
+
+thread_local! {
+    static CONFIGS: RefCell<HashMap<Oid, Rc<Config>>> = RefCell::new(HashMap::new());
+}
+
+/// # Safety
+/// `tupdesc` is the firing relation's descriptor.
+unsafe fn find_column(tupdesc: pg_sys::TupleDesc, name: &str, table: &str) -> Column {
+    // SAFETY: the descriptor of an open relation, natts attributes long.
+    let attrs = unsafe { (*tupdesc).attrs.as_slice((*tupdesc).natts as usize) };
+    for (i, att) in attrs.iter().enumerate() {
+        if att.attisdropped {
+            continue;
+        }
+        // SAFETY: attname is a NUL-terminated NameData.
+        let attname = unsafe { CStr::from_ptr(att.attname.data.as_ptr()) }.to_string_lossy();
+        if attname == name {
+            return Column { attnum: i as i32 + 1, name: name.to_string(), typoid: att.atttypid };
+        }
+    }
+    error::raise(
+        Code::ERRCODE_UNDEFINED_COLUMN,
+        format!("guarded column \"{name}\" does not exist in table {table}"),
+        None,
+        Some("A guarded column was renamed or dropped: run credit.unguard() and credit.guard() again."),
+    )
+}
+
+/// # Safety
+/// `tupdesc` is the firing relation's descriptor.
+unsafe fn still_matches(tupdesc: pg_sys::TupleDesc, col: &Column) -> bool {
+    // SAFETY: the descriptor of an open relation; attnum is checked against natts first.
+    unsafe {
+        if col.attnum > (*tupdesc).natts {
+            return false;
+        }
+        let att = &(*tupdesc).attrs.as_slice((*tupdesc).natts as usize)[(col.attnum - 1) as usize];
+        !att.attisdropped
+            && att.atttypid == col.typoid
+            && CStr::from_ptr(att.attname.data.as_ptr()).to_bytes() == col.name.as_bytes()
+    }
+}
+
+fn amount_kind(typoid: Oid, column: &str) -> AmountKind {
+    match PgOid::from(typoid) {
+        PgOid::BuiltIn(PgBuiltInOids::NUMERICOID) => AmountKind::Numeric,
+        PgOid::BuiltIn(PgBuiltInOids::INT2OID) => AmountKind::Int2,
+        PgOid::BuiltIn(PgBuiltInOids::INT4OID) => AmountKind::Int4,
+        PgOid::BuiltIn(PgBuiltInOids::INT8OID) => AmountKind::Int8,
+        _ => error::raise(
+            Code::ERRCODE_DATATYPE_MISMATCH,
+            format!("amount column \"{column}\" must be numeric, smallint, integer or bigint"),
+            None,
+            Some("Money is never kept in floating point."),
+        ),
+    }
+}
+
+/// The trigger acts only on a relation credit.guard() registered, with the configuration it was
+/// registered with: a guard trigger created by hand (EXECUTE on the function is public, so that
+/// partitions can be created) refuses every write instead of counting fake orders.
+fn check_registration(relid: Oid, args: &[String], table: &str) {
+    // A database still on an older version's SQL (before ALTER EXTENSION UPDATE) registers
+    // guards without this check; its triggers were made by credit.guard() then.
+    let current = Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regprocedure('credit._guard_trigger_args(credit.guarded_table)') IS NOT NULL",
+    )
+    .or_raise()
+    .unwrap_or(false);
+    if !current {
+        return;
+    }
+    let registered: Option<Vec<Option<String>>> = Spi::connect(|c| {
+        let t = c
+            .select(
+                "SELECT credit._guard_trigger_args(g) FROM credit.guarded_table g \
+                 WHERE g.table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
+                Some(1),
+                &[relid.into()],
+            )
+            .or_raise();
+        (!t.is_empty()).then(|| t.first().get_one::<Vec<Option<String>>>().or_raise().unwrap_or_default())
+    });
+    let Some(registered) = registered else {
+        error::raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("table {table} is not guarded by credit.guard()"),
+            Some("Its credit guard trigger was created by hand; the guard counts orders only of tables credit.guard() registered.".into()),
+            Some("A credit admin guards the table with credit.guard(); drop the hand-made trigger."),
+        )
+    };
+    if registered.iter().map(|a| a.as_deref().unwrap_or("")).ne(args.iter().map(String::as_str)) {
+        error::raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("the credit guard trigger of table {table} does not match its registration"),
+            Some(
+                "Its arguments differ from credit.guarded_table; writes are refused until a credit admin repairs it."
+                    .into(),
+            ),
+            Some("credit.guard_status shows the problem; unguard and guard the table again."),
+        )
+    }
+}
+
+fn unusable_arguments() -> ! {
+    error::raise(
+        Code::ERRCODE_TRIGGERED_ACTION_EXCEPTION,
+        "credit guard trigger was created without its arguments",
+        None,
+        Some("Attach the guard with credit.guard(), not CREATE TRIGGER."),
+    )
+}
+
+/// The configuration of the firing trigger (cached while the table's columns stay as they were).
+pub fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
+    let tg = trigger.trigger();
+    // SAFETY: a firing trigger's relation is open and its descriptor valid.
+    let (tupdesc, relid) = unsafe {
+        let rel = trigger.trigger_data().tg_relation;
+        ((*rel).rd_att, (*rel).rd_id)
+    };
+    let cached = CONFIGS.with(|c| c.borrow().get(&tg.tgoid).cloned());
+    if let Some(cfg) = cached {
+        // SAFETY: the firing relation's descriptor.
+        let intact = unsafe {
+            let status_ok = cfg.status.as_ref().is_none_or(|s| still_matches(tupdesc, s));
+            let keys_ok = cfg.hold.as_ref().is_none_or(|h| h.keys.iter().all(|k| still_matches(tupdesc, k)));
+            still_matches(tupdesc, &cfg.customer) && still_matches(tupdesc, &cfg.amount) && status_ok && keys_ok
+        };
+        if intact {
+            return cfg;
+        }
+    }
+    let args = trigger.extra_args().unwrap_or_default();
+    let table = trigger.table_name().unwrap_or_default();
+    check_registration(relid, &args, &table);
+    let nkeys: usize = args.get(5).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+    if args.len() < 6 || args.len() < 6 + nkeys {
+        unusable_arguments()
+    }
+    // SAFETY: the firing relation's descriptor.
+    let find = |name: &str| unsafe { find_column(tupdesc, name, &table) };
+    let customer = find(&args[0]);
+    let amount = find(&args[1]);
+    let amount_kind = amount_kind(amount.typoid, &amount.name);
+    let status = (!args[2].is_empty()).then(|| find(&args[2]));
+    let hold = match (args[3].as_str(), &status) {
+        ("hold", Some(s)) => Some(HoldMode {
+            status: s.clone(),
+            value: args[4].clone(),
+            keys: args[6..6 + nkeys].iter().map(|k| find(k)).collect(),
+        }),
+        ("hold", None) => unusable_arguments(),
+        _ => None,
+    };
+    let cfg =
+        Rc::new(Config { customer, amount, amount_kind, status, open_statuses: args[6 + nkeys..].to_vec(), hold });
+    CONFIGS.with(|c| c.borrow_mut().insert(tg.tgoid, cfg.clone()));
+    cfg
+}

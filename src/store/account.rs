@@ -1,0 +1,443 @@
+//! `credit.account`: the read model the decisions use, the row locks, and every move of the
+//! maintained counters. See the module above for the lock order.
+//!
+//! The guard's statements are prepared once per backend and kept (SPI_keepplan); operators are
+//! schema-qualified because the guard's trigger does not pin search_path (that would cost a GUC
+//! save and restore on every row).
+use crate::pg::error::{self, Code, OrRaise, Required};
+use crate::pg::numeric::{decimal, decimal_opt, numeric};
+use crate::store;
+use credit_core::decision::{Account, Status};
+use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData};
+use pgrx::{AnyNumeric, PgBuiltInOids, PgOid};
+use rust_decimal::Decimal;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::LazyLock;
+
+/// SQL: the limit in force today on one row — the temporary limit while it lasts, capped by the
+/// policy maximum.
+const LIMIT_IN_FORCE: &str = "LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
+                                          THEN temporary_limit ELSE credit_limit END, policy_max_limit)";
+
+/// SQL: what a decision needs from one row, in the order [`Loaded::from_row`] reads it.
+static DECISION_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{LIMIT_IN_FORCE}, exposure OPERATOR(pg_catalog.+) member_exposure, status, policy_prepayment_only, \
+         CURRENT_DATE OPERATOR(pg_catalog.-) oldest_open_due, policy_overdue_block_days, policy_warn_ratio, parent"
+    )
+});
+
+/// SQL: the order of amount $2 fits the row — the account is active, not blocked by the overdue
+/// rule, and exposure plus the order stays within the usable limit (0 for prepayment-only
+/// customers): `credit_core::decision`'s rule, as a condition on one row (a property test holds
+/// the two to each other, src/pg_tests.rs).
+static FITS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "status OPERATOR(pg_catalog.=) 'active' \
+         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) \
+             CASE WHEN policy_prepayment_only THEN 0 ELSE {LIMIT_IN_FORCE} END \
+         AND (oldest_open_due IS NULL OR policy_overdue_block_days IS NULL \
+              OR oldest_open_due OPERATOR(pg_catalog.>=) (CURRENT_DATE OPERATOR(pg_catalog.-) policy_overdue_block_days))"
+    )
+});
+
+/// SQL: this reservation of $2 crossed the warning line — at or above it now, below it before.
+/// Evaluated in the reserving UPDATE, so the common case costs a few numeric comparisons and the
+/// guard reads back one boolean.
+static CROSSED_WARNING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "policy_warn_ratio IS NOT NULL AND credit_limit OPERATOR(pg_catalog.>) 0 AND NOT policy_prepayment_only \
+         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.>=) ({LIMIT_IN_FORCE} OPERATOR(pg_catalog.*) policy_warn_ratio) \
+         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.-) $2 OPERATOR(pg_catalog.<) \
+             ({LIMIT_IN_FORCE} OPERATOR(pg_catalog.*) policy_warn_ratio)"
+    )
+});
+
+/// SQL: due date of customer $1's oldest open invoice not in dispute (the overdue rule reads it).
+const OLDEST_OPEN_DUE: &str = "(SELECT min(i.due_date) FROM credit.invoice i \
+                                WHERE i.customer = $1 AND i.open_amount > 0 AND NOT i.disputed)";
+
+// ---------------------------------------------------------------------------------------------
+// The read model.
+
+/// One account as read for a decision, with the numbers for messages.
+pub struct Loaded {
+    pub account: Account,
+    /// Limit in force (temporary limit while it lasts, capped by the policy maximum).
+    pub limit: AnyNumeric,
+    /// Exposure the limit is held against (a group head's includes its members').
+    pub exposure: AnyNumeric,
+    pub parent: Option<String>,
+}
+
+impl Loaded {
+    /// A row of `SELECT <DECISION_COLUMNS>`.
+    pub fn from_row(row: &SpiHeapTupleData<'_>) -> Loaded {
+        let limit: AnyNumeric = row.get(1).or_raise().required("credit_limit");
+        let exposure: AnyNumeric = row.get(2).or_raise().required("exposure");
+        let status: String = row.get(3).or_raise().required("status");
+        let account = Account {
+            credit_limit: decimal(&limit),
+            exposure: decimal(&exposure),
+            // An unknown status cannot come from the validated table; treat it as the strictest.
+            status: Status::parse(&status).unwrap_or(Status::Blacklisted),
+            prepayment_only: row.get::<bool>(4).or_raise().unwrap_or(false),
+            days_past_due: row.get::<i32>(5).or_raise(),
+            overdue_block_days: row.get::<i32>(6).or_raise(),
+            warn_ratio: decimal_opt(row.get::<AnyNumeric>(7).or_raise()),
+        };
+        Loaded { account, limit, exposure, parent: row.get(8).or_raise() }
+    }
+
+    /// The limit orders are held against: 0 for prepayment-only customers.
+    pub fn usable_limit(&self) -> AnyNumeric {
+        if self.account.prepayment_only {
+            AnyNumeric::from(0)
+        } else {
+            self.limit.clone()
+        }
+    }
+
+    pub fn available(&self) -> AnyNumeric {
+        self.usable_limit() - self.exposure.clone()
+    }
+}
+
+/// The account as the decision logic sees it; None when the customer has no credit account.
+pub fn load(customer: &str) -> Option<Loaded> {
+    Spi::connect(|c| {
+        let t = c
+            .select(
+                &format!("SELECT {} FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1", *DECISION_COLUMNS),
+                Some(1),
+                &[customer.into()],
+            )
+            .or_raise();
+        if t.is_empty() {
+            return None;
+        }
+        Some(Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row")))
+    })
+}
+
+/// The account and its group head.
+pub fn load_with_group(customer: &str) -> Option<(Loaded, Option<Loaded>)> {
+    let own = load(customer)?;
+    let head = own.parent.as_deref().and_then(load);
+    Some((own, head))
+}
+
+/// The group head of a customer: None when it has no account, Some(None) when it heads no group.
+pub fn parent_of(c: &SpiClient<'_>, customer: &str) -> Option<Option<String>> {
+    let t = c.select("SELECT parent FROM credit.account WHERE customer = $1", Some(1), &[customer.into()]).or_raise();
+    (!t.is_empty()).then(|| t.first().get_one::<String>().or_raise())
+}
+
+/// Whether a customer heads a credit group.
+pub fn has_members(c: &SpiClient<'_>, customer: &str) -> bool {
+    !c.select("SELECT 1 FROM credit.account WHERE parent = $1 LIMIT 1", Some(1), &[customer.into()])
+        .or_raise()
+        .is_empty()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locks.
+
+/// Locks the account row (FOR NO KEY UPDATE, the lock a guarded order takes); 23503 when the
+/// customer has no account.
+pub fn lock(c: &mut SpiClient<'_>, customer: &str) {
+    let t = c
+        .update("SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE", Some(1), &[customer.into()])
+        .or_raise();
+    if t.is_empty() {
+        error::unknown_customer(customer)
+    }
+}
+
+/// Locks the row and reads it for a decision (None: no account). Waits for a concurrent change to
+/// commit or roll back and then reads the latest row, so a decision is never based on a stale
+/// exposure.
+pub fn lock_for_decision(c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
+    order_moves(c).lookup_locked(c, customer)
+}
+
+/// Locks every account (or one), in the lock order; returns the customers locked.
+pub fn lock_all(c: &mut SpiClient<'_>, only: Option<&str>) -> Vec<String> {
+    c.update(
+        "SELECT customer FROM credit.account WHERE $1::text IS NULL OR customer = $1 ORDER BY customer FOR NO KEY UPDATE",
+        None,
+        &[only.into()],
+    )
+    .or_raise()
+    .map(|r| r.get::<String>(1).or_raise().required("customer"))
+    .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counter moves. Each runs as pg_credit's own write; the caller holds the row's lock or takes it
+// with the move.
+
+/// A posting moved the customer's receivables: open_ar and unapplied credit change, exposure with
+/// them, and the group head's member_exposure after it (the lock order); the due date of the
+/// oldest open invoice, which the overdue rule reads, is kept.
+pub fn move_receivables(c: &mut SpiClient<'_>, customer: &str, open_ar: Decimal, unapplied: Decimal) {
+    if open_ar.is_zero() && unapplied.is_zero() {
+        return;
+    }
+    store::writing(|| {
+        let parent: Option<String> = c
+            .update(
+                &format!(
+                    "UPDATE credit.account SET open_ar = open_ar + $2, unapplied_credit = unapplied_credit + $3, \
+                     exposure = exposure + $2 - $3, oldest_open_due = {OLDEST_OPEN_DUE} \
+                     WHERE customer = $1 RETURNING parent"
+                ),
+                None,
+                &[customer.into(), numeric(open_ar).into(), numeric(unapplied).into()],
+            )
+            .or_raise()
+            .first()
+            .get_one()
+            .or_raise();
+        if let Some(head) = parent {
+            move_member_exposure(c, &head, &numeric(open_ar - unapplied));
+        }
+    })
+}
+
+/// A member's exposure joined or left its group head's.
+pub fn move_member_exposure(c: &mut SpiClient<'_>, head: &str, delta: &AnyNumeric) {
+    if *delta == AnyNumeric::from(0) {
+        return;
+    }
+    store::writing(|| {
+        c.update(
+            "UPDATE credit.account SET member_exposure = member_exposure + $2 WHERE customer = $1",
+            None,
+            &[head.into(), delta.clone().into()],
+        )
+        .or_raise();
+    })
+}
+
+/// An invoice entered or left a dispute: the overdue rule's date is read again.
+pub fn refresh_oldest_due(c: &mut SpiClient<'_>, customer: &str) {
+    store::writing(|| {
+        c.update(
+            &format!("UPDATE credit.account SET oldest_open_due = {OLDEST_OPEN_DUE} WHERE customer = $1"),
+            None,
+            &[customer.into()],
+        )
+        .or_raise();
+    })
+}
+
+/// Sets the maintained columns of one account (with its group head) or of all to a full
+/// recomputation from the source rows (`credit._recomputed()`, the rule `credit.verify()` checks);
+/// returns the number of accounts that changed.
+pub fn rebuild(customer: Option<&str>) -> i64 {
+    store::writing(|| {
+        Spi::connect_mut(|c| {
+            let locked = lock_all(c, customer);
+            if let (Some(cust), true) = (customer, locked.is_empty()) {
+                error::unknown_customer(cust)
+            }
+            c.update(
+                "UPDATE credit.account a SET open_ar = x.open_ar, unapplied_credit = x.unapplied_credit, \
+                 open_orders = x.open_orders, exposure = x.exposure, member_exposure = x.member_exposure, \
+                 oldest_open_due = x.oldest_open_due \
+                 FROM credit._recomputed() x \
+                 WHERE x.customer = a.customer \
+                 AND ($1::text IS NULL OR a.customer = $1 OR a.customer = (SELECT m.parent FROM credit.account m WHERE m.customer = $1)) \
+                 AND (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure, a.member_exposure, a.oldest_open_due) IS DISTINCT FROM \
+                     (x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due) \
+                 RETURNING 1",
+                None,
+                &[customer.into()],
+            )
+            .or_raise()
+            .len() as i64
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Open orders: the guard's moves, prepared once per backend.
+//
+// Why one conditional UPDATE: the row lock plus PostgreSQL's re-check of the WHERE clause against
+// the latest row version (EvalPlanQual) make check-and-reserve atomic under READ COMMITTED; under
+// REPEATABLE READ and SERIALIZABLE a concurrent change of the same account raises 40001 instead.
+
+/// The guard's statements on credit.account.
+pub struct OrderMoves {
+    reserve: OwnedPreparedStatement,
+    shift: OwnedPreparedStatement,
+    group_reserve: OwnedPreparedStatement,
+    group_shift: OwnedPreparedStatement,
+    lookup: OwnedPreparedStatement,
+}
+
+/// What a reservation that fitted reports.
+pub struct Reserved {
+    /// The customer's group head (None for a head itself, or a customer in no group).
+    pub parent: Option<String>,
+    /// The reservation crossed the customer's warning line.
+    pub crossed_warning: bool,
+}
+
+thread_local! {
+    static ORDER_MOVES: RefCell<Option<Rc<OrderMoves>>> = const { RefCell::new(None) };
+}
+
+/// The prepared statements, prepared on first use.
+pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
+    if let Some(p) = ORDER_MOVES.with(|p| p.borrow().clone()) {
+        return p;
+    }
+    let text = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+    let numeric = PgOid::BuiltIn(PgBuiltInOids::NUMERICOID);
+    let prepare = |sql: &str, args: &[PgOid]| c.prepare_mut(sql, args).or_raise().keep();
+    let moves = Rc::new(OrderMoves {
+        reserve: prepare(
+            &format!(
+                "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
+                     exposure = exposure OPERATOR(pg_catalog.+) $2 \
+                 WHERE customer OPERATOR(pg_catalog.=) $1 AND {} RETURNING parent, {}",
+                *FITS, *CROSSED_WARNING
+            ),
+            &[text, numeric],
+        ),
+        shift: prepare(
+            "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
+                 exposure = exposure OPERATOR(pg_catalog.+) $2 \
+             WHERE customer OPERATOR(pg_catalog.=) $1 RETURNING parent",
+            &[text, numeric],
+        ),
+        group_reserve: prepare(
+            &format!(
+                "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
+                 WHERE customer OPERATOR(pg_catalog.=) $1 AND {} RETURNING NULL::pg_catalog.text, {}",
+                *FITS, *CROSSED_WARNING
+            ),
+            &[text, numeric],
+        ),
+        group_shift: prepare(
+            "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
+             WHERE customer OPERATOR(pg_catalog.=) $1",
+            &[text, numeric],
+        ),
+        lookup: prepare(
+            &format!(
+                "SELECT {} FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+                *DECISION_COLUMNS
+            ),
+            &[text],
+        ),
+    });
+    ORDER_MOVES.with(|slot| *slot.borrow_mut() = Some(moves.clone()));
+    moves
+}
+
+impl OrderMoves {
+    /// Checks and reserves `amount` on one row in one statement — against its own limit, or for a
+    /// group head (`group`) against the whole group's. None: it did not fit by the row version the
+    /// statement saw (or the customer has no account); the caller decides on the locked row.
+    pub fn reserve(&self, c: &mut SpiClient<'_>, customer: &str, amount: &AnyNumeric, group: bool) -> Option<Reserved> {
+        let plan = if group { &self.group_reserve } else { &self.reserve };
+        store::writing(|| {
+            let t = c.update(plan, None, &[customer.into(), amount.clone().into()]).or_raise();
+            if t.len() != 1 {
+                return None;
+            }
+            let row = t.first();
+            Some(Reserved {
+                parent: row.get::<String>(1).or_raise(),
+                crossed_warning: row.get::<bool>(2).or_raise() == Some(true),
+            })
+        })
+    }
+
+    /// Moves open orders without checks (releases, overrides, compensation); returns the group
+    /// head (a head's own move never has one).
+    pub fn shift(&self, c: &mut SpiClient<'_>, customer: &str, delta: &AnyNumeric, group: bool) -> Option<String> {
+        store::writing(|| {
+            if group {
+                c.update(&self.group_shift, None, &[customer.into(), delta.clone().into()]).or_raise();
+                return None;
+            }
+            let t = c.update(&self.shift, None, &[customer.into(), delta.clone().into()]).or_raise();
+            if t.is_empty() {
+                return None;
+            }
+            t.first().get::<String>(1).or_raise()
+        })
+    }
+
+    /// Locks and reads the row for a decision (see [`lock_for_decision`]).
+    pub fn lookup_locked(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
+        let t = c.update(&self.lookup, Some(1), &[customer.into()]).or_raise();
+        if t.is_empty() {
+            return None;
+        }
+        Some(Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row")))
+    }
+}
+
+/// The decision columns and (last) the fit rule over given values instead of a stored row: the
+/// property test holds the guard's SQL rule and the core's decision to each other with it.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn fits_over_values(columns: &str) -> String {
+    format!("SELECT {}, {} FROM (SELECT {columns}) AS a", *DECISION_COLUMNS, *FITS)
+}
+
+/// Customers that are not in credit.account, of those given.
+pub fn without_account(c: &SpiClient<'_>, customers: Vec<String>) -> i64 {
+    c.select(
+        "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.text[]) x(c) \
+          WHERE NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer OPERATOR(pg_catalog.=) x.c)",
+        Some(1),
+        &[customers.into()],
+    )
+    .or_raise()
+    .first()
+    .get_one::<i64>()
+    .or_raise()
+    .unwrap_or(0)
+}
+
+/// A group head must be an account that heads (not joins) a group, and a head cannot join one.
+pub fn check_group_head(c: &SpiClient<'_>, customer: &str, parent: &str) {
+    if parent == customer {
+        error::raise(
+            Code::ERRCODE_CHECK_VIOLATION,
+            format!("customer \"{customer}\" cannot be its own group head"),
+            None,
+            None,
+        )
+    }
+    match parent_of(c, parent) {
+        None => error::raise(
+            Code::ERRCODE_FOREIGN_KEY_VIOLATION,
+            format!("group head \"{parent}\" of customer \"{customer}\" has no credit account"),
+            None,
+            Some("Create the group's account first; its credit_limit is the limit the members share."),
+        ),
+        Some(Some(_)) => error::raise(
+            Code::ERRCODE_CHECK_VIOLATION,
+            format!("\"{parent}\" is itself a member of a group and cannot head one"),
+            Some("Credit groups are one level deep.".into()),
+            None,
+        ),
+        Some(None) => {}
+    }
+    if has_members(c, customer) {
+        error::raise(
+            Code::ERRCODE_CHECK_VIOLATION,
+            format!("customer \"{customer}\" heads a credit group and cannot join another"),
+            Some("Credit groups are one level deep.".into()),
+            None,
+        )
+    }
+}

@@ -1,0 +1,239 @@
+//! The ledger's document rows: invoices, settlements (payments, credit notes, write-offs) and the
+//! allocations between them. Callers hold the customer's account row lock (store::account::lock)
+//! before touching its documents.
+use crate::pg::error::{self, Code, OrRaise, Required};
+use crate::pg::numeric::{decimal, numeric};
+use crate::store;
+use credit_core::allocation::OpenItem;
+use pgrx::datum::Date;
+use pgrx::spi::SpiClient;
+use pgrx::AnyNumeric;
+use rust_decimal::Decimal;
+
+/// What lowers a customer's receivables; the value is `credit.settlement.kind`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SettlementKind {
+    Payment,
+    CreditNote,
+    WriteOff,
+}
+
+impl SettlementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettlementKind::Payment => "payment",
+            SettlementKind::CreditNote => "credit_note",
+            SettlementKind::WriteOff => "write_off",
+        }
+    }
+
+    /// For messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            SettlementKind::Payment => "payment",
+            SettlementKind::CreditNote => "credit note",
+            SettlementKind::WriteOff => "write off",
+        }
+    }
+}
+
+pub struct Invoice {
+    pub id: i64,
+    pub open: Decimal,
+    pub doc_date: Date,
+}
+
+/// Finds and locks an invoice (its account row is locked first by the caller); 23503 when the
+/// customer has no such invoice.
+pub fn find_invoice(c: &mut SpiClient<'_>, customer: &str, doc_no: &str) -> Invoice {
+    let t = c
+        .update(
+            "SELECT id, open_amount, doc_date FROM credit.invoice WHERE customer = $1 AND doc_no = $2 FOR UPDATE",
+            Some(1),
+            &[customer.into(), doc_no.into()],
+        )
+        .or_raise();
+    if t.is_empty() {
+        error::raise(
+            Code::ERRCODE_FOREIGN_KEY_VIOLATION,
+            format!("invoice \"{doc_no}\" of customer \"{customer}\" does not exist"),
+            None,
+            None,
+        )
+    }
+    let (id, open, doc_date) = t.first().get_three::<i64, AnyNumeric, Date>().or_raise();
+    Invoice {
+        id: id.required("invoice id"),
+        open: decimal(&open.required("invoice open_amount")),
+        doc_date: doc_date.required("invoice doc_date"),
+    }
+}
+
+fn open_items(c: &mut SpiClient<'_>, sql: &str, customer: &str) -> Vec<OpenItem> {
+    c.update(sql, None, &[customer.into()])
+        .or_raise()
+        .map(|row| OpenItem {
+            id: row.get::<i64>(1).or_raise().required("document id"),
+            open: decimal(&row.get::<AnyNumeric>(2).or_raise().required("open amount")),
+        })
+        .collect()
+}
+
+/// The customer's open invoices in settlement order: oldest due first.
+pub fn open_invoices(c: &mut SpiClient<'_>, customer: &str) -> Vec<OpenItem> {
+    open_items(
+        c,
+        "SELECT id, open_amount FROM credit.invoice WHERE customer = $1 AND open_amount > 0 ORDER BY due_date, doc_date, id",
+        customer,
+    )
+}
+
+/// The customer's unapplied credit (prepayments, credit notes), oldest first.
+pub fn unapplied_credits(c: &mut SpiClient<'_>, customer: &str) -> Vec<OpenItem> {
+    open_items(
+        c,
+        "SELECT id, unapplied FROM credit.settlement WHERE customer = $1 AND unapplied > 0 ORDER BY doc_date, id",
+        customer,
+    )
+}
+
+fn refuse_duplicate(exists: bool, label: &str, customer: &str, doc_no: &str) {
+    if exists {
+        error::raise(
+            Code::ERRCODE_UNIQUE_VIOLATION,
+            format!("{label} \"{doc_no}\" of customer \"{customer}\" already exists"),
+            None,
+            Some("Document numbers are unique per customer; post a correction as a new document."),
+        )
+    }
+}
+
+/// 23505 when the customer has an invoice of this number.
+pub fn refuse_duplicate_invoice(c: &mut SpiClient<'_>, customer: &str, doc_no: &str) {
+    let exists = !c
+        .update(
+            "SELECT 1 FROM credit.invoice WHERE customer = $1 AND doc_no = $2",
+            Some(1),
+            &[customer.into(), doc_no.into()],
+        )
+        .or_raise()
+        .is_empty();
+    refuse_duplicate(exists, "invoice", customer, doc_no)
+}
+
+/// 23505 when the customer has a settlement of this kind and number.
+pub fn refuse_duplicate_settlement(c: &mut SpiClient<'_>, kind: SettlementKind, customer: &str, doc_no: &str) {
+    let exists = !c
+        .update(
+            "SELECT 1 FROM credit.settlement WHERE customer = $1 AND kind = $3 AND doc_no = $2",
+            Some(1),
+            &[customer.into(), doc_no.into(), kind.as_str().into()],
+        )
+        .or_raise()
+        .is_empty();
+    refuse_duplicate(exists, kind.label(), customer, doc_no)
+}
+
+/// A new invoice, all of it open; the due date defaults to doc_date + terms.
+pub fn insert_invoice(
+    c: &mut SpiClient<'_>,
+    customer: &str,
+    doc_no: &str,
+    doc_date: Date,
+    due_date: Option<Date>,
+    amount: Decimal,
+    terms_days: i32,
+) -> i64 {
+    store::writing(|| {
+        c.update(
+            "INSERT INTO credit.invoice (customer, doc_no, doc_date, due_date, amount, open_amount) \
+             VALUES ($1, $2, $3, coalesce($4, $3 + $6), $5, $5) RETURNING id",
+            None,
+            &[
+                customer.into(),
+                doc_no.into(),
+                doc_date.into(),
+                due_date.into(),
+                numeric(amount).into(),
+                terms_days.into(),
+            ],
+        )
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise()
+        .required("new invoice id")
+    })
+}
+
+/// A new settlement, `unapplied` of it not (yet) applied to an invoice.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_settlement(
+    c: &mut SpiClient<'_>,
+    customer: &str,
+    kind: SettlementKind,
+    doc_no: Option<&str>,
+    on: Date,
+    amount: Decimal,
+    unapplied: Decimal,
+    reason: Option<&str>,
+) -> i64 {
+    store::writing(|| {
+        c.update(
+            "INSERT INTO credit.settlement (customer, kind, doc_no, doc_date, amount, unapplied, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            None,
+            &[
+                customer.into(),
+                kind.as_str().into(),
+                doc_no.into(),
+                on.into(),
+                numeric(amount).into(),
+                numeric(unapplied).into(),
+                reason.into(),
+            ],
+        )
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise()
+        .required("new settlement id")
+    })
+}
+
+/// Applies `amount` of a settlement to an invoice on a date. The application counts from the later
+/// of the settlement's and the invoice's date; both documents remember the latest such date (aging
+/// as of an earlier date adds it back). `from_unapplied`: the amount comes out of the settlement's
+/// unapplied credit (a credit applied to a new invoice), not from a new settlement.
+pub fn allocate(c: &mut SpiClient<'_>, settlement: i64, invoice: i64, amount: Decimal, on: Date, from_unapplied: bool) {
+    store::writing(|| {
+        if from_unapplied {
+            c.update(
+                "UPDATE credit.settlement SET unapplied = unapplied - $2 WHERE id = $1",
+                None,
+                &[settlement.into(), numeric(amount).into()],
+            )
+            .or_raise();
+        }
+        c.update(
+            "WITH inv AS (UPDATE credit.invoice SET open_amount = open_amount - $3, \
+                            last_applied_on = greatest(last_applied_on, $4::date, doc_date) \
+                          WHERE id = $2 RETURNING greatest($4::date, doc_date) AS on_date), \
+                  st AS (UPDATE credit.settlement SET last_applied_on = greatest(last_applied_on, (SELECT on_date FROM inv)) \
+                          WHERE id = $1) \
+             INSERT INTO credit.allocation (settlement_id, invoice_id, amount, applied_on) \
+             SELECT $1, $2, $3, inv.on_date FROM inv",
+            None,
+            &[settlement.into(), invoice.into(), numeric(amount).into(), on.into()],
+        )
+        .or_raise();
+    })
+}
+
+/// An invoice enters or leaves a dispute.
+pub fn set_disputed(c: &mut SpiClient<'_>, invoice: i64, disputed: bool) {
+    store::writing(|| {
+        c.update("UPDATE credit.invoice SET disputed = $2 WHERE id = $1", None, &[invoice.into(), disputed.into()])
+            .or_raise();
+    })
+}
