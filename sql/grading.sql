@@ -1,4 +1,4 @@
--- Credit grading as data: grades and score weights (src/grading.rs scores and re-grades). Shipped
+-- Credit grading as data: grades and score weights (src/grading/ scores and re-grades). Shipped
 -- defaults are restore-safe like aging buckets (credit._default_row_write, schema.sql).
 
 -- Grades: score ranges [min_score, max_score) that never overlap; rank 1 is the best.

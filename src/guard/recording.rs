@@ -295,6 +295,9 @@ fn read_lines(path: &Path, offset: u64) -> (Vec<String>, u64) {
 fn drain(db: Oid) -> (i64, Vec<PathBuf>) {
     let mut moved = 0;
     let mut finished = Vec::new();
+    if !hold_extension() {
+        return (0, finished);
+    }
     let files = spool_files(db);
     // Progress rows of files that are gone (deleted after an earlier drain committed).
     Spi::run_with_args(
@@ -349,6 +352,26 @@ fn drain(db: Oid) -> (i64, Vec<PathBuf>) {
         }
     }
     (moved, finished)
+}
+
+/// Locks the extension against DROP EXTENSION for the rest of the transaction (false: it is gone).
+/// DROP EXTENSION locks the extension first and then each of its objects in creation order, and
+/// a drain touches several of them (the events' sequence after credit.event): holding the
+/// extension first, it waits for a DROP that came first instead of deadlocking with it.
+fn hold_extension() -> bool {
+    // SAFETY: a catalog look-up (missing_ok) and a lock on the extension object, released at the
+    // end of the transaction.
+    unsafe {
+        let ext = pg_sys::get_extension_oid(c"pg_credit".as_ptr(), true);
+        if ext == Oid::INVALID {
+            return false;
+        }
+        pg_sys::LockDatabaseObject(pg_sys::ExtensionRelationId, ext, 0, pg_sys::AccessShareLock as i32);
+    }
+    // Dropped while this waited: a new statement sees it.
+    Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('credit.refusal_spool') IS NOT NULL")
+        .or_raise()
+        .unwrap_or(false)
 }
 
 /// Bytes after `offset` that do not end in a newline (a line its writer never finished).
