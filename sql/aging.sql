@@ -96,19 +96,23 @@ BEGIN ATOMIC
             SELECT * FROM (
               SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date, -st.unapplied, aging.as_of - st.doc_date
                 FROM credit.settlement st
-               WHERE st.unapplied > 0 AND st.kind <> 'write_off' AND st.doc_date <= aging.as_of
+               WHERE st.unapplied > 0 AND st.kind NOT IN ('write_off', 'cancellation') AND st.doc_date <= aging.as_of
                  AND (st.last_applied_on IS NULL OR st.last_applied_on <= aging.as_of)
                  AND credit._aging_args(aging.as_of, aging.basis)
             ) b
             UNION ALL
-            -- ...and those applied since: what was unapplied as of as_of
+            -- ...and those applied (or reversed) since: what was unapplied as of as_of. A reversal
+            -- after as_of undid every application (negative allocations, added back here too) and
+            -- took what was left: all of the amount counted until then.
             SELECT * FROM (
               SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date,
-                     -(st.unapplied + (SELECT sum(a.amount) FROM credit.allocation a
-                                        WHERE a.settlement_id = st.id AND a.applied_on > aging.as_of)),
+                     -(st.unapplied + coalesce((SELECT sum(a.amount) FROM credit.allocation a
+                                                 WHERE a.settlement_id = st.id AND a.applied_on > aging.as_of), 0)
+                       + CASE WHEN st.reversed_on > aging.as_of THEN st.amount ELSE 0 END),
                      aging.as_of - st.doc_date
                 FROM credit.settlement st
-               WHERE st.last_applied_on > aging.as_of AND st.kind <> 'write_off' AND st.doc_date <= aging.as_of
+               WHERE st.last_applied_on > aging.as_of AND st.kind NOT IN ('write_off', 'cancellation')
+                 AND st.doc_date <= aging.as_of
                  AND credit._aging_args(aging.as_of, aging.basis)
             ) b
             UNION ALL
@@ -119,6 +123,8 @@ BEGIN ATOMIC
                WHERE NOT credit._aging_args(aging.as_of, aging.basis)
             ) b
           ) s
+         -- A reversal after as_of can leave nothing open as of as_of on a touched document: no row.
+         WHERE s.open_amount <> 0
       ) o;
 END;
 
@@ -175,13 +181,13 @@ SELECT customer_type, count(*) AS customers,
 -- ---------------------------------------------------------------------------------------------
 -- Payment behaviour. A payment experience is one payment applied to one invoice: days late =
 -- applied_on - due_date, weighted by the amount applied. Credit notes and write-offs are not
--- payments and do not count.
+-- payments and do not count; a reversed payment (a bounced cheque) was never one.
 
 CREATE VIEW credit.payment_experience WITH (security_invoker = true) AS
 SELECT i.customer, i.doc_no, i.doc_date, i.due_date, a.applied_on AS paid_on, a.amount,
        a.applied_on - i.due_date AS days_late, a.applied_on - i.doc_date AS days_to_pay
   FROM credit.allocation a
-  JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment'
+  JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment' AND s.reversed_on IS NULL
   JOIN credit.invoice i ON i.id = a.invoice_id;
 
 CREATE VIEW credit.payment_behavior WITH (security_invoker = true) AS
@@ -193,7 +199,7 @@ SELECT a.customer, a.region, a.customer_type,
        CASE WHEN p.experiences >= 3 THEN p.paydex END AS paydex,
        coalesce(o.overdue_amount, 0) AS overdue_amount,
        o.oldest_overdue_days,
-       (SELECT max(s.doc_date) FROM credit.settlement s WHERE s.customer = a.customer AND s.kind = 'payment') AS last_payment_date
+       (SELECT max(s.doc_date) FROM credit.settlement s WHERE s.customer = a.customer AND s.kind = 'payment' AND s.reversed_on IS NULL) AS last_payment_date
   FROM credit.account a
   LEFT JOIN (SELECT e.customer, count(*) AS experiences,
                     round(avg(e.days_to_pay), 1) AS average_days_to_pay,

@@ -277,7 +277,7 @@ SELECT pi.collector, pi.period,
        coalesce(max(pr.broken), 0) AS promises_broken,
        coalesce(sum((SELECT sum(al.amount) FROM credit.allocation al JOIN credit.settlement s ON s.id = al.settlement_id
                       WHERE al.invoice_id = pi.invoice_id AND al.applied_on >= pi.first_contact
-                        AND s.kind = 'payment')), 0) AS collected_after_contact
+                        AND s.kind = 'payment' AND s.reversed_on IS NULL)), 0) AS collected_after_contact
   FROM per_invoice pi
   LEFT JOIN promises pr ON pr.collector = pi.collector AND pr.period = pi.period
  GROUP BY pi.collector, pi.period
@@ -356,7 +356,9 @@ COMMENT ON FUNCTION credit._policy_ladder_check() IS 'Internal: a policy''s dunn
 -- ---------------------------------------------------------------------------------------------
 -- The daily job, in order: temporary limits that ended are cleared (so limits are the ones in
 -- force), collections walk the ladder (holds, promises, legal), then grades and limits are
--- reviewed with the day's dunning levels. Each step is idempotent, so is the whole.
+-- reviewed with the day's dunning levels, statements of periods that ended the day before are
+-- issued, and balance confirmations without a reply are reminded. Each step is idempotent, so is
+-- the whole.
 CREATE FUNCTION credit.run_daily(as_of date DEFAULT CURRENT_DATE)
 RETURNS TABLE (step text, changes bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -378,9 +380,16 @@ BEGIN
     step := 'regrade';
     SELECT count(*) FILTER (WHERE r.applied OR r.action = 'request') INTO changes FROM credit.regrade(as_of, false) r;
     RETURN NEXT;
+    -- Statements for periods that ended yesterday (a day is complete once it is over).
+    step := 'statements';
+    SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
+    RETURN NEXT;
+    step := 'confirmation_reminders';
+    SELECT count(*) INTO changes FROM credit.remind_confirmations(as_of);
+    RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades; idempotent. Schedule it with pg_cron (docs/collections.md)';
+COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
 
 COMMENT ON COLUMN credit.collection_worklist.task_id IS 'Task (credit.log_contact takes it)';
 COMMENT ON COLUMN credit.collection_worklist.customer IS 'Customer';

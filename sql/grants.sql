@@ -21,14 +21,17 @@ DECLARE
     fns text[] := ARRAY[
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
-        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for',
+        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
+        'statement statement_html reconciliation_trace',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
-        'release_fitting_holds record_refusals',
-        'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject',
+        'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
+        'remind_confirmations reconcile load_finance_items',
+        'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
+        'cancel_invoice',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
-                            'aging_bucket', 'provision_rate', 'trusted_proxy'];
+                            'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
     i int;
     j int;
     f regprocedure;
@@ -70,6 +73,12 @@ BEGIN
             EXECUTE format('GRANT SELECT ON credit.access_role TO %I', roles[i]);
             EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA credit TO %I', roles[i]);
         END IF;
+        -- From the clerk level on: loading the finance system's items (credit.load_finance_items
+        -- runs with the caller's rights).
+        IF i >= 2 THEN
+            EXECUTE format('GRANT INSERT, DELETE ON credit.finance_item TO %I', roles[i]);
+            EXECUTE format('GRANT USAGE ON SEQUENCE credit.finance_item_id_seq TO %I', roles[i]);
+        END IF;
         INSERT INTO credit.access_role AS a (level, role) VALUES (levels[i], roles[i])
         ON CONFLICT ON CONSTRAINT access_role_pkey DO UPDATE SET role = EXCLUDED.role;
         level := levels[i]; role := roles[i]; functions := nf; tables := nt;
@@ -82,7 +91,7 @@ $$;
 CREATE FUNCTION credit._policy_write_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM credit._require('admin', format('changing credit.%s', TG_TABLE_NAME));
+    PERFORM credit._require(coalesce(TG_ARGV[0], 'admin'), format('changing credit.%s', TG_TABLE_NAME));
     RETURN NULL;
 END
 $$;
@@ -91,15 +100,18 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
-                             'aging_bucket', 'provision_rate', 'trusted_proxy'] LOOP
+                             'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'] LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.%I '
                        'FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check()', t || '_write_check', t);
     END LOOP;
 END
 $$;
+-- The finance system's items are loaded from the clerk level on.
+CREATE TRIGGER finance_item_write_check BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.finance_item
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check('clerk');
 REVOKE ALL ON FUNCTION credit._policy_write_check() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION credit.grant_privileges(name, name, name, name) FROM PUBLIC;
 
-COMMENT ON FUNCTION credit._policy_write_check() IS 'Internal: writing credit policy tables needs the admin level';
+COMMENT ON FUNCTION credit._policy_write_check() IS 'Internal: writing credit policy tables needs the admin level (or the level the trigger names)';
 COMMENT ON FUNCTION credit.grant_privileges(name, name, name, name) IS 'Grants pg_credit''s privileges to the roles of the four levels (reader, clerk, manager, admin; NULL leaves one out) and records them in credit.access_role (docs/privileges.md)';

@@ -198,7 +198,7 @@ BEGIN
                       FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id GROUP BY i.customer),
              un AS (SELECT s.customer, sum(s.amount - coalesce(x.s, 0)) AS v
                       FROM credit.settlement s LEFT JOIN alloc_set x ON x.settlement_id = s.id
-                     WHERE s.kind <> 'write_off' GROUP BY s.customer),
+                     WHERE s.kind NOT IN ('write_off', 'cancellation') AND s.reversed_on IS NULL GROUP BY s.customer),
              oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer),
              od AS (SELECT i.customer, min(i.due_date) AS d
                       FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id

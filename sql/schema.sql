@@ -5,7 +5,7 @@
 --   ledger.sql      invoices, payments, credit notes, write-offs and their allocations
 --   audit.sql       credit.event (the history), the outbox and the tamper-evident chain
 --   policy.sql, grading.sql, approvals.sql, holds.sql, guard.sql, collections.sql,
---   aggregates.sql, aging.sql
+--   aggregates.sql, aging.sql, statements.sql, confirmations.sql, reconciliation.sql
 --   grants.sql      last (finalize): nothing for PUBLIC, and credit.grant_privileges()
 -- Every name is schema-qualified: the extension's code never depends on the caller's search_path.
 

@@ -76,13 +76,15 @@ fn receivables(c: &SpiClient<'_>, as_of: Date, customer: Option<&str>) -> (Decim
     (sum_of(total), sum_of(current))
 }
 
-/// Credit sales in [from, to]: invoices minus credit notes dated then.
+/// Credit sales in [from, to]: invoices minus credit notes and cancellations dated then (a reversed
+/// credit note never counted).
 fn credit_sales(c: &SpiClient<'_>, from: Date, to: Date, customer: Option<&str>) -> Decimal {
     let t = c
         .select(
             "SELECT coalesce((SELECT sum(amount) FROM credit.invoice WHERE doc_date BETWEEN $1 AND $2 \
                                 AND ($3::text IS NULL OR customer = $3)), 0) \
-                  - coalesce((SELECT sum(amount) FROM credit.settlement WHERE kind = 'credit_note' \
+                  - coalesce((SELECT sum(amount) FROM credit.settlement \
+                               WHERE kind IN ('credit_note', 'cancellation') AND reversed_on IS NULL \
                                 AND doc_date BETWEEN $1 AND $2 AND ($3::text IS NULL OR customer = $3)), 0)",
             Some(1),
             &[from.into(), to.into(), customer.into()],

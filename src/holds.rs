@@ -115,6 +115,7 @@ fn reopen(c: &mut SpiClient<'_>, hold_id: i64, h: &Held, forced: bool, comment: 
             customer: &h.customer,
             reason: comment,
             after: vec![("hold_id", hold_id.into()), ("amount", h.amount.clone().into()), ("forced", forced.into())],
+            json: vec![],
         },
     );
     n > 0
@@ -198,6 +199,7 @@ fn cancel_hold(hold_id: Option<i64>, comment: Option<&str>) {
                 customer: &h.customer,
                 reason: Some(comment),
                 after: vec![("hold_id", hold_id.into()), ("amount", h.amount.into())],
+                json: vec![],
             },
         );
     });

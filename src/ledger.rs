@@ -3,7 +3,9 @@
 //! serialised and the maintained counters move in the same transaction as the documents. Invoices
 //! and payments are facts: they are never refused for being over the limit.
 use crate::pg::args;
-use crate::pg::error::{self, Code, OrRaise};
+use crate::pg::error::{self, Code, OrRaise, Required};
+use crate::pg::numeric::numeric;
+use crate::store::events::{self, Event};
 use crate::store::ledger::{self as documents, SettlementKind};
 use crate::store::{self, account};
 use crate::{collections, policy, privileges};
@@ -189,6 +191,166 @@ fn write_off(
     id
 }
 
+/// Reverses a payment, credit note or write-off on a date (a bounced cheque, a posting error): a
+/// reversal document that reopens, by negative allocations dated that day, exactly what the
+/// settlement paid, and takes away what it left unapplied. Nothing is deleted or edited: as of
+/// any earlier date the ledger reads as before. Returns the reversal's id.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn reverse_settlement(
+    settlement_id: Option<i64>,
+    reason: Option<&str>,
+    reversed_on: default!(Option<Date>, "CURRENT_DATE"),
+) -> i64 {
+    privileges::require("manager", "reversing a settlement");
+    let Some(settlement_id) = settlement_id else { error::null_arg("settlement_id") };
+    let reason = args::text(reason, "reason");
+    let on = args::not_future(reversed_on, "reversed_on");
+    // Exposure goes up: nothing is released; collections pick the reopened invoices up again.
+    Spi::connect_mut(|c| {
+        let Some(found) = documents::settlement(c, settlement_id, false) else {
+            error::raise(
+                Code::ERRCODE_FOREIGN_KEY_VIOLATION,
+                format!("settlement {settlement_id} does not exist"),
+                None,
+                Some("credit.settlement lists payments, credit notes and write-offs with their ids."),
+            )
+        };
+        // The lock order: the account row, then its documents.
+        account::lock(c, &found.customer);
+        let s = documents::settlement(c, settlement_id, true).required("settlement");
+        refuse_reversal(settlement_id, &s, on);
+        let (reversal, reopened_ar, reopened) = documents::reverse(c, settlement_id, &s, on, reason);
+        account::move_receivables(c, &s.customer, reopened_ar, -s.unapplied);
+        let kind = match s.kind {
+            SettlementKind::Payment => "payment_reversed",
+            SettlementKind::CreditNote => "credit_note_reversed",
+            _ => "write_off_reversed",
+        };
+        events::append(
+            c,
+            Event {
+                kind,
+                customer: &s.customer,
+                reason: Some(reason),
+                after: vec![
+                    ("reversal_id", reversal.into()),
+                    ("settlement_id", settlement_id.into()),
+                    ("doc_no", s.doc_no.as_deref().into()),
+                    ("amount", numeric(s.amount).into()),
+                    ("reversed_on", on.into()),
+                ],
+                json: vec![("reopened", reopened)],
+            },
+        );
+        reversal
+    })
+}
+
+/// 55000 or 22023 unless the settlement can be reversed on `on`.
+fn refuse_reversal(id: i64, s: &documents::Settlement, on: Date) {
+    if s.kind == SettlementKind::Cancellation {
+        error::raise(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("settlement {id} is an invoice cancellation and cannot be reversed"),
+            None,
+            Some("Post the invoice again (credit.post_invoice) with a new number."),
+        )
+    }
+    if let Some(when) = s.reversed_on {
+        error::raise(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{} {id} of customer \"{}\" was reversed on {when}", s.kind.label(), s.customer),
+            None,
+            None,
+        )
+    }
+    let earliest = s.last_applied_on.map_or(s.doc_date, |l| if l > s.doc_date { l } else { s.doc_date });
+    if on < earliest {
+        error::raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("reversed_on {on} is before {earliest}, when {} {id} last counted", s.kind.label()),
+            Some("A reversal undoes a settlement from its own date on; it cannot be dated before the settlement, or before the settlement's last application.".into()),
+            None,
+        )
+    }
+}
+
+/// Cancels an invoice nothing has been applied to yet (a posting error, goods never delivered): a
+/// cancellation document dated `cancelled_on` settles it in full; the invoice stays in the ledger
+/// and reads as open until the day before. Returns the cancellation's settlement id.
+#[pg_extern(security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn cancel_invoice(
+    customer: Option<&str>,
+    doc_no: Option<&str>,
+    reason: Option<&str>,
+    cancelled_on: default!(Option<Date>, "CURRENT_DATE"),
+) -> i64 {
+    privileges::require("manager", "cancelling an invoice");
+    let customer = args::text(customer, "customer");
+    let doc_no = args::text(doc_no, "doc_no");
+    let reason = args::text(reason, "reason");
+    let on = args::not_future(cancelled_on, "cancelled_on");
+    let id = Spi::connect_mut(|c| {
+        account::lock(c, customer);
+        let inv = documents::find_invoice(c, customer, doc_no);
+        if inv.open != inv.amount {
+            error::raise(
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("invoice \"{doc_no}\" of customer \"{customer}\" is partly or fully settled"),
+                Some(format!(
+                    "Open {} of {}; only an invoice nothing is applied to can be cancelled.",
+                    inv.open, inv.amount
+                )),
+                Some("Reverse its payments first (credit.reverse_settlement), or post a credit note for it."),
+            )
+        }
+        if inv.disputed {
+            error::raise(
+                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("invoice \"{doc_no}\" of customer \"{customer}\" is in dispute"),
+                None,
+                Some("Resolve the dispute first (credit.resolve_dispute), then cancel the invoice."),
+            )
+        }
+        if on < inv.doc_date {
+            error::invalid(format!("cancelled_on {on} is before the invoice's date {}", inv.doc_date))
+        }
+        documents::refuse_duplicate_settlement(c, SettlementKind::Cancellation, customer, doc_no);
+        let id = documents::insert_settlement(
+            c,
+            customer,
+            SettlementKind::Cancellation,
+            Some(doc_no),
+            on,
+            inv.amount,
+            Decimal::ZERO,
+            Some(reason),
+        );
+        documents::allocate(c, id, inv.id, inv.amount, on, false);
+        account::move_receivables(c, customer, -inv.amount, Decimal::ZERO);
+        events::append(
+            c,
+            Event {
+                kind: "invoice_cancelled",
+                customer,
+                reason: Some(reason),
+                after: vec![
+                    ("settlement_id", id.into()),
+                    ("doc_no", doc_no.into()),
+                    ("amount", numeric(inv.amount).into()),
+                    ("cancelled_on", on.into()),
+                ],
+                json: vec![],
+            },
+        );
+        id
+    });
+    collections::after_settlement(customer);
+    id
+}
+
 crate::pg::entry::c_trigger!(
     _protect_ledger_wrapper,
     pg_finfo__protect_ledger_wrapper,
@@ -213,7 +375,7 @@ fn protect_ledger<'a>(trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, Allo
     error::raise(
         Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
         format!("credit.{table} is written only by pg_credit's posting functions"),
-        Some("Invoices, payments, credit notes, write-offs and their allocations are facts; correct a mistake by posting a new document (for example a credit note).".into()),
-        Some("Use credit.post_invoice, credit.post_payment, credit.post_credit_note or credit.write_off."),
+        Some("Invoices, payments, credit notes, write-offs, reversals and their allocations are facts; correct a mistake by posting a new document (a credit note, a reversal, a cancellation).".into()),
+        Some("Use credit.post_invoice, credit.post_payment, credit.post_credit_note, credit.write_off, credit.reverse_settlement or credit.cancel_invoice."),
     )
 }

@@ -26,6 +26,7 @@ mod ledger;
 mod pg;
 mod policy;
 mod privileges;
+mod statements;
 mod store;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
@@ -52,7 +53,15 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/ledger.sql",
     name = "ledger",
-    requires = ["accounts", ledger::post_invoice, ledger::post_payment, ledger::post_credit_note, ledger::write_off]
+    requires = [
+        "accounts",
+        ledger::post_invoice,
+        ledger::post_payment,
+        ledger::post_credit_note,
+        ledger::write_off,
+        ledger::reverse_settlement,
+        ledger::cancel_invoice
+    ]
 );
 extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["privileges", "accounts", "ledger"]);
 extension_sql_file!(
@@ -113,6 +122,13 @@ extension_sql_file!(
         analytics::receivables_metrics
     ]
 );
+extension_sql_file!(
+    "../sql/statements.sql",
+    name = "statements",
+    requires = ["collections", "aging", statements::statement_run, statements::statement_html]
+);
+extension_sql_file!("../sql/confirmations.sql", name = "confirmations", requires = ["statements"]);
+extension_sql_file!("../sql/reconciliation.sql", name = "reconciliation", requires = ["statements"]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
@@ -134,7 +150,7 @@ mod pg_tests;
 mod sql_constants {
     use credit_core::money::{MAX_AMOUNT, MAX_FRACTION_DIGITS};
 
-    const SQL: [(&str, &str); 14] = [
+    const SQL: [(&str, &str); 17] = [
         ("schema", include_str!("../sql/schema.sql")),
         ("privileges", include_str!("../sql/privileges.sql")),
         ("accounts", include_str!("../sql/accounts.sql")),
@@ -148,6 +164,9 @@ mod sql_constants {
         ("collections", include_str!("../sql/collections.sql")),
         ("aggregates", include_str!("../sql/aggregates.sql")),
         ("aging", include_str!("../sql/aging.sql")),
+        ("statements", include_str!("../sql/statements.sql")),
+        ("confirmations", include_str!("../sql/confirmations.sql")),
+        ("reconciliation", include_str!("../sql/reconciliation.sql")),
         ("grants", include_str!("../sql/grants.sql")),
     ];
 

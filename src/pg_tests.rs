@@ -276,4 +276,170 @@ mod tests {
             panic!("the guard's SQL rule and the core's decision disagree: {e}");
         }
     }
+
+    /// Statements add up on any ledger: for random sequences of invoices, payments, credit notes,
+    /// write-offs, reversals and cancellations (back-dated too), and random periods, the opening
+    /// balance is the balance the day before the period, the closing balance the balance at its
+    /// end — both by an oracle that knows only each posting's effect and date — the activity's
+    /// debits less credits go from one to the other, and the open items and the aging add up to
+    /// the closing balance.
+    #[pg_test]
+    fn statements_add_up_on_generated_ledgers() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestCaseError, TestRunner};
+        use rust_decimal::Decimal;
+        use std::str::FromStr;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Invoice { back: i32, cents: i64, terms: i32 },
+            Payment { back: i32, cents: i64 },
+            CreditNote { back: i32, cents: i64, apply_to: Option<usize> },
+            WriteOff { pick: usize },
+            Reverse { pick: usize },
+            Cancel { pick: usize },
+        }
+        let op = prop_oneof![
+            4 => (0..15i32, 1..500_000i64, 0..60i32).prop_map(|(back, cents, terms)| Op::Invoice { back, cents, terms }),
+            3 => (0..15i32, 1..400_000i64).prop_map(|(back, cents)| Op::Payment { back, cents }),
+            1 => (0..15i32, 1..100_000i64, proptest::option::of(0..20usize))
+                .prop_map(|(back, cents, apply_to)| Op::CreditNote { back, cents, apply_to }),
+            1 => (0..20usize).prop_map(|pick| Op::WriteOff { pick }),
+            1 => (0..20usize).prop_map(|pick| Op::Reverse { pick }),
+            1 => (0..20usize).prop_map(|pick| Op::Cancel { pick }),
+        ];
+        let strategy =
+            (proptest::collection::vec((op, 0..6i32), 1..30), proptest::collection::vec((0..200i32, 0..120i32), 1..4));
+        let case_no = std::cell::Cell::new(0);
+        let one = |sql: &str, args: Vec<pgrx::datum::DatumWithOid>| -> Option<String> {
+            Spi::get_one_with_args::<String>(sql, &args).ok().flatten()
+        };
+        let mut runner = TestRunner::new(Config { cases: 120, failure_persistence: None, ..Config::default() });
+        let result = runner.run(&strategy, |(ops, periods)| {
+            case_no.set(case_no.get() + 1);
+            let customer = format!("ST-{}", case_no.get());
+            Spi::run_with_args("INSERT INTO credit.account (customer, credit_limit) VALUES ($1, 1000000)", &[customer.as_str().into()]).unwrap();
+            // The oracle: (effective day, effect on the balance), days counted from 300 days ago.
+            let mut effects: Vec<(i32, Decimal)> = Vec::new();
+            let mut invoices: Vec<(String, i32)> = Vec::new();
+            let mut settlements: Vec<i64> = Vec::new();
+            let mut day = 0i32;
+            let date = |d: i32| format!("(CURRENT_DATE - 300 + {d})");
+            for (k, (op, advance)) in ops.iter().enumerate() {
+                day += advance;
+                match op {
+                    Op::Invoice { back, cents, terms } => {
+                        let d = (day - back).max(0);
+                        let no = format!("I{k}");
+                        let amount = Decimal::new(*cents, 2);
+                        Spi::run_with_args(
+                            &format!("SELECT credit.post_invoice($1, $2, $3, {}, {} + $4)", date(d), date(d)),
+                            &[customer.as_str().into(), no.as_str().into(), crate::pg::numeric::numeric(amount).into(), (*terms).into()],
+                        ).unwrap();
+                        effects.push((d, amount));
+                        invoices.push((no, d));
+                    }
+                    Op::Payment { back, cents } => {
+                        let d = (day - back).max(0);
+                        let amount = Decimal::new(*cents, 2);
+                        let id = one(&format!("SELECT credit.post_payment($1, $2, {})::text", date(d)),
+                                     vec![customer.as_str().into(), crate::pg::numeric::numeric(amount).into()]).unwrap();
+                        effects.push((d, -amount));
+                        settlements.push(id.parse().unwrap());
+                    }
+                    Op::CreditNote { back, cents, apply_to } => {
+                        let d = (day - back).max(0);
+                        let amount = Decimal::new(*cents, 2);
+                        // Applied to a named invoice only when it is dated on or before the note and open enough.
+                        let target = apply_to.and_then(|i| invoices.get(i % invoices.len().max(1)).cloned()).filter(|(_, idate)| *idate <= d);
+                        let fits = target.as_ref().is_some_and(|(no, _)| {
+                            one("SELECT (open_amount >= $3)::text FROM credit.invoice WHERE customer = $1 AND doc_no = $2",
+                                vec![customer.as_str().into(), no.as_str().into(), crate::pg::numeric::numeric(amount).into()]).as_deref() == Some("true")
+                        });
+                        let id = one(&format!("SELECT credit.post_credit_note($1, $2, $3, $4, {})::text", date(d)),
+                                     vec![customer.as_str().into(), format!("C{k}").as_str().into(), crate::pg::numeric::numeric(amount).into(),
+                                          target.filter(|_| fits).map(|t| t.0).into()]).unwrap();
+                        effects.push((d, -amount));
+                        settlements.push(id.parse().unwrap());
+                    }
+                    Op::WriteOff { pick } => {
+                        let Some((no, idate)) = invoices.get(pick % invoices.len().max(1)).cloned() else { continue };
+                        let open = one("SELECT open_amount::text FROM credit.invoice WHERE customer = $1 AND doc_no = $2",
+                                       vec![customer.as_str().into(), no.as_str().into()]).unwrap();
+                        let open = Decimal::from_str(&open).unwrap();
+                        if open.is_zero() { continue; }
+                        let id = one(&format!("SELECT credit.write_off($1, $2, NULL, {})::text", date(day)),
+                                     vec![customer.as_str().into(), no.as_str().into()]).unwrap();
+                        effects.push((day.max(idate), -open));
+                        settlements.push(id.parse().unwrap());
+                    }
+                    Op::Reverse { pick } => {
+                        let Some(id) = settlements.get(pick % settlements.len().max(1)).copied() else { continue };
+                        let row = one("SELECT amount::text || ' ' || kind || ' ' || (reversed_on IS NULL)::text FROM credit.settlement WHERE id = $1",
+                                      vec![id.into()]).unwrap();
+                        let parts: Vec<&str> = row.split(' ').collect();
+                        if parts[1] == "cancellation" || parts[2] != "true" { continue; }
+                        Spi::run_with_args(&format!("SELECT credit.reverse_settlement($1, 'test', {})", date(day)), &[id.into()]).unwrap();
+                        effects.push((day, Decimal::from_str(parts[0]).unwrap()));
+                    }
+                    Op::Cancel { pick } => {
+                        let Some((no, idate)) = invoices.get(pick % invoices.len().max(1)).cloned() else { continue };
+                        let row = one("SELECT (open_amount = amount AND NOT disputed)::text || ' ' || amount::text FROM credit.invoice WHERE customer = $1 AND doc_no = $2",
+                                      vec![customer.as_str().into(), no.as_str().into()]).unwrap();
+                        let parts: Vec<&str> = row.split(' ').collect();
+                        if parts[0] != "true" || idate > day { continue; }
+                        Spi::run_with_args(&format!("SELECT credit.cancel_invoice($1, $2, 'test', {})", date(day)),
+                                           &[customer.as_str().into(), no.as_str().into()]).unwrap();
+                        effects.push((day, -Decimal::from_str(parts[1]).unwrap()));
+                    }
+                }
+            }
+            let balance = |d: i32| effects.iter().filter(|(e, _)| *e <= d).map(|(_, a)| *a).sum::<Decimal>();
+            for (start, len) in periods {
+                let end = start + len;
+                let rows: Vec<(String, Decimal, Decimal, Decimal)> = Spi::connect(|c| {
+                    c.select(
+                        &format!("SELECT section, coalesce(debit, 0), coalesce(credit, 0), coalesce(balance, 0) \
+                                  FROM credit.statement($1, {}, {})", date(start), date(end)),
+                        None,
+                        &[customer.as_str().into()],
+                    )
+                    .unwrap()
+                    .map(|r| {
+                        let dec = |i| Decimal::from_str(&r.get::<pgrx::AnyNumeric>(i).unwrap().unwrap().to_string()).unwrap();
+                        (r.get::<String>(1).unwrap().unwrap(), dec(2), dec(3), dec(4))
+                    })
+                    .collect()
+                });
+                let of = |section: &str| rows.iter().filter(|r| r.0 == section).cloned().collect::<Vec<_>>();
+                let opening = of("opening")[0].3;
+                let closing = of("closing")[0].3;
+                let activity = of("activity");
+                let moved: Decimal = activity.iter().map(|r| r.1 - r.2).sum();
+                let fail = |what: &str| Err(TestCaseError::fail(format!("{what}: ops {ops:?}, period {start}..{end}, rows {rows:?}")));
+                if opening != balance(start - 1) {
+                    return fail(&format!("opening {opening}, the oracle says {}", balance(start - 1)));
+                }
+                if closing != balance(end) {
+                    return fail(&format!("closing {closing}, the oracle says {}", balance(end)));
+                }
+                if opening + moved != closing {
+                    return fail("opening + debits - credits <> closing");
+                }
+                if activity.last().is_some_and(|r| r.3 != closing) {
+                    return fail("the running balance does not end at the closing balance");
+                }
+                if of("open_item").iter().map(|r| r.3).sum::<Decimal>() != closing {
+                    return fail("the open items do not add up to the closing balance");
+                }
+                if of("aging").iter().map(|r| r.3).sum::<Decimal>() != closing {
+                    return fail("the aging does not add up to the closing balance");
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("a statement does not add up: {e}");
+        }
+    }
 }

@@ -15,7 +15,8 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
     c.select(
         "SELECT id, customer_type, region, product_category, terms_days, max_limit, warn_ratio, \
                 overdue_block_days, prepayment_required, max_increase_ratio, approval_above, \
-                releasing_role::text, blacklist_on_write_off, dunning_ladder, blacklist_on_legal FROM credit.policy",
+                releasing_role::text, blacklist_on_write_off, dunning_ladder, blacklist_on_legal, \
+                statement_cycle, statement_min_balance FROM credit.policy",
         None,
         &[],
     )
@@ -39,6 +40,8 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
             blacklist_on_write_off: r.get(13).or_raise(),
             dunning_ladder: r.get(14).or_raise(),
             blacklist_on_legal: r.get(15).or_raise(),
+            statement_cycle: r.get(16).or_raise(),
+            statement_min_balance: dec(r.get(17).or_raise()),
         },
     })
     .collect()
@@ -70,23 +73,30 @@ pub fn effective(c: &SpiClient<'_>, customer_type: Option<&str>, region: Option<
     policy::resolve(&ps, &Subject { customer_type, region, product_category: None })
 }
 
+/// The policy in force for every (customer_type, region) present among the accounts: set-based
+/// work (collections, statement runs, the policy copy) resolves each once and joins on the pair.
+pub fn by_subject(c: &SpiClient<'_>) -> Vec<(Option<String>, Option<String>, Effective)> {
+    let ps = load_policies(c);
+    c.select("SELECT DISTINCT customer_type, region FROM credit.account", None, &[])
+        .or_raise()
+        .map(|r| {
+            let (t, g): (Option<String>, Option<String>) = (r.get(1).or_raise(), r.get(2).or_raise());
+            let e = policy::resolve(
+                &ps,
+                &Subject { customer_type: t.as_deref(), region: g.as_deref(), product_category: None },
+            );
+            (t, g, e)
+        })
+        .collect()
+}
+
 /// Copies every account's policy into its policy_* columns (accounts inserted or re-typed get
 /// theirs from the account triggers). Returns how many accounts changed.
 fn apply_to_all() -> i64 {
     store::writing(|| {
         Spi::connect_mut(|c| {
-            let ps = load_policies(c);
-            let subjects: Vec<(Option<String>, Option<String>)> = c
-                .update("SELECT DISTINCT customer_type, region FROM credit.account", None, &[])
-                .or_raise()
-                .map(|r| (r.get(1).or_raise(), r.get(2).or_raise()))
-                .collect();
             let mut changed = 0;
-            for (t, r) in subjects {
-                let e = policy::resolve(
-                    &ps,
-                    &Subject { customer_type: t.as_deref(), region: r.as_deref(), product_category: None },
-                );
+            for (t, r, e) in by_subject(c) {
                 changed += c
                     .update(
                         "UPDATE credit.account SET policy_max_limit = $3, policy_warn_ratio = $4, \
@@ -206,6 +216,8 @@ fn effective_policy(
         name!(blacklist_on_write_off, bool),
         name!(dunning_ladder, String),
         name!(blacklist_on_legal, bool),
+        name!(statement_cycle, String),
+        name!(statement_min_balance, Option<AnyNumeric>),
         name!(matched_policies, Vec<i64>),
     ),
 > {
@@ -233,6 +245,8 @@ fn effective_policy(
         e.blacklist_on_write_off,
         e.dunning_ladder,
         e.blacklist_on_legal,
+        e.statement_cycle,
+        e.statement_min_balance.map(numeric),
         e.matched,
     ))
 }

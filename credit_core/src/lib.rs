@@ -11,3 +11,4 @@ pub mod money;
 pub mod numeric;
 pub mod policy;
 pub mod scoring;
+pub mod statement;

@@ -16,6 +16,8 @@ use rust_decimal::Decimal;
 pub const DEFAULT_TERMS_DAYS: i32 = 30;
 /// Dunning ladder when no policy names one.
 pub const DEFAULT_LADDER: &str = "default";
+/// Statement cycle when no policy sets one.
+pub const DEFAULT_STATEMENT_CYCLE: &str = "monthly";
 /// Near-limit warning ratio when no policy sets one.
 pub fn default_warn_ratio() -> Decimal {
     Decimal::new(8, 1)
@@ -69,6 +71,9 @@ pub struct Fields {
     pub blacklist_on_write_off: Option<bool>,
     pub dunning_ladder: Option<String>,
     pub blacklist_on_legal: Option<bool>,
+    /// weekly | monthly | quarterly | none.
+    pub statement_cycle: Option<String>,
+    pub statement_min_balance: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +98,10 @@ pub struct Effective {
     /// Dunning ladder (credit.dunning_level.ladder).
     pub dunning_ladder: String,
     pub blacklist_on_legal: bool,
+    /// Statement cycle: weekly, monthly (the default), quarterly, or none.
+    pub statement_cycle: String,
+    /// No statement unless the closing balance reaches it (None: no minimum).
+    pub statement_min_balance: Option<Decimal>,
     /// Ids of the matching rows, most specific first.
     pub matched: Vec<i64>,
 }
@@ -121,6 +130,8 @@ pub fn resolve(policies: &[Policy], s: &Subject<'_>) -> Effective {
         blacklist_on_write_off: first(&m, |f| &f.blacklist_on_write_off).unwrap_or(false),
         dunning_ladder: first(&m, |f| &f.dunning_ladder).unwrap_or_else(|| DEFAULT_LADDER.to_string()),
         blacklist_on_legal: first(&m, |f| &f.blacklist_on_legal).unwrap_or(false),
+        statement_cycle: first(&m, |f| &f.statement_cycle).unwrap_or_else(|| DEFAULT_STATEMENT_CYCLE.to_string()),
+        statement_min_balance: first(&m, |f| &f.statement_min_balance),
         matched: m.iter().map(|p| p.id).collect(),
     }
 }

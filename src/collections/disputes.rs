@@ -93,6 +93,7 @@ fn dispute(
                         ("open_amount", numeric(inv.open).into()),
                         ("opened_on", on.into()),
                     ],
+                    json: vec![],
                 },
             );
             id
@@ -153,6 +154,7 @@ fn resolve_dispute(
                     customer,
                     reason: Some(resolution),
                     after: vec![("dispute_id", id.into()), ("doc_no", doc_no.into()), ("resolved_on", on.into())],
+                    json: vec![],
                 },
             );
             id

@@ -9,7 +9,6 @@ use crate::pg::args;
 use crate::pg::error::{OrRaise, Required};
 use crate::privileges;
 use crate::store::{self, events};
-use credit_core::policy::{self, Subject};
 use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiHeapTupleData};
@@ -70,18 +69,8 @@ struct Rules {
 }
 
 fn rules(c: &mut SpiClient<'_>) -> Rules {
-    let ps = crate::policy::load_policies(c);
-    let subjects: Vec<(Option<String>, Option<String>)> = c
-        .update("SELECT DISTINCT customer_type, region FROM credit.account", None, &[])
-        .or_raise()
-        .map(|r| (r.get(1).or_raise(), r.get(2).or_raise()))
-        .collect();
     let mut out = Rules { types: vec![], regions: vec![], ladders: vec![], blacklist_on_legal: vec![] };
-    for (t, r) in subjects {
-        let e = policy::resolve(
-            &ps,
-            &Subject { customer_type: t.as_deref(), region: r.as_deref(), product_category: None },
-        );
+    for (t, r, e) in crate::policy::by_subject(c) {
         out.types.push(t);
         out.regions.push(r);
         out.ladders.push(e.dunning_ladder);

@@ -1,10 +1,11 @@
 -- Open promises decided as of $1 (src/collections/ladder.rs, promises): kept when the promised
--- amount was paid (or the invoice settled) by the promised date; broken when the date has passed
+-- amount was paid (payments and credit notes, net of reversals) or the invoice settled by the
+-- promised date; broken when the date has passed
 -- without it. Returns each decided promise: id, customer, invoice number, verdict.
 WITH p AS (
     SELECT p.id, p.amount, p.promised_date,
            coalesce((SELECT sum(al.amount) FROM credit.allocation al JOIN credit.settlement s ON s.id = al.settlement_id
-                      WHERE al.invoice_id = p.invoice_id AND s.kind <> 'write_off'
+                      WHERE al.invoice_id = p.invoice_id AND s.kind NOT IN ('write_off', 'cancellation')
                         AND al.applied_on BETWEEN p.made_on AND least(p.promised_date, $1)), 0) AS paid,
            i.amount - coalesce((SELECT sum(al.amount) FROM credit.allocation al
                                  WHERE al.invoice_id = i.id AND al.applied_on <= least(p.promised_date, $1)), 0) AS open_then

@@ -1,5 +1,7 @@
 -- Average monthly invoiced amount of customer $1 over the 12 months before $2 (src/grading/mod.rs):
--- what the limit a grade supports is proportional to.
-SELECT avg(m) FROM (SELECT sum(amount) AS m FROM credit.invoice
-                     WHERE customer = $1 AND doc_date <= $2 AND doc_date > ($2 - interval '12 months')::date
-                     GROUP BY date_trunc('month', doc_date)) s
+-- what the limit a grade supports is proportional to. A cancelled invoice was never a sale.
+SELECT avg(m) FROM (SELECT sum(i.amount) AS m FROM credit.invoice i
+                     WHERE i.customer = $1 AND i.doc_date <= $2 AND i.doc_date > ($2 - interval '12 months')::date
+                       AND NOT EXISTS (SELECT 1 FROM credit.allocation a JOIN credit.settlement s ON s.id = a.settlement_id
+                                        WHERE a.invoice_id = i.id AND s.kind = 'cancellation')
+                     GROUP BY date_trunc('month', i.doc_date)) s

@@ -135,9 +135,9 @@ pub fn hold(
             after: vec![
                 ("hold_id", hold_id.into()),
                 ("table", table.as_str().into()),
-                ("row_key", pgrx::JsonB(serde_json::from_str(&key).unwrap_or_default()).into()),
                 ("amount", order.amount.clone().into()),
             ],
+            json: vec![("row_key", key.clone())],
         },
     );
     warn();

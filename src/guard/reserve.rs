@@ -244,6 +244,7 @@ pub fn announce(c: &mut SpiClient<'_>, w: NearLimit) {
                 ("warn_ratio", w.ratio.into()),
                 ("amount", w.amount.into()),
             ],
+            json: vec![],
         },
     );
 }

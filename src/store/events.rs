@@ -8,17 +8,23 @@ use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 
 /// One event: its kind, the customer, an optional reason, and what `after` holds, as pairs of a
-/// key and a typed value (numbers stay exact: jsonb is built in SQL, never through a float).
+/// key and a typed value, and of a key and JSON text built in SQL (numbers stay exact: jsonb is
+/// built in SQL, never through a float).
 pub struct Event<'a> {
     pub kind: &'a str,
     pub customer: &'a str,
     pub reason: Option<&'a str>,
     pub after: Vec<(&'static str, DatumWithOid<'a>)>,
+    pub json: Vec<(&'static str, String)>,
 }
 
 /// Appends the event; the actor is the person behind the call, acting as the caller.
 pub fn append(c: &mut SpiClient<'_>, e: Event<'_>) {
-    let pairs: Vec<String> = (0..e.after.len()).map(|i| format!("'{}', ${}", e.after[i].0, i + 4)).collect();
+    let n = e.after.len();
+    let pairs: Vec<String> = (0..n)
+        .map(|i| format!("'{}', ${}", e.after[i].0, i + 4))
+        .chain(e.json.iter().enumerate().map(|(j, (key, _))| format!("'{key}', ${}::pg_catalog.jsonb", n + j + 4)))
+        .collect();
     let sql = format!(
         "INSERT INTO credit.event (kind, customer, reason, after, acting_as) \
          VALUES ($1, $2, $3, pg_catalog.jsonb_build_object({}), credit._caller())",
@@ -26,6 +32,7 @@ pub fn append(c: &mut SpiClient<'_>, e: Event<'_>) {
     );
     let mut args: Vec<DatumWithOid<'_>> = vec![e.kind.into(), e.customer.into(), e.reason.into()];
     args.extend(e.after.into_iter().map(|(_, v)| v));
+    args.extend(e.json.into_iter().map(|(_, v)| v.into()));
     c.update(&sql, None, &args).or_raise();
 }
 

@@ -11,11 +11,13 @@ use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
 /// What lowers a customer's receivables; the value is `credit.settlement.kind`.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SettlementKind {
     Payment,
     CreditNote,
     WriteOff,
+    /// An invoice cancelled before settlement (credit.cancel_invoice).
+    Cancellation,
 }
 
 impl SettlementKind {
@@ -24,7 +26,14 @@ impl SettlementKind {
             SettlementKind::Payment => "payment",
             SettlementKind::CreditNote => "credit_note",
             SettlementKind::WriteOff => "write_off",
+            SettlementKind::Cancellation => "cancellation",
         }
+    }
+
+    pub fn parse(kind: &str) -> Option<SettlementKind> {
+        [SettlementKind::Payment, SettlementKind::CreditNote, SettlementKind::WriteOff, SettlementKind::Cancellation]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
     }
 
     /// For messages.
@@ -33,14 +42,113 @@ impl SettlementKind {
             SettlementKind::Payment => "payment",
             SettlementKind::CreditNote => "credit note",
             SettlementKind::WriteOff => "write off",
+            SettlementKind::Cancellation => "cancellation",
         }
     }
 }
 
+/// A settlement as a reversal needs it.
+pub struct Settlement {
+    pub customer: String,
+    pub kind: SettlementKind,
+    pub doc_no: Option<String>,
+    pub doc_date: Date,
+    pub amount: Decimal,
+    pub unapplied: Decimal,
+    pub last_applied_on: Option<Date>,
+    pub reversed_on: Option<Date>,
+}
+
+/// A settlement by id, unlocked (its customer's account row is locked first, then it is read again
+/// with `lock_settlement`).
+pub fn settlement(c: &mut SpiClient<'_>, id: i64, lock: bool) -> Option<Settlement> {
+    let sql = format!(
+        "SELECT customer, kind, doc_no, doc_date, amount, unapplied, last_applied_on, reversed_on \
+         FROM credit.settlement WHERE id = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let t = c.update(&sql, Some(1), &[id.into()]).or_raise();
+    if t.is_empty() {
+        return None;
+    }
+    let r = t.first();
+    let kind: String = r.get(2).or_raise().required("settlement kind");
+    Some(Settlement {
+        customer: r.get(1).or_raise().required("settlement customer"),
+        kind: SettlementKind::parse(&kind).required("a known settlement kind"),
+        doc_no: r.get(3).or_raise(),
+        doc_date: r.get(4).or_raise().required("settlement doc_date"),
+        amount: decimal(&r.get::<AnyNumeric>(5).or_raise().required("settlement amount")),
+        unapplied: decimal(&r.get::<AnyNumeric>(6).or_raise().required("settlement unapplied")),
+        last_applied_on: r.get(7).or_raise(),
+        reversed_on: r.get(8).or_raise(),
+    })
+}
+
+/// Reverses a settlement on a date: the reversal document, a negative allocation for each of its
+/// applications (the invoices reopen by those amounts, in the order they were paid), and nothing
+/// left unapplied. Returns the reversal's id, the total reopened, and the invoices reopened as
+/// JSON text ([{doc_no, amount}], for the event).
+pub fn reverse(
+    c: &mut SpiClient<'_>,
+    settlement_id: i64,
+    s: &Settlement,
+    on: Date,
+    reason: &str,
+) -> (i64, Decimal, String) {
+    store::writing(|| {
+        let reversal: i64 = c
+            .update(
+                "INSERT INTO credit.reversal (customer, settlement_id, doc_date, amount, reason) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                None,
+                &[s.customer.as_str().into(), settlement_id.into(), on.into(), numeric(s.amount).into(), reason.into()],
+            )
+            .or_raise()
+            .first()
+            .get_one()
+            .or_raise()
+            .required("new reversal id");
+        let t = c
+            .update(
+                "WITH undo AS ( \
+                     INSERT INTO credit.allocation (settlement_id, invoice_id, amount, applied_on, reversal_id) \
+                     SELECT a.settlement_id, a.invoice_id, -a.amount, $2, $3 FROM credit.allocation a \
+                      WHERE a.settlement_id = $1 AND a.reversal_id IS NULL ORDER BY a.id \
+                     RETURNING invoice_id, -amount AS amount), \
+                   per_invoice AS (SELECT invoice_id, sum(amount) AS amount FROM undo GROUP BY invoice_id), \
+                   reopened AS ( \
+                     UPDATE credit.invoice i SET open_amount = i.open_amount + p.amount, \
+                            last_applied_on = greatest(i.last_applied_on, $2) \
+                       FROM per_invoice p WHERE i.id = p.invoice_id \
+                     RETURNING i.doc_no, p.amount) \
+                 SELECT coalesce(sum(amount), 0), \
+                        coalesce(jsonb_agg(jsonb_build_object('doc_no', doc_no, 'amount', amount) ORDER BY doc_no), '[]')::text \
+                   FROM reopened",
+                Some(1),
+                &[settlement_id.into(), on.into(), reversal.into()],
+            )
+            .or_raise();
+        let row = t.first();
+        let total = decimal(&row.get::<AnyNumeric>(1).or_raise().required("reopened total"));
+        let reopened: String = row.get(2).or_raise().required("reopened invoices");
+        c.update(
+            "UPDATE credit.settlement SET unapplied = 0, reversed_on = $2, \
+                    last_applied_on = greatest(last_applied_on, $2) WHERE id = $1",
+            None,
+            &[settlement_id.into(), on.into()],
+        )
+        .or_raise();
+        (reversal, total, reopened)
+    })
+}
+
 pub struct Invoice {
     pub id: i64,
+    pub amount: Decimal,
     pub open: Decimal,
     pub doc_date: Date,
+    pub disputed: bool,
 }
 
 /// Finds and locks an invoice (its account row is locked first by the caller); 23503 when the
@@ -48,7 +156,7 @@ pub struct Invoice {
 pub fn find_invoice(c: &mut SpiClient<'_>, customer: &str, doc_no: &str) -> Invoice {
     let t = c
         .update(
-            "SELECT id, open_amount, doc_date FROM credit.invoice WHERE customer = $1 AND doc_no = $2 FOR UPDATE",
+            "SELECT id, open_amount, doc_date, amount, disputed FROM credit.invoice WHERE customer = $1 AND doc_no = $2 FOR UPDATE",
             Some(1),
             &[customer.into(), doc_no.into()],
         )
@@ -61,11 +169,14 @@ pub fn find_invoice(c: &mut SpiClient<'_>, customer: &str, doc_no: &str) -> Invo
             None,
         )
     }
-    let (id, open, doc_date) = t.first().get_three::<i64, AnyNumeric, Date>().or_raise();
+    let row = t.first();
+    let (id, open, doc_date) = row.get_three::<i64, AnyNumeric, Date>().or_raise();
     Invoice {
         id: id.required("invoice id"),
+        amount: decimal(&row.get::<AnyNumeric>(4).or_raise().required("invoice amount")),
         open: decimal(&open.required("invoice open_amount")),
         doc_date: doc_date.required("invoice doc_date"),
+        disputed: row.get::<bool>(5).or_raise().required("invoice disputed"),
     }
 }
 
