@@ -11,8 +11,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Installs whatever is missing; a second run does nothing.
+# ensure_deps [extra Debian packages...]: the test command adds what its browser layer needs.
 ensure_deps() {
-    local pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron libclang-dev clang sudo)
+    local pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron libclang-dev clang sudo "$@")
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

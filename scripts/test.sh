@@ -9,11 +9,12 @@
 #   4. multi-session stress: 16+ sessions racing on one customer    (tests/stress)
 #   5. pg_dump / pg_restore of a populated database                 (tests/dump_restore.sh)
 #   6. the SQL examples in docs/*.md, output compared with the page  (tests/docs)
-#   7. pg_cron schedules credit.run_daily and it takes effect          (tests/cron)
-#   8. the updates 0.1.0 -> and 0.2.0 -> current on filled databases; the suite on each (tests/upgrade)
-#   9. 32 sessions, crash (immediate stop) under load, recovery checks   (tests/stress/crash.sh)
-#  10. backend memory flat over 200,000 guarded inserts in one session   (bench/memory.sh --check)
-#  11. 32 sessions refusing for 60 s: every refusal a client saw recorded (tests/stress/refusals.sh)
+#   7. statements printed to PDF by headless Chromium: A4, CJK, every figure, nothing clipped (tests/browser)
+#   8. pg_cron schedules credit.run_daily and it takes effect          (tests/cron)
+#   9. the updates 0.1.0 -> and 0.2.0 -> current on filled databases; the suite on each (tests/upgrade)
+#  10. 32 sessions, crash (immediate stop) under load, recovery checks   (tests/stress/crash.sh)
+#  11. backend memory flat over 200,000 guarded inserts in one session   (bench/memory.sh --check)
+#  12. 32 sessions refusing for 60 s: every refusal a client saw recorded (tests/stress/refusals.sh)
 # Ends with one line "N passed, N failed" over the layers.
 source "$(dirname "$0")/common.sh"
 DIR=/tmp/pg_credit_test
@@ -28,7 +29,9 @@ layer() { # name command...
     else failed=$((failed + 1)); failures+=("$name"); log "FAIL $name"; fi
 }
 
-ensure_deps
+# Statement pages are printed by a real browser (layer 7): Debian's chromium, a CJK font so
+# Chinese text renders, poppler to read the PDFs back.
+ensure_deps chromium fonts-noto-cjk poppler-utils
 export USER=${USER:-root}
 
 habits() {
@@ -72,7 +75,7 @@ layer "format, lint, paths" habits
 layer "unit + pg_test" unit_tests
 # cargo pgrx test installed a test build (with its tests schema); put the normal build back.
 install_extension
-# pg_cron preloaded for layer 7 (jobs run in background workers: no connection settings needed).
+# pg_cron preloaded for layer 8 (jobs run in background workers: no connection settings needed).
 EXTRA_CONF="shared_preload_libraries = 'pg_cron'
 cron.database_name = 'postgres'
 cron.use_background_workers = on
@@ -83,6 +86,7 @@ layer "isolation" isolation
 layer "stress" "$ROOT/tests/stress/stress.sh" "$DIR" "$PORT"
 layer "dump/restore" "$ROOT/tests/dump_restore.sh" "$DIR" "$PORT"
 layer "docs examples" "$ROOT/tests/docs/check_examples.sh" "$DIR" "$PORT"
+layer "statement pages in a browser" "$ROOT/tests/browser/statement.sh" "$DIR" "$PORT"
 layer "pg_cron schedule" "$ROOT/tests/cron/cron.sh" "$DIR" "$PORT"
 layer "updates from 0.1.0 and 0.2.0" "$ROOT/tests/upgrade/upgrade.sh" "$DIR" "$PORT"
 layer "crash under load" "$ROOT/tests/stress/crash.sh" "$DIR" "$PORT"

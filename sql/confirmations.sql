@@ -71,8 +71,10 @@ BEGIN
         RAISE EXCEPTION 'as_of % is not a date that has come', as_of USING ERRCODE = 'invalid_parameter_value';
     END IF;
     due := coalesce(reply_by, greatest(as_of, current_date) + 14);
-    IF NOT isfinite(due) OR due < as_of OR due < current_date THEN
-        RAISE EXCEPTION 'reply_by % is before today or before as_of', due USING ERRCODE = 'invalid_parameter_value';
+    -- A reply date already past is allowed (a request entered late, sent on paper): the next
+    -- reminder run picks it up.
+    IF NOT isfinite(due) OR due < as_of THEN
+        RAISE EXCEPTION 'reply_by % is before as_of %', due, as_of USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM 1 FROM credit.account a WHERE a.customer = request_confirmation.customer FOR NO KEY UPDATE;
     IF NOT FOUND THEN
@@ -335,3 +337,23 @@ COMMENT ON FUNCTION credit.request_confirmation(text, date, text, date, bigint) 
 COMMENT ON FUNCTION credit.record_confirmation(bigint, boolean, numeric, jsonb, text, date) IS 'Records a customer''s reply: confirmed, or contested with its balance and the documents it names (contested invoices open disputes); returns the status';
 COMMENT ON FUNCTION credit.remind_confirmations(date) IS 'Reminds customers who have not replied by the reply date (every 7 days); a negative request without a reply counts as confirmed; returns what it did';
 COMMENT ON VIEW credit.confirmation_status IS 'Every balance confirmation with its state, difference and how much of it the reply explains';
+COMMENT ON COLUMN credit.confirmation_status.confirmation_id IS 'Request id';
+COMMENT ON COLUMN credit.confirmation_status.customer IS 'Customer';
+COMMENT ON COLUMN credit.confirmation_status.as_of IS 'The date the balance is confirmed for';
+COMMENT ON COLUMN credit.confirmation_status.mode IS 'positive | blank | negative';
+COMMENT ON COLUMN credit.confirmation_status.our_balance IS 'Our balance as of as_of';
+COMMENT ON COLUMN credit.confirmation_status.status IS 'requested | confirmed | contested | deemed_confirmed';
+COMMENT ON COLUMN credit.confirmation_status.overdue IS 'No reply and the reply date has passed';
+COMMENT ON COLUMN credit.confirmation_status.reply_by IS 'Reply expected by';
+COMMENT ON COLUMN credit.confirmation_status.replied_on IS 'When the customer replied';
+COMMENT ON COLUMN credit.confirmation_status.customer_balance IS 'The balance the customer states';
+COMMENT ON COLUMN credit.confirmation_status.difference IS 'Our balance minus the customer''s';
+COMMENT ON COLUMN credit.confirmation_status.explained IS 'The part of the difference the reply''s items account for';
+COMMENT ON COLUMN credit.confirmation_status.unexplained IS 'The part of the difference nothing accounts for yet';
+COMMENT ON COLUMN credit.confirmation_status.reminders IS 'Reminders sent';
+COMMENT ON COLUMN credit.confirmation_status.last_reminded_on IS 'Last reminder';
+COMMENT ON COLUMN credit.confirmation_status.items IS 'Items the reply names';
+COMMENT ON COLUMN credit.confirmation_status.contested_documents IS 'Documents the customer contests (each opened a dispute)';
+COMMENT ON COLUMN credit.confirmation_status.statement_id IS 'The statement sent with the request, if any';
+COMMENT ON COLUMN credit.confirmation_status.requested_by IS 'Who requested it';
+COMMENT ON COLUMN credit.confirmation_status.recorded_by IS 'Who recorded the reply';

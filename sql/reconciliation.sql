@@ -16,7 +16,10 @@ CREATE TABLE credit.finance_item (
     doc_date  date,
     due_date  date,
     loaded_at timestamptz NOT NULL DEFAULT now(),
-    loaded_by name NOT NULL DEFAULT session_user
+    loaded_by name NOT NULL DEFAULT session_user,
+    CONSTRAINT finance_item_customer_check CHECK (btrim(customer) <> ''),
+    CONSTRAINT finance_item_amount_check CHECK (amount <> 'NaN' AND abs(amount) <= 1000000000000000),
+    CONSTRAINT finance_item_dates_check CHECK (isfinite(doc_date) AND isfinite(due_date))
 );
 CREATE INDEX finance_item_as_of_idx ON credit.finance_item (as_of, customer, doc_no);
 SELECT pg_catalog.pg_extension_config_dump('credit.finance_item', '');
@@ -24,9 +27,10 @@ SELECT pg_catalog.pg_extension_config_dump('credit.finance_item_id_seq', '');
 
 -- Loads the finance system's items as of a date from any query (a staging table, a foreign
 -- table, VALUES) returning customer, doc_no, amount, doc_date, due_date; replaces what was loaded
--- for that date before. Runs with the caller's rights: the query can read only what the caller may.
+-- for that date before. Runs with the caller's rights and search_path (the query names tables as
+-- the caller's session does): it can read only what the caller may.
 CREATE FUNCTION credit.load_finance_items(as_of date, query text, replace boolean DEFAULT true) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     n bigint;
 BEGIN
@@ -42,10 +46,17 @@ BEGIN
     IF replace THEN
         DELETE FROM credit.finance_item f WHERE f.as_of = load_finance_items.as_of;
     END IF;
-    EXECUTE format('INSERT INTO credit.finance_item (as_of, customer, doc_no, amount, doc_date, due_date)
-                    SELECT %L::date, q.customer::text, nullif(btrim(q.doc_no::text), ''''), q.amount::numeric,
-                           q.doc_date::date, q.due_date::date
-                      FROM (%s) q', as_of, query);
+    BEGIN
+        EXECUTE format('INSERT INTO credit.finance_item (as_of, customer, doc_no, amount, doc_date, due_date)
+                        SELECT %L::pg_catalog.date, q.customer::pg_catalog.text,
+                               nullif(pg_catalog.btrim(q.doc_no::pg_catalog.text), ''''), q.amount::pg_catalog.numeric,
+                               q.doc_date::pg_catalog.date, q.due_date::pg_catalog.date
+                          FROM (%s) q', as_of, query);
+    EXCEPTION WHEN syntax_error OR undefined_column OR undefined_table OR undefined_function OR datatype_mismatch
+                   OR ambiguous_column OR cannot_coerce THEN
+        RAISE EXCEPTION 'query does not give finance items: %', SQLERRM USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The query must return the columns customer, doc_no, amount, doc_date and due_date.';
+    END;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -89,6 +100,24 @@ SELECT pg_catalog.pg_extension_config_dump('credit.reconciliation', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.reconciliation_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.reconciliation_difference', '');
 
+-- A run is a record of what was found when: never changed or deleted (the next run shows what
+-- changed since).
+CREATE FUNCTION credit._reconciliation_immutable() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'credit.% is immutable', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege',
+        DETAIL = 'A reconciliation run records what was found when; the next run shows what changed since.';
+END
+$$;
+CREATE TRIGGER reconciliation_immutable BEFORE UPDATE OR DELETE ON credit.reconciliation
+    FOR EACH ROW EXECUTE FUNCTION credit._reconciliation_immutable();
+CREATE TRIGGER reconciliation_no_truncate BEFORE TRUNCATE ON credit.reconciliation
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._reconciliation_immutable();
+CREATE TRIGGER reconciliation_difference_immutable BEFORE UPDATE OR DELETE ON credit.reconciliation_difference
+    FOR EACH ROW EXECUTE FUNCTION credit._reconciliation_immutable();
+CREATE TRIGGER reconciliation_difference_no_truncate BEFORE TRUNCATE ON credit.reconciliation_difference
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._reconciliation_immutable();
+
 -- Matches the finance items loaded for as_of with pg_credit's open items as of as_of and keeps the
 -- run. Returns the differences — 'new' or 'persisting' against the previous run of the same date —
 -- and, as 'fixed', the previous run's differences that are gone.
@@ -100,7 +129,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     run bigint;
     previous bigint;
-    counts record;
 BEGIN
     PERFORM credit._require('clerk', 'reconciling with the finance ledger');
     IF as_of IS NULL OR amount_tolerance IS NULL OR date_tolerance IS NULL THEN
@@ -118,10 +146,7 @@ BEGIN
     -- One run at a time: a second waits, then compares with the first.
     LOCK TABLE credit.reconciliation IN SHARE ROW EXCLUSIVE MODE;
     previous := (SELECT max(r.id) FROM credit.reconciliation r WHERE r.as_of = reconcile.as_of);
-    INSERT INTO credit.reconciliation (as_of, amount_tolerance, date_tolerance, finance_items, open_items, matched,
-                                       differences, fixed, finance_total, credit_total)
-    VALUES (as_of, amount_tolerance, date_tolerance, 0, 0, 0, 0, 0, 0, 0)
-    RETURNING id INTO run;
+    run := nextval('credit.reconciliation_id_seq');
 
     -- One pass: pg_credit's open items as of the date (credit.aging) and the finance items, joined
     -- by customer, document and side (receivable or credit); the unmatched ones looked up once more
@@ -202,32 +227,31 @@ BEGIN
     differences AS (SELECT * FROM found UNION ALL SELECT * FROM unexplained),
     before AS (SELECT d.kind, d.customer, d.doc_no FROM credit.reconciliation_difference d WHERE d.run_id = previous),
     stored AS (
-        INSERT INTO credit.reconciliation_difference AS rd (run_id, line, kind, customer, doc_no, credit_amount,
-                                                            finance_amount, credit_date, finance_date, credit_due,
-                                                            finance_due, other_customer, status)
+        INSERT INTO credit.reconciliation_difference (run_id, line, kind, customer, doc_no, credit_amount, finance_amount,
+                                                      credit_date, finance_date, credit_due, finance_due, other_customer,
+                                                      status)
         SELECT run, row_number() OVER (ORDER BY x.customer, x.doc_no NULLS LAST, x.kind), x.kind, x.customer, x.doc_no,
                x.credit_amount, x.finance_amount, x.credit_date, x.finance_date, x.credit_due, x.finance_due,
                x.other_customer, CASE WHEN b.kind IS NULL THEN 'new' ELSE 'persisting' END
           FROM differences x
-          LEFT JOIN before b ON b.kind = x.kind AND b.customer = x.customer AND b.doc_no IS NOT DISTINCT FROM x.doc_no
-        RETURNING rd.kind, rd.credit_amount)
-    SELECT (SELECT coalesce(sum(t.items), 0) FROM theirs t) AS finance_items,
-           (SELECT count(*) FROM ours) AS open_items,
-           (SELECT coalesce(sum(t.amount), 0) FROM theirs t) AS finance_total,
-           (SELECT coalesce(sum(o.amount), 0) FROM ours o) AS credit_total,
-           (SELECT count(*) FROM stored) AS differences,
-           (SELECT count(*) FROM stored x WHERE x.credit_amount IS NOT NULL AND x.kind <> 'balance_differs') AS open_differing
-      INTO counts;
-    UPDATE credit.reconciliation r
-       SET finance_items = counts.finance_items, open_items = counts.open_items,
-           matched = counts.open_items - counts.open_differing, differences = counts.differences,
-           fixed = (SELECT count(*) FROM credit.reconciliation_difference d
-                     WHERE d.run_id = previous
-                       AND NOT EXISTS (SELECT 1 FROM credit.reconciliation_difference x
-                                        WHERE x.run_id = run AND x.kind = d.kind AND x.customer = d.customer
-                                          AND x.doc_no IS NOT DISTINCT FROM d.doc_no)),
-           finance_total = counts.finance_total, credit_total = counts.credit_total
-     WHERE r.id = run;
+          LEFT JOIN before b ON b.kind = x.kind AND b.customer = x.customer AND b.doc_no IS NOT DISTINCT FROM x.doc_no),
+    counts AS (
+        SELECT (SELECT coalesce(sum(t.items), 0) FROM theirs t) AS finance_items,
+               (SELECT count(*) FROM ours) AS open_items,
+               (SELECT coalesce(sum(t.amount), 0) FROM theirs t) AS finance_total,
+               (SELECT coalesce(sum(o.amount), 0) FROM ours o) AS credit_total,
+               (SELECT count(*) FROM differences) AS differences,
+               (SELECT count(*) FROM differences x WHERE x.credit_amount IS NOT NULL AND x.kind <> 'balance_differs') AS open_differing,
+               (SELECT count(*) FROM before b
+                 WHERE NOT EXISTS (SELECT 1 FROM differences x WHERE x.kind = b.kind AND x.customer = b.customer
+                                      AND x.doc_no IS NOT DISTINCT FROM b.doc_no)) AS fixed)
+    -- The run's row and its differences in one statement: a run is never updated (its tables are
+    -- immutable).
+    INSERT INTO credit.reconciliation (id, as_of, amount_tolerance, date_tolerance, finance_items, open_items, matched,
+                                       differences, fixed, finance_total, credit_total)
+    SELECT run, reconcile.as_of, reconcile.amount_tolerance, reconcile.date_tolerance, c.finance_items, c.open_items,
+           c.open_items - c.open_differing, c.differences, c.fixed, c.finance_total, c.credit_total
+      FROM counts c;
     INSERT INTO credit.event (kind, after, acting_as)
     SELECT 'reconciliation_run', jsonb_build_object('run_id', r.id, 'as_of', r.as_of, 'finance_items', r.finance_items,
                                                     'open_items', r.open_items, 'matched', r.matched,
@@ -256,8 +280,15 @@ $$;
 -- tasks and the events that name it.
 CREATE FUNCTION credit.reconciliation_trace(customer text, doc_no text)
 RETURNS TABLE (happened_on date, what text, amount numeric, document text, detail text, recorded_at timestamptz)
-LANGUAGE sql STABLE
-BEGIN ATOMIC
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF customer IS NULL OR doc_no IS NULL THEN
+        RAISE EXCEPTION 'customer and doc_no must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(customer) = '' OR btrim(doc_no) = '' THEN
+        RAISE EXCEPTION 'customer and doc_no must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
     SELECT x.happened_on, x.what, x.amount, x.document, x.detail, x.recorded_at FROM (
         SELECT i.doc_date AS happened_on, 'invoice posted'::text AS what, i.amount, i.doc_no AS document,
                'due ' || i.due_date AS detail, i.posted_at AS recorded_at
@@ -298,7 +329,8 @@ BEGIN ATOMIC
                 OR e.after -> 'reopened' @> jsonb_build_array(jsonb_build_object('doc_no', reconciliation_trace.doc_no)))
     ) x
     ORDER BY x.happened_on, x.recorded_at NULLS LAST, x.what;
-END;
+END
+$$;
 
 COMMENT ON TABLE credit.finance_item IS 'The finance system''s receivables items as of a date, loaded for reconciliation (credit.load_finance_items)';
 COMMENT ON COLUMN credit.finance_item.id IS 'Row id';
@@ -338,6 +370,7 @@ COMMENT ON COLUMN credit.reconciliation_difference.credit_due IS 'Due date in pg
 COMMENT ON COLUMN credit.reconciliation_difference.finance_due IS 'Due date in the finance system';
 COMMENT ON COLUMN credit.reconciliation_difference.other_customer IS 'other_customer: the customer the finance system has it under';
 COMMENT ON COLUMN credit.reconciliation_difference.status IS 'new, or persisting from the previous run of the date';
+COMMENT ON FUNCTION credit._reconciliation_immutable() IS 'Internal: reconciliation runs are never changed';
 COMMENT ON FUNCTION credit.load_finance_items(date, text, boolean) IS 'Loads the finance system''s receivables items as of a date from a query (customer, doc_no, amount, doc_date, due_date), with the caller''s rights; returns how many';
 COMMENT ON FUNCTION credit.reconcile(date, numeric, integer) IS 'Matches the finance items of a date with pg_credit''s open items and balances; keeps the run; returns the differences (new, persisting) and the previous run''s that were fixed';
 COMMENT ON FUNCTION credit.reconciliation_trace(text, text) IS 'A document''s story: posting, applications and their undoing, reversals, disputes and events naming it';

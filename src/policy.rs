@@ -11,12 +11,16 @@ use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
+/// The columns added in 0.3.0 are read through to_jsonb: the library also serves databases whose
+/// SQL is still 0.2.0 (between installing it and ALTER EXTENSION UPDATE), where accounts are
+/// written and orders guarded as before.
 pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
     c.select(
-        "SELECT id, customer_type, region, product_category, terms_days, max_limit, warn_ratio, \
-                overdue_block_days, prepayment_required, max_increase_ratio, approval_above, \
-                releasing_role::text, blacklist_on_write_off, dunning_ladder, blacklist_on_legal, \
-                statement_cycle, statement_min_balance FROM credit.policy",
+        "SELECT p.id, p.customer_type, p.region, p.product_category, p.terms_days, p.max_limit, p.warn_ratio, \
+                p.overdue_block_days, p.prepayment_required, p.max_increase_ratio, p.approval_above, \
+                p.releasing_role::text, p.blacklist_on_write_off, p.dunning_ladder, p.blacklist_on_legal, \
+                to_jsonb(p) ->> 'statement_cycle', (to_jsonb(p) ->> 'statement_min_balance')::numeric \
+           FROM credit.policy p",
         None,
         &[],
     )

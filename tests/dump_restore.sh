@@ -78,6 +78,19 @@ ALTER TABLE porders_west OWNER TO dump_owner;
 ALTER TABLE porders_north OWNER TO dump_owner;
 ALTER TABLE orders_old OWNER TO dump_owner;
 INSERT INTO credit.trusted_proxy (role, note) VALUES ('dump_clerk', 'order entry');
+-- Corrections, statements, a balance confirmation and a reconciliation with the finance ledger.
+SELECT credit.reverse_settlement((SELECT min(id) FROM credit.settlement WHERE kind = 'payment'), 'bounced', date '2026-05-15');
+SELECT credit.cancel_invoice(i.customer, i.doc_no, 'duplicate', date '2026-05-20') FROM credit.invoice i
+ WHERE i.open_amount = i.amount AND NOT i.disputed AND i.doc_date <= date '2026-05-20'
+   AND NOT EXISTS (SELECT 1 FROM credit.allocation a WHERE a.invoice_id = i.id) ORDER BY i.id LIMIT 1;
+INSERT INTO credit.statement_setting (customer, cycle, min_balance, language) VALUES ('3', 'weekly', 10, 'en');
+SELECT count(*) FROM credit.statement_run('2026-05-31');
+SELECT count(*) FROM credit.statement_run('2026-06-28');
+SELECT credit.request_confirmation('1', '2026-05-31', 'positive', '2026-06-14');
+SELECT credit.record_confirmation((SELECT id FROM credit.balance_confirmation WHERE customer = '1'), false, 0, NULL, 'we paid all', '2026-06-10');
+SELECT credit.load_finance_items('2026-05-31', $$SELECT customer, doc_no, open_amount AS amount, doc_date, due_date
+                                                  FROM credit.aging('2026-05-31') WHERE customer <> '4'$$);
+SELECT count(*) FROM credit.reconcile('2026-05-31');
 SQL
 HERE=$(cd "$(dirname "$0")" && pwd)
 fingerprint() {   # every pg_credit table, the two guarded tables, and the aging computed from them
@@ -110,6 +123,23 @@ SELECT CASE WHEN count(*) = 2 THEN 'outbox continues' END FROM credit.outbox
 SELECT count(*) FROM credit.verify();
 SQL
 )
+# Statements, confirmations and reconciliation runs carry on where the restored ones left off.
+docs_out=$("${PSQL[@]}" -d pg_credit_dst -At <<'SQL' 2>&1 || true
+SELECT 'statements ' || (count(*) > 0 AND min(s.statement_id) > (SELECT max(id) FROM credit.statement WHERE period_end < '2026-07-31'))
+  FROM credit.statement_run('2026-07-31') s;
+SELECT 'runs on ' || bool_and(s.opening = p.closing) FROM credit.statement s
+  CROSS JOIN LATERAL (SELECT x.closing FROM credit.statement x WHERE x.customer = s.customer AND x.period_end < s.period_end
+                       ORDER BY x.period_end DESC LIMIT 1) p
+ WHERE s.period_end = '2026-07-31';
+SELECT 'persisting ' || bool_and(status = 'persisting') FROM credit.reconcile('2026-05-31');
+SELECT 'confirmation ' || status FROM credit.balance_confirmation WHERE customer = '1';
+SQL
+)
+echo "$docs_out" | sed 's/^/  restored documents: /'
+[ "$docs_out" = "statements true
+runs on true
+persisting true
+confirmation contested" ] || { echo "statements, confirmations or reconciliations did not carry on after restore"; rc=1; }
 # The restored guard keeps its partitions and children, and the DDL watch keeps it on.
 guard_out=$("${PSQL[@]}" -d pg_credit_dst -At <<'SQL' 2>&1 || true
 \set ON_ERROR_STOP 0

@@ -175,6 +175,7 @@ pub fn kind_label(kind: &str, lang: Lang) -> &str {
         "write_off_reversal" => ("坏账转回", "Write-off reversed"),
         "application" => ("核销", "Applied"),
         "application_reversed" => ("核销撤销", "Application undone"),
+        "prior_period_adjustment" => ("上期后补入账", "Posted late for earlier periods"),
         other => (other, other),
     };
     match lang {
@@ -222,6 +223,9 @@ fn aging_chart(out: &mut String, buckets: &[&Row]) {
         "<svg class=\"aging\" viewBox=\"0 0 {width} 120\" width=\"100%\" height=\"120\" role=\"img\" \
          xmlns=\"http://www.w3.org/2000/svg\">"
     );
+    // Figures fit their slot: the font shrinks for long amounts (a digit is about 0.6 em).
+    let longest = buckets.iter().map(|b| amount(b.balance.unwrap_or(Decimal::ZERO)).len()).max().unwrap_or(1);
+    let font = (slot as f64 * 0.95 / (longest as f64 * 0.6)).clamp(5.0, 11.0);
     for (i, b) in buckets.iter().enumerate() {
         let value = b.balance.unwrap_or(Decimal::ZERO);
         let height = if largest.is_zero() {
@@ -236,7 +240,7 @@ fn aging_chart(out: &mut String, buckets: &[&Row]) {
         let _ = write!(
             out,
             "<rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{height}\" fill=\"{fill}\"/>\
-             <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\" font-size=\"11\">{amt}</text>\
+             <text x=\"{cx}\" y=\"{ty}\" text-anchor=\"middle\" font-size=\"{font:.1}\">{amt}</text>\
              <text x=\"{cx}\" y=\"114\" text-anchor=\"middle\" font-size=\"11\">{label}</text>",
             y = 88 - height,
             cx = x + w / 2,
@@ -245,6 +249,25 @@ fn aging_chart(out: &mut String, buckets: &[&Row]) {
         );
     }
     out.push_str("</svg>");
+}
+
+/// The size of the figures in the tables: 9pt, smaller when the longest amount would not leave
+/// the text columns room on an A4 page (figures never wrap).
+fn amount_font_pt(s: &Statement) -> &'static str {
+    let longest = s
+        .rows
+        .iter()
+        .flat_map(|r| [r.debit, r.credit, r.balance])
+        .chain([s.opening, s.debits, s.credits, s.closing].map(Some))
+        .flatten()
+        .map(|d| amount(d).len())
+        .max()
+        .unwrap_or(0);
+    match longest {
+        0..=18 => "9",
+        19..=24 => "7.5",
+        _ => "6.5",
+    }
 }
 
 /// The statement as one printable HTML page.
@@ -258,14 +281,17 @@ pub fn render_html(s: &Statement, lang: Lang) -> String {
          @page {{ size: A4; margin: 14mm 12mm; }}\
          body {{ font-family: 'Noto Sans CJK SC', 'Noto Sans SC', 'Noto Sans', 'DejaVu Sans', sans-serif; font-size: 10pt; color: #111; margin: 0; }}\
          h1 {{ font-size: 16pt; margin: 0 0 6pt; }} h2 {{ font-size: 11pt; margin: 12pt 0 4pt; }}\
-         table {{ width: 100%; border-collapse: collapse; table-layout: fixed; }}\
+         table {{ width: 100%; border-collapse: collapse; }}\
          th, td {{ border-bottom: 0.5pt solid #bbb; padding: 2pt 3pt; vertical-align: top; overflow-wrap: anywhere; font-size: 9pt; }}\
-         th {{ text-align: left; background: #eee; }} .num {{ text-align: right; }}\
+         th {{ text-align: left; background: #eee; }}\
+         .num {{ text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }} td.num {{ font-size: {num_pt}pt; }}\
+         .date {{ white-space: nowrap; }} .kind {{ overflow-wrap: normal; word-break: keep-all; }}\
          tr {{ break-inside: avoid; }} thead {{ display: table-header-group; }}\
          .head td {{ border: none; padding: 1pt 3pt; font-size: 10pt; }} .total td {{ font-weight: bold; }}\
          .note {{ border: 0.5pt solid #888; padding: 6pt; margin-top: 10pt; }}\
          </style></head><body>",
         lang = if lang == Lang::Zh { "zh-CN" } else { "en" },
+        num_pt = amount_font_pt(s),
         title = l.title,
         no = escape(&s.statement_no),
     );
@@ -299,38 +325,51 @@ pub fn render_html(s: &Statement, lang: Lang) -> String {
     // Activity, with the running balance.
     let _ = write!(out, "<h2>{}</h2>", l.activity);
     let activity: Vec<&Row> = s.rows.iter().filter(|r| r.section == "activity").collect();
-    let widths = ["11%", "14%", "15%", "18%", "14%", "14%", "14%"];
+    // Dates and figures take what they need (they never wrap); document numbers and details share
+    // the rest and wrap.
     out.push_str("<table class=\"activity\"><thead><tr>");
     for (i, c) in l.columns.iter().enumerate() {
-        let class = if i >= 4 { " class=\"num\"" } else { "" };
-        let _ = write!(out, "<th{class} style=\"width:{}\">{c}</th>", widths[i]);
+        let attrs = match i {
+            2 => " style=\"width:30%\"",
+            3 => " style=\"width:22%\"",
+            1 => " class=\"kind\"",
+            4.. => " class=\"num\"",
+            _ => "",
+        };
+        let _ = write!(out, "<th{attrs}>{c}</th>");
     }
     out.push_str("</tr></thead><tbody>");
     let _ = write!(
         out,
-        "<tr class=\"total\"><td>{}</td><td colspan=\"5\">{}</td><td class=\"num\">{}</td></tr>",
+        "<tr class=\"total\"><td class=\"date\">{}</td><td colspan=\"5\">{}</td><td class=\"num\">{}</td></tr>",
         escape(&s.period_start),
         l.opening,
         amount(s.opening)
     );
     for r in &activity {
         out.push_str("<tr>");
-        cell(&mut out, "", r.entry_date.as_deref().unwrap_or(""));
-        cell(&mut out, "", kind_label(r.kind.as_deref().unwrap_or(""), lang));
+        cell(&mut out, "date", r.entry_date.as_deref().unwrap_or(""));
+        cell(&mut out, "kind", kind_label(r.kind.as_deref().unwrap_or(""), lang));
         cell(&mut out, "", r.doc_no.as_deref().unwrap_or(""));
         let detail = match (r.kind.as_deref(), r.applied) {
             // "<settlement kind> [<its number>]": the settlement applied, then the amount.
             (Some("application") | Some("application_reversed"), Some(a)) => {
                 let text = r.detail.as_deref().unwrap_or("");
                 let (kind, number) = text.split_once(' ').unwrap_or((text, ""));
-                format!("{} {number} {}", kind_label(kind, lang), amount(a))
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                // The amount kept on one line.
+                let _ = write!(
+                    out,
+                    "<td>{} <span class=\"num\">{}</span></td>",
+                    escape(format!("{} {number}", kind_label(kind, lang)).trim_end()),
+                    amount(a)
+                );
+                None
             }
-            _ => r.detail.clone().unwrap_or_default(),
+            _ => Some(r.detail.clone().unwrap_or_default()),
         };
-        cell(&mut out, "", &detail);
+        if let Some(detail) = detail {
+            cell(&mut out, "", &detail);
+        }
         cell(&mut out, "num", &opt_amount(r.debit));
         cell(&mut out, "num", &opt_amount(r.credit));
         cell(&mut out, "num", &r.balance.map(amount).unwrap_or_default());
@@ -341,7 +380,7 @@ pub fn render_html(s: &Statement, lang: Lang) -> String {
     }
     let _ = write!(
         out,
-        "<tr class=\"total\"><td>{}</td><td colspan=\"3\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+        "<tr class=\"total\"><td class=\"date\">{}</td><td colspan=\"3\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
          <td class=\"num\">{}</td></tr></tbody></table>",
         escape(&s.period_end),
         l.closing,
@@ -353,19 +392,24 @@ pub fn render_html(s: &Statement, lang: Lang) -> String {
     // Open items at the end, with promises and disputes.
     let _ = write!(out, "<h2>{}</h2>", l.open_items);
     let open: Vec<&Row> = s.rows.iter().filter(|r| r.section == "open_item").collect();
-    let widths = ["12%", "13%", "15%", "12%", "10%", "15%", "23%"];
     out.push_str("<table class=\"open\"><thead><tr>");
     for (i, c) in l.open_columns.iter().enumerate() {
-        let class = if i == 4 || i == 5 { " class=\"num\"" } else { "" };
-        let _ = write!(out, "<th{class} style=\"width:{}\">{c}</th>", widths[i]);
+        let attrs = match i {
+            2 => " style=\"width:30%\"",
+            1 => " class=\"kind\"",
+            4 | 5 => " class=\"num\"",
+            6 => " style=\"width:22%\"",
+            _ => "",
+        };
+        let _ = write!(out, "<th{attrs}>{c}</th>");
     }
     out.push_str("</tr></thead><tbody>");
     for r in &open {
         out.push_str("<tr>");
-        cell(&mut out, "", r.entry_date.as_deref().unwrap_or(""));
-        cell(&mut out, "", kind_label(r.kind.as_deref().unwrap_or(""), lang));
+        cell(&mut out, "date", r.entry_date.as_deref().unwrap_or(""));
+        cell(&mut out, "kind", kind_label(r.kind.as_deref().unwrap_or(""), lang));
         cell(&mut out, "", r.doc_no.as_deref().unwrap_or(""));
-        cell(&mut out, "", r.due_date.as_deref().unwrap_or(""));
+        cell(&mut out, "date", r.due_date.as_deref().unwrap_or(""));
         let days = r.days.filter(|d| *d > 0 && r.kind.as_deref() == Some("invoice")).map(|d| d.to_string());
         cell(&mut out, "num", days.as_deref().unwrap_or(""));
         cell(&mut out, "num", &r.balance.map(amount).unwrap_or_default());
@@ -494,6 +538,13 @@ mod tests {
                     && !html.contains("url(")
             );
         }
+        // Figures never wrap; long ones print smaller so the text columns keep room.
+        assert!(render_html(&sample(), Lang::En).contains("td.num { font-size: 9pt; }"));
+        let mut big = sample();
+        big.closing = d("987654321098765.43");
+        assert!(render_html(&big, Lang::En).contains("td.num { font-size: 7.5pt; }"));
+        big.closing = d("-1000000000000000.12345678");
+        assert!(render_html(&big, Lang::En).contains("td.num { font-size: 6.5pt; }"));
         assert!(render_html(&sample(), Lang::Zh).contains("对账单"));
         assert!(render_html(&sample(), Lang::Zh).contains("承诺于 2026-02-10 付款 60.00"));
         assert!(render_html(&sample(), Lang::En).contains("Promised 60.00 by 2026-02-10"));

@@ -10,6 +10,11 @@
 -- private lock tables replace advisory keys; the audit chain can be verified against an anchor.
 -- Tables guarded before the update are re-protected at its end (their partitions and children
 -- registered, exposure recounted once).
+--
+-- Statements of account (numbered, immutable, by cycle), balance confirmation, reconciliation
+-- with the finance ledger; payments, credit notes and write-offs can be reversed and invoices
+-- cancelled (new columns on credit.settlement, credit.allocation and credit.policy). The
+-- privilege levels granted before the update get the new functions.
 \echo Use "ALTER EXTENSION pg_credit UPDATE" to load this file. \quit
 
 -- Private locks (nobody else holds privileges on these tables, so nobody else can take them).
@@ -177,28 +182,6 @@ STABLE PARALLEL SAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'explain_terms_wrapper';
-
-CREATE OR REPLACE FUNCTION "effective_policy"(
-	"customer" TEXT, /* Option < & str > */
-	"product_category" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS TABLE (
-	"terms_days" INT,  /* Option < i32 > */
-	"max_limit" NUMERIC,  /* Option < AnyNumeric > */
-	"warn_ratio" NUMERIC,  /* AnyNumeric */
-	"overdue_block_days" INT,  /* Option < i32 > */
-	"prepayment_required" bool,  /* bool */
-	"max_increase_ratio" NUMERIC,  /* Option < AnyNumeric > */
-	"approval_above" NUMERIC,  /* Option < AnyNumeric > */
-	"releasing_role" TEXT,  /* Option < String > */
-	"blacklist_on_write_off" bool,  /* bool */
-	"dunning_ladder" TEXT,  /* String */
-	"blacklist_on_legal" bool,  /* bool */
-	"matched_policies" bigint[]  /* Vec < i64 > */
-)
-STABLE PARALLEL SAFE
-SET search_path TO pg_catalog, pg_temp
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'effective_policy_wrapper';
 
 CREATE OR REPLACE FUNCTION "terms_for"(
 	"customer" TEXT, /* Option < & str > */
@@ -444,7 +427,7 @@ BEGIN
                       FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id GROUP BY i.customer),
              un AS (SELECT s.customer, sum(s.amount - coalesce(x.s, 0)) AS v
                       FROM credit.settlement s LEFT JOIN alloc_set x ON x.settlement_id = s.id
-                     WHERE s.kind <> 'write_off' GROUP BY s.customer),
+                     WHERE s.kind NOT IN ('write_off', 'cancellation') AND s.reversed_on IS NULL GROUP BY s.customer),
              oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer),
              od AS (SELECT i.customer, min(i.due_date) AS d
                       FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id
@@ -1306,6 +1289,13 @@ BEGIN
     step := 'regrade';
     SELECT count(*) FILTER (WHERE r.applied OR r.action = 'request') INTO changes FROM credit.regrade(as_of, false) r;
     RETURN NEXT;
+    -- Statements for periods that ended yesterday (a day is complete once it is over).
+    step := 'statements';
+    SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
+    RETURN NEXT;
+    step := 'confirmation_reminders';
+    SELECT count(*) INTO changes FROM credit.remind_confirmations(as_of);
+    RETURN NEXT;
 END
 $$;
 
@@ -1368,14 +1358,17 @@ DECLARE
     fns text[] := ARRAY[
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
-        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for',
+        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
+        'statement statement_html reconciliation_trace',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
-        'release_fitting_holds record_refusals',
-        'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject',
+        'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
+        'remind_confirmations reconcile load_finance_items',
+        'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
+        'cancel_invoice',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
-                            'aging_bucket', 'provision_rate', 'trusted_proxy'];
+                            'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
     i int;
     j int;
     f regprocedure;
@@ -1417,6 +1410,12 @@ BEGIN
             EXECUTE format('GRANT SELECT ON credit.access_role TO %I', roles[i]);
             EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA credit TO %I', roles[i]);
         END IF;
+        -- From the clerk level on: loading the finance system's items (credit.load_finance_items
+        -- runs with the caller's rights).
+        IF i >= 2 THEN
+            EXECUTE format('GRANT INSERT, DELETE ON credit.finance_item TO %I', roles[i]);
+            EXECUTE format('GRANT USAGE ON SEQUENCE credit.finance_item_id_seq TO %I', roles[i]);
+        END IF;
         INSERT INTO credit.access_role AS a (level, role) VALUES (levels[i], roles[i])
         ON CONFLICT ON CONSTRAINT access_role_pkey DO UPDATE SET role = EXCLUDED.role;
         level := levels[i]; role := roles[i]; functions := nf; tables := nt;
@@ -1424,6 +1423,1476 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Statements of account, balance confirmation, reconciliation with the finance ledger; reversals.
+-- The ledger: an invoice cancelled before settlement is settled by a cancellation document; a
+-- reversal undoes a payment, credit note or write-off on its own date, by negative allocations.
+ALTER TABLE credit.settlement
+    ADD COLUMN reversed_on date,
+    DROP CONSTRAINT settlement_kind_check,
+    ADD CONSTRAINT settlement_kind_check CHECK (kind IN ('payment', 'credit_note', 'write_off', 'cancellation')),
+    DROP CONSTRAINT settlement_write_off_applied,
+    ADD CONSTRAINT settlement_write_off_applied CHECK (kind NOT IN ('write_off', 'cancellation') OR unapplied = 0),
+    ADD CONSTRAINT settlement_reversed_nothing_left CHECK (reversed_on IS NULL OR unapplied = 0);
+CREATE INDEX invoice_customer_date_idx ON credit.invoice (customer, doc_date);
+CREATE INDEX settlement_customer_date_idx ON credit.settlement (customer, doc_date);
+CREATE TABLE credit.reversal (
+    id             bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    customer       text NOT NULL,
+    settlement_id  bigint NOT NULL UNIQUE REFERENCES credit.settlement (id),
+    doc_date       date NOT NULL,
+    amount         numeric NOT NULL CHECK (amount > 0),
+    reason         text NOT NULL CHECK (reason <> ''),
+    posted_at      timestamptz NOT NULL DEFAULT now(),
+    posted_by      name NOT NULL DEFAULT credit._person()
+);
+CREATE INDEX reversal_customer_date_idx ON credit.reversal (customer, doc_date);
+ALTER TABLE credit.allocation
+    ADD COLUMN reversal_id bigint REFERENCES credit.reversal (id),
+    DROP CONSTRAINT allocation_amount_check,
+    ADD CONSTRAINT allocation_amount_check CHECK (amount > 0 AND reversal_id IS NULL OR amount < 0 AND reversal_id IS NOT NULL);
+CREATE INDEX allocation_applied_idx ON credit.allocation (applied_on);
+CREATE TRIGGER reversal_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.reversal
+    FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
+SELECT pg_catalog.pg_extension_config_dump('credit.reversal', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.reversal_id_seq', '');
+
+-- Policies name the statement cycle and the smallest balance sent.
+ALTER TABLE credit.policy
+    ADD COLUMN statement_cycle text CHECK (statement_cycle IN ('weekly', 'monthly', 'quarterly', 'none')),
+    ADD COLUMN statement_min_balance numeric CHECK (statement_min_balance >= 0 AND statement_min_balance <= 1000000000000000);
+DROP FUNCTION credit.effective_policy(text, text);   -- returns two more columns
+
+-- New and changed functions of the library.
+
+CREATE FUNCTION "effective_policy"(
+	"customer" TEXT, /* Option < & str > */
+	"product_category" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"terms_days" INT,  /* Option < i32 > */
+	"max_limit" NUMERIC,  /* Option < AnyNumeric > */
+	"warn_ratio" NUMERIC,  /* AnyNumeric */
+	"overdue_block_days" INT,  /* Option < i32 > */
+	"prepayment_required" bool,  /* bool */
+	"max_increase_ratio" NUMERIC,  /* Option < AnyNumeric > */
+	"approval_above" NUMERIC,  /* Option < AnyNumeric > */
+	"releasing_role" TEXT,  /* Option < String > */
+	"blacklist_on_write_off" bool,  /* bool */
+	"dunning_ladder" TEXT,  /* String */
+	"blacklist_on_legal" bool,  /* bool */
+	"statement_cycle" TEXT,  /* String */
+	"statement_min_balance" NUMERIC,  /* Option < AnyNumeric > */
+	"matched_policies" bigint[]  /* Vec < i64 > */
+)
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'effective_policy_wrapper';
+
+CREATE FUNCTION "reverse_settlement"(
+	"settlement_id" bigint, /* Option < i64 > */
+	"reason" TEXT, /* Option < & str > */
+	"reversed_on" date DEFAULT CURRENT_DATE /* Option < Date > */
+) RETURNS bigint /* i64 */
+SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'reverse_settlement_wrapper';
+
+CREATE FUNCTION "cancel_invoice"(
+	"customer" TEXT, /* Option < & str > */
+	"doc_no" TEXT, /* Option < & str > */
+	"reason" TEXT, /* Option < & str > */
+	"cancelled_on" date DEFAULT CURRENT_DATE /* Option < Date > */
+) RETURNS bigint /* i64 */
+SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'cancel_invoice_wrapper';
+
+CREATE FUNCTION "statement_run"(
+	"period_end" date, /* Option < Date > */
+	"cycle" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"statement_id" bigint,  /* i64 */
+	"statement_no" TEXT,  /* String */
+	"customer" TEXT,  /* String */
+	"period_start" date,  /* Date */
+	"opening" NUMERIC,  /* AnyNumeric */
+	"closing" NUMERIC,  /* AnyNumeric */
+	"lines" bigint  /* i64 */
+)
+SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'statement_run_wrapper';
+
+CREATE FUNCTION "statement_html"(
+	"statement_id" bigint, /* Option < i64 > */
+	"lang" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TEXT /* String */
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'statement_html_wrapper';
+
+-- Aging, exposure, payment behaviour and collections follow reversals and cancellations.
+
+CREATE OR REPLACE FUNCTION credit.aging(as_of date DEFAULT current_date, basis text DEFAULT 'due')
+RETURNS TABLE (customer text, doc_type text, doc_no text, doc_date date, due_date date,
+               open_amount numeric, days integer, bucket text, bucket_position integer)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT o.customer, o.doc_type, o.doc_no, o.doc_date, o.due_date, o.open_amount, o.days,
+           (SELECT credit._bucket_labels())[o.rank], o.rank
+      FROM (
+        SELECT s.customer, s.doc_type, s.doc_no, s.doc_date, s.due_date, s.open_amount, s.days,
+               credit._bucket_rank(s.days) AS rank
+          FROM (
+            -- invoices open today with nothing applied to them after as_of: as they are
+            SELECT * FROM (
+              SELECT i.customer, 'invoice'::text AS doc_type, i.doc_no, i.doc_date, i.due_date, i.open_amount,
+                     aging.as_of - CASE WHEN aging.basis = 'document' THEN i.doc_date ELSE i.due_date END AS days
+                FROM credit.invoice i
+               WHERE i.open_amount > 0 AND i.doc_date <= aging.as_of
+                 AND (i.last_applied_on IS NULL OR i.last_applied_on <= aging.as_of)
+                 AND credit._aging_args(aging.as_of, aging.basis)
+            ) b
+            UNION ALL
+            -- invoices with money applied after as_of (open or settled today): add it back
+            SELECT * FROM (
+              SELECT i.customer, 'invoice'::text, i.doc_no, i.doc_date, i.due_date,
+                     i.open_amount + (SELECT sum(a.amount) FROM credit.allocation a
+                                       WHERE a.invoice_id = i.id AND a.applied_on > aging.as_of),
+                     aging.as_of - CASE WHEN aging.basis = 'document' THEN i.doc_date ELSE i.due_date END
+                FROM credit.invoice i
+               WHERE i.last_applied_on > aging.as_of AND i.doc_date <= aging.as_of
+                 AND credit._aging_args(aging.as_of, aging.basis)
+            ) b
+            UNION ALL
+            -- unapplied payments and credit notes: unapplied today and untouched since as_of...
+            SELECT * FROM (
+              SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date, -st.unapplied, aging.as_of - st.doc_date
+                FROM credit.settlement st
+               WHERE st.unapplied > 0 AND st.kind NOT IN ('write_off', 'cancellation') AND st.doc_date <= aging.as_of
+                 AND (st.last_applied_on IS NULL OR st.last_applied_on <= aging.as_of)
+                 AND credit._aging_args(aging.as_of, aging.basis)
+            ) b
+            UNION ALL
+            -- ...and those applied (or reversed) since: what was unapplied as of as_of. A reversal
+            -- after as_of undid every application (negative allocations, added back here too) and
+            -- took what was left: all of the amount counted until then.
+            SELECT * FROM (
+              SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date,
+                     -(st.unapplied + coalesce((SELECT sum(a.amount) FROM credit.allocation a
+                                                 WHERE a.settlement_id = st.id AND a.applied_on > aging.as_of), 0)
+                       + CASE WHEN st.reversed_on > aging.as_of THEN st.amount ELSE 0 END),
+                     aging.as_of - st.doc_date
+                FROM credit.settlement st
+               WHERE st.last_applied_on > aging.as_of AND st.kind NOT IN ('write_off', 'cancellation')
+                 AND st.doc_date <= aging.as_of
+                 AND credit._aging_args(aging.as_of, aging.basis)
+            ) b
+            UNION ALL
+            -- No rows; there so the argument check runs even when a NULL as_of lets the planner
+            -- drop every branch above (a STABLE call is never constant-folded).
+            SELECT * FROM (
+              SELECT NULL::text, NULL::text, NULL::text, NULL::date, NULL::date, NULL::numeric, NULL::integer
+               WHERE NOT credit._aging_args(aging.as_of, aging.basis)
+            ) b
+          ) s
+         -- A reversal after as_of can leave nothing open as of as_of on a touched document: no row.
+         WHERE s.open_amount <> 0
+      ) o;
+END;
+
+CREATE OR REPLACE FUNCTION credit._actual_exposure()
+RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric, oldest_open_due date)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._internal('credit._actual_exposure');
+    RETURN QUERY EXECUTE format($q$
+        WITH alloc_inv AS (SELECT invoice_id, sum(amount) AS s FROM credit.allocation GROUP BY invoice_id),
+             alloc_set AS (SELECT settlement_id, sum(amount) AS s FROM credit.allocation GROUP BY settlement_id),
+             ar AS (SELECT i.customer, sum(i.amount - coalesce(ai.s, 0)) AS v
+                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id GROUP BY i.customer),
+             un AS (SELECT s.customer, sum(s.amount - coalesce(x.s, 0)) AS v
+                      FROM credit.settlement s LEFT JOIN alloc_set x ON x.settlement_id = s.id
+                     WHERE s.kind NOT IN ('write_off', 'cancellation') AND s.reversed_on IS NULL GROUP BY s.customer),
+             oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer),
+             od AS (SELECT i.customer, min(i.due_date) AS d
+                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id
+                     WHERE i.amount - coalesce(ai.s, 0) > 0 AND NOT i.disputed GROUP BY i.customer)
+        SELECT a.customer, coalesce(ar.v, 0), coalesce(un.v, 0), coalesce(oo.v, 0), od.d
+          FROM credit.account a
+          LEFT JOIN od ON od.customer = a.customer
+          LEFT JOIN ar ON ar.customer = a.customer
+          LEFT JOIN un ON un.customer = a.customer
+          LEFT JOIN oo ON oo.customer = a.customer
+    $q$, credit._open_orders_query());
+END
+$$;
+
+CREATE OR REPLACE VIEW credit.payment_experience WITH (security_invoker = true) AS
+SELECT i.customer, i.doc_no, i.doc_date, i.due_date, a.applied_on AS paid_on, a.amount,
+       a.applied_on - i.due_date AS days_late, a.applied_on - i.doc_date AS days_to_pay
+  FROM credit.allocation a
+  JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment' AND s.reversed_on IS NULL
+  JOIN credit.invoice i ON i.id = a.invoice_id;
+
+CREATE OR REPLACE VIEW credit.payment_behavior WITH (security_invoker = true) AS
+SELECT a.customer, a.region, a.customer_type,
+       p.experiences,
+       p.average_days_to_pay,
+       p.weighted_days_late,
+       p.on_time_ratio,
+       CASE WHEN p.experiences >= 3 THEN p.paydex END AS paydex,
+       coalesce(o.overdue_amount, 0) AS overdue_amount,
+       o.oldest_overdue_days,
+       (SELECT max(s.doc_date) FROM credit.settlement s WHERE s.customer = a.customer AND s.kind = 'payment' AND s.reversed_on IS NULL) AS last_payment_date
+  FROM credit.account a
+  LEFT JOIN (SELECT e.customer, count(*) AS experiences,
+                    round(avg(e.days_to_pay), 1) AS average_days_to_pay,
+                    credit.weighted_days_late(e.days_late, e.amount) AS weighted_days_late,
+                    credit.on_time_ratio(e.days_late, e.amount, 0) AS on_time_ratio,
+                    credit.paydex(e.days_late, e.amount) AS paydex
+               FROM credit.payment_experience e GROUP BY e.customer) p ON p.customer = a.customer
+  LEFT JOIN (SELECT i.customer, sum(i.open_amount) AS overdue_amount,
+                    max(current_date - i.due_date) AS oldest_overdue_days
+               FROM credit.invoice i WHERE i.open_amount > 0 AND i.due_date < current_date
+              GROUP BY i.customer) o ON o.customer = a.customer;
+
+CREATE OR REPLACE VIEW credit.collection_effectiveness WITH (security_invoker = true) AS
+WITH per_invoice AS (
+    SELECT c.contacted_by AS collector, date_trunc('month', c.contact_date)::date AS period, c.invoice_id,
+           min(c.contact_date) AS first_contact, count(*) AS contacts, count(DISTINCT c.task_id) AS tasks
+      FROM credit.collection_contact c
+     GROUP BY 1, 2, 3
+), promises AS (
+    SELECT c.contacted_by AS collector, date_trunc('month', p.made_on)::date AS period,
+           count(*) AS made, count(*) FILTER (WHERE p.status = 'kept') AS kept,
+           count(*) FILTER (WHERE p.status = 'broken') AS broken, sum(p.amount) AS promised
+      FROM credit.promise p JOIN credit.collection_contact c ON c.id = p.contact_id
+     GROUP BY 1, 2
+)
+SELECT pi.collector, pi.period,
+       sum(pi.tasks)::bigint AS tasks,
+       sum(pi.contacts)::bigint AS contacts,
+       coalesce(max(pr.made), 0) AS promises_made,
+       coalesce(max(pr.kept), 0) AS promises_kept,
+       coalesce(max(pr.broken), 0) AS promises_broken,
+       coalesce(sum((SELECT sum(al.amount) FROM credit.allocation al JOIN credit.settlement s ON s.id = al.settlement_id
+                      WHERE al.invoice_id = pi.invoice_id AND al.applied_on >= pi.first_contact
+                        AND s.kind = 'payment' AND s.reversed_on IS NULL)), 0) AS collected_after_contact
+  FROM per_invoice pi
+  LEFT JOIN promises pr ON pr.collector = pi.collector AND pr.period = pi.period
+ GROUP BY pi.collector, pi.period
+ ORDER BY pi.period, pi.collector;
+
+-- The daily job issues statements and reminds confirmations; the levels get the new functions.
+
+CREATE OR REPLACE FUNCTION credit.run_daily(as_of date DEFAULT CURRENT_DATE)
+RETURNS TABLE (step text, changes bigint)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF as_of > CURRENT_DATE OR as_of = '-infinity' THEN
+        RAISE EXCEPTION 'as_of % is in the future or not a date', as_of USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM credit._require('manager', 'running the daily job');
+    LOCK TABLE credit.daily_lock IN EXCLUSIVE MODE;   -- one daily run at a time
+    step := 'temporary_limits_expired';
+    changes := credit._expire_temporary_limits(as_of);
+    RETURN NEXT;
+    step := 'collections';
+    SELECT count(*) INTO changes FROM credit.run_collections(as_of);
+    RETURN NEXT;
+    step := 'regrade';
+    SELECT count(*) FILTER (WHERE r.applied OR r.action = 'request') INTO changes FROM credit.regrade(as_of, false) r;
+    RETURN NEXT;
+    -- Statements for periods that ended yesterday (a day is complete once it is over).
+    step := 'statements';
+    SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
+    RETURN NEXT;
+    step := 'confirmation_reminders';
+    SELECT count(*) INTO changes FROM credit.remind_confirmations(as_of);
+    RETURN NEXT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION credit.grant_privileges(reader name DEFAULT 'credit_reader', clerk name DEFAULT 'credit_clerk',
+                                        manager name DEFAULT 'credit_manager', admin name DEFAULT 'credit_admin')
+RETURNS TABLE (level text, role name, functions int, tables int)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    levels text[] := ARRAY['reader', 'clerk', 'manager', 'admin'];
+    roles name[] := ARRAY[reader, clerk, manager, admin];
+    -- What each level may call, besides what the levels below it may.
+    fns text[] := ARRAY[
+        'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
+        'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
+        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
+        'statement statement_html reconciliation_trace',
+        'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
+        'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
+        'remind_confirmations reconcile load_finance_items',
+        'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
+        'cancel_invoice',
+        'guard unguard rebuild_exposure prune_outbox grant_privileges'];
+    -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
+    managed text[] := ARRAY['account', 'policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+                            'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
+    i int;
+    j int;
+    f regprocedure;
+    nf int;
+    nt int;
+BEGIN
+    PERFORM credit._require('admin', 'granting pg_credit''s privileges');
+    FOR i IN 1..4 LOOP
+        IF roles[i] IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = roles[i]) THEN
+            RAISE EXCEPTION 'role "%" does not exist', roles[i] USING ERRCODE = 'undefined_object',
+                HINT = format('CREATE ROLE %I first, or pass NULL to leave the %s level out.', roles[i], levels[i]);
+        END IF;
+    END LOOP;
+    FOR i IN 1..4 LOOP
+        CONTINUE WHEN roles[i] IS NULL;
+        nf := 0;
+        EXECUTE format('GRANT USAGE ON SCHEMA credit TO %I', roles[i]);
+        FOR j IN 1..i LOOP
+            FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+                      WHERE p.pronamespace = 'credit'::regnamespace
+                        AND (p.proname = ANY (string_to_array(fns[j], ' '))
+                             -- the read-only helpers the readable functions and views call
+                             OR j = 1 AND p.proname ~ '^_' AND p.provolatile IN ('s', 'i'))
+                      ORDER BY 1 LOOP
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, roles[i]);   -- aggregates too
+                nf := nf + 1;
+            END LOOP;
+        END LOOP;
+        -- Everyone reads everything (BI); the admin level also writes the DBA-managed tables.
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA credit TO %I', roles[i]);
+        EXECUTE format('REVOKE SELECT ON credit.access_role, credit.outbox_lock, credit.collections_lock, credit.daily_lock FROM %I',
+                       roles[i]);
+        SELECT count(*) INTO nt FROM pg_class c WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind IN ('r', 'v')
+           AND c.relname NOT IN ('access_role', 'outbox_lock', 'collections_lock', 'daily_lock');
+        IF levels[i] = 'admin' THEN
+            FOR j IN 1..array_length(managed, 1) LOOP
+                EXECUTE format('GRANT INSERT, UPDATE, DELETE ON credit.%I TO %I', managed[j], roles[i]);
+            END LOOP;
+            EXECUTE format('GRANT SELECT ON credit.access_role TO %I', roles[i]);
+            EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA credit TO %I', roles[i]);
+        END IF;
+        -- From the clerk level on: loading the finance system's items (credit.load_finance_items
+        -- runs with the caller's rights).
+        IF i >= 2 THEN
+            EXECUTE format('GRANT INSERT, DELETE ON credit.finance_item TO %I', roles[i]);
+            EXECUTE format('GRANT USAGE ON SEQUENCE credit.finance_item_id_seq TO %I', roles[i]);
+        END IF;
+        INSERT INTO credit.access_role AS a (level, role) VALUES (levels[i], roles[i])
+        ON CONFLICT ON CONSTRAINT access_role_pkey DO UPDATE SET role = EXCLUDED.role;
+        level := levels[i]; role := roles[i]; functions := nf; tables := nt;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION credit._policy_write_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._require(coalesce(TG_ARGV[0], 'admin'), format('changing credit.%s', TG_TABLE_NAME));
+    RETURN NULL;
+END
+$$;
+
+-- Statements of account (对账单): what a customer owed at the start of a period, every document
+-- and settlement in it with a running balance, what it owes at the end, and its open items then,
+-- with their aging, promises and disputes. Computed from the ledger as of any dates (so a past
+-- period reads as it stood, later payments and reversals notwithstanding), and issued as numbered,
+-- immutable statements by credit.statement_run (src/statements/), rendered by credit.statement_html.
+
+-- ---------------------------------------------------------------------------------------------
+-- Every entry of the ledger in a date range, with the date it took effect: what raises the
+-- balance (invoices, reversals) as a debit, what lowers it (payments, credit notes, cancellations,
+-- write-offs) as a credit; applications of money to invoices (and their undoing by a reversal)
+-- move nothing and are listed for the reader. The balance as of a date (credit.aging) moves by
+-- exactly these debits and credits, day by day.
+
+CREATE FUNCTION credit._ledger_entries(customer text, from_date date, to_date date)
+RETURNS TABLE (customer text, entry_date date, sort integer, kind text, doc_no text, detail text,
+               debit numeric, credit numeric, applied numeric, document_id bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT * FROM (
+        SELECT i.customer, i.doc_date, 1, 'invoice'::text, i.doc_no, NULL::text, i.amount, 0::numeric, NULL::numeric, i.id
+          FROM credit.invoice i
+         WHERE (_ledger_entries.customer IS NULL OR i.customer = _ledger_entries.customer)
+           AND i.doc_date BETWEEN _ledger_entries.from_date AND _ledger_entries.to_date
+    ) b
+    UNION ALL
+    -- payments, credit notes and cancellations count from their own date
+    SELECT * FROM (
+        SELECT s.customer, s.doc_date, 2, s.kind, s.doc_no, s.reason, 0::numeric, s.amount, NULL::numeric, s.id
+          FROM credit.settlement s
+         WHERE (_ledger_entries.customer IS NULL OR s.customer = _ledger_entries.customer)
+           AND s.kind <> 'write_off' AND s.doc_date BETWEEN _ledger_entries.from_date AND _ledger_entries.to_date
+    ) b
+    UNION ALL
+    -- a write-off counts from the day it took effect on its invoice
+    SELECT * FROM (
+        SELECT s.customer, a.applied_on, 2, 'write_off'::text, i.doc_no, s.reason, 0::numeric, a.amount, NULL::numeric, s.id
+          FROM credit.settlement s
+          JOIN credit.allocation a ON a.settlement_id = s.id AND a.reversal_id IS NULL
+          JOIN credit.invoice i ON i.id = a.invoice_id
+         WHERE (_ledger_entries.customer IS NULL OR s.customer = _ledger_entries.customer)
+           AND s.kind = 'write_off' AND a.applied_on BETWEEN _ledger_entries.from_date AND _ledger_entries.to_date
+    ) b
+    UNION ALL
+    -- a reversal: the customer owes the settlement's amount again from its date
+    SELECT * FROM (
+        SELECT r.customer, r.doc_date, 3, s.kind || '_reversal',
+               coalesce(s.doc_no, (SELECT i.doc_no FROM credit.allocation a JOIN credit.invoice i ON i.id = a.invoice_id
+                                    WHERE a.settlement_id = s.id AND s.kind = 'write_off' ORDER BY a.id LIMIT 1)),
+               r.reason, r.amount, 0::numeric, NULL::numeric, r.id
+          FROM credit.reversal r JOIN credit.settlement s ON s.id = r.settlement_id
+         WHERE (_ledger_entries.customer IS NULL OR r.customer = _ledger_entries.customer)
+           AND r.doc_date BETWEEN _ledger_entries.from_date AND _ledger_entries.to_date
+    ) b
+    UNION ALL
+    -- applications of payments and credit notes to invoices, and their undoing: for the reader
+    SELECT * FROM (
+        SELECT s.customer, a.applied_on, 4,
+               CASE WHEN a.reversal_id IS NULL THEN 'application' ELSE 'application_reversed' END,
+               i.doc_no, s.kind || coalesce(' ' || s.doc_no, ''), 0::numeric, 0::numeric, a.amount, a.id
+          FROM credit.allocation a
+          JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind IN ('payment', 'credit_note')
+          JOIN credit.invoice i ON i.id = a.invoice_id
+         WHERE (_ledger_entries.customer IS NULL OR s.customer = _ledger_entries.customer)
+           AND a.applied_on BETWEEN _ledger_entries.from_date AND _ledger_entries.to_date
+    ) b;
+END;
+
+-- Statements of several customers over periods that end on the same day (each from its own
+-- start), as rows: 'opening', 'activity' (with the running balance), 'closing' (with the
+-- period's debits and credits), 'open_item' (open as of the end, with aging, promise and
+-- dispute), 'aging' (per bucket). The closing balance is the balance as of the end
+-- (credit.aging); the opening is the closing less the period's entries, which is the balance as
+-- of the day before the start (a property test holds the two ways to each other).
+CREATE FUNCTION credit._statement_rows(period_end date, customers text[], starts date[])
+RETURNS TABLE (customer text, section text, line bigint, entry_date date, kind text, doc_no text, detail text,
+               debit numeric, credit numeric, applied numeric, balance numeric, due_date date, days integer,
+               bucket text, promised_amount numeric, promised_date date, disputed_since date)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    WITH p AS (SELECT * FROM unnest(_statement_rows.customers, _statement_rows.starts) AS p(customer, period_start)),
+    e AS (SELECT p.customer, p.period_start, e.entry_date, e.sort, e.kind, e.doc_no, e.detail, e.debit, e.credit,
+                 e.applied, e.document_id
+            FROM credit._ledger_entries(CASE WHEN cardinality(_statement_rows.customers) = 1
+                                             THEN _statement_rows.customers[1] END,
+                                        (SELECT min(s) FROM unnest(_statement_rows.starts) s),
+                                        _statement_rows.period_end) e
+            JOIN p ON p.customer = e.customer AND e.entry_date >= p.period_start),
+    g AS (SELECT g.customer, g.doc_type, g.doc_no, g.doc_date, g.due_date, g.open_amount, g.days, g.bucket,
+                 g.bucket_position
+            FROM credit.aging(_statement_rows.period_end) g WHERE g.customer = ANY (_statement_rows.customers)),
+    net AS (SELECT e.customer, sum(e.debit - e.credit) AS net, sum(e.debit) AS debits, sum(e.credit) AS credits
+              FROM e GROUP BY e.customer),
+    closing AS (SELECT g.customer, sum(g.open_amount) AS balance FROM g GROUP BY g.customer),
+    head AS (SELECT p.customer, p.period_start, coalesce(c.balance, 0) AS closing,
+                    coalesce(c.balance, 0) - coalesce(n.net, 0) AS opening,
+                    coalesce(n.debits, 0) AS debits, coalesce(n.credits, 0) AS credits
+               FROM p LEFT JOIN closing c ON c.customer = p.customer LEFT JOIN net n ON n.customer = p.customer),
+    promised AS (SELECT DISTINCT ON (i.customer, i.doc_no) i.customer, i.doc_no, pr.amount, pr.promised_date
+                   FROM credit.promise pr JOIN credit.invoice i ON i.id = pr.invoice_id
+                  WHERE pr.customer = ANY (_statement_rows.customers) AND pr.made_on <= _statement_rows.period_end
+                    AND (pr.status = 'open' OR pr.decided_on > _statement_rows.period_end)
+                  ORDER BY i.customer, i.doc_no, pr.made_on DESC, pr.id DESC),
+    disputed AS (SELECT d.customer, d.doc_no, d.opened_on FROM credit.invoice_dispute d
+                  WHERE d.customer = ANY (_statement_rows.customers) AND d.opened_on <= _statement_rows.period_end
+                    AND (d.resolved_on IS NULL OR d.resolved_on > _statement_rows.period_end)),
+    buckets AS (SELECT b.label, row_number() OVER (ORDER BY b.position) AS rank
+                  FROM credit.aging_bucket b WHERE NOT b.retired),
+    aged AS (SELECT g.customer, g.bucket_position, sum(g.open_amount) AS amount FROM g GROUP BY 1, 2)
+    SELECT h.customer, 'opening', 0::bigint, h.period_start - 1, NULL::text, NULL::text, NULL::text, NULL::numeric,
+           NULL::numeric, NULL::numeric, h.opening, NULL::date, NULL::integer, NULL::text, NULL::numeric, NULL::date,
+           NULL::date
+      FROM head h
+    UNION ALL
+    SELECT e.customer, 'activity',
+           row_number() OVER (PARTITION BY e.customer ORDER BY e.entry_date, e.sort, e.doc_no, e.document_id),
+           e.entry_date, e.kind, e.doc_no, e.detail, e.debit, e.credit, e.applied,
+           h.opening + sum(e.debit - e.credit) OVER (PARTITION BY e.customer
+                                                     ORDER BY e.entry_date, e.sort, e.doc_no, e.document_id
+                                                     ROWS UNBOUNDED PRECEDING),
+           NULL, NULL, NULL, NULL, NULL, NULL
+      FROM e JOIN head h ON h.customer = e.customer
+    UNION ALL
+    SELECT h.customer, 'closing', 0, _statement_rows.period_end, NULL, NULL, NULL, h.debits, h.credits, NULL,
+           h.closing, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM head h
+    UNION ALL
+    SELECT g.customer, 'open_item',
+           row_number() OVER (PARTITION BY g.customer ORDER BY g.due_date NULLS LAST, g.doc_date, g.doc_type, g.doc_no),
+           g.doc_date, g.doc_type, g.doc_no, NULL,
+           greatest(g.open_amount, 0), greatest(-g.open_amount, 0), NULL, g.open_amount, g.due_date, g.days, g.bucket,
+           pr.amount, pr.promised_date, d.opened_on
+      FROM g
+      LEFT JOIN promised pr ON g.doc_type = 'invoice' AND pr.customer = g.customer AND pr.doc_no = g.doc_no
+      LEFT JOIN disputed d ON g.doc_type = 'invoice' AND d.customer = g.customer AND d.doc_no = g.doc_no
+    UNION ALL
+    SELECT p.customer, 'aging', b.rank, NULL, b.label, NULL, NULL, NULL, NULL, NULL, coalesce(ag.amount, 0),
+           NULL, NULL, b.label, NULL, NULL, NULL
+      FROM p CROSS JOIN buckets b
+      LEFT JOIN aged ag ON ag.customer = p.customer AND ag.bucket_position = b.rank;
+END;
+
+-- Arguments of credit.statement, checked once per query (a pseudo-constant qual); true, or 22004,
+-- 22023 or 23503.
+CREATE FUNCTION credit._statement_args(customer text, period_start date, period_end date) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF customer IS NULL OR period_start IS NULL OR period_end IS NULL THEN
+        RAISE EXCEPTION 'customer, period_start and period_end must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(customer) = '' THEN
+        RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT isfinite(period_start) OR NOT isfinite(period_end) THEN
+        RAISE EXCEPTION 'period_start and period_end must be finite dates' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF period_end < period_start THEN
+        RAISE EXCEPTION 'period_end % is before period_start %', period_end, period_start
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer = _statement_args.customer) THEN
+        RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION credit.statement(customer text, period_start date, period_end date)
+RETURNS TABLE (section text, line bigint, entry_date date, kind text, doc_no text, detail text,
+               debit numeric, credit numeric, applied numeric, balance numeric, due_date date, days integer,
+               bucket text, promised_amount numeric, promised_date date, disputed_since date, currency text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT r.section, r.line, r.entry_date, r.kind, r.doc_no, r.detail, r.debit, r.credit, r.applied, r.balance,
+           r.due_date, r.days, r.bucket, r.promised_amount, r.promised_date, r.disputed_since, a.currency::text
+      FROM credit._statement_rows(statement.period_end, ARRAY[statement.customer], ARRAY[statement.period_start]) r
+      JOIN credit.account a ON a.customer = r.customer
+     WHERE credit._statement_args(statement.customer, statement.period_start, statement.period_end)
+     ORDER BY array_position(ARRAY['opening', 'activity', 'closing', 'open_item', 'aging'], r.section), r.line;
+END;
+
+-- ---------------------------------------------------------------------------------------------
+-- Issued statements. credit.statement_run issues one per customer and period (once), numbered,
+-- immutable, with its rows as credit.statement computed them when issued; each issue is a
+-- statement_issued event (the audit chain, the outbox for delivery).
+
+-- Per-account settings, over the policy's (credit.policy.statement_cycle, statement_min_balance).
+CREATE TABLE credit.statement_setting (
+    customer     text PRIMARY KEY,
+    cycle        text CHECK (cycle IN ('weekly', 'monthly', 'quarterly', 'none')),
+    min_balance  numeric CHECK (min_balance >= 0 AND min_balance <= 1000000000000000),
+    language     text NOT NULL DEFAULT 'zh' CHECK (language IN ('zh', 'en')),
+    note         text
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.statement_setting', '');
+
+CREATE TABLE credit.statement (
+    id            bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    statement_no  text NOT NULL UNIQUE,
+    customer      text NOT NULL,
+    period_start  date NOT NULL,
+    period_end    date NOT NULL,
+    cycle         text NOT NULL,
+    currency      text,
+    language      text NOT NULL,
+    opening       numeric NOT NULL,
+    debits        numeric NOT NULL,
+    credits       numeric NOT NULL,
+    closing       numeric NOT NULL,
+    overdue       numeric NOT NULL,
+    issued_at     timestamptz NOT NULL DEFAULT now(),
+    issued_by     name NOT NULL DEFAULT credit._person(),
+    CONSTRAINT statement_once_per_period UNIQUE (customer, period_end),
+    CONSTRAINT statement_period CHECK (period_end >= period_start),
+    CONSTRAINT statement_adds_up CHECK (opening + debits - credits = closing)
+);
+CREATE INDEX statement_period_idx ON credit.statement (period_end);
+
+CREATE TABLE credit.statement_line (
+    statement_id     bigint NOT NULL REFERENCES credit.statement (id),
+    section          text NOT NULL CHECK (section IN ('opening', 'activity', 'closing', 'open_item', 'aging')),
+    line             bigint NOT NULL,
+    entry_date       date,
+    kind             text,
+    doc_no           text,
+    detail           text,
+    debit            numeric,
+    credit           numeric,
+    applied          numeric,
+    balance          numeric,
+    due_date         date,
+    days             integer,
+    bucket           text,
+    promised_amount  numeric,
+    promised_date    date,
+    disputed_since   date,
+    PRIMARY KEY (statement_id, section, line)
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.statement', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.statement_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.statement_line', '');
+
+-- An issued statement went to the customer: it is never changed or deleted (the next period's
+-- statement carries any correction). pg_credit alone writes them; see the grants.
+CREATE FUNCTION credit._statement_immutable() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'credit.% is immutable', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege',
+        DETAIL = 'An issued statement is a document the customer received; corrections appear in the next statement.';
+END
+$$;
+CREATE TRIGGER statement_immutable BEFORE UPDATE OR DELETE ON credit.statement
+    FOR EACH ROW EXECUTE FUNCTION credit._statement_immutable();
+CREATE TRIGGER statement_no_truncate BEFORE TRUNCATE ON credit.statement
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._statement_immutable();
+CREATE TRIGGER statement_line_immutable BEFORE UPDATE OR DELETE ON credit.statement_line
+    FOR EACH ROW EXECUTE FUNCTION credit._statement_immutable();
+CREATE TRIGGER statement_line_no_truncate BEFORE TRUNCATE ON credit.statement_line
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._statement_immutable();
+
+COMMENT ON FUNCTION credit._ledger_entries(text, date, date) IS 'Internal: every ledger entry of a date range with the date it took effect (debits, credits, and applications that move nothing)';
+COMMENT ON FUNCTION credit._statement_rows(date, text[], date[]) IS 'Internal: statements of several customers over periods ending on one day, as rows';
+COMMENT ON FUNCTION credit._statement_args(text, date, date) IS 'Internal: checks credit.statement arguments';
+COMMENT ON FUNCTION credit._statement_immutable() IS 'Internal: issued statements are never changed';
+COMMENT ON FUNCTION credit.statement(text, date, date) IS 'Statement of account for a period: opening balance, every entry with a running balance, closing balance (opening + debits - credits), open items at the end with aging, promises and disputes, and the aging per bucket';
+COMMENT ON FUNCTION credit.statement_run(date, text) IS 'Issues the statements of every customer whose cycle (or the given cycle) ends on a date: numbered, immutable, once per customer and period, each announced as a statement_issued event; returns them';
+COMMENT ON FUNCTION credit.statement_html(bigint, text) IS 'An issued statement as a self-contained printable HTML page (A4), in Chinese or English, with the balance confirmation reply instructions';
+COMMENT ON TABLE credit.statement_setting IS 'Per-customer statement settings over the policy''s: cycle (weekly, monthly, quarterly, none), minimum balance, language of the document';
+COMMENT ON COLUMN credit.statement_setting.customer IS 'Customer';
+COMMENT ON COLUMN credit.statement_setting.cycle IS 'weekly | monthly | quarterly | none (no statements); NULL: the policy''s, else monthly';
+COMMENT ON COLUMN credit.statement_setting.min_balance IS 'No statement unless the closing balance reaches it; NULL: the policy''s, else none';
+COMMENT ON COLUMN credit.statement_setting.language IS 'zh | en: the statement document''s language';
+COMMENT ON COLUMN credit.statement_setting.note IS 'Free text';
+COMMENT ON TABLE credit.statement IS 'Issued statements of account (credit.statement_run): numbered, immutable, one per customer and period';
+COMMENT ON COLUMN credit.statement.id IS 'Statement id';
+COMMENT ON COLUMN credit.statement.statement_no IS 'Statement number (ST-<period end>-<id>)';
+COMMENT ON COLUMN credit.statement.customer IS 'Customer';
+COMMENT ON COLUMN credit.statement.period_start IS 'First day of the period';
+COMMENT ON COLUMN credit.statement.period_end IS 'Last day of the period';
+COMMENT ON COLUMN credit.statement.cycle IS 'weekly | monthly | quarterly';
+COMMENT ON COLUMN credit.statement.currency IS 'The account''s currency';
+COMMENT ON COLUMN credit.statement.language IS 'zh | en';
+COMMENT ON COLUMN credit.statement.opening IS 'The last statement''s closing balance (the first statement: the balance the day before the period)';
+COMMENT ON COLUMN credit.statement.debits IS 'Invoices and reversals in the period (and a prior-period adjustment that raises the balance)';
+COMMENT ON COLUMN credit.statement.credits IS 'Payments, credit notes, cancellations and write-offs in the period (and a prior-period adjustment that lowers it)';
+COMMENT ON COLUMN credit.statement.closing IS 'Balance at the end of the period (opening + debits - credits)';
+COMMENT ON COLUMN credit.statement.overdue IS 'Open invoice amounts past due at the end of the period';
+COMMENT ON COLUMN credit.statement.issued_at IS 'When it was issued';
+COMMENT ON COLUMN credit.statement.issued_by IS 'Who issued it';
+COMMENT ON TABLE credit.statement_line IS 'The rows of each issued statement, as credit.statement computed them when it was issued';
+COMMENT ON COLUMN credit.statement_line.statement_id IS 'The statement';
+COMMENT ON COLUMN credit.statement_line.section IS 'opening | activity | closing | open_item | aging';
+COMMENT ON COLUMN credit.statement_line.line IS 'Order within the section (aging: the bucket''s rank)';
+COMMENT ON COLUMN credit.statement_line.entry_date IS 'Date the entry took effect (open items: document date)';
+COMMENT ON COLUMN credit.statement_line.kind IS 'invoice, payment, credit_note, cancellation, write_off, *_reversal, application, application_reversed, prior_period_adjustment (posted after the last statement, dated before this period); open items: invoice, payment, credit_note';
+COMMENT ON COLUMN credit.statement_line.doc_no IS 'Document number (applications: the invoice)';
+COMMENT ON COLUMN credit.statement_line.detail IS 'Reason, or for an application the settlement applied';
+COMMENT ON COLUMN credit.statement_line.debit IS 'What raised the balance';
+COMMENT ON COLUMN credit.statement_line.credit IS 'What lowered the balance';
+COMMENT ON COLUMN credit.statement_line.applied IS 'Applications: the amount applied (negative when undone)';
+COMMENT ON COLUMN credit.statement_line.balance IS 'Running balance (open items: the open amount; aging: the bucket''s total)';
+COMMENT ON COLUMN credit.statement_line.due_date IS 'Open items: due date';
+COMMENT ON COLUMN credit.statement_line.days IS 'Open items: days past due at the end of the period';
+COMMENT ON COLUMN credit.statement_line.bucket IS 'Open items and aging: the aging bucket';
+COMMENT ON COLUMN credit.statement_line.promised_amount IS 'Open items: a promise to pay open at the end of the period';
+COMMENT ON COLUMN credit.statement_line.promised_date IS 'Open items: the date promised';
+COMMENT ON COLUMN credit.statement_line.disputed_since IS 'Open items: in dispute since';
+
+-- Balance confirmation (电子对账): we ask a customer to confirm its balance with us as of a date,
+-- in one of the auditors' three ways — positive (we state the balance and ask for a reply), blank
+-- (the customer states its balance), negative (the customer replies only if it disagrees). A
+-- reply is recorded with who entered it and when: confirmed, or contested with the customer's
+-- balance and, where given, the documents it contests or does not know, payments it says are on
+-- their way, documents only it has. The difference is explained item by item; contested invoices
+-- open disputes (credit.dispute); non-responders are reminded (credit.remind_confirmations, part
+-- of the daily job), each request, reply and reminder an event on the outbox.
+
+CREATE TABLE credit.balance_confirmation (
+    id                bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    customer          text NOT NULL,
+    as_of             date NOT NULL,
+    mode              text NOT NULL CHECK (mode IN ('positive', 'blank', 'negative')),
+    our_balance       numeric NOT NULL,
+    statement_id      bigint REFERENCES credit.statement (id),
+    reply_by          date NOT NULL,
+    requested_at      timestamptz NOT NULL DEFAULT now(),
+    requested_by      name NOT NULL DEFAULT credit._person(),
+    status            text NOT NULL DEFAULT 'requested'
+                      CHECK (status IN ('requested', 'confirmed', 'contested', 'deemed_confirmed')),
+    replied_on        date,
+    recorded_by       name,
+    customer_balance  numeric,
+    difference        numeric,   -- our balance minus the customer's
+    explained         numeric,   -- the part the items account for
+    note              text,
+    reminders         integer NOT NULL DEFAULT 0,
+    last_reminded_on  date,
+    CONSTRAINT balance_confirmation_once UNIQUE (customer, as_of),
+    CONSTRAINT balance_confirmation_reply_after CHECK (reply_by >= as_of)
+);
+CREATE INDEX balance_confirmation_open_idx ON credit.balance_confirmation (reply_by) WHERE status = 'requested';
+
+CREATE TABLE credit.confirmation_item (
+    confirmation_id  bigint NOT NULL REFERENCES credit.balance_confirmation (id),
+    line             integer NOT NULL,
+    doc_no           text,
+    issue            text NOT NULL CHECK (issue IN ('contested', 'unknown', 'paid', 'theirs')),
+    amount           numeric NOT NULL,   -- how much of the difference it accounts for
+    customer_note    text,
+    explanation      text NOT NULL,
+    PRIMARY KEY (confirmation_id, line)
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.balance_confirmation', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.balance_confirmation_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.confirmation_item', '');
+
+-- Asks a customer to confirm its balance as of a date; returns the request's id.
+CREATE FUNCTION credit.request_confirmation(customer text, as_of date DEFAULT CURRENT_DATE, mode text DEFAULT 'positive',
+                                            reply_by date DEFAULT NULL, statement_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    balance numeric;
+    due date;
+    new_id bigint;
+BEGIN
+    PERFORM credit._require('clerk', 'requesting a balance confirmation');
+    IF customer IS NULL OR as_of IS NULL OR mode IS NULL THEN
+        RAISE EXCEPTION 'customer, as_of and mode must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(customer) = '' THEN
+        RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF mode NOT IN ('positive', 'blank', 'negative') THEN
+        RAISE EXCEPTION 'mode "%" is not valid', mode USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'positive: we state the balance and ask for a reply; blank: the customer states its balance; negative: the customer replies only if it disagrees.';
+    END IF;
+    IF NOT isfinite(as_of) OR as_of > current_date THEN
+        RAISE EXCEPTION 'as_of % is not a date that has come', as_of USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    due := coalesce(reply_by, greatest(as_of, current_date) + 14);
+    -- A reply date already past is allowed (a request entered late, sent on paper): the next
+    -- reminder run picks it up.
+    IF NOT isfinite(due) OR due < as_of THEN
+        RAISE EXCEPTION 'reply_by % is before as_of %', due, as_of USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM 1 FROM credit.account a WHERE a.customer = request_confirmation.customer FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF statement_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit.statement s WHERE s.id = request_confirmation.statement_id
+                                                   AND s.customer = request_confirmation.customer) THEN
+        RAISE EXCEPTION 'statement % is not a statement of customer "%"', statement_id, customer
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF EXISTS (SELECT 1 FROM credit.balance_confirmation c WHERE c.customer = request_confirmation.customer
+                  AND c.as_of = request_confirmation.as_of) THEN
+        RAISE EXCEPTION 'customer "%" was asked to confirm its balance as of % already', customer, as_of
+            USING ERRCODE = 'unique_violation', HINT = 'credit.confirmation_status shows the request.';
+    END IF;
+    balance := (SELECT coalesce(sum(g.open_amount), 0) FROM credit.aging(as_of) g WHERE g.customer = request_confirmation.customer);
+    INSERT INTO credit.balance_confirmation (customer, as_of, mode, our_balance, statement_id, reply_by)
+    VALUES (customer, as_of, mode, balance, statement_id, due)
+    RETURNING id INTO new_id;
+    INSERT INTO credit.event (kind, customer, after, acting_as)
+    VALUES ('confirmation_requested', customer,
+            jsonb_build_object('confirmation_id', new_id, 'as_of', as_of, 'mode', mode, 'balance', balance,
+                               'reply_by', due, 'statement_id', statement_id), credit._caller());
+    RETURN new_id;
+END
+$$;
+
+-- Records a customer's reply. agrees: the customer confirms our balance (a blank request also
+-- needs its stated balance). Otherwise customer_balance is the balance the customer states, and
+-- items (a JSON array) what it names: {"doc_no", "issue", "amount", "note"} with issue
+-- 'contested' (our invoice it disputes: a dispute is opened), 'unknown' (our document it does not
+-- know), 'paid' (a payment it says is on its way: amount), 'theirs' (a document only it has:
+-- amount by which it lowers its balance). Returns the confirmation's status.
+CREATE FUNCTION credit.record_confirmation(confirmation_id bigint, agrees boolean, customer_balance numeric DEFAULT NULL,
+                                           items jsonb DEFAULT NULL, note text DEFAULT NULL,
+                                           replied_on date DEFAULT CURRENT_DATE)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c credit.balance_confirmation;
+    theirs numeric;
+    item jsonb;
+    n integer := 0;
+    issue text;
+    doc text;
+    amt numeric;
+    open_amt numeric;
+    accounted numeric := 0;
+    why text;
+    transit record;
+    new_status text;
+BEGIN
+    PERFORM credit._require('clerk', 'recording a balance confirmation');
+    IF confirmation_id IS NULL OR agrees IS NULL OR replied_on IS NULL THEN
+        RAISE EXCEPTION 'confirmation_id, agrees and replied_on must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO c FROM credit.balance_confirmation x WHERE x.id = record_confirmation.confirmation_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'balance confirmation % does not exist', confirmation_id USING ERRCODE = 'undefined_object';
+    END IF;
+    -- The account's row first (the lock order), then the request.
+    PERFORM 1 FROM credit.account a WHERE a.customer = c.customer FOR NO KEY UPDATE;
+    SELECT * INTO c FROM credit.balance_confirmation x WHERE x.id = record_confirmation.confirmation_id FOR UPDATE;
+    IF c.status IN ('confirmed', 'contested') THEN
+        RAISE EXCEPTION 'balance confirmation % was answered already (%)', confirmation_id, c.status
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF NOT isfinite(replied_on) OR replied_on > current_date OR replied_on < c.as_of THEN
+        RAISE EXCEPTION 'replied_on % is not between % and today', replied_on, c.as_of USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF customer_balance = 'NaN' OR customer_balance < -1000000000000000 OR customer_balance > 1000000000000000 THEN
+        RAISE EXCEPTION 'customer_balance % is not a valid amount', customer_balance USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF scale(trim_scale(customer_balance)) > 8 THEN
+        RAISE EXCEPTION 'customer_balance % has more than 8 fractional digits', customer_balance
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF agrees THEN
+        IF c.mode = 'blank' AND customer_balance IS NULL THEN
+            RAISE EXCEPTION 'a blank confirmation needs the balance the customer states' USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF customer_balance IS NOT NULL AND customer_balance <> c.our_balance THEN
+            RAISE EXCEPTION 'the customer agrees, but states % against our %', customer_balance, c.our_balance
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'Record a disagreement with agrees => false.';
+        END IF;
+        IF items IS NOT NULL THEN
+            RAISE EXCEPTION 'items go with a disagreement' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        theirs := c.our_balance;
+        new_status := 'confirmed';
+    ELSE
+        IF customer_balance IS NULL THEN
+            RAISE EXCEPTION 'a disagreement needs the balance the customer states' USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        theirs := customer_balance;
+        new_status := 'contested';
+        IF items IS NOT NULL AND jsonb_typeof(items) <> 'array' THEN
+            RAISE EXCEPTION 'items must be a JSON array' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR item IN SELECT x FROM jsonb_array_elements(coalesce(items, '[]')) x LOOP
+            n := n + 1;
+            IF jsonb_typeof(item) <> 'object' THEN
+                RAISE EXCEPTION 'item % is not a JSON object', n USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            issue := item ->> 'issue';
+            doc := nullif(btrim(item ->> 'doc_no'), '');
+            BEGIN
+                amt := (item ->> 'amount')::numeric;
+            EXCEPTION WHEN invalid_text_representation THEN
+                RAISE EXCEPTION 'item %: amount "%" is not a number', n, item ->> 'amount' USING ERRCODE = 'invalid_parameter_value';
+            END;
+            IF issue IS NULL OR issue NOT IN ('contested', 'unknown', 'paid', 'theirs') THEN
+                RAISE EXCEPTION 'item %: issue "%" is not valid', n, issue USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'contested, unknown (our documents), paid (a payment on its way), theirs (a document only the customer has).';
+            END IF;
+            IF amt = 'NaN' OR abs(amt) > 1000000000000000 OR scale(trim_scale(amt)) > 8 THEN
+                RAISE EXCEPTION 'item %: amount % is not a valid amount', n, amt USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF issue IN ('contested', 'unknown') THEN
+                IF doc IS NULL THEN
+                    RAISE EXCEPTION 'item %: a % document needs its doc_no', n, issue USING ERRCODE = 'null_value_not_allowed';
+                END IF;
+                SELECT sum(g.open_amount) INTO open_amt FROM credit.aging(c.as_of) g
+                 WHERE g.customer = c.customer AND g.doc_no = doc;
+                IF open_amt IS NULL THEN
+                    RAISE EXCEPTION 'item %: "%" is not an open document of customer "%" on %', n, doc, c.customer, c.as_of
+                        USING ERRCODE = 'foreign_key_violation';
+                END IF;
+                amt := coalesce(amt, open_amt);
+                IF issue = 'contested' THEN
+                    IF EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = c.customer AND i.doc_no = doc
+                                  AND i.open_amount > 0 AND NOT i.disputed) THEN
+                        PERFORM credit.dispute(c.customer, doc,
+                                               coalesce(nullif(btrim(item ->> 'note'), ''), 'contested in balance confirmation ' || c.id),
+                                               greatest(replied_on, (SELECT i.doc_date FROM credit.invoice i
+                                                                      WHERE i.customer = c.customer AND i.doc_no = doc)));
+                        why := 'contested by the customer: dispute opened';
+                    ELSE
+                        why := 'contested by the customer (in dispute, or settled since)';
+                    END IF;
+                ELSE
+                    why := 'not known to the customer';
+                END IF;
+            ELSE
+                IF amt IS NULL THEN
+                    RAISE EXCEPTION 'item %: a % item needs its amount', n, issue USING ERRCODE = 'null_value_not_allowed';
+                END IF;
+                IF issue = 'paid' THEN
+                    -- A payment on its way: received by us after as_of, for about that amount?
+                    SELECT s.doc_no, s.doc_date, s.amount INTO transit FROM credit.settlement s
+                     WHERE s.customer = c.customer AND s.kind = 'payment' AND s.reversed_on IS NULL
+                       AND s.doc_date > c.as_of AND s.amount = amt
+                     ORDER BY s.doc_date, s.id LIMIT 1;
+                    why := CASE WHEN transit.doc_date IS NOT NULL
+                                THEN format('in transit: received %s on %s%s', transit.amount, transit.doc_date,
+                                            coalesce(' (' || transit.doc_no || ')', ''))
+                                ELSE 'paid by the customer, not received as of ' || c.as_of END;
+                ELSE
+                    why := 'in the customer''s books only';
+                END IF;
+            END IF;
+            INSERT INTO credit.confirmation_item (confirmation_id, line, doc_no, issue, amount, customer_note, explanation)
+            VALUES (c.id, n, doc, issue, amt, nullif(btrim(item ->> 'note'), ''), why);
+            accounted := accounted + amt;
+        END LOOP;
+    END IF;
+    UPDATE credit.balance_confirmation x
+       SET status = new_status, replied_on = record_confirmation.replied_on, recorded_by = credit._person(),
+           customer_balance = theirs, difference = x.our_balance - theirs, explained = accounted,
+           note = record_confirmation.note
+     WHERE x.id = c.id;
+    INSERT INTO credit.event (kind, customer, reason, after, acting_as)
+    VALUES ('confirmation_replied', c.customer, note,
+            jsonb_build_object('confirmation_id', c.id, 'as_of', c.as_of, 'status', new_status, 'our_balance', c.our_balance,
+                               'customer_balance', theirs, 'difference', c.our_balance - theirs, 'explained', accounted,
+                               'items', n), credit._caller());
+    RETURN new_status;
+END
+$$;
+
+-- Reminds customers who have not replied by the reply date (every 7 days, through the outbox);
+-- a negative request without a reply by then counts as confirmed. Returns what it did.
+CREATE FUNCTION credit.remind_confirmations(as_of date DEFAULT CURRENT_DATE)
+RETURNS TABLE (confirmation_id bigint, customer text, action text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._require('clerk', 'reminding balance confirmations');
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(as_of) OR as_of > current_date THEN
+        RAISE EXCEPTION 'as_of % is not a date that has come', as_of USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    WITH deemed AS (
+        UPDATE credit.balance_confirmation c SET status = 'deemed_confirmed', customer_balance = c.our_balance, difference = 0
+         WHERE c.status = 'requested' AND c.mode = 'negative' AND c.reply_by < remind_confirmations.as_of
+        RETURNING c.id, c.customer, c.as_of, c.our_balance),
+    reminded AS (
+        UPDATE credit.balance_confirmation c SET reminders = c.reminders + 1, last_reminded_on = remind_confirmations.as_of
+         WHERE c.status = 'requested' AND c.mode IN ('positive', 'blank') AND c.reply_by < remind_confirmations.as_of
+           AND (c.last_reminded_on IS NULL OR c.last_reminded_on <= remind_confirmations.as_of - 7)
+        RETURNING c.id, c.customer, c.as_of, c.reply_by, c.reminders),
+    events AS (
+        INSERT INTO credit.event (kind, customer, after, acting_as)
+        SELECT x.kind, x.customer, x.after, credit._caller() FROM (
+            SELECT 'confirmation_deemed' AS kind, d.customer, d.id,
+                   jsonb_build_object('confirmation_id', d.id, 'as_of', d.as_of, 'balance', d.our_balance) AS after
+              FROM deemed d
+            UNION ALL
+            SELECT 'confirmation_reminder', r.customer, r.id,
+                   jsonb_build_object('confirmation_id', r.id, 'as_of', r.as_of, 'reply_by', r.reply_by, 'reminder', r.reminders)
+              FROM reminded r) x
+        ORDER BY x.id)
+    SELECT d.id, d.customer, 'deemed_confirmed'::text FROM deemed d
+    UNION ALL
+    SELECT r.id, r.customer, 'reminded' FROM reminded r
+    ORDER BY 1;
+END
+$$;
+
+CREATE VIEW credit.confirmation_status WITH (security_invoker = true) AS
+SELECT c.id AS confirmation_id, c.customer, c.as_of, c.mode, c.our_balance, c.status,
+       c.status = 'requested' AND c.reply_by < current_date AS overdue,
+       c.reply_by, c.replied_on, c.customer_balance, c.difference, c.explained,
+       c.difference - c.explained AS unexplained, c.reminders, c.last_reminded_on,
+       (SELECT count(*) FROM credit.confirmation_item i WHERE i.confirmation_id = c.id) AS items,
+       (SELECT count(*) FROM credit.confirmation_item i WHERE i.confirmation_id = c.id AND i.issue = 'contested') AS contested_documents,
+       c.statement_id, c.requested_by, c.recorded_by
+  FROM credit.balance_confirmation c;
+
+COMMENT ON TABLE credit.balance_confirmation IS 'Balance confirmation requests (credit.request_confirmation) and the customers'' replies (credit.record_confirmation)';
+COMMENT ON COLUMN credit.balance_confirmation.id IS 'Request id';
+COMMENT ON COLUMN credit.balance_confirmation.customer IS 'Customer';
+COMMENT ON COLUMN credit.balance_confirmation.as_of IS 'The date the balance is confirmed for';
+COMMENT ON COLUMN credit.balance_confirmation.mode IS 'positive (we state the balance, ask for a reply) | blank (the customer states its balance) | negative (a reply only if it disagrees)';
+COMMENT ON COLUMN credit.balance_confirmation.our_balance IS 'Our balance as of as_of';
+COMMENT ON COLUMN credit.balance_confirmation.statement_id IS 'The statement sent with the request, if any';
+COMMENT ON COLUMN credit.balance_confirmation.reply_by IS 'Reply expected by; afterwards reminders (positive, blank) or deemed confirmed (negative)';
+COMMENT ON COLUMN credit.balance_confirmation.requested_at IS 'When it was requested';
+COMMENT ON COLUMN credit.balance_confirmation.requested_by IS 'Who requested it';
+COMMENT ON COLUMN credit.balance_confirmation.status IS 'requested | confirmed | contested | deemed_confirmed';
+COMMENT ON COLUMN credit.balance_confirmation.replied_on IS 'When the customer replied';
+COMMENT ON COLUMN credit.balance_confirmation.recorded_by IS 'Who recorded the reply';
+COMMENT ON COLUMN credit.balance_confirmation.customer_balance IS 'The balance the customer states (confirmed: ours)';
+COMMENT ON COLUMN credit.balance_confirmation.difference IS 'Our balance minus the customer''s';
+COMMENT ON COLUMN credit.balance_confirmation.explained IS 'The part of the difference the reply''s items account for';
+COMMENT ON COLUMN credit.balance_confirmation.note IS 'The customer''s remark';
+COMMENT ON COLUMN credit.balance_confirmation.reminders IS 'Reminders sent';
+COMMENT ON COLUMN credit.balance_confirmation.last_reminded_on IS 'Last reminder';
+COMMENT ON TABLE credit.confirmation_item IS 'What a contesting customer names, item by item, with how much of the difference each accounts for';
+COMMENT ON COLUMN credit.confirmation_item.confirmation_id IS 'The confirmation';
+COMMENT ON COLUMN credit.confirmation_item.line IS 'Item number in the reply';
+COMMENT ON COLUMN credit.confirmation_item.doc_no IS 'Document named';
+COMMENT ON COLUMN credit.confirmation_item.issue IS 'contested | unknown (our documents) | paid (a payment on its way) | theirs (a document only the customer has)';
+COMMENT ON COLUMN credit.confirmation_item.amount IS 'How much of the difference (ours minus theirs) it accounts for';
+COMMENT ON COLUMN credit.confirmation_item.customer_note IS 'The customer''s words';
+COMMENT ON COLUMN credit.confirmation_item.explanation IS 'What pg_credit found (a dispute opened, a payment in transit, ...)';
+COMMENT ON FUNCTION credit.request_confirmation(text, date, text, date, bigint) IS 'Asks a customer to confirm its balance as of a date (positive, blank or negative); returns the request id';
+COMMENT ON FUNCTION credit.record_confirmation(bigint, boolean, numeric, jsonb, text, date) IS 'Records a customer''s reply: confirmed, or contested with its balance and the documents it names (contested invoices open disputes); returns the status';
+COMMENT ON FUNCTION credit.remind_confirmations(date) IS 'Reminds customers who have not replied by the reply date (every 7 days); a negative request without a reply counts as confirmed; returns what it did';
+COMMENT ON VIEW credit.confirmation_status IS 'Every balance confirmation with its state, difference and how much of it the reply explains';
+COMMENT ON COLUMN credit.confirmation_status.confirmation_id IS 'Request id';
+COMMENT ON COLUMN credit.confirmation_status.customer IS 'Customer';
+COMMENT ON COLUMN credit.confirmation_status.as_of IS 'The date the balance is confirmed for';
+COMMENT ON COLUMN credit.confirmation_status.mode IS 'positive | blank | negative';
+COMMENT ON COLUMN credit.confirmation_status.our_balance IS 'Our balance as of as_of';
+COMMENT ON COLUMN credit.confirmation_status.status IS 'requested | confirmed | contested | deemed_confirmed';
+COMMENT ON COLUMN credit.confirmation_status.overdue IS 'No reply and the reply date has passed';
+COMMENT ON COLUMN credit.confirmation_status.reply_by IS 'Reply expected by';
+COMMENT ON COLUMN credit.confirmation_status.replied_on IS 'When the customer replied';
+COMMENT ON COLUMN credit.confirmation_status.customer_balance IS 'The balance the customer states';
+COMMENT ON COLUMN credit.confirmation_status.difference IS 'Our balance minus the customer''s';
+COMMENT ON COLUMN credit.confirmation_status.explained IS 'The part of the difference the reply''s items account for';
+COMMENT ON COLUMN credit.confirmation_status.unexplained IS 'The part of the difference nothing accounts for yet';
+COMMENT ON COLUMN credit.confirmation_status.reminders IS 'Reminders sent';
+COMMENT ON COLUMN credit.confirmation_status.last_reminded_on IS 'Last reminder';
+COMMENT ON COLUMN credit.confirmation_status.items IS 'Items the reply names';
+COMMENT ON COLUMN credit.confirmation_status.contested_documents IS 'Documents the customer contests (each opened a dispute)';
+COMMENT ON COLUMN credit.confirmation_status.statement_id IS 'The statement sent with the request, if any';
+COMMENT ON COLUMN credit.confirmation_status.requested_by IS 'Who requested it';
+COMMENT ON COLUMN credit.confirmation_status.recorded_by IS 'Who recorded the reply';
+
+-- Reconciliation with the finance ledger (与财务系统对账): the finance system's receivables items
+-- as of a date are loaded (credit.finance_item), and credit.reconcile matches them with
+-- pg_credit's open items as of that date (credit.aging) — by customer and document number — and
+-- the balances per customer: matched, missing on either side, amount or date differing, posted to
+-- another customer, closed here but open there, and per customer whatever the items leave
+-- unexplained. Each run is kept with its differences, so the next run of the same date shows what
+-- was fixed; credit.reconciliation_trace tells a document's story (差异追溯).
+
+CREATE TABLE credit.finance_item (
+    id        bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    as_of     date NOT NULL,
+    customer  text NOT NULL,
+    doc_no    text,
+    -- Receivable positive; a credit (unapplied payment, credit note) negative.
+    amount    numeric NOT NULL,
+    doc_date  date,
+    due_date  date,
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    loaded_by name NOT NULL DEFAULT session_user,
+    CONSTRAINT finance_item_customer_check CHECK (btrim(customer) <> ''),
+    CONSTRAINT finance_item_amount_check CHECK (amount <> 'NaN' AND abs(amount) <= 1000000000000000),
+    CONSTRAINT finance_item_dates_check CHECK (isfinite(doc_date) AND isfinite(due_date))
+);
+CREATE INDEX finance_item_as_of_idx ON credit.finance_item (as_of, customer, doc_no);
+SELECT pg_catalog.pg_extension_config_dump('credit.finance_item', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.finance_item_id_seq', '');
+
+-- Loads the finance system's items as of a date from any query (a staging table, a foreign
+-- table, VALUES) returning customer, doc_no, amount, doc_date, due_date; replaces what was loaded
+-- for that date before. Runs with the caller's rights and search_path (the query names tables as
+-- the caller's session does): it can read only what the caller may.
+CREATE FUNCTION credit.load_finance_items(as_of date, query text, replace boolean DEFAULT true) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF as_of IS NULL OR query IS NULL OR replace IS NULL THEN
+        RAISE EXCEPTION 'as_of, query and replace must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF btrim(query) = '' THEN
+        RAISE EXCEPTION 'query must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF replace THEN
+        DELETE FROM credit.finance_item f WHERE f.as_of = load_finance_items.as_of;
+    END IF;
+    BEGIN
+        EXECUTE format('INSERT INTO credit.finance_item (as_of, customer, doc_no, amount, doc_date, due_date)
+                        SELECT %L::pg_catalog.date, q.customer::pg_catalog.text,
+                               nullif(pg_catalog.btrim(q.doc_no::pg_catalog.text), ''''), q.amount::pg_catalog.numeric,
+                               q.doc_date::pg_catalog.date, q.due_date::pg_catalog.date
+                          FROM (%s) q', as_of, query);
+    EXCEPTION WHEN syntax_error OR undefined_column OR undefined_table OR undefined_function OR datatype_mismatch
+                   OR ambiguous_column OR cannot_coerce THEN
+        RAISE EXCEPTION 'query does not give finance items: %', SQLERRM USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The query must return the columns customer, doc_no, amount, doc_date and due_date.';
+    END;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE TABLE credit.reconciliation (
+    id                bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    as_of             date NOT NULL,
+    run_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    run_by            name NOT NULL DEFAULT credit._person(),
+    amount_tolerance  numeric NOT NULL,
+    date_tolerance    integer NOT NULL,
+    finance_items     bigint NOT NULL,
+    open_items        bigint NOT NULL,
+    matched           bigint NOT NULL,
+    differences       bigint NOT NULL,
+    fixed             bigint NOT NULL,
+    finance_total     numeric NOT NULL,
+    credit_total      numeric NOT NULL
+);
+CREATE INDEX reconciliation_as_of_idx ON credit.reconciliation (as_of, id);
+
+CREATE TABLE credit.reconciliation_difference (
+    run_id          bigint NOT NULL REFERENCES credit.reconciliation (id),
+    line            bigint NOT NULL,
+    kind            text NOT NULL CHECK (kind IN ('missing_in_finance', 'missing_in_credit', 'closed_in_credit',
+                                                  'amount_differs', 'date_differs', 'other_customer', 'balance_differs')),
+    customer        text NOT NULL,
+    doc_no          text,
+    credit_amount   numeric,
+    finance_amount  numeric,
+    credit_date     date,
+    finance_date    date,
+    credit_due      date,
+    finance_due     date,
+    other_customer  text,
+    status          text NOT NULL CHECK (status IN ('new', 'persisting')),
+    PRIMARY KEY (run_id, line)
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.reconciliation', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.reconciliation_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.reconciliation_difference', '');
+
+-- A run is a record of what was found when: never changed or deleted (the next run shows what
+-- changed since).
+CREATE FUNCTION credit._reconciliation_immutable() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'credit.% is immutable', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege',
+        DETAIL = 'A reconciliation run records what was found when; the next run shows what changed since.';
+END
+$$;
+CREATE TRIGGER reconciliation_immutable BEFORE UPDATE OR DELETE ON credit.reconciliation
+    FOR EACH ROW EXECUTE FUNCTION credit._reconciliation_immutable();
+CREATE TRIGGER reconciliation_no_truncate BEFORE TRUNCATE ON credit.reconciliation
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._reconciliation_immutable();
+CREATE TRIGGER reconciliation_difference_immutable BEFORE UPDATE OR DELETE ON credit.reconciliation_difference
+    FOR EACH ROW EXECUTE FUNCTION credit._reconciliation_immutable();
+CREATE TRIGGER reconciliation_difference_no_truncate BEFORE TRUNCATE ON credit.reconciliation_difference
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._reconciliation_immutable();
+
+-- Matches the finance items loaded for as_of with pg_credit's open items as of as_of and keeps the
+-- run. Returns the differences — 'new' or 'persisting' against the previous run of the same date —
+-- and, as 'fixed', the previous run's differences that are gone.
+CREATE FUNCTION credit.reconcile(as_of date DEFAULT CURRENT_DATE, amount_tolerance numeric DEFAULT 0,
+                                 date_tolerance integer DEFAULT 0)
+RETURNS TABLE (kind text, customer text, doc_no text, credit_amount numeric, finance_amount numeric,
+               difference numeric, credit_date date, finance_date date, other_customer text, status text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    run bigint;
+    previous bigint;
+BEGIN
+    PERFORM credit._require('clerk', 'reconciling with the finance ledger');
+    IF as_of IS NULL OR amount_tolerance IS NULL OR date_tolerance IS NULL THEN
+        RAISE EXCEPTION 'as_of, amount_tolerance and date_tolerance must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(as_of) OR as_of > current_date THEN
+        RAISE EXCEPTION 'as_of % is not a date that has come', as_of USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF amount_tolerance = 'NaN' OR amount_tolerance < 0 OR amount_tolerance > 1000000000000000 THEN
+        RAISE EXCEPTION 'amount_tolerance % must be an amount from 0', amount_tolerance USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF date_tolerance < 0 THEN
+        RAISE EXCEPTION 'date_tolerance % must not be negative', date_tolerance USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One run at a time: a second waits, then compares with the first.
+    LOCK TABLE credit.reconciliation IN SHARE ROW EXCLUSIVE MODE;
+    previous := (SELECT max(r.id) FROM credit.reconciliation r WHERE r.as_of = reconcile.as_of);
+    run := nextval('credit.reconciliation_id_seq');
+
+    -- One pass: pg_credit's open items as of the date (credit.aging) and the finance items, joined
+    -- by customer, document and side (receivable or credit); the unmatched ones looked up once more
+    -- by document alone (posted to another customer); the balances per customer.
+    WITH ours AS MATERIALIZED (
+        SELECT g.customer, g.doc_no, g.open_amount AS amount, g.doc_date, g.due_date, g.open_amount < 0 AS is_credit
+          FROM credit.aging(reconcile.as_of) g),
+    theirs AS MATERIALIZED (
+        SELECT f.customer, f.doc_no, sum(f.amount) AS amount, min(f.doc_date) AS doc_date, min(f.due_date) AS due_date,
+               sum(f.amount) < 0 AS is_credit, count(*) AS items
+          FROM credit.finance_item f WHERE f.as_of = reconcile.as_of
+         GROUP BY f.customer, f.doc_no),
+    joined AS MATERIALIZED (
+        SELECT coalesce(o.customer, t.customer) AS customer, coalesce(o.doc_no, t.doc_no) AS doc_no,
+               o.amount AS credit_amount, t.amount AS finance_amount, o.doc_date AS credit_date, t.doc_date AS finance_date,
+               o.due_date AS credit_due, t.due_date AS finance_due,
+               o.customer IS NOT NULL AS in_credit, t.customer IS NOT NULL AS in_finance,
+               coalesce(o.is_credit, t.is_credit) AS is_credit
+          FROM ours o FULL JOIN theirs t
+            ON t.customer = o.customer AND t.doc_no = o.doc_no AND t.is_credit = o.is_credit),
+    unmatched AS MATERIALIZED (SELECT * FROM joined j WHERE NOT (j.in_credit AND j.in_finance)),
+    moved AS MATERIALIZED (
+        SELECT c.customer, c.doc_no, c.is_credit, c.credit_amount, f.finance_amount, c.credit_date, f.finance_date,
+               c.credit_due, f.finance_due, f.customer AS other_customer
+          FROM unmatched c JOIN unmatched f
+            ON c.in_credit AND f.in_finance AND f.doc_no = c.doc_no AND f.is_credit = c.is_credit
+           AND f.customer <> c.customer),
+    balances AS (
+        SELECT coalesce(o.customer, t.customer) AS customer, coalesce(o.total, 0) AS ours, coalesce(t.total, 0) AS theirs
+          FROM (SELECT x.customer, sum(x.amount) AS total FROM ours x GROUP BY x.customer) o
+          FULL JOIN (SELECT x.customer, sum(x.amount) AS total FROM theirs x GROUP BY x.customer) t ON t.customer = o.customer),
+    found AS (
+        SELECT 'other_customer' AS kind, m.customer, m.doc_no, m.credit_amount, m.finance_amount, m.credit_date,
+               m.finance_date, m.credit_due, m.finance_due, m.other_customer
+          FROM moved m
+        UNION ALL
+        SELECT 'missing_in_finance', u.customer, u.doc_no, u.credit_amount, NULL, u.credit_date, NULL, u.credit_due, NULL, NULL
+          FROM unmatched u
+         WHERE u.in_credit
+           AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.customer = u.customer AND m.doc_no = u.doc_no
+                              AND m.is_credit = u.is_credit)
+        UNION ALL
+        -- Open in the finance system only: a document pg_credit has settled (or cancelled), or never had.
+        SELECT CASE WHEN EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = u.customer AND i.doc_no = u.doc_no)
+                      OR EXISTS (SELECT 1 FROM credit.settlement s WHERE s.customer = u.customer AND s.doc_no = u.doc_no)
+                    THEN 'closed_in_credit' ELSE 'missing_in_credit' END,
+               u.customer, u.doc_no, NULL, u.finance_amount, NULL, u.finance_date, NULL, u.finance_due, NULL
+          FROM unmatched u
+         WHERE u.in_finance
+           AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.other_customer = u.customer AND m.doc_no = u.doc_no
+                              AND m.is_credit = u.is_credit)
+        UNION ALL
+        SELECT CASE WHEN abs(j.credit_amount - j.finance_amount) > reconcile.amount_tolerance THEN 'amount_differs'
+                    ELSE 'date_differs' END,
+               j.customer, j.doc_no, j.credit_amount, j.finance_amount, j.credit_date, j.finance_date, j.credit_due,
+               j.finance_due, NULL
+          FROM joined j
+         WHERE j.in_credit AND j.in_finance
+           AND (abs(j.credit_amount - j.finance_amount) > reconcile.amount_tolerance
+                OR abs(j.credit_date - j.finance_date) > reconcile.date_tolerance
+                OR abs(j.credit_due - j.finance_due) > reconcile.date_tolerance)
+),
+    -- Balances per customer: what the items leave unexplained (a document moved to another
+    -- customer counts for both).
+    explained AS (
+        SELECT f.customer, coalesce(f.credit_amount, 0) - coalesce(f.finance_amount, 0) AS amount
+          FROM found f WHERE f.kind <> 'other_customer'
+        UNION ALL SELECT m.customer, m.credit_amount FROM moved m
+        UNION ALL SELECT m.other_customer, -m.finance_amount FROM moved m),
+    unexplained AS (
+        SELECT 'balance_differs'::text AS kind, b.customer, NULL::text AS doc_no, b.ours AS credit_amount,
+               b.theirs AS finance_amount, NULL::date AS credit_date, NULL::date AS finance_date, NULL::date AS credit_due,
+               NULL::date AS finance_due, NULL::text AS other_customer
+          FROM balances b
+          LEFT JOIN (SELECT e.customer, sum(e.amount) AS amount FROM explained e GROUP BY e.customer) e
+            ON e.customer = b.customer
+         WHERE abs(b.ours - b.theirs - coalesce(e.amount, 0)) > reconcile.amount_tolerance),
+    differences AS (SELECT * FROM found UNION ALL SELECT * FROM unexplained),
+    before AS (SELECT d.kind, d.customer, d.doc_no FROM credit.reconciliation_difference d WHERE d.run_id = previous),
+    stored AS (
+        INSERT INTO credit.reconciliation_difference (run_id, line, kind, customer, doc_no, credit_amount, finance_amount,
+                                                      credit_date, finance_date, credit_due, finance_due, other_customer,
+                                                      status)
+        SELECT run, row_number() OVER (ORDER BY x.customer, x.doc_no NULLS LAST, x.kind), x.kind, x.customer, x.doc_no,
+               x.credit_amount, x.finance_amount, x.credit_date, x.finance_date, x.credit_due, x.finance_due,
+               x.other_customer, CASE WHEN b.kind IS NULL THEN 'new' ELSE 'persisting' END
+          FROM differences x
+          LEFT JOIN before b ON b.kind = x.kind AND b.customer = x.customer AND b.doc_no IS NOT DISTINCT FROM x.doc_no),
+    counts AS (
+        SELECT (SELECT coalesce(sum(t.items), 0) FROM theirs t) AS finance_items,
+               (SELECT count(*) FROM ours) AS open_items,
+               (SELECT coalesce(sum(t.amount), 0) FROM theirs t) AS finance_total,
+               (SELECT coalesce(sum(o.amount), 0) FROM ours o) AS credit_total,
+               (SELECT count(*) FROM differences) AS differences,
+               (SELECT count(*) FROM differences x WHERE x.credit_amount IS NOT NULL AND x.kind <> 'balance_differs') AS open_differing,
+               (SELECT count(*) FROM before b
+                 WHERE NOT EXISTS (SELECT 1 FROM differences x WHERE x.kind = b.kind AND x.customer = b.customer
+                                      AND x.doc_no IS NOT DISTINCT FROM b.doc_no)) AS fixed)
+    -- The run's row and its differences in one statement: a run is never updated (its tables are
+    -- immutable).
+    INSERT INTO credit.reconciliation (id, as_of, amount_tolerance, date_tolerance, finance_items, open_items, matched,
+                                       differences, fixed, finance_total, credit_total)
+    SELECT run, reconcile.as_of, reconcile.amount_tolerance, reconcile.date_tolerance, c.finance_items, c.open_items,
+           c.open_items - c.open_differing, c.differences, c.fixed, c.finance_total, c.credit_total
+      FROM counts c;
+    INSERT INTO credit.event (kind, after, acting_as)
+    SELECT 'reconciliation_run', jsonb_build_object('run_id', r.id, 'as_of', r.as_of, 'finance_items', r.finance_items,
+                                                    'open_items', r.open_items, 'matched', r.matched,
+                                                    'differences', r.differences, 'fixed', r.fixed),
+           credit._caller()
+      FROM credit.reconciliation r WHERE r.id = run;
+    RETURN QUERY
+    SELECT d.kind, d.customer, d.doc_no, d.credit_amount, d.finance_amount,
+           coalesce(d.credit_amount, 0) - coalesce(d.finance_amount, 0), d.credit_date, d.finance_date, d.other_customer,
+           d.status
+      FROM credit.reconciliation_difference d WHERE d.run_id = run
+    UNION ALL
+    SELECT d.kind, d.customer, d.doc_no, d.credit_amount, d.finance_amount,
+           coalesce(d.credit_amount, 0) - coalesce(d.finance_amount, 0), d.credit_date, d.finance_date, d.other_customer,
+           'fixed'
+      FROM credit.reconciliation_difference d
+     WHERE d.run_id = previous
+       AND NOT EXISTS (SELECT 1 FROM credit.reconciliation_difference x WHERE x.run_id = run AND x.kind = d.kind
+                          AND x.customer = d.customer AND x.doc_no IS NOT DISTINCT FROM d.doc_no)
+    ORDER BY 2, 3 NULLS LAST, 1;
+END
+$$;
+
+-- A document's story, for tracing a difference back to what caused it: the document, every
+-- settlement applied to it (and undone), reversals, cancellation, disputes, promises, collection
+-- tasks and the events that name it.
+CREATE FUNCTION credit.reconciliation_trace(customer text, doc_no text)
+RETURNS TABLE (happened_on date, what text, amount numeric, document text, detail text, recorded_at timestamptz)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF customer IS NULL OR doc_no IS NULL THEN
+        RAISE EXCEPTION 'customer and doc_no must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(customer) = '' OR btrim(doc_no) = '' THEN
+        RAISE EXCEPTION 'customer and doc_no must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    SELECT x.happened_on, x.what, x.amount, x.document, x.detail, x.recorded_at FROM (
+        SELECT i.doc_date AS happened_on, 'invoice posted'::text AS what, i.amount, i.doc_no AS document,
+               'due ' || i.due_date AS detail, i.posted_at AS recorded_at
+          FROM credit.invoice i
+         WHERE i.customer = reconciliation_trace.customer AND i.doc_no = reconciliation_trace.doc_no
+        UNION ALL
+        SELECT a.applied_on, CASE WHEN a.reversal_id IS NULL THEN s.kind || ' applied' ELSE s.kind || ' application undone' END,
+               a.amount, s.kind || coalesce(' ' || s.doc_no, '') || ' (settlement ' || s.id || ')', s.reason, s.posted_at
+          FROM credit.invoice i JOIN credit.allocation a ON a.invoice_id = i.id JOIN credit.settlement s ON s.id = a.settlement_id
+         WHERE i.customer = reconciliation_trace.customer AND i.doc_no = reconciliation_trace.doc_no
+        UNION ALL
+        SELECT s.doc_date, s.kind || ' posted', -s.amount, s.kind || ' ' || s.doc_no || ' (settlement ' || s.id || ')',
+               s.reason, s.posted_at
+          FROM credit.settlement s
+         WHERE s.customer = reconciliation_trace.customer AND s.doc_no = reconciliation_trace.doc_no
+           AND s.kind IN ('payment', 'credit_note')
+        UNION ALL
+        SELECT r.doc_date, s.kind || ' reversed', r.amount, 'reversal ' || r.id, r.reason, r.posted_at
+          FROM credit.reversal r JOIN credit.settlement s ON s.id = r.settlement_id
+         WHERE r.customer = reconciliation_trace.customer
+           AND (s.doc_no = reconciliation_trace.doc_no
+                OR EXISTS (SELECT 1 FROM credit.allocation a JOIN credit.invoice i ON i.id = a.invoice_id
+                            WHERE a.reversal_id = r.id AND i.doc_no = reconciliation_trace.doc_no))
+        UNION ALL
+        SELECT d.opened_on, 'dispute opened', NULL, 'dispute ' || d.id, d.reason, NULL
+          FROM credit.invoice_dispute d
+         WHERE d.customer = reconciliation_trace.customer AND d.doc_no = reconciliation_trace.doc_no
+        UNION ALL
+        SELECT d.resolved_on, 'dispute resolved', NULL, 'dispute ' || d.id, d.resolution, NULL
+          FROM credit.invoice_dispute d
+         WHERE d.customer = reconciliation_trace.customer AND d.doc_no = reconciliation_trace.doc_no
+           AND d.resolved_on IS NOT NULL
+        UNION ALL
+        SELECT e.happened_at::date, 'event ' || e.kind, NULL, 'event ' || e.id, e.reason, e.happened_at
+          FROM credit.event e
+         WHERE e.customer = reconciliation_trace.customer
+           AND (e.after ->> 'doc_no' = reconciliation_trace.doc_no
+                OR e.after -> 'reopened' @> jsonb_build_array(jsonb_build_object('doc_no', reconciliation_trace.doc_no)))
+    ) x
+    ORDER BY x.happened_on, x.recorded_at NULLS LAST, x.what;
+END
+$$;
+
+COMMENT ON TABLE credit.finance_item IS 'The finance system''s receivables items as of a date, loaded for reconciliation (credit.load_finance_items)';
+COMMENT ON COLUMN credit.finance_item.id IS 'Row id';
+COMMENT ON COLUMN credit.finance_item.as_of IS 'The date the finance items are as of';
+COMMENT ON COLUMN credit.finance_item.customer IS 'Customer, as pg_credit names it';
+COMMENT ON COLUMN credit.finance_item.doc_no IS 'Document number';
+COMMENT ON COLUMN credit.finance_item.amount IS 'Open amount: receivable positive, credit negative';
+COMMENT ON COLUMN credit.finance_item.doc_date IS 'Document date';
+COMMENT ON COLUMN credit.finance_item.due_date IS 'Due date';
+COMMENT ON COLUMN credit.finance_item.loaded_at IS 'When it was loaded';
+COMMENT ON COLUMN credit.finance_item.loaded_by IS 'Who loaded it';
+COMMENT ON TABLE credit.reconciliation IS 'Reconciliation runs (credit.reconcile), each with its counts and totals';
+COMMENT ON COLUMN credit.reconciliation.id IS 'Run id';
+COMMENT ON COLUMN credit.reconciliation.as_of IS 'The date reconciled';
+COMMENT ON COLUMN credit.reconciliation.run_at IS 'When it ran';
+COMMENT ON COLUMN credit.reconciliation.run_by IS 'Who ran it';
+COMMENT ON COLUMN credit.reconciliation.amount_tolerance IS 'Amounts closer than this match';
+COMMENT ON COLUMN credit.reconciliation.date_tolerance IS 'Dates closer than this many days match';
+COMMENT ON COLUMN credit.reconciliation.finance_items IS 'Finance items loaded for the date';
+COMMENT ON COLUMN credit.reconciliation.open_items IS 'pg_credit''s open items as of the date';
+COMMENT ON COLUMN credit.reconciliation.matched IS 'Open items matched within the tolerances';
+COMMENT ON COLUMN credit.reconciliation.differences IS 'Differences found';
+COMMENT ON COLUMN credit.reconciliation.fixed IS 'Differences of the previous run of the date that are gone';
+COMMENT ON COLUMN credit.reconciliation.finance_total IS 'Sum of the finance items';
+COMMENT ON COLUMN credit.reconciliation.credit_total IS 'Sum of pg_credit''s open items';
+COMMENT ON TABLE credit.reconciliation_difference IS 'The differences each reconciliation run found';
+COMMENT ON COLUMN credit.reconciliation_difference.run_id IS 'The run';
+COMMENT ON COLUMN credit.reconciliation_difference.line IS 'Line in the run';
+COMMENT ON COLUMN credit.reconciliation_difference.kind IS 'missing_in_finance (open here only) | missing_in_credit (open there, unknown here) | closed_in_credit (open there, settled or cancelled here) | amount_differs | date_differs | other_customer (under another customer there) | balance_differs (a customer''s balances differ by more than its items explain)';
+COMMENT ON COLUMN credit.reconciliation_difference.customer IS 'Customer (other_customer: pg_credit''s)';
+COMMENT ON COLUMN credit.reconciliation_difference.doc_no IS 'Document (NULL: a customer''s balance)';
+COMMENT ON COLUMN credit.reconciliation_difference.credit_amount IS 'Open amount in pg_credit';
+COMMENT ON COLUMN credit.reconciliation_difference.finance_amount IS 'Open amount in the finance system';
+COMMENT ON COLUMN credit.reconciliation_difference.credit_date IS 'Document date in pg_credit';
+COMMENT ON COLUMN credit.reconciliation_difference.finance_date IS 'Document date in the finance system';
+COMMENT ON COLUMN credit.reconciliation_difference.credit_due IS 'Due date in pg_credit';
+COMMENT ON COLUMN credit.reconciliation_difference.finance_due IS 'Due date in the finance system';
+COMMENT ON COLUMN credit.reconciliation_difference.other_customer IS 'other_customer: the customer the finance system has it under';
+COMMENT ON COLUMN credit.reconciliation_difference.status IS 'new, or persisting from the previous run of the date';
+COMMENT ON FUNCTION credit._reconciliation_immutable() IS 'Internal: reconciliation runs are never changed';
+COMMENT ON FUNCTION credit.load_finance_items(date, text, boolean) IS 'Loads the finance system''s receivables items as of a date from a query (customer, doc_no, amount, doc_date, due_date), with the caller''s rights; returns how many';
+COMMENT ON FUNCTION credit.reconcile(date, numeric, integer) IS 'Matches the finance items of a date with pg_credit''s open items and balances; keeps the run; returns the differences (new, persisting) and the previous run''s that were fixed';
+COMMENT ON FUNCTION credit.reconciliation_trace(text, text) IS 'A document''s story: posting, applications and their undoing, reversals, disputes and events naming it';
+
+CREATE TRIGGER statement_setting_write_check BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.statement_setting
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check();
+CREATE TRIGGER finance_item_write_check BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.finance_item
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check('clerk');
+
+COMMENT ON TABLE credit.settlement IS 'Receivables ledger: payments, credit notes, write-offs and invoice cancellations (everything that lowers what a customer owes)';
+COMMENT ON COLUMN credit.settlement.id IS 'Ledger id';
+COMMENT ON COLUMN credit.settlement.customer IS 'Customer (credit.account)';
+COMMENT ON COLUMN credit.settlement.kind IS 'payment | credit_note | write_off | cancellation (an invoice cancelled before settlement, credit.cancel_invoice)';
+COMMENT ON COLUMN credit.settlement.doc_no IS 'Credit note number or payment reference, unique per customer and kind';
+COMMENT ON COLUMN credit.settlement.doc_date IS 'Payment, credit note or write-off date';
+COMMENT ON COLUMN credit.settlement.amount IS 'Amount';
+COMMENT ON COLUMN credit.settlement.unapplied IS 'Part not yet applied to any invoice (unapplied credit)';
+COMMENT ON COLUMN credit.settlement.last_applied_on IS 'Latest date part of it was applied to an invoice';
+COMMENT ON COLUMN credit.settlement.reason IS 'Why (credit notes, write-offs)';
+COMMENT ON COLUMN credit.settlement.posted_at IS 'When it was posted';
+COMMENT ON COLUMN credit.settlement.reversed_on IS 'Date of its reversal (credit.reversal); from then on it counts for nothing';
+COMMENT ON TABLE credit.allocation IS 'Receivables ledger: which settlement paid how much of which invoice, and on what date';
+COMMENT ON COLUMN credit.allocation.id IS 'Ledger id';
+COMMENT ON COLUMN credit.allocation.settlement_id IS 'The payment, credit note or write-off';
+COMMENT ON COLUMN credit.allocation.invoice_id IS 'The invoice';
+COMMENT ON COLUMN credit.allocation.amount IS 'Amount applied';
+COMMENT ON COLUMN credit.allocation.applied_on IS 'Date the amount counts as settled (the later of the settlement and invoice dates); for a reversing allocation, the reversal date';
+COMMENT ON COLUMN credit.allocation.reversal_id IS 'The reversal that undid an application (this row then has the negative amount)';
+COMMENT ON TABLE credit.reversal IS 'Reversals of payments, credit notes and write-offs (credit.reverse_settlement): each reopens what its settlement paid, on its own date';
+COMMENT ON COLUMN credit.reversal.id IS 'Ledger id';
+COMMENT ON COLUMN credit.reversal.customer IS 'Customer';
+COMMENT ON COLUMN credit.reversal.settlement_id IS 'The payment, credit note or write-off reversed';
+COMMENT ON COLUMN credit.reversal.doc_date IS 'Reversal date: the settlement counts until the day before';
+COMMENT ON COLUMN credit.reversal.amount IS 'What the customer owes again: the settlement''s amount';
+COMMENT ON COLUMN credit.reversal.reason IS 'Why (bounced cheque, posting error)';
+COMMENT ON COLUMN credit.reversal.posted_at IS 'When it was posted';
+COMMENT ON COLUMN credit.reversal.posted_by IS 'Who posted it (the person: login, or the person a trusted proxy named)';
+
+COMMENT ON COLUMN credit.policy.statement_cycle IS 'Statements of account: weekly, monthly, quarterly or none (no statements); NULL: inherit, by default monthly';
+COMMENT ON COLUMN credit.policy.statement_min_balance IS 'No statement unless the closing balance reaches it; NULL: inherit, by default none';
+
+COMMENT ON FUNCTION credit.effective_policy(text, text) IS 'The policy in force for a customer, field by field, and the matching policy rows, most specific first';
+COMMENT ON FUNCTION credit.reverse_settlement(bigint, text, date) IS 'Reverses a payment, credit note or write-off on a date (bounced cheque, posting error): the invoices it paid reopen, what it left unapplied is gone; earlier dates read as before. Returns the reversal id.';
+COMMENT ON FUNCTION credit.cancel_invoice(text, text, text, date) IS 'Cancels an invoice nothing is applied to yet, on a date, with a cancellation document; returns its settlement id.';
+COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
+COMMENT ON FUNCTION credit._policy_write_check() IS 'Internal: writing credit policy tables needs the admin level (or the level the trigger names)';
 
 
 CREATE VIEW credit.guard_status WITH (security_invoker = true) AS
@@ -1506,6 +2975,25 @@ CREATE EVENT TRIGGER credit_guard_ddl_end ON ddl_command_end
 -- As finalize.sql does for every table of a fresh install (it leaves the owner's privileges spelled out).
 REVOKE ALL ON TABLE credit.outbox_lock, credit.collections_lock, credit.daily_lock, credit.trusted_proxy, credit.refusal_spool,
     credit.guard_status, credit.refusal_recording FROM PUBLIC;
+
+-- As finalize.sql does in a fresh install: nothing for PUBLIC but the guard's row trigger.
+REVOKE ALL ON ALL TABLES IN SCHEMA credit FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA credit FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA credit FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION credit._guard_row() TO PUBLIC;
+-- The levels granted before the update (credit.access_role) get what this version adds to them.
+DO $$
+DECLARE
+    r name[];
+BEGIN
+    IF EXISTS (SELECT 1 FROM credit.access_role) THEN
+        SELECT array_agg((SELECT a.role FROM credit.access_role a JOIN pg_roles x ON x.rolname = a.role
+                           WHERE a.level = l.level) ORDER BY l.n)
+          INTO r FROM unnest(ARRAY['reader', 'clerk', 'manager', 'admin']) WITH ORDINALITY l(level, n);
+        PERFORM credit.grant_privileges(r[1], r[2], r[3], r[4]);
+    END IF;
+END
+$$;
 
 -- Documentation in the catalog.
 

@@ -6,7 +6,7 @@
 #      updated with ALTER EXTENSION pg_credit UPDATE: its data are unchanged, credit.verify() and
 #      credit.verify_audit() are empty, the tables guarded before are re-protected (partitions and
 #      children registered, the guard's triggers kept on), the refusal is recorded, the guard and
-#      the new features work on the old data;
+#      the new features work on the old data, and the privilege levels granted at 0.2.0 reach them;
 #   2. every object of the updated extension is defined exactly as in a fresh install
 #      (tests/upgrade/surface.sql, diffed);
 #   3. the whole pg_regress suite runs on databases created at 0.1.0 and at 0.2.0 and updated.
@@ -23,6 +23,11 @@ rc=0
 install -m 644 "$ROOT"/tests/upgrade/versions/pg_credit--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 pg "$DIR" "$PORT" -d postgres -c "DROP DATABASE IF EXISTS upg_fresh" -c "CREATE DATABASE upg_fresh" >/dev/null 2>&1
 pg "$DIR" "$PORT" -d upg_fresh -c "CREATE EXTENSION pg_credit" >/dev/null
+# Privilege levels granted (at 0.2.0: before the update, which must extend them to what it adds).
+LEVELS="DO \$\$ DECLARE r text; BEGIN FOREACH r IN ARRAY ARRAY['upg_reader', 'upg_clerk', 'upg_manager', 'upg_admin'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN EXECUTE format('CREATE ROLE %I', r); END IF; END LOOP; END \$\$;
+SELECT count(*) FROM credit.grant_privileges('upg_reader', 'upg_clerk', 'upg_manager', 'upg_admin');"
+pg "$DIR" "$PORT" -d upg_fresh -c "$LEVELS" >/dev/null
 fresh_version=$(pg "$DIR" "$PORT" -d upg_fresh -At -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_credit'")
 pg "$DIR" "$PORT" -d upg_fresh -At -f "$ROOT/tests/upgrade/surface.sql" > "$OUT/fresh.txt"
 
@@ -44,7 +49,8 @@ ALTER TABLE orders OWNER TO upg_owner;
 ALTER TABLE orders_archive OWNER TO upg_owner;
 ALTER TABLE porders OWNER TO upg_owner;
 ALTER TABLE porders_east OWNER TO upg_owner;
-ALTER TABLE porders_west OWNER TO upg_owner;"
+ALTER TABLE porders_west OWNER TO upg_owner;
+$LEVELS"
     fi
     pg "$DIR" "$PORT" -d "$1" >/dev/null <<SQL
 CREATE EXTENSION pg_credit VERSION '$2';
@@ -78,6 +84,8 @@ for from in 0.1.0 0.2.0; do
     before=$(fingerprint "$db")
     pg "$DIR" "$PORT" -d "$db" -c "ALTER EXTENSION pg_credit UPDATE" >/dev/null || rc=1
     version=$(pg "$DIR" "$PORT" -d "$db" -At -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_credit'")
+    # 0.1.0 had no levels: the DBA grants them after the update.
+    [ "$from" = 0.1.0 ] && pg "$DIR" "$PORT" -d "$db" -c "$LEVELS" >/dev/null
     [ "$version" = "$fresh_version" ] || { echo "$from: updated to $version, fresh install is $fresh_version"; rc=1; }
     # Of the tables the old version had: the update adds some.
     after=$(for t in $before; do fingerprint "$db" | tr ' ' '\n' | grep -x -- "${t%%:*}:.*"; done | tr '\n' ' ')
@@ -108,12 +116,15 @@ ALTER TABLE porders_west DISABLE TRIGGER ALL;
 TRUNCATE porders_west;
 RESET ROLE;
 SELECT 'verify after partitions ' || count(*) FROM credit.verify();
+SET ROLE upg_clerk;
+SELECT 'clerk issues statements ' || (count(*) > 0) FROM credit.statement_run('2026-10-31');
+RESET ROLE;
 SQL
 )
     fi
     echo "$checks" | sed "s/^/  updated from $from: /"
     wants=("verify 0" "verify_audit 0" "problems 0" "refusal recorded 1" "order counted 1" "verify after 0" "verify_audit after 0")
-    [ "$from" != 0.1.0 ] && wants+=("registered orders:table orders_archive:child porders:table porders_east:partition porders_west:partition" "verify after partitions 0")
+    [ "$from" != 0.1.0 ] && wants+=("registered orders:table orders_archive:child porders:table porders_east:partition porders_west:partition" "verify after partitions 0" "clerk issues statements true")
     for want in "${wants[@]}"; do
         echo "$checks" | grep -qx "$want" || { echo "after the update from $from, expected: $want"; rc=1; }
     done

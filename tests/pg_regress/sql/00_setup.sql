@@ -74,7 +74,19 @@ CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text L
         WHEN arg = 'status_column' THEN quote_literal('status')
         WHEN arg IN ('old_name', 'new_name') THEN quote_literal('amount')
         WHEN arg = 'open_statuses' THEN quote_literal('{open}')
+        WHEN arg = 'mode' AND fn = 'request_confirmation' THEN quote_literal('positive')
+        WHEN arg = 'as_of' AND fn = 'request_confirmation' THEN '(current_date - 1)'
         WHEN arg = 'mode' THEN quote_literal('reject')
+        WHEN arg = 'lang' THEN quote_literal('en')
+        WHEN arg = 'cycle' THEN quote_literal('monthly')
+        WHEN arg = 'query' THEN quote_literal('SELECT ''NOBODY''::text AS customer, ''D-1''::text AS doc_no, '
+                                              '1::numeric AS amount, current_date AS doc_date, current_date AS due_date')
+        WHEN arg = 'settlement_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.settlement
+                                          WHERE reversed_on IS NULL AND kind <> 'cancellation')
+        WHEN arg = 'confirmation_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.balance_confirmation
+                                            WHERE status = 'requested')
+        WHEN arg = 'statement_id' AND fn = 'statement_html' THEN (SELECT coalesce(max(id), 0)::text FROM credit.statement)
+        WHEN arg = 'statement_id' THEN 'NULL'
         WHEN arg = 'outcome' THEN quote_literal('reached')
         WHEN arg = 'basis' THEN quote_literal('due')
         WHEN arg IN ('month_days', 'count_back_months') THEN quote_literal('calendar')
@@ -126,6 +138,14 @@ LANGUAGE sql AS $$
       FROM pg_proc p WHERE p.oid = f
 $$;
 GRANT EXECUTE ON FUNCTION regress.fx(text), regress.valid_arg(name, name, regtype), regress.call_of(regprocedure, int, text) TO PUBLIC;
+-- More documents of a fixture customer, for the functions that take their ids: an invoice of the
+-- month before last, a payment, the statements of last month, a balance confirmation request.
+CREATE FUNCTION regress.more_documents(c text) RETURNS boolean LANGUAGE sql AS $$
+    SELECT credit.post_invoice(c, c || '-OLD', 100, current_date - 60) > 0
+       AND credit.post_payment(c, 10, current_date - 1, NULL, c || '-PAY') > 0
+       AND (SELECT count(*) FROM credit.statement_run((date_trunc('month', current_date) - interval '1 day')::date)) >= 0
+       AND credit.request_confirmation(c, current_date - 2, 'positive') > 0
+$$;
 -- Refused orders are recorded in the background within a moment; this waits until they are.
 CREATE FUNCTION regress.wait_for_refusals() RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN

@@ -21,6 +21,7 @@ INSERT INTO mx_held VALUES (1, 'MX-A', 5000);
 RESET client_min_messages;
 SELECT credit.request_limit('MX-A', 100000, 'growth') > 0 AS requested;
 SELECT count(*) > 0 AS ran FROM credit.run_collections();
+SELECT regress.more_documents('MX-A') AS more_documents;
 
 INSERT INTO regress.fixture VALUES ('customer', 'MX-A'), ('doc', 'MX-1'), ('disputed_doc', 'MX-2'),
     ('orders', 'mx_orders'), ('held', 'mx_held'), ('role', 'postgres'), ('person', 'regress_clerk');

@@ -35,6 +35,7 @@ SELECT credit.act_for('regress_fl_clerk') AS person \gset
 SELECT credit.request_limit('FL-A', 2000, 'growth') > 0 AS requested;
 COMMIT;
 SELECT count(*) > 0 AS ran FROM credit.run_collections();
+SELECT regress.more_documents('FL-A') AS more_documents;
 DELETE FROM regress.fixture;
 INSERT INTO regress.fixture VALUES ('customer', 'FL-A'), ('doc', 'FL-1'), ('disputed_doc', 'FL-2'),
     ('orders', 'fl_orders'), ('held', 'fl_held'), ('role', 'regress_fl_manager'), ('person', 'regress_fl_reader');
@@ -60,7 +61,10 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     '_guard_reconcile:internal _internal:any _require:any _require_member:any _is_admin:any _is_superuser:any '
     '_calling_user:any _caller:any _person:any _level_rank:any _event_hash:any _bucket_labels:any _bucket_rank:any '
     '_aging_args:any _aging_buckets_problem:any _roll_rates_args:any _guard_type_problem:any _guard_trigger_args:any '
-    '_guard_problems:any _guard_problem_list:any _guard_descendants:any _refusal_recording:reader',
+    '_guard_problems:any _guard_problem_list:any _guard_descendants:any _refusal_recording:reader '
+    'reverse_settlement:manager cancel_invoice:manager statement:any statement_html:any statement_run:clerk '
+    'request_confirmation:clerk record_confirmation:clerk remind_confirmations:clerk load_finance_items:clerk '
+    'reconcile:clerk reconciliation_trace:any _ledger_entries:any _statement_rows:any _statement_args:any',
     ' ')) x;
 INSERT INTO fl_level
 SELECT p.proname, 'trigger' FROM pg_proc p

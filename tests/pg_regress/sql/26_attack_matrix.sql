@@ -190,6 +190,7 @@ SELECT regress.wait_for_refusals() AS refusals_recorded;
 
 -- 2. Every SECURITY DEFINER function of the extension, called by the attacker with valid
 --    arguments, its traps on the search_path (each call rolled back).
+SELECT regress.more_documents('AM-A') AS more_documents;
 INSERT INTO regress.fixture VALUES ('customer', 'AM-A'), ('doc', 'AM-1'), ('disputed_doc', 'AM-2'),
     ('orders', 'am_orders'), ('held', 'am_held'), ('role', 'regress_am_owner'), ('person', 'regress_am_owner');
 CREATE TEMP TABLE am_calls AS
