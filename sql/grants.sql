@@ -76,7 +76,7 @@ BEGIN
         -- From the clerk level on: loading the finance system's items (credit.load_finance_items
         -- runs with the caller's rights).
         IF i >= 2 THEN
-            EXECUTE format('GRANT INSERT, DELETE ON credit.finance_item TO %I', roles[i]);
+            EXECUTE format('GRANT INSERT, UPDATE, DELETE ON credit.finance_item TO %I', roles[i]);
             EXECUTE format('GRANT USAGE ON SEQUENCE credit.finance_item_id_seq TO %I', roles[i]);
         END IF;
         INSERT INTO credit.access_role AS a (level, role) VALUES (levels[i], roles[i])

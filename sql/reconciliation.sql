@@ -21,13 +21,16 @@ CREATE TABLE credit.finance_item (
     CONSTRAINT finance_item_amount_check CHECK (amount <> 'NaN' AND abs(amount) <= 1000000000000000),
     CONSTRAINT finance_item_dates_check CHECK (isfinite(doc_date) AND isfinite(due_date))
 );
-CREATE INDEX finance_item_as_of_idx ON credit.finance_item (as_of, customer, doc_no);
+-- One row per document and date (credit.load_finance_items sums a document's lines); items
+-- without a document number may repeat.
+CREATE UNIQUE INDEX finance_item_document_key ON credit.finance_item (as_of, customer, doc_no);
 SELECT pg_catalog.pg_extension_config_dump('credit.finance_item', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.finance_item_id_seq', '');
 
 -- Loads the finance system's items as of a date from any query (a staging table, a foreign
 -- table, VALUES) returning customer, doc_no, amount, doc_date, due_date; replaces what was loaded
--- for that date before. Runs with the caller's rights and search_path (the query names tables as
+-- for that date before (or adds to it). A document's lines are summed into one item. Returns how
+-- many documents it stored. Runs with the caller's rights and search_path (the query names tables as
 -- the caller's session does): it can read only what the caller may.
 CREATE FUNCTION credit.load_finance_items(as_of date, query text, replace boolean DEFAULT true) RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -47,11 +50,20 @@ BEGIN
         DELETE FROM credit.finance_item f WHERE f.as_of = load_finance_items.as_of;
     END IF;
     BEGIN
-        EXECUTE format('INSERT INTO credit.finance_item (as_of, customer, doc_no, amount, doc_date, due_date)
-                        SELECT %L::pg_catalog.date, q.customer::pg_catalog.text,
-                               nullif(pg_catalog.btrim(q.doc_no::pg_catalog.text), ''''), q.amount::pg_catalog.numeric,
-                               q.doc_date::pg_catalog.date, q.due_date::pg_catalog.date
-                          FROM (%s) q', as_of, query);
+        -- A document's lines (instalments) become one item: amounts summed, the earliest dates.
+        EXECUTE format('INSERT INTO credit.finance_item AS fi (as_of, customer, doc_no, amount, doc_date, due_date)
+                        SELECT %L::pg_catalog.date, x.customer, x.doc_no, pg_catalog.sum(x.amount),
+                               pg_catalog.min(x.doc_date), pg_catalog.min(x.due_date)
+                          FROM (SELECT q.customer::pg_catalog.text AS customer,
+                                       nullif(pg_catalog.btrim(q.doc_no::pg_catalog.text), '''') AS doc_no,
+                                       q.amount::pg_catalog.numeric AS amount, q.doc_date::pg_catalog.date AS doc_date,
+                                       q.due_date::pg_catalog.date AS due_date
+                                  FROM (%s) q) x
+                         GROUP BY x.customer, x.doc_no
+                        ON CONFLICT (as_of, customer, doc_no) DO UPDATE
+                           SET amount = fi.amount OPERATOR(pg_catalog.+) EXCLUDED.amount,
+                               doc_date = least(fi.doc_date, EXCLUDED.doc_date),
+                               due_date = least(fi.due_date, EXCLUDED.due_date)', as_of, query);
     EXCEPTION WHEN syntax_error OR undefined_column OR undefined_table OR undefined_function OR datatype_mismatch
                    OR ambiguous_column OR cannot_coerce THEN
         RAISE EXCEPTION 'query does not give finance items: %', SQLERRM USING ERRCODE = 'invalid_parameter_value',
@@ -125,7 +137,9 @@ CREATE FUNCTION credit.reconcile(as_of date DEFAULT CURRENT_DATE, amount_toleran
                                  date_tolerance integer DEFAULT 0)
 RETURNS TABLE (kind text, customer text, doc_no text, credit_amount numeric, finance_amount numeric,
                difference numeric, credit_date date, finance_date date, other_customer text, status text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- jit off: at a million items the planner would spend a second compiling this plan's expressions
+-- (bench/statements.sh), more than they take to run.
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
     run bigint;
     previous bigint;
@@ -148,130 +162,136 @@ BEGIN
     previous := (SELECT max(r.id) FROM credit.reconciliation r WHERE r.as_of = reconcile.as_of);
     run := nextval('credit.reconciliation_id_seq');
 
-    -- One pass: pg_credit's open items as of the date (credit.aging) and the finance items, joined
-    -- by customer, document and side (receivable or credit); the unmatched ones looked up once more
-    -- by document alone (posted to another customer); the balances per customer.
-    WITH ours AS MATERIALIZED (
-        SELECT g.customer, g.doc_no, g.open_amount AS amount, g.doc_date, g.due_date, g.open_amount < 0 AS is_credit
-          FROM credit.aging(reconcile.as_of) g),
-    theirs AS MATERIALIZED (
-        SELECT f.customer, f.doc_no, sum(f.amount) AS amount, min(f.doc_date) AS doc_date, min(f.due_date) AS due_date,
-               sum(f.amount) < 0 AS is_credit, count(*) AS items
-          FROM credit.finance_item f WHERE f.as_of = reconcile.as_of
-         GROUP BY f.customer, f.doc_no),
-    joined AS MATERIALIZED (
-        SELECT coalesce(o.customer, t.customer) AS customer, coalesce(o.doc_no, t.doc_no) AS doc_no,
-               o.amount AS credit_amount, t.amount AS finance_amount, o.doc_date AS credit_date, t.doc_date AS finance_date,
-               o.due_date AS credit_due, t.due_date AS finance_due,
-               o.customer IS NOT NULL AS in_credit, t.customer IS NOT NULL AS in_finance,
-               coalesce(o.is_credit, t.is_credit) AS is_credit
-          FROM ours o FULL JOIN theirs t
-            ON t.customer = o.customer AND t.doc_no = o.doc_no AND t.is_credit = o.is_credit),
-    unmatched AS MATERIALIZED (SELECT * FROM joined j WHERE NOT (j.in_credit AND j.in_finance)),
-    moved AS MATERIALIZED (
-        SELECT c.customer, c.doc_no, c.is_credit, c.credit_amount, f.finance_amount, c.credit_date, f.finance_date,
-               c.credit_due, f.finance_due, f.customer AS other_customer
-          FROM unmatched c JOIN unmatched f
-            ON c.in_credit AND f.in_finance AND f.doc_no = c.doc_no AND f.is_credit = c.is_credit
-           AND f.customer <> c.customer),
-    balances AS (
-        SELECT coalesce(o.customer, t.customer) AS customer, coalesce(o.total, 0) AS ours, coalesce(t.total, 0) AS theirs
-          FROM (SELECT x.customer, sum(x.amount) AS total FROM ours x GROUP BY x.customer) o
-          FULL JOIN (SELECT x.customer, sum(x.amount) AS total FROM theirs x GROUP BY x.customer) t ON t.customer = o.customer),
+    -- One pass: pg_credit's open items as of the date (credit.aging) and the finance items (one
+    -- row per document: credit.load_finance_items sums a document's lines), joined by customer,
+    -- document and side (receivable or credit) in one hash join, keeping only the rows whose
+    -- figures are not equal: the rest match exactly, so the totals follow from the finance items'
+    -- and these. Everything else works on these few rows: no second pass over the items.
+    RETURN QUERY
+    WITH odd AS MATERIALIZED (
+        SELECT * FROM (
+            SELECT coalesce(o.customer, t.customer) AS customer, coalesce(o.doc_no, t.doc_no) AS doc_no,
+                   o.open_amount AS credit_amount, t.amount AS finance_amount, o.doc_date AS credit_date,
+                   t.doc_date AS finance_date, o.due_date AS credit_due, t.due_date AS finance_due,
+                   o.customer IS NOT NULL AS in_credit, t.customer IS NOT NULL AS in_finance,
+                   coalesce(o.open_amount < 0, t.amount < 0) AS is_credit,
+                   abs(o.open_amount - t.amount) > reconcile.amount_tolerance
+                       OR abs(o.doc_date - t.doc_date) > reconcile.date_tolerance
+                       OR abs(o.due_date - t.due_date) > reconcile.date_tolerance AS differs
+              FROM credit.aging(reconcile.as_of) o
+              FULL JOIN (SELECT f.customer, f.doc_no, f.amount, f.doc_date, f.due_date
+                           FROM credit.finance_item f WHERE f.as_of = reconcile.as_of) t
+                ON t.customer = o.customer AND t.doc_no = o.doc_no AND (t.amount < 0) = (o.open_amount < 0)) j
+         WHERE NOT (j.in_credit AND j.in_finance) OR j.differs OR j.credit_amount <> j.finance_amount),
+    totals AS (
+        SELECT f.items AS finance_items, f.items - d.in_finance + d.in_credit AS open_items, f.total AS finance_total,
+               f.total - d.finance_amount + d.credit_amount AS credit_total
+          FROM (SELECT count(*) AS items, coalesce(sum(x.amount), 0) AS total
+                  FROM credit.finance_item x WHERE x.as_of = reconcile.as_of) f,
+               (SELECT count(*) FILTER (WHERE y.in_finance) AS in_finance, count(*) FILTER (WHERE y.in_credit) AS in_credit,
+                       coalesce(sum(y.finance_amount), 0) AS finance_amount, coalesce(sum(y.credit_amount), 0) AS credit_amount
+                  FROM odd y) d),
+    -- An unmatched document open here and, under another customer, there: the same document
+    -- number and side on both sides among the unmatched (had the customer been the same, the join
+    -- would have matched them).
+    unmatched AS MATERIALIZED (
+        SELECT u.*,
+               u.doc_no IS NOT NULL AND bool_or(u.in_credit) OVER w AND bool_or(u.in_finance) OVER w AS moved,
+               max(u.customer) FILTER (WHERE u.in_finance) OVER w AS finance_customer,
+               max(u.finance_amount) FILTER (WHERE u.in_finance) OVER w AS moved_amount,
+               max(u.finance_date) FILTER (WHERE u.in_finance) OVER w AS moved_date,
+               max(u.finance_due) FILTER (WHERE u.in_finance) OVER w AS moved_due
+          FROM odd u
+         WHERE NOT (u.in_credit AND u.in_finance)
+        WINDOW w AS (PARTITION BY u.doc_no, u.is_credit)),
     found AS (
-        SELECT 'other_customer' AS kind, m.customer, m.doc_no, m.credit_amount, m.finance_amount, m.credit_date,
-               m.finance_date, m.credit_due, m.finance_due, m.other_customer
-          FROM moved m
-        UNION ALL
-        SELECT 'missing_in_finance', u.customer, u.doc_no, u.credit_amount, NULL, u.credit_date, NULL, u.credit_due, NULL, NULL
+        SELECT CASE WHEN u.moved THEN 'other_customer' ELSE 'missing_in_finance' END AS kind, u.customer, u.doc_no,
+               u.credit_amount, CASE WHEN u.moved THEN u.moved_amount END AS finance_amount, u.credit_date,
+               CASE WHEN u.moved THEN u.moved_date END AS finance_date, u.credit_due,
+               CASE WHEN u.moved THEN u.moved_due END AS finance_due,
+               CASE WHEN u.moved THEN u.finance_customer END AS other_customer
           FROM unmatched u
          WHERE u.in_credit
-           AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.customer = u.customer AND m.doc_no = u.doc_no
-                              AND m.is_credit = u.is_credit)
         UNION ALL
-        -- Open in the finance system only: a document pg_credit has settled (or cancelled), or never had.
-        SELECT CASE WHEN EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = u.customer AND i.doc_no = u.doc_no)
-                      OR EXISTS (SELECT 1 FROM credit.settlement s WHERE s.customer = u.customer AND s.doc_no = u.doc_no)
+        -- Open in the finance system only: a document pg_credit has settled (or cancelled), or never
+        -- had (looked up by index, one document at a time: few rows).
+        SELECT CASE WHEN coalesce((SELECT true FROM credit.invoice i WHERE i.customer = u.customer AND i.doc_no = u.doc_no
+                                    LIMIT 1), false)
+                      OR coalesce((SELECT true FROM credit.settlement s WHERE s.customer = u.customer AND s.doc_no = u.doc_no
+                                    LIMIT 1), false)
                     THEN 'closed_in_credit' ELSE 'missing_in_credit' END,
                u.customer, u.doc_no, NULL, u.finance_amount, NULL, u.finance_date, NULL, u.finance_due, NULL
           FROM unmatched u
-         WHERE u.in_finance
-           AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.other_customer = u.customer AND m.doc_no = u.doc_no
-                              AND m.is_credit = u.is_credit)
+         WHERE u.in_finance AND NOT u.moved
         UNION ALL
         SELECT CASE WHEN abs(j.credit_amount - j.finance_amount) > reconcile.amount_tolerance THEN 'amount_differs'
                     ELSE 'date_differs' END,
                j.customer, j.doc_no, j.credit_amount, j.finance_amount, j.credit_date, j.finance_date, j.credit_due,
                j.finance_due, NULL
-          FROM joined j
-         WHERE j.in_credit AND j.in_finance
-           AND (abs(j.credit_amount - j.finance_amount) > reconcile.amount_tolerance
-                OR abs(j.credit_date - j.finance_date) > reconcile.date_tolerance
-                OR abs(j.credit_due - j.finance_due) > reconcile.date_tolerance)
-),
-    -- Balances per customer: what the items leave unexplained (a document moved to another
-    -- customer counts for both).
-    explained AS (
-        SELECT f.customer, coalesce(f.credit_amount, 0) - coalesce(f.finance_amount, 0) AS amount
-          FROM found f WHERE f.kind <> 'other_customer'
-        UNION ALL SELECT m.customer, m.credit_amount FROM moved m
-        UNION ALL SELECT m.other_customer, -m.finance_amount FROM moved m),
+          FROM odd j
+         WHERE j.in_credit AND j.in_finance AND j.differs),
+    -- What the items leave unexplained of a customer's balances: the differences each within the
+    -- tolerance, added up. Its balances: the finance system's, and ours from it and the odd rows.
+    within AS (
+        SELECT j.customer FROM odd j
+         WHERE j.in_credit AND j.in_finance AND NOT j.differs
+         GROUP BY j.customer HAVING abs(sum(j.credit_amount - j.finance_amount)) > reconcile.amount_tolerance),
     unexplained AS (
-        SELECT 'balance_differs'::text AS kind, b.customer, NULL::text AS doc_no, b.ours AS credit_amount,
-               b.theirs AS finance_amount, NULL::date AS credit_date, NULL::date AS finance_date, NULL::date AS credit_due,
-               NULL::date AS finance_due, NULL::text AS other_customer
-          FROM balances b
-          LEFT JOIN (SELECT e.customer, sum(e.amount) AS amount FROM explained e GROUP BY e.customer) e
-            ON e.customer = b.customer
-         WHERE abs(b.ours - b.theirs - coalesce(e.amount, 0)) > reconcile.amount_tolerance),
+        SELECT 'balance_differs'::text AS kind, w.customer, NULL::text AS doc_no,
+               th.total - d.finance_amount + d.credit_amount AS credit_amount, th.total AS finance_amount,
+               NULL::date AS credit_date, NULL::date AS finance_date, NULL::date AS credit_due, NULL::date AS finance_due,
+               NULL::text AS other_customer
+          FROM within w
+          JOIN (SELECT y.customer, coalesce(sum(y.finance_amount), 0) AS finance_amount,
+                       coalesce(sum(y.credit_amount), 0) AS credit_amount
+                  FROM odd y WHERE y.customer IN (SELECT w2.customer FROM within w2) GROUP BY y.customer) d
+            ON d.customer = w.customer
+          CROSS JOIN LATERAL (SELECT coalesce(sum(x.amount), 0) AS total FROM credit.finance_item x
+                               WHERE x.as_of = reconcile.as_of AND x.customer = w.customer) th),
     differences AS (SELECT * FROM found UNION ALL SELECT * FROM unexplained),
-    before AS (SELECT d.kind, d.customer, d.doc_no FROM credit.reconciliation_difference d WHERE d.run_id = previous),
+    before AS (SELECT d.* FROM credit.reconciliation_difference d WHERE d.run_id = previous),
+    numbered AS MATERIALIZED (
+        SELECT row_number() OVER (ORDER BY x.customer, x.doc_no NULLS LAST, x.kind) AS line, x.*,
+               CASE WHEN b.kind IS NULL THEN 'new' ELSE 'persisting' END AS status
+          FROM differences x
+          LEFT JOIN before b ON b.kind = x.kind AND b.customer = x.customer AND b.doc_no IS NOT DISTINCT FROM x.doc_no),
+    fixed AS MATERIALIZED (
+        SELECT b.* FROM before b
+         WHERE NOT EXISTS (SELECT 1 FROM differences x WHERE x.kind = b.kind AND x.customer = b.customer
+                              AND x.doc_no IS NOT DISTINCT FROM b.doc_no)),
     stored AS (
         INSERT INTO credit.reconciliation_difference (run_id, line, kind, customer, doc_no, credit_amount, finance_amount,
                                                       credit_date, finance_date, credit_due, finance_due, other_customer,
                                                       status)
-        SELECT run, row_number() OVER (ORDER BY x.customer, x.doc_no NULLS LAST, x.kind), x.kind, x.customer, x.doc_no,
-               x.credit_amount, x.finance_amount, x.credit_date, x.finance_date, x.credit_due, x.finance_due,
-               x.other_customer, CASE WHEN b.kind IS NULL THEN 'new' ELSE 'persisting' END
-          FROM differences x
-          LEFT JOIN before b ON b.kind = x.kind AND b.customer = x.customer AND b.doc_no IS NOT DISTINCT FROM x.doc_no),
-    counts AS (
-        SELECT (SELECT coalesce(sum(t.items), 0) FROM theirs t) AS finance_items,
-               (SELECT count(*) FROM ours) AS open_items,
-               (SELECT coalesce(sum(t.amount), 0) FROM theirs t) AS finance_total,
-               (SELECT coalesce(sum(o.amount), 0) FROM ours o) AS credit_total,
-               (SELECT count(*) FROM differences) AS differences,
-               (SELECT count(*) FROM differences x WHERE x.credit_amount IS NOT NULL AND x.kind <> 'balance_differs') AS open_differing,
-               (SELECT count(*) FROM before b
-                 WHERE NOT EXISTS (SELECT 1 FROM differences x WHERE x.kind = b.kind AND x.customer = b.customer
-                                      AND x.doc_no IS NOT DISTINCT FROM b.doc_no)) AS fixed)
+        SELECT run, n.line, n.kind, n.customer, n.doc_no, n.credit_amount, n.finance_amount, n.credit_date, n.finance_date,
+               n.credit_due, n.finance_due, n.other_customer, n.status
+          FROM numbered n),
     -- The run's row and its differences in one statement: a run is never updated (its tables are
     -- immutable).
-    INSERT INTO credit.reconciliation (id, as_of, amount_tolerance, date_tolerance, finance_items, open_items, matched,
-                                       differences, fixed, finance_total, credit_total)
-    SELECT run, reconcile.as_of, reconcile.amount_tolerance, reconcile.date_tolerance, c.finance_items, c.open_items,
-           c.open_items - c.open_differing, c.differences, c.fixed, c.finance_total, c.credit_total
-      FROM counts c;
+    head AS (
+        INSERT INTO credit.reconciliation (id, as_of, amount_tolerance, date_tolerance, finance_items, open_items, matched,
+                                           differences, fixed, finance_total, credit_total)
+        SELECT run, reconcile.as_of, reconcile.amount_tolerance, reconcile.date_tolerance, t.finance_items, t.open_items,
+               t.open_items - (SELECT count(*) FROM differences x
+                                WHERE x.credit_amount IS NOT NULL AND x.kind <> 'balance_differs'),
+               (SELECT count(*) FROM differences), (SELECT count(*) FROM fixed), t.finance_total, t.credit_total
+          FROM totals t)
+    SELECT n.kind, n.customer, n.doc_no, n.credit_amount, n.finance_amount,
+           coalesce(n.credit_amount, 0) - coalesce(n.finance_amount, 0), n.credit_date, n.finance_date, n.other_customer,
+           n.status
+      FROM numbered n
+    UNION ALL
+    SELECT f.kind, f.customer, f.doc_no, f.credit_amount, f.finance_amount,
+           coalesce(f.credit_amount, 0) - coalesce(f.finance_amount, 0), f.credit_date, f.finance_date, f.other_customer,
+           'fixed'
+      FROM fixed f
+    ORDER BY 2, 3 NULLS LAST, 1;
     INSERT INTO credit.event (kind, after, acting_as)
     SELECT 'reconciliation_run', jsonb_build_object('run_id', r.id, 'as_of', r.as_of, 'finance_items', r.finance_items,
                                                     'open_items', r.open_items, 'matched', r.matched,
                                                     'differences', r.differences, 'fixed', r.fixed),
            credit._caller()
       FROM credit.reconciliation r WHERE r.id = run;
-    RETURN QUERY
-    SELECT d.kind, d.customer, d.doc_no, d.credit_amount, d.finance_amount,
-           coalesce(d.credit_amount, 0) - coalesce(d.finance_amount, 0), d.credit_date, d.finance_date, d.other_customer,
-           d.status
-      FROM credit.reconciliation_difference d WHERE d.run_id = run
-    UNION ALL
-    SELECT d.kind, d.customer, d.doc_no, d.credit_amount, d.finance_amount,
-           coalesce(d.credit_amount, 0) - coalesce(d.finance_amount, 0), d.credit_date, d.finance_date, d.other_customer,
-           'fixed'
-      FROM credit.reconciliation_difference d
-     WHERE d.run_id = previous
-       AND NOT EXISTS (SELECT 1 FROM credit.reconciliation_difference x WHERE x.run_id = run AND x.kind = d.kind
-                          AND x.customer = d.customer AND x.doc_no IS NOT DISTINCT FROM d.doc_no)
-    ORDER BY 2, 3 NULLS LAST, 1;
 END
 $$;
 
@@ -371,6 +391,6 @@ COMMENT ON COLUMN credit.reconciliation_difference.finance_due IS 'Due date in t
 COMMENT ON COLUMN credit.reconciliation_difference.other_customer IS 'other_customer: the customer the finance system has it under';
 COMMENT ON COLUMN credit.reconciliation_difference.status IS 'new, or persisting from the previous run of the date';
 COMMENT ON FUNCTION credit._reconciliation_immutable() IS 'Internal: reconciliation runs are never changed';
-COMMENT ON FUNCTION credit.load_finance_items(date, text, boolean) IS 'Loads the finance system''s receivables items as of a date from a query (customer, doc_no, amount, doc_date, due_date), with the caller''s rights; returns how many';
+COMMENT ON FUNCTION credit.load_finance_items(date, text, boolean) IS 'Loads the finance system''s receivables items as of a date from a query (customer, doc_no, amount, doc_date, due_date), with the caller''s rights and search_path, a document''s lines summed into one item; returns how many documents it stored';
 COMMENT ON FUNCTION credit.reconcile(date, numeric, integer) IS 'Matches the finance items of a date with pg_credit''s open items and balances; keeps the run; returns the differences (new, persisting) and the previous run''s that were fixed';
 COMMENT ON FUNCTION credit.reconciliation_trace(text, text) IS 'A document''s story: posting, applications and their undoing, reversals, disputes and events naming it';

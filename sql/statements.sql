@@ -71,47 +71,60 @@ END;
 -- dispute), 'aging' (per bucket). The closing balance is the balance as of the end
 -- (credit.aging); the opening is the closing less the period's entries, which is the balance as
 -- of the day before the start (a property test holds the two ways to each other).
-CREATE FUNCTION credit._statement_rows(period_end date, customers text[], starts date[])
-RETURNS TABLE (customer text, section text, line bigint, entry_date date, kind text, doc_no text, detail text,
-               debit numeric, credit numeric, applied numeric, balance numeric, due_date date, days integer,
-               bucket text, promised_amount numeric, promised_date date, disputed_since date)
-LANGUAGE sql STABLE
-BEGIN ATOMIC
-    WITH p AS (SELECT * FROM unnest(_statement_rows.customers, _statement_rows.starts) AS p(customer, period_start)),
+--
+-- openings (statement runs): the opening each statement must show — the last statement's
+-- closing. Where the ledger's balance before the period differs (a document posted after that
+-- statement was issued, dated before its end), one 'prior_period_adjustment' activity line
+-- (line 0, dated the period's first day) carries the difference, and the closing's debits or
+-- credits include it. idx: the customer's position in the arrays.
+--
+-- PL/pgSQL only to plan the query for its arguments (EXECUTE ... USING): the planner then knows
+-- how many customers there are and, for one customer, uses its indexes. Not in parallel: called
+-- from a statement run's INSERT, a parallel plan here fails (cannot start commands during a
+-- parallel operation).
+CREATE FUNCTION credit._statement_rows(period_end date, customers text[], starts date[], openings numeric[] DEFAULT NULL)
+RETURNS TABLE (idx bigint, customer text, section text, line bigint, entry_date date, kind text, doc_no text,
+               detail text, debit numeric, credit numeric, applied numeric, balance numeric, due_date date,
+               days integer, bucket text, promised_amount numeric, promised_date date, disputed_since date)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET max_parallel_workers_per_gather = 0 AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE $q$
+    WITH p AS (SELECT * FROM unnest($2, $3, $4) WITH ORDINALITY AS p(customer, period_start, stated_opening, idx)),
     e AS (SELECT p.customer, p.period_start, e.entry_date, e.sort, e.kind, e.doc_no, e.detail, e.debit, e.credit,
                  e.applied, e.document_id
-            FROM credit._ledger_entries(CASE WHEN cardinality(_statement_rows.customers) = 1
-                                             THEN _statement_rows.customers[1] END,
-                                        (SELECT min(s) FROM unnest(_statement_rows.starts) s),
-                                        _statement_rows.period_end) e
+            FROM credit._ledger_entries($6, $5, $1) e
             JOIN p ON p.customer = e.customer AND e.entry_date >= p.period_start),
     g AS (SELECT g.customer, g.doc_type, g.doc_no, g.doc_date, g.due_date, g.open_amount, g.days, g.bucket,
                  g.bucket_position
-            FROM credit.aging(_statement_rows.period_end) g WHERE g.customer = ANY (_statement_rows.customers)),
+            FROM credit.aging($1) g WHERE g.customer = ANY ($2)),
     net AS (SELECT e.customer, sum(e.debit - e.credit) AS net, sum(e.debit) AS debits, sum(e.credit) AS credits
               FROM e GROUP BY e.customer),
     closing AS (SELECT g.customer, sum(g.open_amount) AS balance FROM g GROUP BY g.customer),
-    head AS (SELECT p.customer, p.period_start, coalesce(c.balance, 0) AS closing,
-                    coalesce(c.balance, 0) - coalesce(n.net, 0) AS opening,
-                    coalesce(n.debits, 0) AS debits, coalesce(n.credits, 0) AS credits
-               FROM p LEFT JOIN closing c ON c.customer = p.customer LEFT JOIN net n ON n.customer = p.customer),
+    head AS (SELECT x.*, coalesce(x.stated_opening, x.opening) AS shown_opening,
+                    x.opening - coalesce(x.stated_opening, x.opening) AS adjustment
+               FROM (SELECT p.idx, p.customer, p.period_start, p.stated_opening, coalesce(c.balance, 0) AS closing,
+                            coalesce(c.balance, 0) - coalesce(n.net, 0) AS opening,
+                            coalesce(n.debits, 0) AS debits, coalesce(n.credits, 0) AS credits
+                       FROM p LEFT JOIN closing c ON c.customer = p.customer LEFT JOIN net n ON n.customer = p.customer) x),
     promised AS (SELECT DISTINCT ON (i.customer, i.doc_no) i.customer, i.doc_no, pr.amount, pr.promised_date
                    FROM credit.promise pr JOIN credit.invoice i ON i.id = pr.invoice_id
-                  WHERE pr.customer = ANY (_statement_rows.customers) AND pr.made_on <= _statement_rows.period_end
-                    AND (pr.status = 'open' OR pr.decided_on > _statement_rows.period_end)
+                  WHERE pr.customer = ANY ($2) AND pr.made_on <= $1 AND (pr.status = 'open' OR pr.decided_on > $1)
                   ORDER BY i.customer, i.doc_no, pr.made_on DESC, pr.id DESC),
     disputed AS (SELECT d.customer, d.doc_no, d.opened_on FROM credit.invoice_dispute d
-                  WHERE d.customer = ANY (_statement_rows.customers) AND d.opened_on <= _statement_rows.period_end
-                    AND (d.resolved_on IS NULL OR d.resolved_on > _statement_rows.period_end)),
+                  WHERE d.customer = ANY ($2) AND d.opened_on <= $1 AND (d.resolved_on IS NULL OR d.resolved_on > $1)),
     buckets AS (SELECT b.label, row_number() OVER (ORDER BY b.position) AS rank
                   FROM credit.aging_bucket b WHERE NOT b.retired),
     aged AS (SELECT g.customer, g.bucket_position, sum(g.open_amount) AS amount FROM g GROUP BY 1, 2)
-    SELECT h.customer, 'opening', 0::bigint, h.period_start - 1, NULL::text, NULL::text, NULL::text, NULL::numeric,
-           NULL::numeric, NULL::numeric, h.opening, NULL::date, NULL::integer, NULL::text, NULL::numeric, NULL::date,
+    SELECT h.idx, h.customer, 'opening', 0::bigint, h.period_start - 1, NULL::text, NULL::text, NULL::text, NULL::numeric,
+           NULL::numeric, NULL::numeric, h.shown_opening, NULL::date, NULL::integer, NULL::text, NULL::numeric, NULL::date,
            NULL::date
       FROM head h
     UNION ALL
-    SELECT e.customer, 'activity',
+    SELECT h.idx, h.customer, 'activity', 0, h.period_start, 'prior_period_adjustment', NULL, NULL,
+           greatest(h.adjustment, 0), greatest(-h.adjustment, 0), NULL, h.opening, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM head h WHERE h.adjustment <> 0
+    UNION ALL
+    SELECT h.idx, e.customer, 'activity',
            row_number() OVER (PARTITION BY e.customer ORDER BY e.entry_date, e.sort, e.doc_no, e.document_id),
            e.entry_date, e.kind, e.doc_no, e.detail, e.debit, e.credit, e.applied,
            h.opening + sum(e.debit - e.credit) OVER (PARTITION BY e.customer
@@ -120,24 +133,29 @@ BEGIN ATOMIC
            NULL, NULL, NULL, NULL, NULL, NULL
       FROM e JOIN head h ON h.customer = e.customer
     UNION ALL
-    SELECT h.customer, 'closing', 0, _statement_rows.period_end, NULL, NULL, NULL, h.debits, h.credits, NULL,
-           h.closing, NULL, NULL, NULL, NULL, NULL, NULL
+    SELECT h.idx, h.customer, 'closing', 0, $1, NULL, NULL, NULL, h.debits + greatest(h.adjustment, 0),
+           h.credits + greatest(-h.adjustment, 0), NULL, h.closing, NULL, NULL, NULL, NULL, NULL, NULL
       FROM head h
     UNION ALL
-    SELECT g.customer, 'open_item',
+    SELECT h.idx, g.customer, 'open_item',
            row_number() OVER (PARTITION BY g.customer ORDER BY g.due_date NULLS LAST, g.doc_date, g.doc_type, g.doc_no),
            g.doc_date, g.doc_type, g.doc_no, NULL,
            greatest(g.open_amount, 0), greatest(-g.open_amount, 0), NULL, g.open_amount, g.due_date, g.days, g.bucket,
            pr.amount, pr.promised_date, d.opened_on
       FROM g
+      JOIN head h ON h.customer = g.customer
       LEFT JOIN promised pr ON g.doc_type = 'invoice' AND pr.customer = g.customer AND pr.doc_no = g.doc_no
       LEFT JOIN disputed d ON g.doc_type = 'invoice' AND d.customer = g.customer AND d.doc_no = g.doc_no
     UNION ALL
-    SELECT p.customer, 'aging', b.rank, NULL, b.label, NULL, NULL, NULL, NULL, NULL, coalesce(ag.amount, 0),
+    SELECT h.idx, h.customer, 'aging', b.rank, NULL, b.label, NULL, NULL, NULL, NULL, NULL, coalesce(ag.amount, 0),
            NULL, NULL, b.label, NULL, NULL, NULL
-      FROM p CROSS JOIN buckets b
-      LEFT JOIN aged ag ON ag.customer = p.customer AND ag.bucket_position = b.rank;
-END;
+      FROM head h CROSS JOIN buckets b
+      LEFT JOIN aged ag ON ag.customer = h.customer AND ag.bucket_position = b.rank
+    $q$
+    USING period_end, customers, starts, openings, (SELECT min(x) FROM unnest(starts) x),
+          CASE WHEN cardinality(customers) = 1 THEN customers[1] END;
+END
+$fn$;
 
 -- Arguments of credit.statement, checked once per query (a pseudo-constant qual); true, or 22004,
 -- 22023 or 23503.
@@ -258,7 +276,7 @@ CREATE TRIGGER statement_line_no_truncate BEFORE TRUNCATE ON credit.statement_li
     FOR EACH STATEMENT EXECUTE FUNCTION credit._statement_immutable();
 
 COMMENT ON FUNCTION credit._ledger_entries(text, date, date) IS 'Internal: every ledger entry of a date range with the date it took effect (debits, credits, and applications that move nothing)';
-COMMENT ON FUNCTION credit._statement_rows(date, text[], date[]) IS 'Internal: statements of several customers over periods ending on one day, as rows';
+COMMENT ON FUNCTION credit._statement_rows(date, text[], date[], numeric[]) IS 'Internal: statements of several customers over periods ending on one day, as rows (with the openings a statement run must show)';
 COMMENT ON FUNCTION credit._statement_args(text, date, date) IS 'Internal: checks credit.statement arguments';
 COMMENT ON FUNCTION credit._statement_immutable() IS 'Internal: issued statements are never changed';
 COMMENT ON FUNCTION credit.statement(text, date, date) IS 'Statement of account for a period: opening balance, every entry with a running balance, closing balance (opening + debits - credits), open items at the end with aging, promises and disputes, and the aging per bucket';

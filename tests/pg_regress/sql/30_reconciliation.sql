@@ -60,6 +60,14 @@ SELECT matched, differences, fixed FROM credit.reconciliation WHERE as_of = '201
 -- Loading adds to the date's items when told not to replace them.
 SELECT credit.load_finance_items('2015-05-31', $$SELECT 'RC-C' AS customer, 'RCC-4' AS doc_no, 5 AS amount, NULL AS doc_date, NULL AS due_date$$, false) AS added;
 SELECT count(*) AS items FROM credit.finance_item WHERE as_of = '2015-05-31' AND customer LIKE 'RC-%';
+-- A document's lines (instalments) are one item: amounts summed, the earliest dates; lines added
+-- later for a document already loaded add to it.
+SELECT credit.load_finance_items('2015-06-30', $$SELECT * FROM (VALUES ('RC-C', 'RCC-1', 60.4, DATE '2015-05-10', DATE '2015-06-09'),
+                                                                  ('RC-C', 'RCC-1', 30, DATE '2015-05-10', DATE '2015-06-19'))
+                                                      v(customer, doc_no, amount, doc_date, due_date)$$) AS documents;
+SELECT credit.load_finance_items('2015-06-30', $$SELECT 'RC-C' AS customer, 'RCC-1' AS doc_no, 10 AS amount,
+                                                        NULL::date AS doc_date, NULL::date AS due_date$$, false) AS added;
+SELECT customer, doc_no, amount, doc_date, due_date FROM credit.finance_item WHERE as_of = '2015-06-30';
 -- Every run is an event.
 SELECT count(*) AS runs FROM credit.event WHERE kind = 'reconciliation_run' AND after ->> 'as_of' = '2015-05-31';
 
