@@ -59,7 +59,7 @@ m() { echo "${runs[$1]}" | median; }
 # The outputs, compared: per customer and section, the baseline's rows are the statements' rows.
 log "comparing outputs"
 same=$(pg "$DIR" "$PORT" -d statements -At <<SQL
-CREATE TABLE baseline_lines (customer text, section text, line bigint, balance numeric, debit numeric, credit numeric);
+CREATE TABLE baseline_lines (customer text, section text, line bigint, balance numeric, debit numeric, credit numeric, PRIMARY KEY (customer, section, line));
 $(baseline "a.customer <> 'BIG'" 2026-10-01 2026-10-31)
 $(baseline "a.customer = 'BIG'" 2025-01-01 2025-12-31)
 SELECT count(*) FROM credit.statement_run('2026-10-31');

@@ -324,12 +324,14 @@ BEGIN ATOMIC
          WHERE NOT b.retired)
     SELECT r.label, r.rank, r.balance, r.rolled,
            CASE WHEN r.rank < (SELECT max(rank) FROM rates) THEN r.roll_rate END,
-           round(roll_rates.final_loss_rate * coalesce(
-               (SELECT exp(sum(ln(nullif(r2.roll_rate, 0)))) FROM rates r2
-                 WHERE r2.rank >= r.rank AND r2.rank < (SELECT max(rank) FROM rates))
-               * CASE WHEN EXISTS (SELECT 1 FROM rates r3 WHERE r3.rank >= r.rank
-                                     AND r3.rank < (SELECT max(rank) FROM rates) AND coalesce(r3.roll_rate, 0) = 0)
-                      THEN 0 ELSE 1 END, 1), 6)
+           -- A bucket nothing rolled forward from (or that never held a balance) stops the chain:
+           -- its loss rate, and that of every bucket before it, is 0, not the final rate.
+           round(roll_rates.final_loss_rate *
+               CASE WHEN EXISTS (SELECT 1 FROM rates r3 WHERE r3.rank >= r.rank
+                                   AND r3.rank < (SELECT max(rank) FROM rates) AND coalesce(r3.roll_rate, 0) = 0)
+                    THEN 0
+                    ELSE coalesce((SELECT exp(sum(ln(r2.roll_rate))) FROM rates r2
+                                    WHERE r2.rank >= r.rank AND r2.rank < (SELECT max(rank) FROM rates)), 1) END, 6)
       FROM rates r ORDER BY r.rank;
 END;
 

@@ -28,14 +28,16 @@ CREATE TRIGGER grade_write BEFORE INSERT OR UPDATE OR DELETE ON credit.grade
 
 CREATE TABLE credit.score_weight (
     component   text PRIMARY KEY CHECK (component IN ('paydex', 'weighted_days_late', 'on_time_ratio', 'days_past_due',
-                                                      'utilization', 'relationship_months', 'dunning_level')),
+                                                      'utilization', 'relationship_months', 'dunning_level',
+                                                      'kept_commitments')),
     weight      numeric NOT NULL CHECK (weight >= 0 AND weight <= 1000),
     is_default  boolean NOT NULL DEFAULT false,
     retired     boolean NOT NULL DEFAULT false
 );
 INSERT INTO credit.score_weight (component, weight, is_default) VALUES
     ('paydex', 25, true), ('weighted_days_late', 15, true), ('on_time_ratio', 15, true), ('days_past_due', 20, true),
-    ('utilization', 10, true), ('relationship_months', 5, true), ('dunning_level', 10, true);
+    ('utilization', 10, true), ('relationship_months', 5, true), ('dunning_level', 10, true),
+    ('kept_commitments', 10, true);
 SELECT pg_catalog.pg_extension_config_dump('credit.score_weight', 'WHERE NOT is_default');
 CREATE TRIGGER score_weight_write BEFORE INSERT OR UPDATE OR DELETE ON credit.score_weight
     FOR EACH ROW EXECUTE FUNCTION credit._default_row_write('component');
@@ -53,7 +55,7 @@ COMMENT ON COLUMN credit.grade.description IS 'What the grade means';
 COMMENT ON COLUMN credit.grade.is_default IS 'Shipped by pg_credit and not changed since (not dumped)';
 COMMENT ON COLUMN credit.grade.retired IS 'A deleted shipped grade (kept so a restore does not bring it back)';
 COMMENT ON TABLE credit.score_weight IS 'Weight of each score component (docs/grading.md)';
-COMMENT ON COLUMN credit.score_weight.component IS 'paydex, weighted_days_late, on_time_ratio, days_past_due, utilization, relationship_months or dunning_level';
+COMMENT ON COLUMN credit.score_weight.component IS 'paydex, weighted_days_late, on_time_ratio, days_past_due, utilization, relationship_months, dunning_level or kept_commitments';
 COMMENT ON COLUMN credit.score_weight.weight IS 'Relative weight (0 leaves the component out)';
 COMMENT ON COLUMN credit.score_weight.is_default IS 'Shipped by pg_credit and not changed since (not dumped)';
 COMMENT ON COLUMN credit.score_weight.retired IS 'A deleted shipped weight (kept so a restore does not bring it back)';

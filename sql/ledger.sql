@@ -21,6 +21,8 @@ CREATE TABLE credit.invoice (
     disputed     boolean NOT NULL DEFAULT false,
     legal_referred_on date,
     posted_at    timestamptz NOT NULL DEFAULT now(),
+    -- The rule that gave the terms when the due date came from them (NULL: the due date was given).
+    terms_source text,
     CONSTRAINT invoice_customer_doc_no_key UNIQUE (customer, doc_no),
     CONSTRAINT invoice_due_after_doc CHECK (due_date >= doc_date),
     CONSTRAINT invoice_open_amount_range CHECK (open_amount >= 0 AND open_amount <= amount)
@@ -107,6 +109,7 @@ SELECT pg_catalog.pg_extension_config_dump('credit.reversal_id_seq', '');
 
 COMMENT ON COLUMN credit.invoice.disputed IS 'In dispute (credit.dispute): out of dunning and the overdue rule until resolved';
 COMMENT ON COLUMN credit.invoice.legal_referred_on IS 'The day collections referred it to legal';
+COMMENT ON COLUMN credit.invoice.terms_source IS 'The rule that gave its terms when its due date came from them (account, grade <g>, policy <id>, default, tier <id>, window <id>); NULL when the due date was given';
 
 COMMENT ON TABLE credit.invoice IS 'Receivables ledger: invoices, posted with credit.post_invoice; open_amount falls as money is applied';
 COMMENT ON COLUMN credit.invoice.id IS 'Ledger id';

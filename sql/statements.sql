@@ -17,7 +17,9 @@ RETURNS TABLE (customer text, entry_date date, sort integer, kind text, doc_no t
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT * FROM (
-        SELECT i.customer, i.doc_date, 1, 'invoice'::text, i.doc_no, NULL::text, i.amount, 0::numeric, NULL::numeric, i.id
+        -- an invoice's detail: its payment terms ("terms <days>")
+        SELECT i.customer, i.doc_date, 1, 'invoice'::text, i.doc_no, 'terms ' || (i.due_date - i.doc_date), i.amount,
+               0::numeric, NULL::numeric, i.id
           FROM credit.invoice i
          WHERE (_ledger_entries.customer IS NULL OR i.customer = _ledger_entries.customer)
            AND i.doc_date BETWEEN _ledger_entries.from_date AND _ledger_entries.to_date
@@ -79,14 +81,16 @@ END;
 -- credits include it. idx: the customer's position in the arrays.
 --
 -- PL/pgSQL only to plan the query for its arguments (EXECUTE ... USING): the planner then knows
--- how many customers there are and, for one customer, uses its indexes. Not in parallel: called
+-- how many customers there are and, for one customer, uses its indexes. ROWS 100000: a
+-- statement run joins these rows by hash (src/statements/run.sql); the default guess of 1,000
+-- would have it loop over them. Not in parallel: called
 -- from a statement run's INSERT, a parallel plan here fails (cannot start commands during a
 -- parallel operation).
 CREATE FUNCTION credit._statement_rows(period_end date, customers text[], starts date[], openings numeric[] DEFAULT NULL)
 RETURNS TABLE (idx bigint, customer text, section text, line bigint, entry_date date, kind text, doc_no text,
                detail text, debit numeric, credit numeric, applied numeric, balance numeric, due_date date,
                days integer, bucket text, promised_amount numeric, promised_date date, disputed_since date)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET max_parallel_workers_per_gather = 0 AS $fn$
+LANGUAGE plpgsql STABLE ROWS 100000 SET search_path = pg_catalog, pg_temp SET max_parallel_workers_per_gather = 0 AS $fn$
 BEGIN
     RETURN QUERY EXECUTE $q$
     WITH p AS (SELECT * FROM unnest($2, $3, $4) WITH ORDINALITY AS p(customer, period_start, stated_opening, idx)),
@@ -112,6 +116,17 @@ BEGIN
                   ORDER BY i.customer, i.doc_no, pr.made_on DESC, pr.id DESC),
     disputed AS (SELECT d.customer, d.doc_no, d.opened_on FROM credit.invoice_dispute d
                   WHERE d.customer = ANY ($2) AND d.opened_on <= $1 AND (d.resolved_on IS NULL OR d.resolved_on > $1)),
+    -- Invoices under a payment arrangement active at the end: the plan and its instalments
+    -- still open then ("arrangement <id>: <due date> <open amount>, ..."), beside the invoice's
+    -- own due date and aging.
+    arranged AS (SELECT i.customer, i.doc_no,
+                        'arrangement ' || s.arrangement_id || ': '
+                        || string_agg(to_char(s.due_date, 'YYYY-MM-DD') || ' ' || s.open_amount, ', ' ORDER BY s.instalment) AS plan
+                   FROM credit.arrangement_schedule($1) s
+                   JOIN credit.arrangement_invoice ai ON ai.arrangement_id = s.arrangement_id
+                   JOIN credit.invoice i ON i.id = ai.invoice_id
+                  WHERE s.customer = ANY ($2) AND s.arrangement_status = 'active' AND s.open_amount > 0
+                  GROUP BY i.customer, i.doc_no, s.arrangement_id),
     buckets AS (SELECT b.label, row_number() OVER (ORDER BY b.position) AS rank
                   FROM credit.aging_bucket b WHERE NOT b.retired),
     aged AS (SELECT g.customer, g.bucket_position, sum(g.open_amount) AS amount FROM g GROUP BY 1, 2)
@@ -139,11 +154,12 @@ BEGIN
     UNION ALL
     SELECT h.idx, g.customer, 'open_item',
            row_number() OVER (PARTITION BY g.customer ORDER BY g.due_date NULLS LAST, g.doc_date, g.doc_type, g.doc_no),
-           g.doc_date, g.doc_type, g.doc_no, NULL,
+           g.doc_date, g.doc_type, g.doc_no, ar.plan,
            greatest(g.open_amount, 0), greatest(-g.open_amount, 0), NULL, g.open_amount, g.due_date, g.days, g.bucket,
            pr.amount, pr.promised_date, d.opened_on
       FROM g
       JOIN head h ON h.customer = g.customer
+      LEFT JOIN arranged ar ON g.doc_type = 'invoice' AND ar.customer = g.customer AND ar.doc_no = g.doc_no
       LEFT JOIN promised pr ON g.doc_type = 'invoice' AND pr.customer = g.customer AND pr.doc_no = g.doc_no
       LEFT JOIN disputed d ON g.doc_type = 'invoice' AND d.customer = g.customer AND d.doc_no = g.doc_no
     UNION ALL

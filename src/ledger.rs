@@ -40,9 +40,22 @@ fn post_invoice(
     }
     Spi::connect_mut(|c| {
         account::lock(c, customer);
-        let terms = policy::terms(c, customer, amount, product_category).0;
+        // The terms in force on the invoice's own date (a promotion's window, say).
+        let terms = policy::terms(c, customer, amount, product_category, doc_date);
         documents::refuse_duplicate_invoice(c, customer, doc_no);
-        let id = documents::insert_invoice(c, customer, doc_no, doc_date, due_date, amount, terms);
+        let source = due_date.is_none().then_some(terms.rule.as_str());
+        let id = documents::insert_invoice(
+            c,
+            &documents::NewInvoice {
+                customer,
+                doc_no,
+                doc_date,
+                due_date,
+                amount,
+                terms_days: terms.days,
+                terms_source: source,
+            },
+        );
         // Unapplied credit, oldest first.
         let credits = documents::unapplied_credits(c, customer);
         let out = allocation::allocate(amount, &credits);

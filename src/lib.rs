@@ -129,6 +129,7 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/confirmations.sql", name = "confirmations", requires = ["statements"]);
 extension_sql_file!("../sql/reconciliation.sql", name = "reconciliation", requires = ["statements"]);
+extension_sql_file!("../sql/arrangements.sql", name = "arrangements", requires = ["collections", "ledger", "accounts"]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]

@@ -6,6 +6,7 @@ use crate::pg::error::{self, OrRaise, Required};
 use crate::pg::numeric::{decimal_opt as dec, numeric};
 use crate::store;
 use credit_core::policy::{self, Effective, Fields, Match, Policy, Subject, Tier};
+use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
@@ -139,16 +140,74 @@ fn policy_changed<'a>(_trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, All
     None
 }
 
-/// Payment terms in days for an order of `amount` and where they come from.
-pub fn terms(
-    c: &SpiClient<'_>,
-    customer: &str,
-    amount: Decimal,
-    product_category: Option<&str>,
-) -> (i32, policy::TermsSource) {
+/// The terms for an order, every step considered, and the rule that decided them.
+pub struct Terms {
+    pub days: i32,
+    pub source: policy::TermsSource,
+    /// What decided them, as stored on an invoice: "account", "grade AA", "policy 3", "default",
+    /// "tier 2", "window 7".
+    pub rule: String,
+    pub rule_id: Option<i64>,
+    /// The deciding window's validity.
+    pub valid_from: Option<Date>,
+    pub valid_until: Option<Date>,
+    /// Every step, for a person: "account: 40 days (applied); grade AA: 45 days; ...".
+    pub explanation: String,
+}
+
+struct WindowRow {
+    window: policy::TermsWindow,
+    name: String,
+    valid_from: Date,
+    valid_until: Date,
+}
+
+/// Terms windows in force on a day (none on a database still on an older version's SQL).
+fn load_windows(c: &SpiClient<'_>, on: Date) -> Vec<WindowRow> {
+    let present: bool = c
+        .select("SELECT pg_catalog.to_regclass('credit.terms_window') IS NOT NULL", Some(1), &[])
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise()
+        .unwrap_or(false);
+    if !present {
+        return Vec::new();
+    }
+    c.select(
+        "SELECT id, customer_type, region, product_category, grade, valid_from - DATE '2000-01-01', terms_days, mode, \
+                name, valid_from, valid_until \
+           FROM credit.terms_window WHERE $1 BETWEEN valid_from AND valid_until",
+        None,
+        &[on.into()],
+    )
+    .or_raise()
+    .map(|r| WindowRow {
+        window: policy::TermsWindow {
+            id: r.get::<i64>(1).or_raise().required("window id"),
+            on: Match {
+                customer_type: r.get(2).or_raise(),
+                region: r.get(3).or_raise(),
+                product_category: r.get(4).or_raise(),
+            },
+            grade: r.get(5).or_raise(),
+            valid_from: r.get::<i32>(6).or_raise().required("window valid_from"),
+            terms_days: r.get::<i32>(7).or_raise().required("window terms_days"),
+            mode: policy::WindowMode::parse(&r.get::<String>(8).or_raise().required("window mode"))
+                .unwrap_or(policy::WindowMode::Set),
+        },
+        name: r.get::<String>(9).or_raise().required("window name"),
+        valid_from: r.get::<Date>(10).or_raise().required("window valid_from"),
+        valid_until: r.get::<Date>(11).or_raise().required("window valid_until"),
+    })
+    .collect()
+}
+
+/// Payment terms in days for an order of `amount` dated `on`, and how they were reached.
+pub fn terms(c: &SpiClient<'_>, customer: &str, amount: Decimal, product_category: Option<&str>, on: Date) -> Terms {
     let t = c
         .select(
-            "SELECT a.customer_type, a.region, a.terms_days, g.terms_days \
+            "SELECT a.customer_type, a.region, a.terms_days, g.terms_days, a.grade \
              FROM credit.account a LEFT JOIN credit.grade g ON g.grade = a.grade AND NOT g.retired \
              WHERE a.customer = $1",
             Some(1),
@@ -163,40 +222,135 @@ pub fn terms(
     let region: Option<String> = row.get(2).or_raise();
     let own: Option<i32> = row.get(3).or_raise();
     let by_grade: Option<i32> = row.get(4).or_raise();
+    let grade: Option<String> = row.get(5).or_raise();
     let s = Subject { customer_type: ctype.as_deref(), region: region.as_deref(), product_category };
     let ps = load_policies(c);
     let tiers = load_tiers(c);
-    let by_policy = policy::resolve(&ps, &s).terms_days;
-    let tier = policy::tier_for(&tiers, &s, amount).map(|t| t.terms_days);
-    policy::terms(own, by_grade, by_policy, tier)
+    let windows = load_windows(c, on);
+    let policy_row = policy::ranked(&ps, &s).into_iter().find(|p| p.fields.terms_days.is_some());
+    let tier = policy::tier_for(&tiers, &s, amount);
+    let ws: Vec<policy::TermsWindow> = windows.iter().map(|w| w.window.clone()).collect();
+    let window =
+        policy::window_for(&ws, &s, grade.as_deref()).and_then(|w| windows.iter().find(|x| x.window.id == w.id));
+    let steps = policy::terms_steps(
+        own,
+        by_grade,
+        policy_row.and_then(|p| p.fields.terms_days),
+        tier.map(|t| t.terms_days),
+        window.map(|w| (w.window.terms_days, w.window.mode)),
+    );
+    let (days, source) = policy::terms_with_window(&steps);
+    let rule_of = |src: policy::TermsSource| -> (String, Option<i64>) {
+        use policy::TermsSource as S;
+        match src {
+            S::Account => ("account".into(), None),
+            S::Grade => (format!("grade {}", grade.as_deref().unwrap_or("")), None),
+            S::Policy => (format!("policy {}", policy_row.map_or(0, |p| p.id)), policy_row.map(|p| p.id)),
+            S::Default => ("default".into(), None),
+            S::Tier => (format!("tier {}", tier.map_or(0, |t| t.id)), tier.map(|t| t.id)),
+            S::Window => (format!("window {}", window.map_or(0, |w| w.window.id)), window.map(|w| w.window.id)),
+        }
+    };
+    let explanation = steps
+        .iter()
+        .map(|st| {
+            let (rule, _) = rule_of(st.source);
+            let what = match (st.source, window) {
+                (policy::TermsSource::Tier, _) => {
+                    format!(
+                        "{rule} (orders from {}): {} days",
+                        tier.map(|t| t.min_amount).unwrap_or_default(),
+                        st.terms_days
+                    )
+                }
+                (policy::TermsSource::Window, Some(w)) => format!(
+                    "{rule} \"{}\" {}..{}, {} {} days",
+                    w.name,
+                    w.valid_from,
+                    w.valid_until,
+                    match w.window.mode {
+                        policy::WindowMode::Set => "set to",
+                        policy::WindowMode::AtLeast => "at least",
+                        policy::WindowMode::AtMost => "at most",
+                    },
+                    st.terms_days
+                ),
+                _ => format!("{rule}: {} days", st.terms_days),
+            };
+            if st.applied {
+                format!("{what} (applied)")
+            } else {
+                what
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (rule, rule_id) = rule_of(source);
+    let deciding_window = (source == policy::TermsSource::Window).then_some(window).flatten();
+    Terms {
+        days,
+        source,
+        rule,
+        rule_id,
+        valid_from: deciding_window.map(|w| w.valid_from),
+        valid_until: deciding_window.map(|w| w.valid_until),
+        explanation,
+    }
 }
 
-/// Payment terms in days for an order of `amount`: the customer's own terms, else its grade's,
-/// else its policy's, else 30; an amount tier lengthens them (see docs/policies.md).
+/// Payment terms in days for an order of `amount` dated `on_date`: the customer's own terms, else
+/// its grade's, else its policy's, else 30; an amount tier lengthens them; a terms window in force
+/// on the day sets, lengthens or shortens them (see docs/policies.md).
 #[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn terms_for(
     customer: Option<&str>,
     amount: Option<AnyNumeric>,
     product_category: default!(Option<&str>, "NULL"),
+    on_date: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i32 {
     let customer = args::text(customer, "customer");
     let amount = args::non_negative_amount(amount.as_ref(), "amount");
-    Spi::connect(|c| terms(c, customer, amount, product_category).0)
+    let on = args::date(on_date, "on_date");
+    Spi::connect(|c| terms(c, customer, amount, product_category, on).days)
 }
 
-/// How the terms for an order are reached, for explaining them to a customer or an auditor.
+/// How the terms for an order dated `on_date` are reached, for explaining them to a customer or
+/// an auditor: the terms, the rule that decided them (its id, and a window's validity), and every
+/// step considered.
 #[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
 fn explain_terms(
     customer: Option<&str>,
     amount: Option<AnyNumeric>,
     product_category: default!(Option<&str>, "NULL"),
-) -> TableIterator<'static, (name!(terms_days, i32), name!(source, String))> {
+    on_date: default!(Option<Date>, "CURRENT_DATE"),
+) -> TableIterator<
+    'static,
+    (
+        name!(terms_days, i32),
+        name!(source, String),
+        name!(rule, String),
+        name!(rule_id, Option<i64>),
+        name!(valid_from, Option<Date>),
+        name!(valid_until, Option<Date>),
+        name!(steps, String),
+    ),
+> {
     let customer = args::text(customer, "customer");
     let amount = args::non_negative_amount(amount.as_ref(), "amount");
-    let (d, s) = Spi::connect(|c| terms(c, customer, amount, product_category));
-    TableIterator::once((d, s.code().to_string()))
+    let on = args::date(on_date, "on_date");
+    let t = Spi::connect(|c| terms(c, customer, amount, product_category, on));
+    TableIterator::once((
+        t.days,
+        t.source.code().to_string(),
+        t.rule,
+        t.rule_id,
+        t.valid_from,
+        t.valid_until,
+        t.explanation,
+    ))
 }
 
 /// The policy in force for a customer (and optionally a product category), field by field.

@@ -162,6 +162,7 @@ pub enum TermsSource {
     Policy,
     Default,
     Tier,
+    Window,
 }
 
 impl TermsSource {
@@ -172,6 +173,7 @@ impl TermsSource {
             TermsSource::Policy => "policy",
             TermsSource::Default => "default",
             TermsSource::Tier => "tier",
+            TermsSource::Window => "window",
         }
     }
 }
@@ -187,6 +189,126 @@ pub fn terms(account: Option<i32>, grade: Option<i32>, policy: Option<i32>, tier
         Some(t) if t > base.0 => (t, TermsSource::Tier),
         _ => base,
     }
+}
+
+/// How a terms window changes the terms it finds: `Set` replaces them, `AtLeast` lengthens them
+/// to its days (a promotion), `AtMost` shortens them to its days (a seasonal category).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowMode {
+    Set,
+    AtLeast,
+    AtMost,
+}
+
+impl WindowMode {
+    pub fn parse(s: &str) -> Option<WindowMode> {
+        match s {
+            "set" => Some(WindowMode::Set),
+            "at_least" => Some(WindowMode::AtLeast),
+            "at_most" => Some(WindowMode::AtMost),
+            _ => None,
+        }
+    }
+
+    /// The terms after the window, from the terms before it.
+    pub fn apply(self, before: i32, window: i32) -> i32 {
+        match self {
+            WindowMode::Set => window,
+            WindowMode::AtLeast => before.max(window),
+            WindowMode::AtMost => before.min(window),
+        }
+    }
+}
+
+/// Terms in force for a time (credit.terms_window): for orders and invoices dated in the window,
+/// of customers (and a grade) and a product category it matches. The caller passes only windows
+/// in force on the day; `valid_from` (any increasing day number) breaks ties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermsWindow {
+    pub id: i64,
+    pub on: Match,
+    pub grade: Option<String>,
+    pub valid_from: i32,
+    pub terms_days: i32,
+    pub mode: WindowMode,
+}
+
+/// The window that applies: among those matching the subject (and the customer's grade), the most
+/// specific (a grade counts as a match column, weighed after the category); then the one that
+/// started last; then the newest.
+pub fn window_for<'w>(windows: &'w [TermsWindow], s: &Subject<'_>, grade: Option<&str>) -> Option<&'w TermsWindow> {
+    windows.iter().filter(|w| w.on.matches(s) && w.grade.as_deref().is_none_or(|g| Some(g) == grade)).max_by_key(|w| {
+        let (n, c, t, r) = w.on.specificity();
+        (n + w.grade.is_some() as u8, c, w.grade.is_some(), t, r, w.valid_from, w.id)
+    })
+}
+
+/// One step of reaching the terms, for credit.explain_terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermsStep {
+    pub source: TermsSource,
+    pub terms_days: i32,
+    /// Whether the step decided the terms (a later applied step overrides an earlier one).
+    pub applied: bool,
+}
+
+/// Every input to the terms and whether it applied: the base (the customer's own terms, else its
+/// grade's, else its policy's, else the default), an amount tier that lengthens them, then a
+/// terms window in force on the day. The terms are those of the last applied step.
+pub fn terms_steps(
+    account: Option<i32>,
+    grade: Option<i32>,
+    policy: Option<i32>,
+    tier: Option<i32>,
+    window: Option<(i32, WindowMode)>,
+) -> Vec<TermsStep> {
+    let mut steps = Vec::new();
+    let mut current: Option<i32> = None;
+    for (source, days) in [(TermsSource::Account, account), (TermsSource::Grade, grade), (TermsSource::Policy, policy)]
+    {
+        if let Some(d) = days {
+            let applied = current.is_none();
+            if applied {
+                current = Some(d);
+            }
+            steps.push(TermsStep { source, terms_days: d, applied });
+        }
+    }
+    let mut now = match current {
+        Some(d) => d,
+        None => {
+            steps.push(TermsStep { source: TermsSource::Default, terms_days: DEFAULT_TERMS_DAYS, applied: true });
+            DEFAULT_TERMS_DAYS
+        }
+    };
+    if let Some(t) = tier {
+        let applied = t > now;
+        if applied {
+            now = t;
+        }
+        steps.push(TermsStep { source: TermsSource::Tier, terms_days: t, applied });
+    }
+    if let Some((w, mode)) = window {
+        let after = mode.apply(now, w);
+        steps.push(TermsStep {
+            source: TermsSource::Window,
+            terms_days: w,
+            applied: after != now || mode == WindowMode::Set,
+        });
+        now = after;
+    }
+    debug_assert_eq!(steps.iter().rev().find(|s| s.applied).map(|s| s.terms_days).unwrap_or(now), now);
+    steps
+}
+
+/// Terms in days and where they came from, windows included.
+pub fn terms_with_window(steps: &[TermsStep]) -> (i32, TermsSource) {
+    steps
+        .iter()
+        .rev()
+        .find(|s| s.applied)
+        .map(|s| (s.terms_days, s.source))
+        .unwrap_or((DEFAULT_TERMS_DAYS, TermsSource::Default))
 }
 
 #[cfg(test)]
@@ -241,6 +363,58 @@ mod tests {
     fn unset_customer_attribute_matches_only_wildcards() {
         let ps = vec![policy(1, m(Some("retail"), None, None), Some(5), None)];
         assert_eq!(resolve(&ps, &Subject::default()).matched, Vec::<i64>::new());
+    }
+
+    fn window(id: i64, on: Match, grade: Option<&str>, from: i32, days: i32, mode: WindowMode) -> TermsWindow {
+        TermsWindow { id, on, grade: grade.map(String::from), valid_from: from, terms_days: days, mode }
+    }
+
+    #[test]
+    fn windows_lengthen_shorten_or_set() {
+        // base 30 (default); a promotion at least 60; a season at most 15; a fixed 20.
+        let final_of = |w: Option<(i32, WindowMode)>| terms_with_window(&terms_steps(None, None, None, None, w));
+        assert_eq!(final_of(None), (30, TermsSource::Default));
+        assert_eq!(final_of(Some((60, WindowMode::AtLeast))), (60, TermsSource::Window));
+        assert_eq!(final_of(Some((20, WindowMode::AtLeast))), (30, TermsSource::Default));
+        assert_eq!(final_of(Some((15, WindowMode::AtMost))), (15, TermsSource::Window));
+        assert_eq!(final_of(Some((45, WindowMode::AtMost))), (30, TermsSource::Default));
+        assert_eq!(final_of(Some((20, WindowMode::Set))), (20, TermsSource::Window));
+        // own terms 40 override grade 45 and policy 50; a tier of 60 lengthens; a season caps at 35
+        let steps = terms_steps(Some(40), Some(45), Some(50), Some(60), Some((35, WindowMode::AtMost)));
+        let applied: Vec<(TermsSource, bool)> = steps.iter().map(|s| (s.source, s.applied)).collect();
+        assert_eq!(
+            applied,
+            vec![
+                (TermsSource::Account, true),
+                (TermsSource::Grade, false),
+                (TermsSource::Policy, false),
+                (TermsSource::Tier, true),
+                (TermsSource::Window, true)
+            ]
+        );
+        assert_eq!(terms_with_window(&steps), (35, TermsSource::Window));
+        // without a window the result is the old rule's
+        for (a, g, p, t) in
+            [(None, Some(45), Some(50), None), (None, None, Some(50), Some(70)), (None, None, None, None)]
+        {
+            assert_eq!(terms_with_window(&terms_steps(a, g, p, t, None)), terms(a, g, p, t));
+        }
+    }
+
+    #[test]
+    fn the_most_specific_window_then_the_latest_applies() {
+        let ws = vec![
+            window(1, m(None, None, None), None, 100, 60, WindowMode::AtLeast),
+            window(2, m(None, None, Some("ice")), None, 90, 15, WindowMode::AtMost),
+            window(3, m(None, None, None), Some("AAA"), 80, 90, WindowMode::AtLeast),
+            window(4, m(None, None, None), None, 110, 50, WindowMode::AtLeast),
+        ];
+        let s = Subject { customer_type: Some("retail"), region: None, product_category: None };
+        assert_eq!(window_for(&ws, &s, Some("B")).map(|w| w.id), Some(4)); // started last
+        assert_eq!(window_for(&ws, &s, Some("AAA")).map(|w| w.id), Some(3)); // grade is a match column
+        let ice = Subject { product_category: Some("ice"), ..s };
+        assert_eq!(window_for(&ws, &ice, Some("AAA")).map(|w| w.id), Some(2)); // category beats grade
+        assert_eq!(window_for(&ws[1..2], &s, None), None);
     }
 
     fn tier(id: i64, on: Match, min: i64, days: i32) -> Tier {

@@ -13,10 +13,11 @@ pub enum Component {
     Utilization,
     Relationship,
     Dunning,
+    Commitments,
 }
 
 impl Component {
-    pub const ALL: [Component; 7] = [
+    pub const ALL: [Component; 8] = [
         Component::Paydex,
         Component::WeightedDaysLate,
         Component::OnTimeRatio,
@@ -24,6 +25,7 @@ impl Component {
         Component::Utilization,
         Component::Relationship,
         Component::Dunning,
+        Component::Commitments,
     ];
 
     pub fn code(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Component {
             Component::Utilization => "utilization",
             Component::Relationship => "relationship_months",
             Component::Dunning => "dunning_level",
+            Component::Commitments => "kept_commitments",
         }
     }
 
@@ -50,6 +53,7 @@ impl Component {
     /// - utilization (exposure / limit): 100 up to 50 %, 50 at 100 %, 0 at 120 % and above.
     /// - relationship_months: 100/36 a month, full marks after three years.
     /// - dunning_level (highest reached): 100 at none, minus 25 a level.
+    /// - kept_commitments (share of promises and payment arrangements kept): times 100.
     pub fn points(self, raw: Decimal) -> Decimal {
         let d = |v: i64| Decimal::from(v);
         let p = match self {
@@ -69,6 +73,7 @@ impl Component {
             }
             Component::Relationship => raw * d(100) / d(36),
             Component::Dunning => d(100) - raw * d(25),
+            Component::Commitments => raw * d(100),
         };
         p.clamp(Decimal::ZERO, d(100)).round_dp(2)
     }
@@ -212,6 +217,8 @@ mod tests {
         assert_eq!(Component::DaysPastDue.points(dec("45")), dec("50"));
         assert_eq!(Component::Relationship.points(dec("48")), dec("100"));
         assert_eq!(Component::Dunning.points(dec("2")), dec("50"));
+        assert_eq!(Component::Commitments.points(dec("0.5")), dec("50"));
+        assert_eq!(Component::Commitments.points(dec("1")), dec("100"));
         assert_eq!(Component::OnTimeRatio.points(dec("0.75")), dec("75"));
     }
 
@@ -220,7 +227,7 @@ mod tests {
         let w = vec![(Component::Paydex, dec("2")), (Component::Utilization, dec("1")), (Component::Dunning, dec("1"))];
         let (s, parts) = score(&[(Component::Paydex, Some(dec("80"))), (Component::Utilization, Some(dec("1")))], &w);
         assert_eq!(s, Some(dec("70"))); // (80*2 + 50*1) / 3
-        assert_eq!(parts.len(), 7);
+        assert_eq!(parts.len(), Component::ALL.len());
         assert_eq!(score(&[], &w).0, None);
         assert!(!has_payment_history(&[(Component::Utilization, Some(dec("0"))), (Component::Paydex, None)]));
         assert!(has_payment_history(&[(Component::OnTimeRatio, Some(dec("1")))]));

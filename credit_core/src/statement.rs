@@ -365,6 +365,14 @@ pub fn render_html(s: &Statement, lang: Lang) -> String {
                 );
                 None
             }
+            // An invoice's payment terms: "terms <days>".
+            (Some("invoice"), _) => match r.detail.as_deref().and_then(|t| t.strip_prefix("terms ")) {
+                Some(days) => Some(match lang {
+                    Lang::Zh => format!("账期 {days} 天"),
+                    Lang::En => format!("Terms {days} days"),
+                }),
+                None => Some(r.detail.clone().unwrap_or_default()),
+            },
             _ => Some(r.detail.clone().unwrap_or_default()),
         };
         if let Some(detail) = detail {
@@ -418,6 +426,19 @@ pub fn render_html(s: &Statement, lang: Lang) -> String {
             notes.push(match lang {
                 Lang::Zh => format!("承诺于 {d} 付款 {}", amount(a)),
                 Lang::En => format!("Promised {} by {d}", amount(a)),
+            });
+        }
+        // "arrangement <id>: <due> <amount>, ...": the plan's instalments still open at the end.
+        if let Some(plan) = r.detail.as_deref().and_then(|t| t.strip_prefix("arrangement ")) {
+            let (id, instalments) = plan.split_once(": ").unwrap_or((plan, ""));
+            let listed: Vec<String> = instalments
+                .split(", ")
+                .filter_map(|i| i.split_once(' '))
+                .map(|(due, a)| format!("{due} {}", a.parse::<Decimal>().map(amount).unwrap_or_else(|_| a.to_string())))
+                .collect();
+            notes.push(match lang {
+                Lang::Zh => format!("分期付款计划 {id}：{}", listed.join("，")),
+                Lang::En => format!("Instalment plan {id}: {}", listed.join(", ")),
             });
         }
         if let Some(d) = r.disputed_since.as_deref() {
@@ -518,6 +539,24 @@ mod tests {
             reply_days: 14,
             rows: vec![row("activity", "invoice", "INV-<1>", "100", "0", "100"), open, bucket],
         }
+    }
+
+    #[test]
+    fn an_invoice_shows_its_terms() {
+        let mut s = sample();
+        s.rows[0].detail = Some("terms 45".into());
+        assert!(render_html(&s, Lang::En).contains("Terms 45 days"));
+        assert!(render_html(&s, Lang::Zh).contains("账期 45 天"));
+    }
+
+    #[test]
+    fn an_arranged_invoice_shows_its_plan() {
+        let mut s = sample();
+        s.rows[1].detail = Some("arrangement 12: 2026-03-01 1500, 2026-04-01 1500.5".into());
+        let en = render_html(&s, Lang::En);
+        assert!(en.contains("Instalment plan 12: 2026-03-01 1,500.00, 2026-04-01 1,500.50"), "{en}");
+        let zh = render_html(&s, Lang::Zh);
+        assert!(zh.contains("分期付款计划 12：2026-03-01 1,500.00，2026-04-01 1,500.50"));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Walking the dunning ladder (`credit.run_collections`). The work is set-based SQL over the ledger
 //! as of a date (the `.sql` files next to this one), so a run for a past date reproduces what a run
 //! on that day would have created; the unique indexes on credit.collection_task make every
-//! (invoice, level) happen once. A run, in order: promises decided (a broken one escalates), the
+//! (invoice, level) happen once. A run, in order: payment arrangements decided (completed or
+//! broken), promises decided (a broken one escalates), the
 //! ladder's step, tasks of settled invoices resolved, accounts held, invoices referred to legal
 //! (the policy may blacklist), collection holds lifted.
-use crate::collections::{lift_holds, resolve_settled_tasks, Change};
+use crate::collections::{arranged_condition, arrangements_present, lift_holds, resolve_settled_tasks, Change};
 use crate::pg::args;
 use crate::pg::error::{OrRaise, Required};
 use crate::privileges;
@@ -98,6 +99,31 @@ fn lock_out_other_runs(c: &mut SpiClient<'_>) {
     c.update(lock, None, &[]).or_raise();
 }
 
+/// Decides active payment arrangements: completed, or broken by a missed instalment (the ladder
+/// then resumes from the invoices' own due dates). A database still on an older version's SQL
+/// has no arrangements.
+fn arrangements(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
+    if arrangements_present(c) {
+        // The accounts of plans with an instalment due before the day are locked first (in the
+        // lock order): a payment being posted for one of them is waited for, and the decision
+        // (a new statement, a new snapshot) sees it — a plan is not broken by a payment that was
+        // merely in flight.
+        c.update(
+            "SELECT a.customer FROM credit.account a \
+              WHERE a.customer IN (SELECT ar.customer FROM credit.arrangement ar \
+                                     JOIN credit.arrangement_instalment x ON x.arrangement_id = ar.id \
+                                    WHERE ar.status = 'active' AND ar.agreed_on <= $1 AND x.due_date < $1) \
+              ORDER BY a.customer FOR NO KEY UPDATE",
+            None,
+            &[as_of.into()],
+        )
+        .or_raise();
+        out.extend(
+            c.update(include_str!("arrangements_decide.sql"), None, &[as_of.into()]).or_raise().map(|r| change_row(&r)),
+        );
+    }
+}
+
 /// Evaluates open promises: kept or broken; a broken promise gets an escalation task.
 fn promises(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
     let decided: Vec<(i64, String, String, String)> = c
@@ -135,9 +161,10 @@ fn promises(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
 fn step(c: &mut SpiClient<'_>, as_of: Date, rules: &Rules, out: &mut Vec<Change>) -> (Vec<i64>, Vec<i64>) {
     let (mut holds, mut legal) = (Vec::new(), Vec::new());
     let mut created = Vec::new();
+    let sql = include_str!("ladder_step.sql").replace("/*arranged*/", arranged_condition(c));
     for r in c
         .update(
-            include_str!("ladder_step.sql"),
+            &sql,
             None,
             &[as_of.into(), rules.types.clone().into(), rules.regions.clone().into(), rules.ladders.clone().into()],
         )
@@ -199,6 +226,7 @@ fn run(as_of: Date) -> Vec<Change> {
     store::writing(|| {
         Spi::connect_mut(|c| {
             lock_out_other_runs(c);
+            arrangements(c, as_of, &mut out);
             promises(c, as_of, &mut out);
             let rules = rules(c);
             let (holds, legal) = step(c, as_of, &rules, &mut out);

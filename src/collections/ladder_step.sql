@@ -1,7 +1,7 @@
 -- The dunning ladder's step for the day $1, in one statement (src/collections/ladder.rs): every
--- (invoice, level) reached on $1 by an invoice open on $1, not in dispute (now, or on $1) and not
--- under a promise that still runs, becomes a task — already superseded when a level of more days
--- is reached too; open tasks of fewer days on the same invoices are superseded. $2, $3, $4: the
+-- (invoice, level) reached on $1 by an invoice open on $1, not in dispute (now, or on $1), not
+-- under a promise that still runs and not under a payment arrangement active on $1, becomes a
+-- task — already superseded when a level of more days is reached too; open tasks of fewer days on the same invoices are superseded. $2, $3, $4: the
 -- ladder of each (customer_type, region) present among the accounts.
 -- Returns: change, customer, doc_no, level, task id, action, channel, assigned_to, invoice id.
 WITH m AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) AS m(customer_type, region, ladder)),
@@ -19,7 +19,8 @@ cand AS (
        AND NOT EXISTS (SELECT 1 FROM credit.invoice_dispute d WHERE d.invoice_id = i.id
                          AND d.opened_on <= $1 AND (d.resolved_on IS NULL OR d.resolved_on > $1))
        AND NOT EXISTS (SELECT 1 FROM credit.promise p WHERE p.invoice_id = i.id
-                         AND p.made_on <= $1 AND p.promised_date >= $1 AND p.status <> 'broken')),
+                         AND p.made_on <= $1 AND p.promised_date >= $1 AND p.status <> 'broken')
+       /*arranged*/),
 reached AS (
     SELECT c.*, l.level, l.action, l.channel, l.assignee_role, l.fee, l.days,
            greatest(max(l.days) OVER (PARTITION BY c.id),

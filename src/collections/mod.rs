@@ -24,6 +24,27 @@ pub fn after_settlement(customer: &str) {
     holds::release_fitting(Some(customer));
 }
 
+/// Whether the database has payment arrangements (not yet on a database still on an older
+/// version's SQL).
+pub(crate) fn arrangements_present(c: &mut SpiClient<'_>) -> bool {
+    c.update("SELECT pg_catalog.to_regclass('credit.arrangement') IS NOT NULL", Some(1), &[])
+        .or_raise()
+        .first()
+        .get_one::<bool>()
+        .or_raise()
+        .unwrap_or(false)
+}
+
+/// The condition "invoice i is not under a payment arrangement active on $1", for the statements
+/// that leave such invoices to the plan (empty where arrangements do not exist yet).
+pub(crate) fn arranged_condition(c: &mut SpiClient<'_>) -> &'static str {
+    if arrangements_present(c) {
+        include_str!("ladder_step_arranged.sql")
+    } else {
+        ""
+    }
+}
+
 /// Open tasks of settled invoices (of one customer, or all) are resolved.
 pub(crate) fn resolve_settled_tasks(c: &mut SpiClient<'_>, customer: Option<&str>) -> Vec<Change> {
     c.update(
@@ -46,18 +67,17 @@ pub(crate) fn resolve_settled_tasks(c: &mut SpiClient<'_>, customer: Option<&str
 pub fn lift_holds(customer: Option<&str>) -> Vec<String> {
     store::writing(|| {
         Spi::connect_mut(|c| {
+            // (Invoices under a payment arrangement active today do not keep the hold.)
+            let sql = "SELECT a.customer FROM credit.account a \
+                       WHERE a.collection_hold_since IS NOT NULL AND a.status = 'hold' \
+                         AND ($2::text IS NULL OR a.customer = $2) \
+                         AND NOT EXISTS (SELECT 1 FROM credit.collection_task t JOIN credit.invoice i ON i.id = t.invoice_id \
+                                          WHERE t.customer = a.customer AND t.action = 'hold' \
+                                            AND i.open_amount > 0 AND NOT i.disputed /*arranged*/) \
+                       ORDER BY a.customer"
+                .replace("/*arranged*/", arranged_condition(c));
             let lifted: Vec<String> = c
-                .update(
-                    "SELECT a.customer FROM credit.account a \
-                     WHERE a.collection_hold_since IS NOT NULL AND a.status = 'hold' \
-                       AND ($1::text IS NULL OR a.customer = $1) \
-                       AND NOT EXISTS (SELECT 1 FROM credit.collection_task t JOIN credit.invoice i ON i.id = t.invoice_id \
-                                        WHERE t.customer = a.customer AND t.action = 'hold' \
-                                          AND i.open_amount > 0 AND NOT i.disputed) \
-                     ORDER BY a.customer",
-                    None,
-                    &[customer.into()],
-                )
+                .update(&sql, None, &[crate::pg::args::today().into(), customer.into()])
                 .or_raise()
                 .map(|r| r.get::<String>(1).or_raise().required("customer"))
                 .collect();

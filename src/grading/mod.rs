@@ -30,6 +30,7 @@ fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Vec<(Component, Opt
         (Component::Utilization, get(5)),
         (Component::Relationship, months),
         (Component::Dunning, dunning_level(c, customer, as_of)),
+        (Component::Commitments, kept_commitments(c, customer, as_of)),
     ]
 }
 
@@ -43,6 +44,24 @@ fn dunning_level(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decim
         .get_two()
         .or_raise();
     in_use.unwrap_or(false).then(|| Decimal::from(n.unwrap_or(0)))
+}
+
+/// The kept_commitments component: of the promises and payment arrangements decided in the 12
+/// months before the day (kept or broken; a cancelled plan does not count), the share kept. No
+/// data when none was decided, or on a database still on an older version's SQL.
+fn kept_commitments(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decimal> {
+    let has_plans: bool = c
+        .select("SELECT pg_catalog.to_regclass('credit.arrangement') IS NOT NULL", Some(1), &[])
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise()
+        .unwrap_or(false);
+    if !has_plans {
+        return None;
+    }
+    let t = c.select(include_str!("kept_commitments.sql"), Some(1), &[customer.into(), as_of.into()]).or_raise();
+    decimal_opt(t.first().get_one::<AnyNumeric>().or_raise())
 }
 
 fn weights(c: &SpiClient<'_>) -> Vec<(Component, Decimal)> {

@@ -246,27 +246,52 @@ pub fn refuse_duplicate_settlement(c: &mut SpiClient<'_>, kind: SettlementKind, 
 }
 
 /// A new invoice, all of it open; the due date defaults to doc_date + terms.
-pub fn insert_invoice(
-    c: &mut SpiClient<'_>,
-    customer: &str,
-    doc_no: &str,
-    doc_date: Date,
-    due_date: Option<Date>,
-    amount: Decimal,
-    terms_days: i32,
-) -> i64 {
+fn terms_source_present(c: &mut SpiClient<'_>) -> bool {
+    c.update(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'credit.invoice'::pg_catalog.regclass \
+                          AND attname = 'terms_source' AND NOT attisdropped)",
+        Some(1),
+        &[],
+    )
+    .or_raise()
+    .first()
+    .get_one::<bool>()
+    .or_raise()
+    .unwrap_or(false)
+}
+
+/// An invoice to post: its due date, or the terms (and the rule that gave them) to reach it.
+pub struct NewInvoice<'a> {
+    pub customer: &'a str,
+    pub doc_no: &'a str,
+    pub doc_date: Date,
+    pub due_date: Option<Date>,
+    pub amount: Decimal,
+    pub terms_days: i32,
+    pub terms_source: Option<&'a str>,
+}
+
+pub fn insert_invoice(c: &mut SpiClient<'_>, inv: &NewInvoice<'_>) -> i64 {
     store::writing(|| {
-        c.update(
+        // (A database still on an older version's SQL has no terms_source column.)
+        let sql = if terms_source_present(c) {
+            "INSERT INTO credit.invoice (customer, doc_no, doc_date, due_date, amount, open_amount, terms_source) \
+             VALUES ($1, $2, $3, coalesce($4, $3 + $6), $5, $5, $7) RETURNING id"
+        } else {
             "INSERT INTO credit.invoice (customer, doc_no, doc_date, due_date, amount, open_amount) \
-             VALUES ($1, $2, $3, coalesce($4, $3 + $6), $5, $5) RETURNING id",
+             VALUES ($1, $2, $3, coalesce($4, $3 + $6), $5, $5) RETURNING id"
+        };
+        c.update(
+            sql,
             None,
             &[
-                customer.into(),
-                doc_no.into(),
-                doc_date.into(),
-                due_date.into(),
-                numeric(amount).into(),
-                terms_days.into(),
+                inv.customer.into(),
+                inv.doc_no.into(),
+                inv.doc_date.into(),
+                inv.due_date.into(),
+                numeric(inv.amount).into(),
+                inv.terms_days.into(),
+                inv.terms_source.into(),
             ],
         )
         .or_raise()
@@ -312,8 +337,8 @@ pub fn insert_settlement(
     })
 }
 
-/// Applies `amount` of a settlement to an invoice on a date. The application counts from the later
-/// of the settlement's and the invoice's date; both documents remember the latest such date (aging
+/// Applies `amount` of a settlement to an invoice on a date. The application counts from the latest
+/// of that date, the settlement's and the invoice's; both documents remember the latest such date (aging
 /// as of an earlier date adds it back). `from_unapplied`: the amount comes out of the settlement's
 /// unapplied credit (a credit applied to a new invoice), not from a new settlement.
 pub fn allocate(c: &mut SpiClient<'_>, settlement: i64, invoice: i64, amount: Decimal, on: Date, from_unapplied: bool) {
@@ -326,10 +351,13 @@ pub fn allocate(c: &mut SpiClient<'_>, settlement: i64, invoice: i64, amount: De
             )
             .or_raise();
         }
+        // The settlement's own date counts too: an invoice keyed in late (dated February) that
+        // consumes a March prepayment is settled in March, not in February.
         c.update(
-            "WITH inv AS (UPDATE credit.invoice SET open_amount = open_amount - $3, \
-                            last_applied_on = greatest(last_applied_on, $4::date, doc_date) \
-                          WHERE id = $2 RETURNING greatest($4::date, doc_date) AS on_date), \
+            "WITH st0 AS (SELECT doc_date FROM credit.settlement WHERE id = $1), \
+                  inv AS (UPDATE credit.invoice SET open_amount = open_amount - $3, \
+                            last_applied_on = greatest(last_applied_on, $4::date, doc_date, (SELECT doc_date FROM st0)) \
+                          WHERE id = $2 RETURNING greatest($4::date, doc_date, (SELECT doc_date FROM st0)) AS on_date), \
                   st AS (UPDATE credit.settlement SET last_applied_on = greatest(last_applied_on, (SELECT on_date FROM inv)) \
                           WHERE id = $1) \
              INSERT INTO credit.allocation (settlement_id, invoice_id, amount, applied_on) \

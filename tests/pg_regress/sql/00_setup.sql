@@ -107,6 +107,11 @@ CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text L
         WHEN arg = 'hold_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.order_hold WHERE status = 'held')
         WHEN arg = 'request_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.limit_request WHERE status = 'pending')
         WHEN arg = 'period_start' THEN quote_literal(current_date - 90)
+        WHEN arg = 'documents' THEN quote_literal(ARRAY[regress.fx('doc')])
+        WHEN arg = 'schedule' THEN (SELECT quote_literal(jsonb_build_array(jsonb_build_object('due_date', current_date + 30,
+                                                                                            'amount', i.open_amount)))
+                                      FROM credit.invoice i WHERE i.customer = regress.fx('customer') AND i.doc_no = regress.fx('doc'))
+        WHEN arg = 'arrangement_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.arrangement WHERE status = 'active')
         WHEN typ = 'text'::regtype THEN quote_literal('a reason')
         WHEN typ = 'name'::regtype THEN quote_literal('postgres')
         WHEN typ = 'numeric'::regtype THEN '100'

@@ -24,3 +24,14 @@ SELECT * FROM credit.expected_loss(NULL);
 SELECT credit.post_payment('W-WEST', 1000, '2026-03-15', 'W-WEST-1') > 0;
 SELECT * FROM credit.roll_rates('2026-06-30', 6);
 ROLLBACK;
+
+-- A customer who pays within 20 days of the due date: nothing rolls beyond 1-30 and the later
+-- buckets never hold a balance, so no bucket carries a loss rate but the last (its own rate).
+BEGIN;
+INSERT INTO credit.account (customer, credit_limit) VALUES ('PROMPT', 1e6);
+SELECT count(*) FROM (
+    SELECT credit.post_invoice('PROMPT', 'P-' || m, 100, d, d + 30),
+           credit.post_payment('PROMPT', 100, d + 45, 'P-' || m)
+      FROM generate_series(1, 6) m, LATERAL (SELECT make_date(2026, m, 1) AS d) x) posted;
+SELECT * FROM credit.roll_rates('2026-07-31', 6, 0.8);
+ROLLBACK;

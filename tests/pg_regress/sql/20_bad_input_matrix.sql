@@ -22,6 +22,10 @@ RESET client_min_messages;
 SELECT credit.request_limit('MX-A', 100000, 'growth') > 0 AS requested;
 SELECT count(*) > 0 AS ran FROM credit.run_collections();
 SELECT regress.more_documents('MX-A') AS more_documents;
+-- An active payment arrangement (for the functions that take its id).
+SELECT credit.arrange('MX-A', ARRAY['MX-A-OLD'],
+                      jsonb_build_array(jsonb_build_object('due_date', current_date + 30, 'amount', open_amount))) > 0 AS arranged
+  FROM credit.invoice WHERE doc_no = 'MX-A-OLD';
 
 INSERT INTO regress.fixture VALUES ('customer', 'MX-A'), ('doc', 'MX-1'), ('disputed_doc', 'MX-2'),
     ('orders', 'mx_orders'), ('held', 'mx_held'), ('role', 'postgres'), ('person', 'regress_clerk');
@@ -39,7 +43,10 @@ CREATE FUNCTION regress.bad_values(typ regtype) RETURNS SETOF text LANGUAGE sql 
         ('date', $q$'2999-12-31'$q$),
         ('boolean', 'NULL'),
         ('regclass', 'NULL'), ('regclass', $q$'credit.account'$q$), ('regclass', $q$'pg_class'$q$),
-        ('text[]', 'NULL'), ('text[]', $q$'{}'$q$), ('text[]', $q$'{""}'$q$)) t(ty, v)
+        ('text[]', 'NULL'), ('text[]', $q$'{}'$q$), ('text[]', $q$'{""}'$q$),
+        ('jsonb', 'NULL'), ('jsonb', $q$'{}'$q$), ('jsonb', $q$'[]'$q$), ('jsonb', $q$'[null]'$q$),
+        ('jsonb', $q$'[{"due_date": "infinity", "amount": 1}]'$q$),
+        ('jsonb', $q$'[{"due_date": "2999-12-31", "amount": "1e30"}]'$q$)) t(ty, v)
      WHERE ty = typ::text
 $$;
 -- Named notation: arguments with defaults are left out unless under test (aggregates take
