@@ -170,29 +170,6 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'available_credit_wrapper';
 
-CREATE OR REPLACE FUNCTION "explain_terms"(
-	"customer" TEXT, /* Option < & str > */
-	"amount" NUMERIC, /* Option < AnyNumeric > */
-	"product_category" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS TABLE (
-	"terms_days" INT,  /* i32 */
-	"source" TEXT  /* String */
-)
-STABLE PARALLEL SAFE
-SET search_path TO pg_catalog, pg_temp
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'explain_terms_wrapper';
-
-CREATE OR REPLACE FUNCTION "terms_for"(
-	"customer" TEXT, /* Option < & str > */
-	"amount" NUMERIC, /* Option < AnyNumeric > */
-	"product_category" TEXT DEFAULT NULL /* Option < & str > */
-) RETURNS INT /* i32 */
-STABLE PARALLEL SAFE
-SET search_path TO pg_catalog, pg_temp
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'terms_for_wrapper';
-
 CREATE OR REPLACE FUNCTION "score"(
 	"customer" TEXT, /* Option < & str > */
 	"as_of" date DEFAULT CURRENT_DATE /* Option < Date > */
@@ -1359,15 +1336,15 @@ DECLARE
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
-        'statement statement_html reconciliation_trace',
+        'statement statement_html reconciliation_trace arrangement_schedule',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
-        'cancel_invoice',
+        'cancel_invoice arrange cancel_arrangement',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
-    managed text[] := ARRAY['account', 'policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
                             'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
     i int;
     j int;
@@ -1734,15 +1711,15 @@ DECLARE
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
-        'statement statement_html reconciliation_trace',
+        'statement statement_html reconciliation_trace arrangement_schedule',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
-        'cancel_invoice',
+        'cancel_invoice arrange cancel_arrangement',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
-    managed text[] := ARRAY['account', 'policy', 'term_tier', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
                             'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
     i int;
     j int;
@@ -1826,7 +1803,9 @@ RETURNS TABLE (customer text, entry_date date, sort integer, kind text, doc_no t
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT * FROM (
-        SELECT i.customer, i.doc_date, 1, 'invoice'::text, i.doc_no, NULL::text, i.amount, 0::numeric, NULL::numeric, i.id
+        -- an invoice's detail: its payment terms ("terms <days>")
+        SELECT i.customer, i.doc_date, 1, 'invoice'::text, i.doc_no, 'terms ' || (i.due_date - i.doc_date), i.amount,
+               0::numeric, NULL::numeric, i.id
           FROM credit.invoice i
          WHERE (_ledger_entries.customer IS NULL OR i.customer = _ledger_entries.customer)
            AND i.doc_date BETWEEN _ledger_entries.from_date AND _ledger_entries.to_date
@@ -1888,14 +1867,16 @@ END;
 -- credits include it. idx: the customer's position in the arrays.
 --
 -- PL/pgSQL only to plan the query for its arguments (EXECUTE ... USING): the planner then knows
--- how many customers there are and, for one customer, uses its indexes. Not in parallel: called
+-- how many customers there are and, for one customer, uses its indexes. ROWS 100000: a
+-- statement run joins these rows by hash (src/statements/run.sql); the default guess of 1,000
+-- would have it loop over them. Not in parallel: called
 -- from a statement run's INSERT, a parallel plan here fails (cannot start commands during a
 -- parallel operation).
 CREATE FUNCTION credit._statement_rows(period_end date, customers text[], starts date[], openings numeric[] DEFAULT NULL)
 RETURNS TABLE (idx bigint, customer text, section text, line bigint, entry_date date, kind text, doc_no text,
                detail text, debit numeric, credit numeric, applied numeric, balance numeric, due_date date,
                days integer, bucket text, promised_amount numeric, promised_date date, disputed_since date)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET max_parallel_workers_per_gather = 0 AS $fn$
+LANGUAGE plpgsql STABLE ROWS 100000 SET search_path = pg_catalog, pg_temp SET max_parallel_workers_per_gather = 0 AS $fn$
 BEGIN
     RETURN QUERY EXECUTE $q$
     WITH p AS (SELECT * FROM unnest($2, $3, $4) WITH ORDINALITY AS p(customer, period_start, stated_opening, idx)),
@@ -1921,6 +1902,17 @@ BEGIN
                   ORDER BY i.customer, i.doc_no, pr.made_on DESC, pr.id DESC),
     disputed AS (SELECT d.customer, d.doc_no, d.opened_on FROM credit.invoice_dispute d
                   WHERE d.customer = ANY ($2) AND d.opened_on <= $1 AND (d.resolved_on IS NULL OR d.resolved_on > $1)),
+    -- Invoices under a payment arrangement active at the end: the plan and its instalments
+    -- still open then ("arrangement <id>: <due date> <open amount>, ..."), beside the invoice's
+    -- own due date and aging.
+    arranged AS (SELECT i.customer, i.doc_no,
+                        'arrangement ' || s.arrangement_id || ': '
+                        || string_agg(to_char(s.due_date, 'YYYY-MM-DD') || ' ' || s.open_amount, ', ' ORDER BY s.instalment) AS plan
+                   FROM credit.arrangement_schedule($1) s
+                   JOIN credit.arrangement_invoice ai ON ai.arrangement_id = s.arrangement_id
+                   JOIN credit.invoice i ON i.id = ai.invoice_id
+                  WHERE s.customer = ANY ($2) AND s.arrangement_status = 'active' AND s.open_amount > 0
+                  GROUP BY i.customer, i.doc_no, s.arrangement_id),
     buckets AS (SELECT b.label, row_number() OVER (ORDER BY b.position) AS rank
                   FROM credit.aging_bucket b WHERE NOT b.retired),
     aged AS (SELECT g.customer, g.bucket_position, sum(g.open_amount) AS amount FROM g GROUP BY 1, 2)
@@ -1948,11 +1940,12 @@ BEGIN
     UNION ALL
     SELECT h.idx, g.customer, 'open_item',
            row_number() OVER (PARTITION BY g.customer ORDER BY g.due_date NULLS LAST, g.doc_date, g.doc_type, g.doc_no),
-           g.doc_date, g.doc_type, g.doc_no, NULL,
+           g.doc_date, g.doc_type, g.doc_no, ar.plan,
            greatest(g.open_amount, 0), greatest(-g.open_amount, 0), NULL, g.open_amount, g.due_date, g.days, g.bucket,
            pr.amount, pr.promised_date, d.opened_on
       FROM g
       JOIN head h ON h.customer = g.customer
+      LEFT JOIN arranged ar ON g.doc_type = 'invoice' AND ar.customer = g.customer AND ar.doc_no = g.doc_no
       LEFT JOIN promised pr ON g.doc_type = 'invoice' AND pr.customer = g.customer AND pr.doc_no = g.doc_no
       LEFT JOIN disputed d ON g.doc_type = 'invoice' AND d.customer = g.customer AND d.doc_no = g.doc_no
     UNION ALL
@@ -2932,6 +2925,491 @@ COMMENT ON FUNCTION credit.cancel_invoice(text, text, text, date) IS 'Cancels an
 COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
 COMMENT ON FUNCTION credit._policy_write_check() IS 'Internal: writing credit policy tables needs the admin level (or the level the trigger names)';
 
+-- Issue 14: payment arrangements, terms over time, analytics that stay right when documents arrive late.
+-- An application counts from the later of the settlement's and the invoice's dates: applications
+-- recorded by 0.2.0 for an invoice posted after the money it consumed (dated by the invoice) are
+-- re-dated, and the documents' last_applied_on follows.
+ALTER TABLE credit.allocation DISABLE TRIGGER allocation_protect;
+ALTER TABLE credit.invoice DISABLE TRIGGER invoice_protect;
+ALTER TABLE credit.settlement DISABLE TRIGGER settlement_protect;
+WITH fixed AS (
+    UPDATE credit.allocation a SET applied_on = s.doc_date
+      FROM credit.settlement s
+     WHERE s.id = a.settlement_id AND a.reversal_id IS NULL AND a.applied_on < s.doc_date
+    RETURNING a.invoice_id, a.settlement_id, a.applied_on),
+inv AS (
+    UPDATE credit.invoice i SET last_applied_on = greatest(i.last_applied_on, f.on_date)
+      FROM (SELECT invoice_id, max(applied_on) AS on_date FROM fixed GROUP BY invoice_id) f
+     WHERE i.id = f.invoice_id)
+UPDATE credit.settlement s SET last_applied_on = greatest(s.last_applied_on, f.on_date)
+  FROM (SELECT settlement_id, max(applied_on) AS on_date FROM fixed GROUP BY settlement_id) f
+ WHERE s.id = f.settlement_id;
+ALTER TABLE credit.allocation ENABLE TRIGGER allocation_protect;
+ALTER TABLE credit.invoice ENABLE TRIGGER invoice_protect;
+ALTER TABLE credit.settlement ENABLE TRIGGER settlement_protect;
+
+-- Invoices keep the rule that gave their terms.
+ALTER TABLE credit.invoice ADD COLUMN terms_source text;
+
+-- Terms windows.
+CREATE TABLE credit.terms_window (
+    id                bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    name              text NOT NULL CHECK (btrim(name) <> ''),
+    customer_type     text,
+    region            text,
+    product_category  text,
+    grade             text,
+    valid_from        date NOT NULL,
+    valid_until       date NOT NULL,
+    terms_days        int NOT NULL CHECK (terms_days BETWEEN 0 AND 3650),
+    mode              text NOT NULL DEFAULT 'set' CHECK (mode IN ('set', 'at_least', 'at_most')),
+    note              text,
+    CONSTRAINT terms_window_dates CHECK (isfinite(valid_from) AND isfinite(valid_until) AND valid_from <= valid_until),
+    CONSTRAINT terms_window_match_not_empty
+        CHECK (customer_type <> '' AND region <> '' AND product_category <> '' AND grade <> '')
+);
+CREATE INDEX terms_window_days_idx ON credit.terms_window (valid_from, valid_until);
+SELECT pg_catalog.pg_extension_config_dump('credit.terms_window', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.terms_window_id_seq', '');
+CREATE TRIGGER terms_window_write_check BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.terms_window
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check();
+-- terms_for and explain_terms take the document date; explain_terms says which rule applied.
+DROP FUNCTION credit.terms_for(text, numeric, text);
+DROP FUNCTION credit.explain_terms(text, numeric, text);
+
+-- The score counts kept and broken commitments (promises, payment arrangements).
+ALTER TABLE credit.score_weight DROP CONSTRAINT score_weight_component_check,
+    ADD CONSTRAINT score_weight_component_check
+        CHECK (component IN ('paydex', 'weighted_days_late', 'on_time_ratio', 'days_past_due', 'utilization',
+                             'relationship_months', 'dunning_level', 'kept_commitments'));
+INSERT INTO credit.score_weight (component, weight, is_default) VALUES ('kept_commitments', 10, true);
+
+CREATE FUNCTION "terms_for"(
+	"customer" TEXT, /* Option < & str > */
+	"amount" NUMERIC, /* Option < AnyNumeric > */
+	"product_category" TEXT DEFAULT NULL, /* Option < & str > */
+	"on_date" date DEFAULT CURRENT_DATE /* Option < Date > */
+) RETURNS INT /* i32 */
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'terms_for_wrapper';
+
+CREATE FUNCTION "explain_terms"(
+	"customer" TEXT, /* Option < & str > */
+	"amount" NUMERIC, /* Option < AnyNumeric > */
+	"product_category" TEXT DEFAULT NULL, /* Option < & str > */
+	"on_date" date DEFAULT CURRENT_DATE /* Option < Date > */
+) RETURNS TABLE (
+	"terms_days" INT,  /* i32 */
+	"source" TEXT,  /* String */
+	"rule" TEXT,  /* String */
+	"rule_id" bigint,  /* Option < i64 > */
+	"valid_from" date,  /* Option < Date > */
+	"valid_until" date,  /* Option < Date > */
+	"steps" TEXT  /* String */
+)
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'explain_terms_wrapper';
+
+-- Loss rates from roll rates: 0 where nothing rolled forward.
+
+CREATE OR REPLACE FUNCTION credit.roll_rates(period_end date DEFAULT current_date, months integer DEFAULT 12,
+                                  final_loss_rate numeric DEFAULT 1)
+RETURNS TABLE (bucket text, bucket_position integer, balance numeric, rolled_forward numeric,
+               roll_rate numeric, loss_rate numeric)
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+BEGIN ATOMIC
+    SELECT credit._roll_rates_args(roll_rates.period_end, roll_rates.months, roll_rates.final_loss_rate);
+    WITH steps AS (
+        SELECT (roll_rates.period_end - make_interval(months => k))::date AS d0,
+               (roll_rates.period_end - make_interval(months => k - 1))::date AS d1
+          FROM generate_series(1, roll_rates.months) k),
+    moves AS (
+        SELECT g0.bucket_position AS pos, sum(g0.open_amount) AS balance,
+               sum(g1.open_amount) FILTER (WHERE g1.bucket_position = g0.bucket_position + 1) AS rolled
+          FROM steps s
+          CROSS JOIN LATERAL credit.aging(s.d0, 'due') g0
+          LEFT JOIN LATERAL credit.aging(s.d1, 'due') g1
+                 ON g1.doc_type = 'invoice' AND g1.customer = g0.customer AND g1.doc_no = g0.doc_no
+         WHERE g0.doc_type = 'invoice'
+         GROUP BY g0.bucket_position),
+    rates AS (
+        SELECT b.position, b.label, row_number() OVER (ORDER BY b.position)::int AS rank,
+               coalesce(m.balance, 0) AS balance, coalesce(m.rolled, 0) AS rolled,
+               round(coalesce(m.rolled, 0) / nullif(m.balance, 0), 6) AS roll_rate
+          FROM credit.aging_bucket b
+          LEFT JOIN moves m ON m.pos = b.position
+         WHERE NOT b.retired)
+    SELECT r.label, r.rank, r.balance, r.rolled,
+           CASE WHEN r.rank < (SELECT max(rank) FROM rates) THEN r.roll_rate END,
+           -- A bucket nothing rolled forward from (or that never held a balance) stops the chain:
+           -- its loss rate, and that of every bucket before it, is 0, not the final rate.
+           round(roll_rates.final_loss_rate *
+               CASE WHEN EXISTS (SELECT 1 FROM rates r3 WHERE r3.rank >= r.rank
+                                   AND r3.rank < (SELECT max(rank) FROM rates) AND coalesce(r3.roll_rate, 0) = 0)
+                    THEN 0
+                    ELSE coalesce((SELECT exp(sum(ln(r2.roll_rate))) FROM rates r2
+                                    WHERE r2.rank >= r.rank AND r2.rank < (SELECT max(rank) FROM rates)), 1) END, 6)
+      FROM rates r ORDER BY r.rank;
+END;
+
+-- Payment arrangements (分期付款): what is open on some invoices of a customer in arrears, agreed
+-- to be paid in dated instalments (docs/arrangements.md).
+--
+-- While a plan is active the dunning ladder leaves its invoices alone (src/collections/
+-- ladder_step.sql); money applied to them from the agreement on pays the instalments in order.
+-- credit.run_collections decides plans (src/collections/arrangements_decide.sql): completed once
+-- the instalments are paid (or the invoices settled otherwise), broken the day after an
+-- instalment's due date passes unpaid — the ladder then resumes from the invoices' own due dates,
+-- and the score's kept_commitments component counts the broken plan.
+
+CREATE TABLE credit.arrangement (
+    id           bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    customer     text NOT NULL,
+    agreed_on    date NOT NULL,
+    amount       numeric NOT NULL CHECK (amount > 0),   -- sum of the instalments = open on the invoices when agreed
+    status       text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'broken', 'cancelled')),
+    decided_on   date,                                  -- completed, broken or cancelled from this day
+    missed_instalment int,                              -- the instalment that broke the plan
+    note         text,
+    agreed_by    name NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT arrangement_decided CHECK ((status = 'active') = (decided_on IS NULL)),
+    CONSTRAINT arrangement_missed CHECK ((status = 'broken') = (missed_instalment IS NOT NULL))
+);
+CREATE INDEX arrangement_customer_idx ON credit.arrangement (customer, agreed_on);
+CREATE INDEX arrangement_active_idx ON credit.arrangement (agreed_on) WHERE status = 'active';
+
+CREATE TABLE credit.arrangement_invoice (
+    arrangement_id bigint NOT NULL REFERENCES credit.arrangement (id),
+    invoice_id     bigint NOT NULL REFERENCES credit.invoice (id),
+    doc_no         text NOT NULL,
+    open_amount    numeric NOT NULL CHECK (open_amount > 0),   -- open when agreed
+    original_due_date date NOT NULL,
+    PRIMARY KEY (arrangement_id, invoice_id)
+);
+CREATE INDEX arrangement_invoice_invoice_idx ON credit.arrangement_invoice (invoice_id);
+
+CREATE TABLE credit.arrangement_instalment (
+    arrangement_id bigint NOT NULL REFERENCES credit.arrangement (id),
+    instalment     int NOT NULL CHECK (instalment > 0),
+    due_date       date NOT NULL,
+    amount         numeric NOT NULL CHECK (amount > 0),
+    PRIMARY KEY (arrangement_id, instalment)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('credit.arrangement', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.arrangement_invoice', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.arrangement_instalment', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.arrangement_id_seq', '');
+
+-- What was paid on a plan's invoices from its agreement up to a day: payments and credit notes
+-- (net of their reversals); write-offs and cancellations are not the customer paying.
+CREATE FUNCTION credit._arrangement_paid(arrangement_id bigint, as_of date) RETURNS numeric
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(sum(al.amount), 0)
+      FROM credit.arrangement ar
+      JOIN credit.arrangement_invoice ai ON ai.arrangement_id = ar.id
+      JOIN credit.allocation al ON al.invoice_id = ai.invoice_id
+      JOIN credit.settlement s ON s.id = al.settlement_id
+     WHERE ar.id = _arrangement_paid.arrangement_id
+       AND s.kind IN ('payment', 'credit_note')
+       AND al.applied_on >= ar.agreed_on AND al.applied_on <= _arrangement_paid.as_of
+$$;
+
+-- Agrees a plan. documents: invoice numbers of the customer, each open and in no other active
+-- plan; schedule: a JSON array of {"due_date": "YYYY-MM-DD", "amount": n}, due dates increasing,
+-- amounts adding up exactly to what is open on the documents. Open tasks of the invoices are
+-- resolved (the plan replaces them) and a collection hold they caused lifts.
+CREATE FUNCTION credit.arrange(customer text, documents text[], schedule jsonb, note text DEFAULT NULL,
+                               agreed_on date DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    on_date date := coalesce(agreed_on, current_date);
+    caller name := credit._caller();
+    plan_id bigint;
+    open_total numeric;
+    planned numeric;
+    item jsonb;
+    k int := 0;
+    due date;
+    amt numeric;
+    last_due date;
+    missing text;
+    inv record;
+BEGIN
+    PERFORM credit._require('manager', 'agreeing a payment arrangement');
+    IF customer IS NULL OR documents IS NULL OR schedule IS NULL THEN
+        RAISE EXCEPTION 'customer, documents and schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(customer) = '' THEN
+        RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT isfinite(on_date) OR on_date > current_date THEN
+        RAISE EXCEPTION 'agreed_on % is not a past or present date', on_date USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF cardinality(documents) = 0 OR array_position(documents, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'documents must name at least one invoice and no NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (SELECT count(DISTINCT d) FROM unnest(documents) d) <> cardinality(documents) THEN
+        RAISE EXCEPTION 'documents names an invoice twice' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(schedule) <> 'array' OR jsonb_array_length(schedule) = 0 THEN
+        RAISE EXCEPTION 'schedule must be a non-empty JSON array of {"due_date", "amount"}'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example [{"due_date": "2026-12-31", "amount": 500}, {"due_date": "2027-01-31", "amount": 500}].';
+    END IF;
+    PERFORM 1 FROM credit.account a WHERE a.customer = arrange.customer FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    SELECT string_agg(format('"%s"', d), ', ') INTO missing FROM unnest(documents) d
+     WHERE NOT EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = arrange.customer AND i.doc_no = d);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'customer "%" has no invoice %', customer, missing USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    -- The invoices, locked: a payment applied meanwhile would change what the plan covers.
+    FOR inv IN SELECT i.id, i.doc_no, i.open_amount, i.doc_date, i.disputed FROM credit.invoice i
+                WHERE i.customer = arrange.customer AND i.doc_no = ANY (documents) ORDER BY i.id FOR UPDATE LOOP
+        IF inv.open_amount <= 0 THEN
+            RAISE EXCEPTION 'invoice "%" of customer "%" is settled', inv.doc_no, customer
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        IF inv.doc_date > on_date THEN
+            RAISE EXCEPTION 'invoice "%" is dated % after the agreement (%)', inv.doc_no, inv.doc_date, on_date
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF inv.disputed THEN
+            RAISE EXCEPTION 'invoice "%" of customer "%" is in dispute', inv.doc_no, customer
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Resolve the dispute first (credit.resolve_dispute); a disputed amount is not agreed.';
+        END IF;
+        IF EXISTS (SELECT 1 FROM credit.arrangement_invoice ai JOIN credit.arrangement ar ON ar.id = ai.arrangement_id
+                    WHERE ai.invoice_id = inv.id AND ar.status = 'active') THEN
+            RAISE EXCEPTION 'invoice "%" of customer "%" is already in an active arrangement', inv.doc_no, customer
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Cancel that arrangement first (credit.cancel_arrangement).';
+        END IF;
+    END LOOP;
+    SELECT sum(i.open_amount) INTO open_total FROM credit.invoice i
+     WHERE i.customer = arrange.customer AND i.doc_no = ANY (documents);
+
+    INSERT INTO credit.arrangement (customer, agreed_on, amount, note, agreed_by)
+    VALUES (customer, on_date, open_total, note, caller) RETURNING id INTO plan_id;
+    INSERT INTO credit.arrangement_invoice (arrangement_id, invoice_id, doc_no, open_amount, original_due_date)
+    SELECT plan_id, i.id, i.doc_no, i.open_amount, i.due_date FROM credit.invoice i
+     WHERE i.customer = arrange.customer AND i.doc_no = ANY (documents);
+
+    planned := 0;
+    FOR item IN SELECT e FROM jsonb_array_elements(schedule) e LOOP
+        k := k + 1;
+        IF jsonb_typeof(item) IS DISTINCT FROM 'object' OR jsonb_typeof(item -> 'due_date') IS DISTINCT FROM 'string'
+           OR coalesce(jsonb_typeof(item -> 'amount') NOT IN ('number', 'string'), true) THEN
+            RAISE EXCEPTION 'instalment % is not {"due_date": "YYYY-MM-DD", "amount": n}: %', k, item
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        BEGIN
+            due := (item ->> 'due_date')::date;
+            amt := (item ->> 'amount')::numeric;
+        EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_text_representation THEN
+            RAISE EXCEPTION 'instalment % is not {"due_date": "YYYY-MM-DD", "amount": n}: %', k, item
+                USING ERRCODE = 'invalid_parameter_value';
+        END;
+        IF NOT isfinite(due) OR due < on_date OR due > on_date + 3660 THEN
+            RAISE EXCEPTION 'instalment % is due on %: not between the agreement (%) and ten years later', k, due, on_date
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF last_due IS NOT NULL AND due <= last_due THEN
+            RAISE EXCEPTION 'instalment % is due on %, not after instalment % (%)', k, due, k - 1, last_due
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF NOT (amt > 0 AND amt <= 1000000000000000) THEN   -- NaN fails both
+            RAISE EXCEPTION 'instalment % has amount %: not a positive amount', k, amt USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF scale(trim_scale(amt)) > 8 THEN
+            RAISE EXCEPTION 'instalment % has amount % with more than 8 fractional digits', k, amt
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        INSERT INTO credit.arrangement_instalment (arrangement_id, instalment, due_date, amount)
+        VALUES (plan_id, k, due, amt);
+        planned := planned + amt;
+        last_due := due;
+    END LOOP;
+    IF planned <> open_total THEN
+        RAISE EXCEPTION 'the instalments add up to %, the invoices have % open', planned, open_total
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A plan covers exactly what is open on its invoices; leave an invoice out to pay it otherwise.';
+    END IF;
+
+    -- The plan replaces the ladder's open work on these invoices.
+    UPDATE credit.collection_task t SET status = 'resolved', outcome = 'arranged', closed_at = clock_timestamp()
+      FROM credit.arrangement_invoice ai
+     WHERE ai.arrangement_id = plan_id AND t.invoice_id = ai.invoice_id AND t.status = 'open';
+    INSERT INTO credit.event (kind, customer, reason, after, acting_as)
+    SELECT 'arrangement_made', arrange.customer, arrange.note,
+           jsonb_build_object('arrangement_id', plan_id, 'agreed_on', on_date, 'amount', open_total,
+                              'documents', (SELECT jsonb_agg(ai.doc_no ORDER BY ai.doc_no) FROM credit.arrangement_invoice ai
+                                             WHERE ai.arrangement_id = plan_id),
+                              'instalments', (SELECT jsonb_agg(jsonb_build_object('due_date', x.due_date, 'amount', x.amount)
+                                                               ORDER BY x.instalment)
+                                                FROM credit.arrangement_instalment x WHERE x.arrangement_id = plan_id)),
+           caller;
+    -- A collection hold lifts once no hold-level invoice outside a plan is still open.
+    IF EXISTS (SELECT 1 FROM credit.account a WHERE a.customer = arrange.customer
+                 AND a.status = 'hold' AND a.collection_hold_since IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM credit.collection_task t JOIN credit.invoice i ON i.id = t.invoice_id
+                        WHERE t.customer = arrange.customer AND t.action = 'hold' AND i.open_amount > 0 AND NOT i.disputed
+                          AND NOT credit._arranged(i.id, current_date)) THEN
+        PERFORM credit._set_status(arrange.customer, 'collections: the overdue invoices that caused the hold are under a payment arrangement', 'active');
+    END IF;
+    RETURN plan_id;
+END
+$$;
+
+-- Whether invoice $1 is under a plan that is active on day $2 (agreed on or before it, not yet
+-- decided on it).
+CREATE FUNCTION credit._arranged(invoice_id bigint, on_date date) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM credit.arrangement_invoice ai JOIN credit.arrangement ar ON ar.id = ai.arrangement_id
+                    WHERE ai.invoice_id = _arranged.invoice_id AND ar.agreed_on <= _arranged.on_date
+                      AND (ar.decided_on IS NULL OR ar.decided_on > _arranged.on_date))
+$$;
+
+-- Cancels an active plan (agreed in error, or replaced by another): the ladder resumes from the
+-- invoices' own due dates. Not counted against the customer.
+CREATE FUNCTION credit.cancel_arrangement(arrangement_id bigint, reason text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ar credit.arrangement;
+BEGIN
+    PERFORM credit._require('manager', 'cancelling a payment arrangement');
+    IF arrangement_id IS NULL OR reason IS NULL THEN
+        RAISE EXCEPTION 'arrangement_id and reason must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(reason) = '' THEN
+        RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO ar FROM credit.arrangement x WHERE x.id = cancel_arrangement.arrangement_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'arrangement % does not exist', arrangement_id USING ERRCODE = 'undefined_object';
+    END IF;
+    IF ar.status <> 'active' THEN
+        RAISE EXCEPTION 'arrangement % is %', arrangement_id, ar.status USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    UPDATE credit.arrangement x SET status = 'cancelled', decided_on = greatest(current_date, x.agreed_on)
+     WHERE x.id = ar.id;
+    INSERT INTO credit.event (kind, customer, reason, after, acting_as)
+    VALUES ('arrangement_cancelled', ar.customer, reason,
+            jsonb_build_object('arrangement_id', ar.id, 'agreed_on', ar.agreed_on, 'amount', ar.amount), credit._caller());
+END
+$$;
+
+-- Each plan's instalments as of a day: what is paid on each (money applied to the plan's
+-- invoices from the agreement on pays the instalments in order), and its state.
+-- Validates credit.arrangement_schedule's arguments (true, or an error).
+CREATE FUNCTION credit._arrangement_schedule_args(as_of date, customer text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF customer IS NOT NULL AND btrim(customer) = '' THEN
+        RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF customer IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer = _arrangement_schedule_args.customer) THEN
+        RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- Each plan's instalments as of a day: what is paid on each (money applied to the plan's
+-- invoices from the agreement on pays the instalments in order), and its state.
+CREATE FUNCTION credit.arrangement_schedule(as_of date DEFAULT current_date, customer text DEFAULT NULL)
+RETURNS TABLE (arrangement_id bigint, customer text, arrangement_status text, instalment int, due_date date,
+               amount numeric, paid numeric, open_amount numeric, state text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH plans AS (
+        SELECT ar.*, credit._arrangement_paid(ar.id, arrangement_schedule.as_of) AS paid_total
+          FROM credit.arrangement ar
+         WHERE credit._arrangement_schedule_args(arrangement_schedule.as_of, arrangement_schedule.customer)
+           AND ar.agreed_on <= arrangement_schedule.as_of
+           AND (arrangement_schedule.customer IS NULL OR ar.customer = arrangement_schedule.customer))
+    SELECT p.id, p.customer,
+           CASE WHEN p.decided_on IS NULL OR p.decided_on > arrangement_schedule.as_of THEN 'active' ELSE p.status END,
+           x.instalment, x.due_date, x.amount, c.paid, x.amount - c.paid,
+           CASE WHEN c.paid = x.amount THEN 'paid'
+                WHEN p.status IN ('cancelled', 'broken') AND p.decided_on <= arrangement_schedule.as_of THEN p.status
+                WHEN x.due_date < arrangement_schedule.as_of THEN 'missed'
+                WHEN x.due_date = arrangement_schedule.as_of THEN 'due'
+                ELSE 'scheduled' END
+      FROM plans p
+      JOIN credit.arrangement_instalment x ON x.arrangement_id = p.id
+      CROSS JOIN LATERAL (
+          SELECT least(greatest(p.paid_total - coalesce(sum(y.amount), 0), 0), x.amount) AS paid
+            FROM credit.arrangement_instalment y WHERE y.arrangement_id = p.id AND y.instalment < x.instalment) c
+     ORDER BY p.id, x.instalment
+$$;
+
+COMMENT ON TABLE credit.arrangement IS 'Payment arrangements (分期付款): open invoices of a customer agreed to be paid in instalments (credit.arrange)';
+COMMENT ON COLUMN credit.arrangement.id IS 'Arrangement id';
+COMMENT ON COLUMN credit.arrangement.customer IS 'Customer';
+COMMENT ON COLUMN credit.arrangement.agreed_on IS 'Day the plan was agreed; money applied to its invoices from this day on pays its instalments';
+COMMENT ON COLUMN credit.arrangement.amount IS 'What the plan covers: the open amount of its invoices when agreed (= the sum of the instalments)';
+COMMENT ON COLUMN credit.arrangement.status IS 'active, completed (paid), broken (an instalment missed) or cancelled';
+COMMENT ON COLUMN credit.arrangement.decided_on IS 'Day the plan ended (completed, broken or cancelled); the ladder resumes from it';
+COMMENT ON COLUMN credit.arrangement.missed_instalment IS 'The instalment whose due date passed unpaid (broken plans)';
+COMMENT ON COLUMN credit.arrangement.note IS 'What was agreed, in words';
+COMMENT ON COLUMN credit.arrangement.agreed_by IS 'Who recorded it (the login)';
+COMMENT ON COLUMN credit.arrangement.created_at IS 'When it was recorded';
+COMMENT ON TABLE credit.arrangement_invoice IS 'The invoices of a payment arrangement, with what was open on each and its original due date';
+COMMENT ON COLUMN credit.arrangement_invoice.arrangement_id IS 'Arrangement';
+COMMENT ON COLUMN credit.arrangement_invoice.invoice_id IS 'Invoice (credit.invoice.id)';
+COMMENT ON COLUMN credit.arrangement_invoice.doc_no IS 'Invoice number';
+COMMENT ON COLUMN credit.arrangement_invoice.open_amount IS 'Open on the invoice when the plan was agreed';
+COMMENT ON COLUMN credit.arrangement_invoice.original_due_date IS 'The invoice''s own due date (aging and the ladder after a broken plan go by it)';
+COMMENT ON TABLE credit.arrangement_instalment IS 'The dated instalments of a payment arrangement';
+COMMENT ON COLUMN credit.arrangement_instalment.arrangement_id IS 'Arrangement';
+COMMENT ON COLUMN credit.arrangement_instalment.instalment IS 'Instalment number, 1 first';
+COMMENT ON COLUMN credit.arrangement_instalment.due_date IS 'Day it is due (paid by the end of it)';
+COMMENT ON COLUMN credit.arrangement_instalment.amount IS 'Amount due';
+COMMENT ON FUNCTION credit._arrangement_paid(bigint, date) IS 'Internal: payments and credit notes applied to a plan''s invoices from its agreement up to a day';
+COMMENT ON FUNCTION credit._arrangement_schedule_args(date, text) IS 'Internal: validates credit.arrangement_schedule arguments';
+COMMENT ON FUNCTION credit._arranged(bigint, date) IS 'Internal: whether an invoice is under a plan active on a day';
+COMMENT ON FUNCTION credit.arrange(text, text[], jsonb, text, date) IS 'Agrees a payment arrangement: open invoices paid in dated instalments; the ladder follows the plan while it is kept (manager)';
+COMMENT ON FUNCTION credit.cancel_arrangement(bigint, text) IS 'Cancels an active payment arrangement; the ladder resumes from the invoices'' own due dates (manager)';
+COMMENT ON FUNCTION credit.arrangement_schedule(date, text) IS 'Instalments of every plan as of a day: paid, open and state (paid, due, scheduled, missed, broken, cancelled)';
+
+COMMENT ON TABLE credit.terms_window IS 'Terms for a time (promotions, seasons, grades): orders and invoices dated in the window that it matches get its terms (docs/policies.md#terms-over-time)';
+COMMENT ON COLUMN credit.terms_window.id IS 'Window id';
+COMMENT ON COLUMN credit.terms_window.name IS 'What it is (e.g. the promotion''s name)';
+COMMENT ON COLUMN credit.terms_window.customer_type IS 'Matches customers of this type (NULL: any)';
+COMMENT ON COLUMN credit.terms_window.region IS 'Matches customers of this region (NULL: any)';
+COMMENT ON COLUMN credit.terms_window.product_category IS 'Matches orders of this product category (NULL: any)';
+COMMENT ON COLUMN credit.terms_window.grade IS 'Matches customers of this credit grade (NULL: any): better terms for better grades';
+COMMENT ON COLUMN credit.terms_window.valid_from IS 'First document date it applies to';
+COMMENT ON COLUMN credit.terms_window.valid_until IS 'Last document date it applies to';
+COMMENT ON COLUMN credit.terms_window.terms_days IS 'Payment terms in days';
+COMMENT ON COLUMN credit.terms_window.mode IS 'set (replaces the terms), at_least (lengthens them to terms_days) or at_most (shortens them to terms_days)';
+COMMENT ON COLUMN credit.terms_window.note IS 'Free text';
+
+COMMENT ON COLUMN credit.invoice.terms_source IS 'The rule that gave its terms when its due date came from them (account, grade <g>, policy <id>, default, tier <id>, window <id>); NULL when the due date was given';
+
+COMMENT ON COLUMN credit.score_weight.component IS 'paydex, weighted_days_late, on_time_ratio, days_past_due, utilization, relationship_months, dunning_level or kept_commitments';
+
+COMMENT ON FUNCTION credit.terms_for(text, numeric, text, date) IS 'Payment terms in days for an order dated on_date: the customer''s own, else its grade''s, else its policy''s, else 30; a matching amount tier lengthens them; a terms window in force on the day sets, lengthens or shortens them';
+COMMENT ON FUNCTION credit.explain_terms(text, numeric, text, date) IS 'Payment terms for an order dated on_date, the rule that decided them (account, grade, policy, default, tier, window; its id and validity) and every step considered';
+
+COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed, grade_changed, group_changed, near_limit, order_refused, order_held, hold_released, hold_overridden, hold_cancelled, hold_withdrawn, limit_requested, limit_approval_signed, limit_request_rejected, limit_request_withdrawn, task_created, promise_made, promise_kept, promise_broken, dispute_opened, dispute_resolved, legal_referral, payment_reversed, credit_note_reversed, write_off_reversed, invoice_cancelled, statement_issued, confirmation_requested, confirmation_reminder, confirmation_replied, confirmation_deemed, reconciliation_run, arrangement_made, arrangement_completed, arrangement_broken, arrangement_cancelled (docs/collections.md#events)';
+
 
 CREATE VIEW credit.guard_status WITH (security_invoker = true) AS
 SELECT g.table_name, g.kind, g.root, g.mode, g.customer_column, g.amount_column, g.status_column, g.open_statuses,
@@ -3040,8 +3518,6 @@ COMMENT ON COLUMN credit.trusted_proxy.role IS 'The login (session user) of the 
 COMMENT ON COLUMN credit.trusted_proxy.note IS 'Free text: which application, who vouches for it';
 COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';
 COMMENT ON TABLE credit.outbox_lock IS 'Internal: its lock serialises outbox numbering (nobody else can take it)';
-COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
-COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
 COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
 COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
@@ -3062,6 +3538,8 @@ COMMENT ON COLUMN credit.guard_status.amount_column IS 'Amount column';
 COMMENT ON COLUMN credit.guard_status.status_column IS 'Status column (NULL: every row is open)';
 COMMENT ON COLUMN credit.guard_status.open_statuses IS 'Statuses that count as open';
 COMMENT ON COLUMN credit.guard_status.problems IS 'What is wrong (empty: the guard is intact); a table with a missing or unguardable column is not counted by credit.verify() and refuses writes';
+COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
+COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 
 COMMENT ON FUNCTION credit._is_admin() IS 'Internal: whether the caller is a credit admin';
 COMMENT ON FUNCTION credit._is_superuser() IS 'Internal: whether the caller is a superuser';
@@ -3093,9 +3571,9 @@ COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watc
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
 
 COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
-COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
-COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
 COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
+COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
+COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 
 COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';

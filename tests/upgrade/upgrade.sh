@@ -149,4 +149,32 @@ SQL
         || { echo "the suite failed on a database updated from $from:"; tail -5 "$OUT/suite_$from.log"; head -100 "$OUT/suite_$from/regression.diffs"; rc=1; }
     [ $rc = 0 ] && echo "update $from -> $version: data unchanged, verify and verify_audit empty, surface identical to a fresh install ($(wc -l < "$OUT/fresh.txt") lines), regression suite passes on the updated database"
 done
+
+# 0.2.0 dated an application by the invoice when an invoice keyed in late consumed money received
+# after its date; the update re-dates such applications (the later of the two dates), so aging as
+# of a day in between shows the invoice open, as it was.
+db=upg_late_applications
+pg "$DIR" "$PORT" -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null 2>&1
+late=$(pg "$DIR" "$PORT" -d "$db" -At 2>&1 <<'SQL'
+CREATE EXTENSION pg_credit VERSION '0.2.0';
+INSERT INTO credit.account (customer, credit_limit) VALUES ('LATE', 10000);
+SELECT credit.post_payment('LATE', 500, '2026-08-20') > 0;
+SELECT credit.post_invoice('LATE', 'L-1', 500, '2026-08-01', '2026-08-31') > 0;
+-- What the 0.2.0 library recorded (this library dates it right already): the invoice's date.
+SET session_replication_role = replica;
+UPDATE credit.allocation SET applied_on = '2026-08-01';
+UPDATE credit.invoice SET last_applied_on = '2026-08-01';
+UPDATE credit.settlement SET last_applied_on = '2026-08-01';
+RESET session_replication_role;
+ALTER EXTENSION pg_credit UPDATE;
+SELECT 'applied on ' || applied_on FROM credit.allocation;
+SELECT 'last applied ' || i.last_applied_on || ' ' || s.last_applied_on FROM credit.invoice i, credit.settlement s;
+SELECT 'open on 2026-08-10: ' || coalesce(sum(open_amount), 0) FROM credit.aging('2026-08-10');
+SELECT 'verify ' || count(*) FROM credit.verify();
+SQL
+)
+for want in "applied on 2026-08-20" "last applied 2026-08-20 2026-08-20" "open on 2026-08-10: 500" "verify 0"; do
+    echo "$late" | grep -qx "$want" || { echo "late applications after the update: expected $want, got: $late"; rc=1; }
+done
+((rc)) || echo "update 0.2.0 -> 0.3.0: an application recorded by the invoice's date is re-dated to the later payment's"
 exit $rc
