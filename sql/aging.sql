@@ -190,6 +190,29 @@ SELECT i.customer, i.doc_no, i.doc_date, i.due_date, a.applied_on AS paid_on, a.
   JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment' AND s.reversed_on IS NULL
   JOIN credit.invoice i ON i.id = a.invoice_id;
 
+-- Days late at the payment that closes the invoice: one experience per invoice that a payment
+-- settled last (its last application, dated by the rule above, is a payment's), weighted by the
+-- invoice's amount.
+CREATE VIEW credit.invoice_payment_experience WITH (security_invoker = true) AS
+SELECT i.customer, i.doc_no, i.doc_date, i.due_date, c.applied_on AS paid_on, i.amount,
+       c.applied_on - i.due_date AS days_late, c.applied_on - i.doc_date AS days_to_pay
+  FROM credit.invoice i
+  CROSS JOIN LATERAL (SELECT a.applied_on, s.kind FROM credit.allocation a JOIN credit.settlement s ON s.id = a.settlement_id
+                       WHERE a.invoice_id = i.id AND a.reversal_id IS NULL AND s.reversed_on IS NULL
+                       ORDER BY a.applied_on DESC, a.id DESC LIMIT 1) c
+ WHERE i.open_amount = 0 AND c.kind = 'payment';
+
+-- The experiences payment behaviour and the score count: per payment (the default) or at the
+-- closing payment, as the setting pg_credit.days_late_basis says.
+CREATE VIEW credit.days_late_experience WITH (security_invoker = true) AS
+SELECT e.customer, e.doc_no, e.doc_date, e.due_date, e.paid_on, e.amount, e.days_late, e.days_to_pay
+  FROM credit.payment_experience e
+ WHERE coalesce(current_setting('pg_credit.days_late_basis', true), 'payment') <> 'closing'
+UNION ALL
+SELECT e.customer, e.doc_no, e.doc_date, e.due_date, e.paid_on, e.amount, e.days_late, e.days_to_pay
+  FROM credit.invoice_payment_experience e
+ WHERE current_setting('pg_credit.days_late_basis', true) = 'closing';
+
 CREATE VIEW credit.payment_behavior WITH (security_invoker = true) AS
 SELECT a.customer, a.region, a.customer_type,
        p.experiences,
@@ -206,7 +229,7 @@ SELECT a.customer, a.region, a.customer_type,
                     credit.weighted_days_late(e.days_late, e.amount) AS weighted_days_late,
                     credit.on_time_ratio(e.days_late, e.amount, 0) AS on_time_ratio,
                     credit.paydex(e.days_late, e.amount) AS paydex
-               FROM credit.payment_experience e GROUP BY e.customer) p ON p.customer = a.customer
+               FROM credit.days_late_experience e GROUP BY e.customer) p ON p.customer = a.customer
   LEFT JOIN (SELECT i.customer, sum(i.open_amount) AS overdue_amount,
                     max(current_date - i.due_date) AS oldest_overdue_days
                FROM credit.invoice i WHERE i.open_amount > 0 AND i.due_date < current_date
@@ -271,6 +294,34 @@ BEGIN ATOMIC
     SELECT NULL, NULL, NULL, NULL, NULL, sum(d.gross_amount), NULL, round(sum(d.gross_amount * d.loss_rate), 2)
       FROM detail d;
 END;
+
+-- The provision adjustment to book (坏账准备的计提或冲回): the allowance the matrix requires as of a
+-- day against the allowance already on the books; positive: increase it (debit bad-debt expense),
+-- negative: release the excess.
+CREATE FUNCTION credit.provision_adjustment(as_of date, allowance_on_books numeric)
+RETURNS TABLE (required numeric, on_books numeric, adjustment numeric, entry text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    need numeric;
+BEGIN
+    IF as_of IS NULL OR allowance_on_books IS NULL THEN
+        RAISE EXCEPTION 'as_of and allowance_on_books must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (allowance_on_books >= 0 AND allowance_on_books <= 1000000000000000) THEN   -- NaN fails both
+        RAISE EXCEPTION 'allowance_on_books % is not an amount from 0 to 10^15', allowance_on_books
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The allowance account''s credit balance, as a positive amount.';
+    END IF;
+    SELECT coalesce(e.expected_loss, 0) INTO need FROM credit.expected_loss(as_of) e WHERE e.customer IS NULL;
+    need := coalesce(need, 0);
+    RETURN QUERY SELECT need, allowance_on_books, need - allowance_on_books,
+        CASE WHEN need > allowance_on_books THEN 'increase: debit bad-debt expense, credit the allowance'
+             WHEN need < allowance_on_books THEN 'release: debit the allowance, credit bad-debt expense'
+             ELSE 'none' END;
+END
+$$;
 
 -- Roll rates: for each month-end pair over the last `months` months, the share of each bucket's
 -- invoice balance that was still open one bucket later a month on. Loss rate of a bucket = product
@@ -415,6 +466,25 @@ COMMENT ON COLUMN credit.provision_rate.customer_type IS 'Customer type, or NULL
 COMMENT ON COLUMN credit.provision_rate.region IS 'Region, or NULL for any';
 COMMENT ON COLUMN credit.provision_rate.loss_rate IS 'Loss rate, 0 to 1';
 COMMENT ON FUNCTION credit.expected_loss(date) IS 'Expected credit loss per customer and bucket (unrounded), plus a total row rounded once';
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
+COMMENT ON VIEW credit.invoice_payment_experience IS 'Days late at the payment that closes each invoice (one row per invoice settled last by a payment, weighted by the invoice''s amount)';
+COMMENT ON COLUMN credit.invoice_payment_experience.customer IS 'Customer';
+COMMENT ON COLUMN credit.invoice_payment_experience.doc_no IS 'Invoice number';
+COMMENT ON COLUMN credit.invoice_payment_experience.doc_date IS 'Invoice date';
+COMMENT ON COLUMN credit.invoice_payment_experience.due_date IS 'Due date';
+COMMENT ON COLUMN credit.invoice_payment_experience.paid_on IS 'Date of the payment that closed it';
+COMMENT ON COLUMN credit.invoice_payment_experience.amount IS 'Invoice amount (the weight)';
+COMMENT ON COLUMN credit.invoice_payment_experience.days_late IS 'paid_on - due_date (negative: early)';
+COMMENT ON COLUMN credit.invoice_payment_experience.days_to_pay IS 'paid_on - doc_date';
+COMMENT ON VIEW credit.days_late_experience IS 'The payment experiences that payment behaviour and the score count: credit.payment_experience, or credit.invoice_payment_experience when pg_credit.days_late_basis = closing';
+COMMENT ON COLUMN credit.days_late_experience.customer IS 'Customer';
+COMMENT ON COLUMN credit.days_late_experience.doc_no IS 'Invoice number';
+COMMENT ON COLUMN credit.days_late_experience.doc_date IS 'Invoice date';
+COMMENT ON COLUMN credit.days_late_experience.due_date IS 'Due date';
+COMMENT ON COLUMN credit.days_late_experience.paid_on IS 'Date the payment counts from';
+COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid (per payment) or the invoice amount (closing)';
+COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
+COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 COMMENT ON FUNCTION credit.roll_rates(date, integer, numeric) IS 'Roll rates between buckets over past month-ends, and the loss rates they imply';
 COMMENT ON FUNCTION credit._aging_args(date, text) IS 'Internal: validates aging arguments';
 COMMENT ON FUNCTION credit._aging_buckets_problem() IS 'Internal: why the bucket table is invalid, or NULL';

@@ -1,5 +1,5 @@
 -- Payment arrangements (分期付款): what is open on some invoices of a customer in arrears, agreed
--- to be paid in dated instalments (docs/arrangements.md).
+-- to be paid in dated instalments (docs/collections.md, "Payment arrangements").
 --
 -- While a plan is active the dunning ladder leaves its invoices alone (src/collections/
 -- ladder_step.sql); money applied to them from the agreement on pays the instalments in order.

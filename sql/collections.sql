@@ -18,6 +18,10 @@ CREATE TABLE credit.dunning_level (
     description    text,
     is_default     boolean NOT NULL DEFAULT false,
     retired        boolean NOT NULL DEFAULT false,
+    -- Late-payment interest from this level on (annual; with interest_over_reference, a margin over
+    -- credit.reference_rate): credit.late_interest.
+    interest_rate  numeric CHECK (interest_rate >= 0 AND interest_rate <= 1),
+    interest_over_reference boolean NOT NULL DEFAULT false,
     PRIMARY KEY (ladder, level)
 );
 INSERT INTO credit.dunning_level (ladder, level, days, action, channel, assignee_role, description, is_default) VALUES
@@ -51,6 +55,15 @@ CREATE TRIGGER policy_ladder_check BEFORE INSERT OR UPDATE OF dunning_ladder ON 
 
 -- Private locks (nobody else holds privileges on these tables, so nobody else can take them):
 -- one collection run, and one daily run, at a time.
+-- Reference rates for statutory late-payment interest (a central bank's rate, fixed per period):
+-- each in force from valid_from until the next.
+CREATE TABLE credit.reference_rate (
+    valid_from  date PRIMARY KEY CHECK (isfinite(valid_from)),
+    rate        numeric NOT NULL CHECK (rate >= -1 AND rate <= 1),
+    note        text
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.reference_rate', '');
+
 CREATE TABLE credit.collections_lock ();
 CREATE TABLE credit.daily_lock ();
 
@@ -243,7 +256,8 @@ SELECT t.id AS task_id, t.customer, t.doc_no, t.level, t.action, t.channel, t.as
        i.open_amount * greatest(current_date - i.due_date, 0) AS priority,
        a.exposure, a.grade, a.status AS account_status,
        lc.contacted_at AS last_contact_at, lc.outcome AS last_contact_outcome, lc.contacted_by AS last_contact_by,
-       p.amount AS promised_amount, p.promised_date
+       p.amount AS promised_amount, p.promised_date,
+       credit._invoice_interest(t.invoice_id, current_date) AS interest
   FROM credit.collection_task t
   JOIN credit.invoice i ON i.id = t.invoice_id
   LEFT JOIN credit.account a ON a.customer = t.customer
@@ -293,6 +307,12 @@ COMMENT ON COLUMN credit.dunning_level.assignee_role IS 'Role the task is assign
 COMMENT ON COLUMN credit.dunning_level.fee IS 'Dunning fee recorded on the task (posting it is the application''s choice)';
 COMMENT ON COLUMN credit.dunning_level.description IS 'What the level means';
 COMMENT ON COLUMN credit.dunning_level.is_default IS 'Shipped by pg_credit and not changed since (not dumped)';
+COMMENT ON COLUMN credit.dunning_level.interest_rate IS 'Late-payment interest from this level on: an annual rate (0.08 = 8 %), or the margin over the reference rate; NULL: the rate of the level below';
+COMMENT ON COLUMN credit.dunning_level.interest_over_reference IS 'interest_rate is a margin over credit.reference_rate (statutory late-payment interest)';
+COMMENT ON TABLE credit.reference_rate IS 'Reference rates for late-payment interest (e.g. a central bank''s rate), each in force from valid_from until the next';
+COMMENT ON COLUMN credit.reference_rate.valid_from IS 'First day the rate is in force';
+COMMENT ON COLUMN credit.reference_rate.rate IS 'Annual rate (0.04 = 4 %)';
+COMMENT ON COLUMN credit.reference_rate.note IS 'Where it comes from';
 COMMENT ON COLUMN credit.dunning_level.retired IS 'A deleted shipped level (kept so a restore does not bring it back)';
 COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
 COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
@@ -410,6 +430,10 @@ COMMENT ON COLUMN credit.collection_worklist.last_contact_outcome IS 'Its outcom
 COMMENT ON COLUMN credit.collection_worklist.last_contact_by IS 'Who made it';
 COMMENT ON COLUMN credit.collection_worklist.promised_amount IS 'Open promise on the invoice: amount';
 COMMENT ON COLUMN credit.collection_worklist.promised_date IS 'Open promise on the invoice: date';
+COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
+COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
+COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
+COMMENT ON COLUMN credit.collection_worklist.interest IS 'Late-payment interest accrued on the invoice by today (credit.late_interest; 0 when its ladder charges none)';
 COMMENT ON COLUMN credit.collection_effectiveness.collector IS 'Role that logged the contacts';
 COMMENT ON COLUMN credit.collection_effectiveness.period IS 'Month (first day)';
 COMMENT ON COLUMN credit.collection_effectiveness.tasks IS 'Tasks worked (at least one contact)';

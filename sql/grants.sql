@@ -22,7 +22,7 @@ DECLARE
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
-        'statement statement_html reconciliation_trace arrangement_schedule',
+        'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
@@ -30,7 +30,8 @@ DECLARE
         'cancel_invoice arrange cancel_arrangement',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
-    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
+                            'dunning_level', 'approval_rule',
                             'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
     i int;
     j int;
@@ -99,7 +100,8 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['policy', 'term_tier', 'terms_window', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+    FOREACH t IN ARRAY ARRAY['policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
+                             'dunning_level', 'approval_rule',
                              'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'] LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.%I '
                        'FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check()', t || '_write_check', t);

@@ -23,6 +23,8 @@ CREATE TABLE credit.policy (
     -- Statements of account (credit.statement_run): how often, and the smallest balance sent.
     statement_cycle      text CHECK (statement_cycle IN ('weekly', 'monthly', 'quarterly', 'none')),
     statement_min_balance numeric CHECK (statement_min_balance >= 0 AND statement_min_balance <= 1000000000000000),
+    -- Collections: days after the due date before the ladder's overdue levels are reached.
+    grace_days           int CHECK (grace_days BETWEEN 0 AND 365),
     CONSTRAINT policy_match_key UNIQUE NULLS NOT DISTINCT (customer_type, region, product_category),
     CONSTRAINT policy_match_not_empty CHECK (customer_type <> '' AND region <> '' AND product_category <> '')
 );
@@ -98,6 +100,7 @@ COMMENT ON COLUMN credit.policy.blacklist_on_legal IS 'A legal referral by colle
 COMMENT ON COLUMN credit.policy.note IS 'Free text';
 COMMENT ON COLUMN credit.policy.statement_cycle IS 'Statements of account: weekly, monthly, quarterly or none (no statements); NULL: inherit, by default monthly';
 COMMENT ON COLUMN credit.policy.statement_min_balance IS 'No statement unless the closing balance reaches it; NULL: inherit, by default none';
+COMMENT ON COLUMN credit.policy.grace_days IS 'Collections: days after the due date before the dunning ladder''s overdue levels are reached (pre-due reminders do not wait); NULL: inherit, by default 0';
 COMMENT ON TABLE credit.term_tier IS 'Amount tiers: orders at or above min_amount get at least terms_days (the most specific matching tier set applies)';
 COMMENT ON COLUMN credit.term_tier.id IS 'Tier id';
 COMMENT ON COLUMN credit.term_tier.customer_type IS 'Matches customers of this type (NULL: any)';

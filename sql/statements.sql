@@ -69,8 +69,9 @@ END;
 
 -- Statements of several customers over periods that end on the same day (each from its own
 -- start), as rows: 'opening', 'activity' (with the running balance), 'closing' (with the
--- period's debits and credits), 'open_item' (open as of the end, with aging, promise and
--- dispute), 'aging' (per bucket). The closing balance is the balance as of the end
+-- period's debits and credits), 'open_item' (open as of the end, with aging, promise, dispute
+-- and payment arrangement), 'aging' (per bucket), 'interest' (late-payment interest accrued by the
+-- end, per invoice; not part of the balance). The closing balance is the balance as of the end
 -- (credit.aging); the opening is the closing less the period's entries, which is the balance as
 -- of the day before the start (a property test holds the two ways to each other).
 --
@@ -127,6 +128,8 @@ BEGIN
                    JOIN credit.invoice i ON i.id = ai.invoice_id
                   WHERE s.customer = ANY ($2) AND s.arrangement_status = 'active' AND s.open_amount > 0
                   GROUP BY i.customer, i.doc_no, s.arrangement_id),
+    -- Late-payment interest accrued by the end (credit.late_interest): not part of the balance.
+    interest AS (SELECT li.* FROM credit._late_interest_of($1, $2) li),
     buckets AS (SELECT b.label, row_number() OVER (ORDER BY b.position) AS rank
                   FROM credit.aging_bucket b WHERE NOT b.retired),
     aged AS (SELECT g.customer, g.bucket_position, sum(g.open_amount) AS amount FROM g GROUP BY 1, 2)
@@ -162,6 +165,11 @@ BEGIN
       LEFT JOIN arranged ar ON g.doc_type = 'invoice' AND ar.customer = g.customer AND ar.doc_no = g.doc_no
       LEFT JOIN promised pr ON g.doc_type = 'invoice' AND pr.customer = g.customer AND pr.doc_no = g.doc_no
       LEFT JOIN disputed d ON g.doc_type = 'invoice' AND d.customer = g.customer AND d.doc_no = g.doc_no
+    UNION ALL
+    SELECT h.idx, li.customer, 'interest', row_number() OVER (PARTITION BY li.customer ORDER BY li.due_date, li.doc_no),
+           NULL, 'interest', li.doc_no, 'rate ' || li.rate, NULL, NULL, NULL, li.interest, li.due_date, li.days_late,
+           NULL, NULL, NULL, NULL
+      FROM interest li JOIN head h ON h.customer = li.customer
     UNION ALL
     SELECT h.idx, h.customer, 'aging', b.rank, NULL, b.label, NULL, NULL, NULL, NULL, NULL, coalesce(ag.amount, 0),
            NULL, NULL, b.label, NULL, NULL, NULL
@@ -209,7 +217,7 @@ BEGIN ATOMIC
       FROM credit._statement_rows(statement.period_end, ARRAY[statement.customer], ARRAY[statement.period_start]) r
       JOIN credit.account a ON a.customer = r.customer
      WHERE credit._statement_args(statement.customer, statement.period_start, statement.period_end)
-     ORDER BY array_position(ARRAY['opening', 'activity', 'closing', 'open_item', 'aging'], r.section), r.line;
+     ORDER BY array_position(ARRAY['opening', 'activity', 'closing', 'open_item', 'aging', 'interest'], r.section), r.line;
 END;
 
 -- ---------------------------------------------------------------------------------------------
@@ -251,7 +259,7 @@ CREATE INDEX statement_period_idx ON credit.statement (period_end);
 
 CREATE TABLE credit.statement_line (
     statement_id     bigint NOT NULL REFERENCES credit.statement (id),
-    section          text NOT NULL CHECK (section IN ('opening', 'activity', 'closing', 'open_item', 'aging')),
+    section          text NOT NULL CHECK (section IN ('opening', 'activity', 'closing', 'open_item', 'aging', 'interest')),
     line             bigint NOT NULL,
     entry_date       date,
     kind             text,

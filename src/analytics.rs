@@ -215,11 +215,16 @@ fn receivables_metrics(
     if end < start {
         error::invalid(format!("period_end {end} is before period_start {start}"))
     }
-    let flat_30 = match count_back_months {
+    // Month lengths, and whether months without sales are passed over.
+    let (flat_30, skip_empty) = match count_back_months {
         None => error::null_arg("count_back_months"),
-        Some("calendar") => false,
-        Some("30") => true,
-        Some(other) => error::invalid(format!("count_back_months is 'calendar' or '30', not \"{other}\"")),
+        Some("calendar") => (false, false),
+        Some("30") => (true, false),
+        Some("calendar_skip_empty") => (false, true),
+        Some("30_skip_empty") => (true, true),
+        Some(other) => error::invalid(format!(
+            "count_back_months is 'calendar', '30', 'calendar_skip_empty' or '30_skip_empty', not \"{other}\""
+        )),
     };
     let customer = args::optional_text(customer, "customer");
     if let Some(c) = customer {
@@ -234,7 +239,7 @@ fn receivables_metrics(
     let dso = metrics::dso(p.ending, p.sales, d);
     let bp = metrics::best_possible_dso(p.current, p.sales, d);
     let add = dso.zip(bp).map(|(a, b)| metrics::average_days_delinquent(a, b));
-    let count_back = metrics::count_back_dso(p.ending, &p.count_back);
+    let count_back = metrics::count_back_dso(p.ending, &p.count_back, skip_empty);
     let n = n_override.unwrap_or_else(|| Decimal::from(p.months_touched));
     let cei = metrics::cei(p.beginning, p.sales, n, p.ending, p.current);
     let avg_ar = (p.beginning + p.ending) / Decimal::TWO;

@@ -106,6 +106,9 @@ extension_sql_file!(
         collections::disputes::dispute,
         collections::disputes::resolve_dispute,
         collections::ladder::run_collections,
+        collections::interest::_invoice_interest,
+        collections::interest::late_interest,
+        collections::interest::_late_interest_of,
         collections::_expire_temporary_limits,
         grading::regrade
     ]
@@ -151,7 +154,7 @@ mod pg_tests;
 mod sql_constants {
     use credit_core::money::{MAX_AMOUNT, MAX_FRACTION_DIGITS};
 
-    const SQL: [(&str, &str); 17] = [
+    const SQL: [(&str, &str); 18] = [
         ("schema", include_str!("../sql/schema.sql")),
         ("privileges", include_str!("../sql/privileges.sql")),
         ("accounts", include_str!("../sql/accounts.sql")),
@@ -168,6 +171,7 @@ mod sql_constants {
         ("statements", include_str!("../sql/statements.sql")),
         ("confirmations", include_str!("../sql/confirmations.sql")),
         ("reconciliation", include_str!("../sql/reconciliation.sql")),
+        ("arrangements", include_str!("../sql/arrangements.sql")),
         ("grants", include_str!("../sql/grants.sql")),
     ];
 

@@ -20,7 +20,8 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
         "SELECT p.id, p.customer_type, p.region, p.product_category, p.terms_days, p.max_limit, p.warn_ratio, \
                 p.overdue_block_days, p.prepayment_required, p.max_increase_ratio, p.approval_above, \
                 p.releasing_role::text, p.blacklist_on_write_off, p.dunning_ladder, p.blacklist_on_legal, \
-                to_jsonb(p) ->> 'statement_cycle', (to_jsonb(p) ->> 'statement_min_balance')::numeric \
+                to_jsonb(p) ->> 'statement_cycle', (to_jsonb(p) ->> 'statement_min_balance')::numeric, \
+                (to_jsonb(p) ->> 'grace_days')::int \
            FROM credit.policy p",
         None,
         &[],
@@ -47,6 +48,7 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
             blacklist_on_legal: r.get(15).or_raise(),
             statement_cycle: r.get(16).or_raise(),
             statement_min_balance: dec(r.get(17).or_raise()),
+            grace_days: r.get(18).or_raise(),
         },
     })
     .collect()
@@ -376,6 +378,7 @@ fn effective_policy(
         name!(blacklist_on_legal, bool),
         name!(statement_cycle, String),
         name!(statement_min_balance, Option<AnyNumeric>),
+        name!(grace_days, i32),
         name!(matched_policies, Vec<i64>),
     ),
 > {
@@ -405,6 +408,7 @@ fn effective_policy(
         e.blacklist_on_legal,
         e.statement_cycle,
         e.statement_min_balance.map(numeric),
+        e.grace_days,
         e.matched,
     ))
 }

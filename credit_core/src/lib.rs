@@ -5,6 +5,7 @@
 pub mod aging;
 pub mod allocation;
 pub mod decision;
+pub mod interest;
 pub mod lateness;
 pub mod metrics;
 pub mod money;

@@ -21,12 +21,18 @@ pub fn average_days_delinquent(dso: Decimal, bpdso: Decimal) -> Decimal {
 /// count the whole month and subtract its sales; then count the fraction of the month the rest
 /// represents, and stop. `months` is (sales, days in that month), newest first. If the AR exceeds
 /// all the given months' sales, the result counts every month given (a lower bound).
-pub fn count_back_dso(ending_ar: Decimal, months: &[(Decimal, Decimal)]) -> Decimal {
+///
+/// `skip_empty`: a month without sales is passed over (its days do not count) — for seasonal
+/// businesses, where counting an idle month's days would inflate the DSO; by default it counts.
+pub fn count_back_dso(ending_ar: Decimal, months: &[(Decimal, Decimal)], skip_empty: bool) -> Decimal {
     let mut left = ending_ar;
     let mut days = Decimal::ZERO;
     for (sales, month_days) in months {
         if left <= Decimal::ZERO {
             break;
+        }
+        if skip_empty && *sales <= Decimal::ZERO {
+            continue;
         }
         if left > *sales {
             days += month_days;
@@ -86,13 +92,25 @@ mod tests {
     fn published_count_back() {
         // Ending AR 212,000; monthly sales newest first 100,000 / 80,000 / 70,000; 30-day months.
         let months = [(d("100000"), d("30")), (d("80000"), d("30")), (d("70000"), d("30"))];
-        let v = count_back_dso(d("212000"), &months);
+        let v = count_back_dso(d("212000"), &months, false);
         assert_eq!(v.round_dp(3), d("73.714"));
         // calendar days: Nov 30, Oct 31, Sep 30
         let cal = [(d("100000"), d("30")), (d("80000"), d("31")), (d("70000"), d("30"))];
-        assert_eq!(count_back_dso(d("212000"), &cal).round_dp(3), d("74.714"));
-        assert_eq!(count_back_dso(d("0"), &months), d("0"));
-        assert_eq!(count_back_dso(d("50000"), &months), d("15"));
+        assert_eq!(count_back_dso(d("212000"), &cal, false).round_dp(3), d("74.714"));
+        assert_eq!(count_back_dso(d("0"), &months, false), d("0"));
+        assert_eq!(count_back_dso(d("50000"), &months, false), d("15"));
+    }
+
+    #[test]
+    fn count_back_over_an_idle_month() {
+        // Ending AR 150,000; newest first: 100,000, an idle month, 80,000 (30-day months).
+        let months = [(d("100000"), d("30")), (d("0"), d("30")), (d("80000"), d("30"))];
+        // Counting the idle month: 30 + 30 + 30 x 50/80 = 78.75; passing over it: 30 + 18.75.
+        assert_eq!(count_back_dso(d("150000"), &months, false), d("78.75"));
+        assert_eq!(count_back_dso(d("150000"), &months, true), d("48.75"));
+        // Without an idle month both are the same.
+        let busy = [(d("100000"), d("30")), (d("80000"), d("30"))];
+        assert_eq!(count_back_dso(d("150000"), &busy, true), count_back_dso(d("150000"), &busy, false));
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct Fields {
     /// weekly | monthly | quarterly | none.
     pub statement_cycle: Option<String>,
     pub statement_min_balance: Option<Decimal>,
+    /// Days after the due date before the ladder's overdue levels count (pre-due ones do not wait).
+    pub grace_days: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +104,8 @@ pub struct Effective {
     pub statement_cycle: String,
     /// No statement unless the closing balance reaches it (None: no minimum).
     pub statement_min_balance: Option<Decimal>,
+    /// Grace days before an overdue dunning level is reached (0 by default).
+    pub grace_days: i32,
     /// Ids of the matching rows, most specific first.
     pub matched: Vec<i64>,
 }
@@ -132,6 +136,7 @@ pub fn resolve(policies: &[Policy], s: &Subject<'_>) -> Effective {
         blacklist_on_legal: first(&m, |f| &f.blacklist_on_legal).unwrap_or(false),
         statement_cycle: first(&m, |f| &f.statement_cycle).unwrap_or_else(|| DEFAULT_STATEMENT_CYCLE.to_string()),
         statement_min_balance: first(&m, |f| &f.statement_min_balance),
+        grace_days: first(&m, |f| &f.grace_days).unwrap_or(0),
         matched: m.iter().map(|p| p.id).collect(),
     }
 }

@@ -113,6 +113,8 @@ struct Labels {
     no_open_items: &'static str,
     aging: &'static str,
     confirmation: &'static str,
+    interest: &'static str,
+    interest_columns: [&'static str; 5],
 }
 
 fn labels(lang: Lang) -> Labels {
@@ -137,6 +139,8 @@ fn labels(lang: Lang) -> Labels {
             no_open_items: "期末无未清项目。",
             aging: "账龄",
             confirmation: "余额确认",
+            interest: "逾期利息（未计入余额）",
+            interest_columns: ["单据号", "到期日", "逾期天数", "年利率", "利息"],
         },
         Lang::En => Labels {
             title: "Statement of account",
@@ -158,6 +162,8 @@ fn labels(lang: Lang) -> Labels {
             no_open_items: "Nothing open at the end of the period.",
             aging: "Aging",
             confirmation: "Balance confirmation",
+            interest: "Late-payment interest (not included in the balance)",
+            interest_columns: ["Document", "Due", "Days late", "Annual rate", "Interest"],
         },
     }
 }
@@ -471,6 +477,33 @@ pub fn render_html(s: &Statement, lang: Lang) -> String {
         out.push_str("</tr></tbody></table>");
     }
 
+    // Late-payment interest accrued by the end, per invoice ("rate <annual rate>" in the detail).
+    let interest: Vec<&Row> = s.rows.iter().filter(|r| r.section == "interest").collect();
+    if !interest.is_empty() {
+        let _ = write!(out, "<h2>{}</h2><table class=\"interest\"><thead><tr>", l.interest);
+        for (i, c) in l.interest_columns.iter().enumerate() {
+            let _ = write!(out, "<th{}>{c}</th>", if i >= 2 { " class=\"num\"" } else { "" });
+        }
+        out.push_str("</tr></thead><tbody>");
+        for r in &interest {
+            out.push_str("<tr>");
+            cell(&mut out, "", r.doc_no.as_deref().unwrap_or(""));
+            cell(&mut out, "date", r.due_date.as_deref().unwrap_or(""));
+            cell(&mut out, "num", &r.days.map(|d| d.to_string()).unwrap_or_default());
+            let rate = r
+                .detail
+                .as_deref()
+                .and_then(|t| t.strip_prefix("rate "))
+                .and_then(|t| t.parse::<Decimal>().ok())
+                .map(|x| format!("{}%", (x * Decimal::ONE_HUNDRED).normalize()))
+                .unwrap_or_default();
+            cell(&mut out, "num", &rate);
+            cell(&mut out, "num", &r.balance.map(amount).unwrap_or_default());
+            out.push_str("</tr>");
+        }
+        out.push_str("</tbody></table>");
+    }
+
     let _ = write!(
         out,
         "<div class=\"note\"><strong>{}</strong><br>{}</div>",
@@ -539,6 +572,23 @@ mod tests {
             reply_days: 14,
             rows: vec![row("activity", "invoice", "INV-<1>", "100", "0", "100"), open, bucket],
         }
+    }
+
+    #[test]
+    fn interest_is_shown_apart_from_the_balance() {
+        let mut s = sample();
+        let mut row = s.rows[1].clone();
+        row.section = "interest".into();
+        row.kind = Some("interest".into());
+        row.detail = Some("rate 0.115".into());
+        row.balance = Some(d("12.34"));
+        row.days = Some(40);
+        s.rows.push(row);
+        let en = render_html(&s, Lang::En);
+        assert!(en.contains("Late-payment interest (not included in the balance)"));
+        assert!(en.contains("11.5%") && en.contains("12.34"));
+        assert!(render_html(&s, Lang::Zh).contains("逾期利息"));
+        assert!(!render_html(&sample(), Lang::En).contains("Late-payment interest"));
     }
 
     #[test]

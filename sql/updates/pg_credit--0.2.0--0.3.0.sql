@@ -1336,7 +1336,7 @@ DECLARE
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
-        'statement statement_html reconciliation_trace arrangement_schedule',
+        'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
@@ -1344,7 +1344,8 @@ DECLARE
         'cancel_invoice arrange cancel_arrangement',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
-    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
+                            'dunning_level', 'approval_rule',
                             'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
     i int;
     j int;
@@ -1459,6 +1460,7 @@ CREATE FUNCTION "effective_policy"(
 	"blacklist_on_legal" bool,  /* bool */
 	"statement_cycle" TEXT,  /* String */
 	"statement_min_balance" NUMERIC,  /* Option < AnyNumeric > */
+	"grace_days" INT,  /* i32 */
 	"matched_policies" bigint[]  /* Vec < i64 > */
 )
 STABLE PARALLEL SAFE
@@ -1617,6 +1619,24 @@ SELECT i.customer, i.doc_no, i.doc_date, i.due_date, a.applied_on AS paid_on, a.
   JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment' AND s.reversed_on IS NULL
   JOIN credit.invoice i ON i.id = a.invoice_id;
 
+CREATE VIEW credit.invoice_payment_experience WITH (security_invoker = true) AS
+SELECT i.customer, i.doc_no, i.doc_date, i.due_date, c.applied_on AS paid_on, i.amount,
+       c.applied_on - i.due_date AS days_late, c.applied_on - i.doc_date AS days_to_pay
+  FROM credit.invoice i
+  CROSS JOIN LATERAL (SELECT a.applied_on, s.kind FROM credit.allocation a JOIN credit.settlement s ON s.id = a.settlement_id
+                       WHERE a.invoice_id = i.id AND a.reversal_id IS NULL AND s.reversed_on IS NULL
+                       ORDER BY a.applied_on DESC, a.id DESC LIMIT 1) c
+ WHERE i.open_amount = 0 AND c.kind = 'payment';
+
+CREATE VIEW credit.days_late_experience WITH (security_invoker = true) AS
+SELECT e.customer, e.doc_no, e.doc_date, e.due_date, e.paid_on, e.amount, e.days_late, e.days_to_pay
+  FROM credit.payment_experience e
+ WHERE coalesce(current_setting('pg_credit.days_late_basis', true), 'payment') <> 'closing'
+UNION ALL
+SELECT e.customer, e.doc_no, e.doc_date, e.due_date, e.paid_on, e.amount, e.days_late, e.days_to_pay
+  FROM credit.invoice_payment_experience e
+ WHERE current_setting('pg_credit.days_late_basis', true) = 'closing';
+
 CREATE OR REPLACE VIEW credit.payment_behavior WITH (security_invoker = true) AS
 SELECT a.customer, a.region, a.customer_type,
        p.experiences,
@@ -1633,7 +1653,7 @@ SELECT a.customer, a.region, a.customer_type,
                     credit.weighted_days_late(e.days_late, e.amount) AS weighted_days_late,
                     credit.on_time_ratio(e.days_late, e.amount, 0) AS on_time_ratio,
                     credit.paydex(e.days_late, e.amount) AS paydex
-               FROM credit.payment_experience e GROUP BY e.customer) p ON p.customer = a.customer
+               FROM credit.days_late_experience e GROUP BY e.customer) p ON p.customer = a.customer
   LEFT JOIN (SELECT i.customer, sum(i.open_amount) AS overdue_amount,
                     max(current_date - i.due_date) AS oldest_overdue_days
                FROM credit.invoice i WHERE i.open_amount > 0 AND i.due_date < current_date
@@ -1711,7 +1731,7 @@ DECLARE
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
-        'statement statement_html reconciliation_trace arrangement_schedule',
+        'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
@@ -1719,7 +1739,8 @@ DECLARE
         'cancel_invoice arrange cancel_arrangement',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
-    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'grade', 'score_weight', 'dunning_level', 'approval_rule',
+    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
+                            'dunning_level', 'approval_rule',
                             'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
     i int;
     j int;
@@ -1855,8 +1876,9 @@ END;
 
 -- Statements of several customers over periods that end on the same day (each from its own
 -- start), as rows: 'opening', 'activity' (with the running balance), 'closing' (with the
--- period's debits and credits), 'open_item' (open as of the end, with aging, promise and
--- dispute), 'aging' (per bucket). The closing balance is the balance as of the end
+-- period's debits and credits), 'open_item' (open as of the end, with aging, promise, dispute
+-- and payment arrangement), 'aging' (per bucket), 'interest' (late-payment interest accrued by the
+-- end, per invoice; not part of the balance). The closing balance is the balance as of the end
 -- (credit.aging); the opening is the closing less the period's entries, which is the balance as
 -- of the day before the start (a property test holds the two ways to each other).
 --
@@ -1913,6 +1935,8 @@ BEGIN
                    JOIN credit.invoice i ON i.id = ai.invoice_id
                   WHERE s.customer = ANY ($2) AND s.arrangement_status = 'active' AND s.open_amount > 0
                   GROUP BY i.customer, i.doc_no, s.arrangement_id),
+    -- Late-payment interest accrued by the end (credit.late_interest): not part of the balance.
+    interest AS (SELECT li.* FROM credit._late_interest_of($1, $2) li),
     buckets AS (SELECT b.label, row_number() OVER (ORDER BY b.position) AS rank
                   FROM credit.aging_bucket b WHERE NOT b.retired),
     aged AS (SELECT g.customer, g.bucket_position, sum(g.open_amount) AS amount FROM g GROUP BY 1, 2)
@@ -1948,6 +1972,11 @@ BEGIN
       LEFT JOIN arranged ar ON g.doc_type = 'invoice' AND ar.customer = g.customer AND ar.doc_no = g.doc_no
       LEFT JOIN promised pr ON g.doc_type = 'invoice' AND pr.customer = g.customer AND pr.doc_no = g.doc_no
       LEFT JOIN disputed d ON g.doc_type = 'invoice' AND d.customer = g.customer AND d.doc_no = g.doc_no
+    UNION ALL
+    SELECT h.idx, li.customer, 'interest', row_number() OVER (PARTITION BY li.customer ORDER BY li.due_date, li.doc_no),
+           NULL, 'interest', li.doc_no, 'rate ' || li.rate, NULL, NULL, NULL, li.interest, li.due_date, li.days_late,
+           NULL, NULL, NULL, NULL
+      FROM interest li JOIN head h ON h.customer = li.customer
     UNION ALL
     SELECT h.idx, h.customer, 'aging', b.rank, NULL, b.label, NULL, NULL, NULL, NULL, NULL, coalesce(ag.amount, 0),
            NULL, NULL, b.label, NULL, NULL, NULL
@@ -1995,7 +2024,7 @@ BEGIN ATOMIC
       FROM credit._statement_rows(statement.period_end, ARRAY[statement.customer], ARRAY[statement.period_start]) r
       JOIN credit.account a ON a.customer = r.customer
      WHERE credit._statement_args(statement.customer, statement.period_start, statement.period_end)
-     ORDER BY array_position(ARRAY['opening', 'activity', 'closing', 'open_item', 'aging'], r.section), r.line;
+     ORDER BY array_position(ARRAY['opening', 'activity', 'closing', 'open_item', 'aging', 'interest'], r.section), r.line;
 END;
 
 -- ---------------------------------------------------------------------------------------------
@@ -2037,7 +2066,7 @@ CREATE INDEX statement_period_idx ON credit.statement (period_end);
 
 CREATE TABLE credit.statement_line (
     statement_id     bigint NOT NULL REFERENCES credit.statement (id),
-    section          text NOT NULL CHECK (section IN ('opening', 'activity', 'closing', 'open_item', 'aging')),
+    section          text NOT NULL CHECK (section IN ('opening', 'activity', 'closing', 'open_item', 'aging', 'interest')),
     line             bigint NOT NULL,
     entry_date       date,
     kind             text,
@@ -2984,6 +3013,22 @@ ALTER TABLE credit.score_weight DROP CONSTRAINT score_weight_component_check,
                              'relationship_months', 'dunning_level', 'kept_commitments'));
 INSERT INTO credit.score_weight (component, weight, is_default) VALUES ('kept_commitments', 10, true);
 
+-- Grace days before the ladder's overdue levels.
+ALTER TABLE credit.policy ADD COLUMN grace_days int CHECK (grace_days BETWEEN 0 AND 365);
+
+-- Late-payment interest by dunning level, over a reference rate where a level says so.
+ALTER TABLE credit.dunning_level
+    ADD COLUMN interest_rate numeric CHECK (interest_rate >= 0 AND interest_rate <= 1),
+    ADD COLUMN interest_over_reference boolean NOT NULL DEFAULT false;
+CREATE TABLE credit.reference_rate (
+    valid_from  date PRIMARY KEY CHECK (isfinite(valid_from)),
+    rate        numeric NOT NULL CHECK (rate >= -1 AND rate <= 1),
+    note        text
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.reference_rate', '');
+CREATE TRIGGER reference_rate_write_check BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.reference_rate
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check();
+
 CREATE FUNCTION "terms_for"(
 	"customer" TEXT, /* Option < & str > */
 	"amount" NUMERIC, /* Option < AnyNumeric > */
@@ -3013,6 +3058,92 @@ STABLE PARALLEL SAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'explain_terms_wrapper';
+
+CREATE FUNCTION "late_interest"(
+	"as_of" date DEFAULT CURRENT_DATE, /* Option < Date > */
+	"customer" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"customer" TEXT,  /* String */
+	"doc_no" TEXT,  /* String */
+	"due_date" date,  /* Date */
+	"days_late" INT,  /* i32 */
+	"open_amount" NUMERIC,  /* AnyNumeric */
+	"rate" NUMERIC,  /* Option < AnyNumeric > */
+	"interest" NUMERIC  /* AnyNumeric */
+)
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'late_interest_wrapper';
+
+CREATE FUNCTION "_late_interest_of"(
+	"as_of" date, /* Option < Date > */
+	"customers" TEXT[] /* :: std :: option :: Option < Vec < String > > */
+) RETURNS TABLE (
+	"customer" TEXT,  /* String */
+	"doc_no" TEXT,  /* String */
+	"due_date" date,  /* Date */
+	"days_late" INT,  /* i32 */
+	"open_amount" NUMERIC,  /* AnyNumeric */
+	"rate" NUMERIC,  /* Option < AnyNumeric > */
+	"interest" NUMERIC  /* AnyNumeric */
+)
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_late_interest_of_wrapper';
+
+CREATE FUNCTION "_invoice_interest"(
+	"invoice_id" bigint, /* Option < i64 > */
+	"as_of" date /* Option < Date > */
+) RETURNS NUMERIC /* Option < AnyNumeric > */
+STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_invoice_interest_wrapper';
+
+CREATE FUNCTION credit.provision_adjustment(as_of date, allowance_on_books numeric)
+RETURNS TABLE (required numeric, on_books numeric, adjustment numeric, entry text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    need numeric;
+BEGIN
+    IF as_of IS NULL OR allowance_on_books IS NULL THEN
+        RAISE EXCEPTION 'as_of and allowance_on_books must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (allowance_on_books >= 0 AND allowance_on_books <= 1000000000000000) THEN   -- NaN fails both
+        RAISE EXCEPTION 'allowance_on_books % is not an amount from 0 to 10^15', allowance_on_books
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'The allowance account''s credit balance, as a positive amount.';
+    END IF;
+    SELECT coalesce(e.expected_loss, 0) INTO need FROM credit.expected_loss(as_of) e WHERE e.customer IS NULL;
+    need := coalesce(need, 0);
+    RETURN QUERY SELECT need, allowance_on_books, need - allowance_on_books,
+        CASE WHEN need > allowance_on_books THEN 'increase: debit bad-debt expense, credit the allowance'
+             WHEN need < allowance_on_books THEN 'release: debit the allowance, credit bad-debt expense'
+             ELSE 'none' END;
+END
+$$;
+
+CREATE OR REPLACE VIEW credit.collection_worklist WITH (security_invoker = true) AS
+SELECT t.id AS task_id, t.customer, t.doc_no, t.level, t.action, t.channel, t.assigned_to, t.due_on,
+       i.open_amount,
+       current_date - i.due_date AS days_past_due,
+       i.open_amount * greatest(current_date - i.due_date, 0) AS priority,
+       a.exposure, a.grade, a.status AS account_status,
+       lc.contacted_at AS last_contact_at, lc.outcome AS last_contact_outcome, lc.contacted_by AS last_contact_by,
+       p.amount AS promised_amount, p.promised_date,
+       credit._invoice_interest(t.invoice_id, current_date) AS interest
+  FROM credit.collection_task t
+  JOIN credit.invoice i ON i.id = t.invoice_id
+  LEFT JOIN credit.account a ON a.customer = t.customer
+  LEFT JOIN LATERAL (SELECT c.contacted_at, c.outcome, c.contacted_by FROM credit.collection_contact c
+                      WHERE c.customer = t.customer ORDER BY c.contacted_at DESC, c.id DESC LIMIT 1) lc ON true
+  LEFT JOIN credit.promise p ON p.invoice_id = t.invoice_id AND p.status = 'open'
+ WHERE t.status = 'open' AND i.open_amount > 0
+ ORDER BY priority DESC, i.open_amount DESC, t.id;
 
 -- Loss rates from roll rates: 0 where nothing rolled forward.
 
@@ -3409,6 +3540,42 @@ COMMENT ON FUNCTION credit.terms_for(text, numeric, text, date) IS 'Payment term
 COMMENT ON FUNCTION credit.explain_terms(text, numeric, text, date) IS 'Payment terms for an order dated on_date, the rule that decided them (account, grade, policy, default, tier, window; its id and validity) and every step considered';
 
 COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed, grade_changed, group_changed, near_limit, order_refused, order_held, hold_released, hold_overridden, hold_cancelled, hold_withdrawn, limit_requested, limit_approval_signed, limit_request_rejected, limit_request_withdrawn, task_created, promise_made, promise_kept, promise_broken, dispute_opened, dispute_resolved, legal_referral, payment_reversed, credit_note_reversed, write_off_reversed, invoice_cancelled, statement_issued, confirmation_requested, confirmation_reminder, confirmation_replied, confirmation_deemed, reconciliation_run, arrangement_made, arrangement_completed, arrangement_broken, arrangement_cancelled (docs/collections.md#events)';
+
+COMMENT ON COLUMN credit.policy.grace_days IS 'Collections: days after the due date before the dunning ladder''s overdue levels are reached (pre-due reminders do not wait); NULL: inherit, by default 0';
+
+COMMENT ON COLUMN credit.dunning_level.interest_rate IS 'Late-payment interest from this level on: an annual rate (0.08 = 8 %), or the margin over the reference rate; NULL: the rate of the level below';
+COMMENT ON COLUMN credit.dunning_level.interest_over_reference IS 'interest_rate is a margin over credit.reference_rate (statutory late-payment interest)';
+
+COMMENT ON TABLE credit.reference_rate IS 'Reference rates for late-payment interest (e.g. a central bank''s rate), each in force from valid_from until the next';
+COMMENT ON COLUMN credit.reference_rate.valid_from IS 'First day the rate is in force';
+COMMENT ON COLUMN credit.reference_rate.rate IS 'Annual rate (0.04 = 4 %)';
+COMMENT ON COLUMN credit.reference_rate.note IS 'Where it comes from';
+
+COMMENT ON COLUMN credit.collection_worklist.interest IS 'Late-payment interest accrued on the invoice by today (credit.late_interest; 0 when its ladder charges none)';
+
+COMMENT ON VIEW credit.invoice_payment_experience IS 'Days late at the payment that closes each invoice (one row per invoice settled last by a payment, weighted by the invoice''s amount)';
+COMMENT ON COLUMN credit.invoice_payment_experience.customer IS 'Customer';
+COMMENT ON COLUMN credit.invoice_payment_experience.doc_no IS 'Invoice number';
+COMMENT ON COLUMN credit.invoice_payment_experience.doc_date IS 'Invoice date';
+COMMENT ON COLUMN credit.invoice_payment_experience.due_date IS 'Due date';
+COMMENT ON COLUMN credit.invoice_payment_experience.paid_on IS 'Date of the payment that closed it';
+COMMENT ON COLUMN credit.invoice_payment_experience.amount IS 'Invoice amount (the weight)';
+COMMENT ON COLUMN credit.invoice_payment_experience.days_late IS 'paid_on - due_date (negative: early)';
+COMMENT ON COLUMN credit.invoice_payment_experience.days_to_pay IS 'paid_on - doc_date';
+COMMENT ON VIEW credit.days_late_experience IS 'The payment experiences that payment behaviour and the score count: credit.payment_experience, or credit.invoice_payment_experience when pg_credit.days_late_basis = closing';
+COMMENT ON COLUMN credit.days_late_experience.customer IS 'Customer';
+COMMENT ON COLUMN credit.days_late_experience.doc_no IS 'Invoice number';
+COMMENT ON COLUMN credit.days_late_experience.doc_date IS 'Invoice date';
+COMMENT ON COLUMN credit.days_late_experience.due_date IS 'Due date';
+COMMENT ON COLUMN credit.days_late_experience.paid_on IS 'Date the payment counts from';
+COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid (per payment) or the invoice amount (closing)';
+COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
+COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
+
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
+COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
+COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
+COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
 
 
 CREATE VIEW credit.guard_status WITH (security_invoker = true) AS

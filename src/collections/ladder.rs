@@ -66,15 +66,18 @@ struct Rules {
     types: Vec<Option<String>>,
     regions: Vec<Option<String>>,
     ladders: Vec<String>,
+    grace_days: Vec<i32>,
     blacklist_on_legal: Vec<bool>,
 }
 
 fn rules(c: &mut SpiClient<'_>) -> Rules {
-    let mut out = Rules { types: vec![], regions: vec![], ladders: vec![], blacklist_on_legal: vec![] };
+    let mut out =
+        Rules { types: vec![], regions: vec![], ladders: vec![], grace_days: vec![], blacklist_on_legal: vec![] };
     for (t, r, e) in crate::policy::by_subject(c) {
         out.types.push(t);
         out.regions.push(r);
         out.ladders.push(e.dunning_ladder);
+        out.grace_days.push(e.grace_days);
         out.blacklist_on_legal.push(e.blacklist_on_legal);
     }
     out
@@ -166,7 +169,13 @@ fn step(c: &mut SpiClient<'_>, as_of: Date, rules: &Rules, out: &mut Vec<Change>
         .update(
             &sql,
             None,
-            &[as_of.into(), rules.types.clone().into(), rules.regions.clone().into(), rules.ladders.clone().into()],
+            &[
+                as_of.into(),
+                rules.types.clone().into(),
+                rules.regions.clone().into(),
+                rules.ladders.clone().into(),
+                rules.grace_days.clone().into(),
+            ],
         )
         .or_raise()
     {

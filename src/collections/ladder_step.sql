@@ -1,12 +1,14 @@
 -- The dunning ladder's step for the day $1, in one statement (src/collections/ladder.rs): every
 -- (invoice, level) reached on $1 by an invoice open on $1, not in dispute (now, or on $1), not
 -- under a promise that still runs and not under a payment arrangement active on $1, becomes a
--- task — already superseded when a level of more days is reached too; open tasks of fewer days on the same invoices are superseded. $2, $3, $4: the
--- ladder of each (customer_type, region) present among the accounts.
+-- task — already superseded when a level of more days is reached too; open tasks of fewer days on
+-- the same invoices are superseded. $2, $3, $4, $5: the ladder and the grace days of each
+-- (customer_type, region) present among the accounts; a level after the due date (days > 0) is
+-- reached grace days later.
 -- Returns: change, customer, doc_no, level, task id, action, channel, assigned_to, invoice id.
-WITH m AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]) AS m(customer_type, region, ladder)),
+WITH m AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::int[]) AS m(customer_type, region, ladder, grace)),
 cand AS (
-    SELECT i.id, i.customer, i.doc_no, i.due_date, m.ladder,
+    SELECT i.id, i.customer, i.doc_no, i.due_date, m.ladder, m.grace,
            i.open_amount + coalesce((SELECT sum(al.amount) FROM credit.allocation al
                                       WHERE al.invoice_id = i.id AND al.applied_on > $1), 0) AS open_then
       FROM credit.invoice i
@@ -27,7 +29,8 @@ reached AS (
                     (SELECT max(l2.days) FROM credit.collection_task t2
                        JOIN credit.dunning_level l2 ON l2.ladder = t2.ladder AND l2.level = t2.level
                       WHERE t2.invoice_id = c.id)) AS top_days
-      FROM cand c JOIN credit.dunning_level l ON l.ladder = c.ladder AND NOT l.retired AND $1 - c.due_date >= l.days
+      FROM cand c JOIN credit.dunning_level l ON l.ladder = c.ladder AND NOT l.retired
+                   AND $1 - c.due_date >= l.days + CASE WHEN l.days > 0 THEN c.grace ELSE 0 END
      WHERE c.open_then > 0
        AND NOT EXISTS (SELECT 1 FROM credit.collection_task x WHERE x.invoice_id = c.id AND x.ladder = c.ladder AND x.level = l.level)),
 new AS (

@@ -2,6 +2,7 @@
 //! that lift by themselves, and what follows a settlement. Tables, views and the SQL-language
 //! functions (credit.log_contact, credit.run_daily) are in sql/collections.sql.
 pub mod disputes;
+pub mod interest;
 pub mod ladder;
 
 use crate::holds;

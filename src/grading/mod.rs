@@ -15,7 +15,21 @@ use rust_decimal::Decimal;
 
 /// Raw component values for one customer as of a date. None = no data.
 fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Vec<(Component, Option<Decimal>)> {
-    let t = c.select(include_str!("score_inputs.sql"), Some(1), &[customer.into(), as_of.into()]).or_raise();
+    // (A database still on an older version's SQL has no days_late_experience: per payment.)
+    let has_basis: bool = c
+        .select("SELECT pg_catalog.to_regclass('credit.days_late_experience') IS NOT NULL", Some(1), &[])
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise()
+        .unwrap_or(false);
+    let sql = include_str!("score_inputs.sql");
+    let sql = if has_basis {
+        sql.to_string()
+    } else {
+        sql.replace("credit.days_late_experience", "credit.payment_experience")
+    };
+    let t = c.select(&sql, Some(1), &[customer.into(), as_of.into()]).or_raise();
     if t.is_empty() {
         error::unknown_customer(customer)
     }

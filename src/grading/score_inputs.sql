@@ -1,7 +1,8 @@
 -- The raw score components of customer $1 as of $2 (src/grading/mod.rs, inputs): payment behaviour
--- over the 12 months before $2 (paydex from 3 payments on), days past due of the oldest overdue
+-- over the 12 months before $2 (paydex from 3 payments on; per payment or at the closing payment,
+-- as pg_credit.days_late_basis says), days past due of the oldest overdue
 -- invoice, utilisation of the limit in force, months of relationship. NULL = no data.
-WITH exp AS (SELECT e.days_late, e.amount FROM credit.payment_experience e
+WITH exp AS (SELECT e.days_late, e.amount FROM credit.days_late_experience e
               WHERE e.customer = $1 AND e.paid_on <= $2 AND e.paid_on > $2 - 365),
      b AS (SELECT CASE WHEN count(*) >= 3 THEN credit.paydex(days_late, amount) END AS paydex,
                   credit.weighted_days_late(days_late, amount) AS wdl,

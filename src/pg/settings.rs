@@ -1,10 +1,24 @@
 //! Settings. The only switch that weakens enforcement is superuser-only (PGC_SUSET).
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::PostgresGucEnum;
 use std::ffi::CString;
 
 pub static ALLOW_ORDERS_WITHOUT_ACCOUNT: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static RECORD_REFUSALS: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static ADMIN_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"credit_admin"));
+
+/// How days late are measured for payment behaviour and the score: per payment (each payment
+/// applied to an invoice, weighted by its amount: PAYDEX's way, the default) or at the payment
+/// that closes the invoice (one experience per invoice, weighted by the invoice's amount).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DaysLateBasis {
+    #[name = c"payment"]
+    Payment,
+    #[name = c"closing"]
+    Closing,
+}
+
+pub static DAYS_LATE_BASIS: GucSetting<DaysLateBasis> = GucSetting::<DaysLateBasis>::new(DaysLateBasis::Payment);
 
 /// The role whose members may change credit limits directly (besides superusers).
 pub fn admin_role() -> Option<String> {
@@ -38,6 +52,17 @@ pub fn init() {
           (credit.refusal_recording shows what waits). Only superusers may change it.",
         &RECORD_REFUSALS,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_credit.days_late_basis",
+        c"How days late are measured: per payment, or at the payment that closes the invoice.",
+        c"payment (the default): each payment applied to an invoice is an experience, weighted by its amount \
+          (as PAYDEX does). closing: one experience per invoice settled by a payment, dated by the payment that \
+          closed it and weighted by the invoice's amount. credit.payment_behavior and credit.score follow it \
+          (through credit.days_late_experience); set it per database (ALTER DATABASE ... SET) to keep scores comparable.",
+        &DAYS_LATE_BASIS,
+        GucContext::Userset,
         GucFlags::default(),
     );
     // SAFETY: called from _PG_init, before any setting of the prefix can be set.

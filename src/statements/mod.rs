@@ -161,7 +161,7 @@ fn load(c: &SpiClient<'_>, id: i64) -> Option<(Statement, Lang)> {
                     to_char(due_date, 'YYYY-MM-DD'), days, bucket, promised_amount, to_char(promised_date, 'YYYY-MM-DD'), \
                     to_char(disputed_since, 'YYYY-MM-DD') \
                FROM credit.statement_line WHERE statement_id = $1 \
-              ORDER BY array_position(ARRAY['opening', 'activity', 'closing', 'open_item', 'aging'], section), line",
+              ORDER BY array_position(ARRAY['opening', 'activity', 'closing', 'open_item', 'aging', 'interest'], section), line",
             None,
             &[id.into()],
         )

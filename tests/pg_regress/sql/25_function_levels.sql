@@ -65,7 +65,8 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     'reverse_settlement:manager cancel_invoice:manager statement:any statement_html:any statement_run:clerk '
     'request_confirmation:clerk record_confirmation:clerk remind_confirmations:clerk load_finance_items:clerk '
     'reconcile:clerk reconciliation_trace:any _ledger_entries:any _statement_rows:any _statement_args:any '
-    'arrange:manager cancel_arrangement:manager arrangement_schedule:any _arranged:any _arrangement_paid:any _arrangement_schedule_args:any',
+    'arrange:manager cancel_arrangement:manager arrangement_schedule:any _arranged:any _arrangement_paid:any _arrangement_schedule_args:any '
+    'late_interest:any _late_interest_of:any _invoice_interest:any provision_adjustment:any',
     ' ')) x;
 INSERT INTO fl_level
 SELECT p.proname, 'trigger' FROM pg_proc p
