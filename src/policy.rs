@@ -178,7 +178,7 @@ fn load_windows(c: &SpiClient<'_>, on: Date) -> Vec<WindowRow> {
     }
     c.select(
         "SELECT id, customer_type, region, product_category, grade, valid_from - DATE '2000-01-01', terms_days, mode, \
-                name, valid_from, valid_until \
+                name, valid_from, valid_until, min_amount \
            FROM credit.terms_window WHERE $1 BETWEEN valid_from AND valid_until",
         None,
         &[on.into()],
@@ -193,6 +193,7 @@ fn load_windows(c: &SpiClient<'_>, on: Date) -> Vec<WindowRow> {
                 product_category: r.get(4).or_raise(),
             },
             grade: r.get(5).or_raise(),
+            min_amount: dec(r.get(12).or_raise()),
             valid_from: r.get::<i32>(6).or_raise().required("window valid_from"),
             terms_days: r.get::<i32>(7).or_raise().required("window terms_days"),
             mode: policy::WindowMode::parse(&r.get::<String>(8).or_raise().required("window mode"))
@@ -232,8 +233,8 @@ pub fn terms(c: &SpiClient<'_>, customer: &str, amount: Decimal, product_categor
     let policy_row = policy::ranked(&ps, &s).into_iter().find(|p| p.fields.terms_days.is_some());
     let tier = policy::tier_for(&tiers, &s, amount);
     let ws: Vec<policy::TermsWindow> = windows.iter().map(|w| w.window.clone()).collect();
-    let window =
-        policy::window_for(&ws, &s, grade.as_deref()).and_then(|w| windows.iter().find(|x| x.window.id == w.id));
+    let window = policy::window_for(&ws, &s, grade.as_deref(), amount)
+        .and_then(|w| windows.iter().find(|x| x.window.id == w.id));
     let steps = policy::terms_steps(
         own,
         by_grade,

@@ -91,6 +91,17 @@ SELECT credit.record_confirmation((SELECT id FROM credit.balance_confirmation WH
 SELECT credit.load_finance_items('2026-05-31', $$SELECT customer, doc_no, open_amount AS amount, doc_date, due_date
                                                   FROM credit.aging('2026-05-31') WHERE customer <> '4'$$);
 SELECT count(*) FROM credit.reconcile('2026-05-31');
+-- Terms windows, grace days, interest rates, a payment arrangement.
+INSERT INTO credit.terms_window (name, customer_type, valid_from, valid_until, terms_days, mode, min_amount)
+VALUES ('summer', 'retail', '2026-06-01', '2026-08-31', 45, 'at_least', 1000);
+UPDATE credit.policy SET grace_days = 3 WHERE customer_type = 'retail';
+UPDATE credit.dunning_level SET interest_rate = 0.08 WHERE ladder = 'default' AND level = 2;
+INSERT INTO credit.reference_rate (valid_from, rate, note) VALUES ('2026-01-01', 0.04, 'reference rate');
+SELECT credit.arrange(i.customer, ARRAY[i.doc_no],
+                      jsonb_build_array(jsonb_build_object('due_date', '2026-07-31', 'amount', i.open_amount)), 'plan', '2026-06-15')
+  FROM credit.invoice i
+ WHERE i.customer = '2' AND i.open_amount > 0 AND NOT i.disputed AND i.doc_date <= '2026-06-15'
+ ORDER BY i.id LIMIT 1;
 SQL
 HERE=$(cd "$(dirname "$0")" && pwd)
 fingerprint() {   # every pg_credit table, the two guarded tables, and the aging computed from them

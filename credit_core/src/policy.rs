@@ -233,19 +233,34 @@ pub struct TermsWindow {
     pub id: i64,
     pub on: Match,
     pub grade: Option<String>,
+    /// Orders from this amount on (None: any amount): a promotion for large orders.
+    pub min_amount: Option<Decimal>,
     pub valid_from: i32,
     pub terms_days: i32,
     pub mode: WindowMode,
 }
 
-/// The window that applies: among those matching the subject (and the customer's grade), the most
-/// specific (a grade counts as a match column, weighed after the category); then the one that
-/// started last; then the newest.
-pub fn window_for<'w>(windows: &'w [TermsWindow], s: &Subject<'_>, grade: Option<&str>) -> Option<&'w TermsWindow> {
-    windows.iter().filter(|w| w.on.matches(s) && w.grade.as_deref().is_none_or(|g| Some(g) == grade)).max_by_key(|w| {
-        let (n, c, t, r) = w.on.specificity();
-        (n + w.grade.is_some() as u8, c, w.grade.is_some(), t, r, w.valid_from, w.id)
-    })
+/// The window that applies to an order of `amount`: among those matching the subject (and the
+/// customer's grade, and the amount), the most specific (a grade counts as a match column, weighed
+/// after the category); then the one with the higher minimum amount; then the one that started
+/// last; then the newest.
+pub fn window_for<'w>(
+    windows: &'w [TermsWindow],
+    s: &Subject<'_>,
+    grade: Option<&str>,
+    amount: Decimal,
+) -> Option<&'w TermsWindow> {
+    windows
+        .iter()
+        .filter(|w| {
+            w.on.matches(s)
+                && w.grade.as_deref().is_none_or(|g| Some(g) == grade)
+                && w.min_amount.is_none_or(|m| amount >= m)
+        })
+        .max_by_key(|w| {
+            let (n, c, t, r) = w.on.specificity();
+            (n + w.grade.is_some() as u8, c, w.grade.is_some(), t, r, w.min_amount, w.valid_from, w.id)
+        })
 }
 
 /// One step of reaching the terms, for credit.explain_terms.
@@ -371,7 +386,15 @@ mod tests {
     }
 
     fn window(id: i64, on: Match, grade: Option<&str>, from: i32, days: i32, mode: WindowMode) -> TermsWindow {
-        TermsWindow { id, on, grade: grade.map(String::from), valid_from: from, terms_days: days, mode }
+        TermsWindow {
+            id,
+            on,
+            grade: grade.map(String::from),
+            min_amount: None,
+            valid_from: from,
+            terms_days: days,
+            mode,
+        }
     }
 
     #[test]
@@ -415,11 +438,18 @@ mod tests {
             window(4, m(None, None, None), None, 110, 50, WindowMode::AtLeast),
         ];
         let s = Subject { customer_type: Some("retail"), region: None, product_category: None };
-        assert_eq!(window_for(&ws, &s, Some("B")).map(|w| w.id), Some(4)); // started last
-        assert_eq!(window_for(&ws, &s, Some("AAA")).map(|w| w.id), Some(3)); // grade is a match column
+        let any = Decimal::ONE;
+        assert_eq!(window_for(&ws, &s, Some("B"), any).map(|w| w.id), Some(4)); // started last
+        assert_eq!(window_for(&ws, &s, Some("AAA"), any).map(|w| w.id), Some(3)); // grade is a match column
         let ice = Subject { product_category: Some("ice"), ..s };
-        assert_eq!(window_for(&ws, &ice, Some("AAA")).map(|w| w.id), Some(2)); // category beats grade
-        assert_eq!(window_for(&ws[1..2], &s, None), None);
+        assert_eq!(window_for(&ws, &ice, Some("AAA"), any).map(|w| w.id), Some(2)); // category beats grade
+        assert_eq!(window_for(&ws[1..2], &s, None, any), None);
+        // A window for large orders: only from its amount on, and then before an otherwise equal one.
+        let mut big = window(5, m(None, None, None), None, 50, 90, WindowMode::AtLeast);
+        big.min_amount = Some(Decimal::from(10_000));
+        let ws2 = vec![ws[0].clone(), big];
+        assert_eq!(window_for(&ws2, &s, None, Decimal::from(9_999)).map(|w| w.id), Some(1));
+        assert_eq!(window_for(&ws2, &s, None, Decimal::from(10_000)).map(|w| w.id), Some(5));
     }
 
     fn tier(id: i64, on: Match, min: i64, days: i32) -> Tier {

@@ -2988,6 +2988,7 @@ CREATE TABLE credit.terms_window (
     region            text,
     product_category  text,
     grade             text,
+    min_amount        numeric CHECK (min_amount > 0 AND min_amount <= 1000000000000000),
     valid_from        date NOT NULL,
     valid_until       date NOT NULL,
     terms_days        int NOT NULL CHECK (terms_days BETWEEN 0 AND 3650),
@@ -3188,7 +3189,7 @@ BEGIN ATOMIC
 END;
 
 -- Payment arrangements (分期付款): what is open on some invoices of a customer in arrears, agreed
--- to be paid in dated instalments (docs/arrangements.md).
+-- to be paid in dated instalments (docs/collections.md, "Payment arrangements").
 --
 -- While a plan is active the dunning ladder leaves its invoices alone (src/collections/
 -- ladder_step.sql); money applied to them from the agreement on pays the instalments in order.
@@ -3526,6 +3527,7 @@ COMMENT ON COLUMN credit.terms_window.customer_type IS 'Matches customers of thi
 COMMENT ON COLUMN credit.terms_window.region IS 'Matches customers of this region (NULL: any)';
 COMMENT ON COLUMN credit.terms_window.product_category IS 'Matches orders of this product category (NULL: any)';
 COMMENT ON COLUMN credit.terms_window.grade IS 'Matches customers of this credit grade (NULL: any): better terms for better grades';
+COMMENT ON COLUMN credit.terms_window.min_amount IS 'Matches orders from this amount on (NULL: any amount)';
 COMMENT ON COLUMN credit.terms_window.valid_from IS 'First document date it applies to';
 COMMENT ON COLUMN credit.terms_window.valid_until IS 'Last document date it applies to';
 COMMENT ON COLUMN credit.terms_window.terms_days IS 'Payment terms in days';
@@ -3572,10 +3574,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 
 CREATE VIEW credit.guard_status WITH (security_invoker = true) AS
@@ -3685,6 +3687,8 @@ COMMENT ON COLUMN credit.trusted_proxy.role IS 'The login (session user) of the 
 COMMENT ON COLUMN credit.trusted_proxy.note IS 'Free text: which application, who vouches for it';
 COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';
 COMMENT ON TABLE credit.outbox_lock IS 'Internal: its lock serialises outbox numbering (nobody else can take it)';
+COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
+COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
 COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
 COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
@@ -3705,8 +3709,6 @@ COMMENT ON COLUMN credit.guard_status.amount_column IS 'Amount column';
 COMMENT ON COLUMN credit.guard_status.status_column IS 'Status column (NULL: every row is open)';
 COMMENT ON COLUMN credit.guard_status.open_statuses IS 'Statuses that count as open';
 COMMENT ON COLUMN credit.guard_status.problems IS 'What is wrong (empty: the guard is intact); a table with a missing or unguardable column is not counted by credit.verify() and refuses writes';
-COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
-COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 
 COMMENT ON FUNCTION credit._is_admin() IS 'Internal: whether the caller is a credit admin';
 COMMENT ON FUNCTION credit._is_superuser() IS 'Internal: whether the caller is a superuser';
@@ -3738,9 +3740,9 @@ COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watc
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
 
 COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
-COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
-COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
+COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
+COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 
 COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';

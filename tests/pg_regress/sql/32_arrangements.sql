@@ -41,7 +41,7 @@ SELECT * FROM a_run('2024-05-21');
 SELECT instalment, due_date, amount, paid, open_amount, state, arrangement_status
   FROM credit.arrangement_schedule('2024-05-21', 'A-PLAN');
 -- The aging keeps the invoices' own due dates; the statement shows the plan beside them.
-SELECT doc_no, due_date, open_amount, days, bucket FROM credit.aging('2024-05-31', 'due') WHERE customer = 'A-PLAN';
+SELECT doc_no, due_date, open_amount, days, bucket FROM credit.aging('2024-05-31', 'due') WHERE customer = 'A-PLAN' ORDER BY doc_no;
 SELECT section, doc_no, due_date, balance, regexp_replace(detail, 'arrangement \d+', 'arrangement N') AS detail
   FROM credit.statement('A-PLAN', '2024-05-01', '2024-05-31')
  WHERE section IN ('open_item', 'closing');

@@ -23,6 +23,15 @@ SELECT d AS on_date, c AS customer, cat, e.terms_days, e.source, e.rule LIKE 'wi
                ('2026-07-15', 'TW-BEST', 'ice'), ('2026-11-05', 'TW-BEST', NULL)) v(d, c, cat),
        credit.explain_terms(c, 100, cat, d) e
  ORDER BY c, d, cat NULLS FIRST;
+-- A window for large orders only (an amount tier for a time).
+INSERT INTO credit.terms_window (name, customer_type, valid_from, valid_until, terms_days, mode, min_amount) VALUES
+    ('big orders in November', 'retail', '2026-11-01', '2026-11-30', 90, 'at_least', 50000);
+SELECT amount, e.terms_days, e.source, e.rule LIKE 'window %' AS by_window
+  FROM unnest(ARRAY[49999.99, 50000]) amount, credit.explain_terms('TW-SHOP', amount, NULL, '2026-11-05') e ORDER BY amount;
+SELECT count(*) AS refused FROM (SELECT 1) x
+ WHERE regress.sqlstate_of($$INSERT INTO credit.terms_window (name, valid_from, valid_until, terms_days, min_amount)
+                             VALUES ('none', '2026-01-01', '2026-02-01', 10, 0)$$) = '23514';
+DELETE FROM credit.terms_window WHERE name = 'big orders in November';
 -- Every step, for a person: the base, then the window.
 SELECT regexp_replace(steps, '(policy|window) \d+', '\1 N', 'g') AS steps
   FROM credit.explain_terms('TW-SHOP', 100, NULL, '2026-11-05');
