@@ -382,6 +382,9 @@ COMMENT ON FUNCTION credit._policy_ladder_check() IS 'Internal: a policy''s dunn
 CREATE FUNCTION credit.run_daily(as_of date DEFAULT CURRENT_DATE)
 RETURNS TABLE (step text, changes bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    scored text[];
+    scores numeric[];
 BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -398,7 +401,12 @@ BEGIN
     SELECT count(*) INTO changes FROM credit.run_collections(as_of);
     RETURN NEXT;
     step := 'regrade';
-    SELECT count(*) FILTER (WHERE r.applied OR r.action = 'request') INTO changes FROM credit.regrade(as_of, false) r;
+    SELECT count(*) FILTER (WHERE r.applied OR r.action = 'request'), array_agg(r.customer), array_agg(r.score)
+      INTO changes, scored, scores FROM credit.regrade(as_of, false) r;
+    RETURN NEXT;
+    -- The day's credit history (sql/history.sql), with the scores the regrade computed.
+    step := 'history';
+    changes := credit._record_history(as_of, scored, scores);
     RETURN NEXT;
     -- Statements for periods that ended yesterday (a day is complete once it is over).
     step := 'statements';
@@ -409,7 +417,7 @@ BEGIN
     RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
+COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades, records the credit history, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
 
 COMMENT ON COLUMN credit.collection_worklist.task_id IS 'Task (credit.log_contact takes it)';
 COMMENT ON COLUMN credit.collection_worklist.customer IS 'Customer';

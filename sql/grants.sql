@@ -27,7 +27,7 @@ DECLARE
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
-        'cancel_invoice arrange cancel_arrangement',
+        'cancel_invoice arrange cancel_arrangement backfill_history',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',

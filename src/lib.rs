@@ -21,6 +21,7 @@ mod approvals;
 mod collections;
 mod grading;
 mod guard;
+mod history;
 mod holds;
 mod ledger;
 mod pg;
@@ -133,6 +134,11 @@ extension_sql_file!(
 extension_sql_file!("../sql/confirmations.sql", name = "confirmations", requires = ["statements"]);
 extension_sql_file!("../sql/reconciliation.sql", name = "reconciliation", requires = ["statements"]);
 extension_sql_file!("../sql/arrangements.sql", name = "arrangements", requires = ["collections", "ledger", "accounts"]);
+extension_sql_file!(
+    "../sql/history.sql",
+    name = "history",
+    requires = ["aging", "collections", history::backfill_history, history::_backfill_history]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
@@ -154,7 +160,7 @@ mod pg_tests;
 mod sql_constants {
     use credit_core::money::{MAX_AMOUNT, MAX_FRACTION_DIGITS};
 
-    const SQL: [(&str, &str); 18] = [
+    const SQL: [(&str, &str); 19] = [
         ("schema", include_str!("../sql/schema.sql")),
         ("privileges", include_str!("../sql/privileges.sql")),
         ("accounts", include_str!("../sql/accounts.sql")),
@@ -172,6 +178,7 @@ mod sql_constants {
         ("confirmations", include_str!("../sql/confirmations.sql")),
         ("reconciliation", include_str!("../sql/reconciliation.sql")),
         ("arrangements", include_str!("../sql/arrangements.sql")),
+        ("history", include_str!("../sql/history.sql")),
         ("grants", include_str!("../sql/grants.sql")),
     ];
 

@@ -102,6 +102,9 @@ SELECT credit.arrange(i.customer, ARRAY[i.doc_no],
   FROM credit.invoice i
  WHERE i.customer = '2' AND i.open_amount > 0 AND NOT i.disputed AND i.doc_date <= '2026-06-15'
  ORDER BY i.id LIMIT 1;
+-- The credit history: rebuilt for the past, recorded for today.
+SELECT credit.backfill_history('2026-04-01', current_date - 1) > 0;
+SELECT credit._record_history(current_date) > 0;   -- the daily job's step (run_daily would also re-grade)
 SQL
 HERE=$(cd "$(dirname "$0")" && pwd)
 fingerprint() {   # every pg_credit table, the two guarded tables, and the aging computed from them

@@ -5,6 +5,7 @@
 pub mod aging;
 pub mod allocation;
 pub mod decision;
+pub mod history;
 pub mod interest;
 pub mod lateness;
 pub mod metrics;
