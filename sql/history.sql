@@ -56,14 +56,6 @@ CREATE TABLE credit.portfolio_history (
 );
 SELECT pg_catalog.pg_extension_config_dump('credit.portfolio_history', '');
 
--- The bucket amounts of open invoices, in bucket position order, as a fixed-length array.
-CREATE FUNCTION credit._bucket_array(amounts numeric[], ranks bigint[]) RETURNS numeric[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(array_agg(coalesce((SELECT sum(a) FROM unnest(amounts, ranks) x(a, r) WHERE x.r = k), 0) ORDER BY k), '{}')
-      FROM generate_series(1, greatest(coalesce((SELECT max(r) FROM unnest(ranks) r), 0),
-                                       (SELECT count(*) FROM credit.aging_bucket b WHERE NOT b.retired))) k
-$$;
-
 -- Records the figures of `as_of` for every account (the daily job's step): as changes, a row only
 -- where something differs from the row in force that day (the day before's, or an earlier run's
 -- of the same day). Scores: those the day's regrade computed.
@@ -72,6 +64,7 @@ RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     written bigint;
+    touched text[];
     last_day date;
     nb int := (SELECT count(*) FROM credit.aging_bucket b WHERE NOT b.retired);
 BEGIN
@@ -81,15 +74,25 @@ BEGIN
     IF last_day IS NOT NULL AND last_day < as_of - 1 THEN
         PERFORM credit._backfill_history(last_day + 1, as_of - 1);
     END IF;
-    WITH ag AS (
+    WITH g AS MATERIALIZED (SELECT * FROM credit.aging(_record_history.as_of)),
+    ag AS (
         SELECT g.customer,
                coalesce(sum(g.open_amount) FILTER (WHERE g.doc_type = 'invoice'), 0) AS open_ar,
                coalesce(-sum(g.open_amount) FILTER (WHERE g.doc_type <> 'invoice'), 0) AS unapplied,
                coalesce(sum(g.open_amount) FILTER (WHERE g.doc_type = 'invoice' AND g.days > 0), 0) AS overdue,
-               min(g.due_date) FILTER (WHERE g.doc_type = 'invoice' AND g.days > 0) AS oldest_overdue_due,
-               array_agg(g.open_amount) FILTER (WHERE g.doc_type = 'invoice') AS amounts,
-               array_agg(g.bucket_position::bigint) FILTER (WHERE g.doc_type = 'invoice') AS ranks
-          FROM credit.aging(_record_history.as_of) g GROUP BY g.customer),
+               min(g.due_date) FILTER (WHERE g.doc_type = 'invoice' AND g.days > 0) AS oldest_overdue_due
+          FROM g GROUP BY g.customer),
+    -- Open invoices per bucket, as an array in bucket order (zeros filled in).
+    ranks AS (SELECT b.position, row_number() OVER (ORDER BY b.position) AS k FROM credit.aging_bucket b WHERE NOT b.retired),
+    per_bucket AS (
+        SELECT g.customer, r.k, sum(g.open_amount) AS amount
+          FROM g JOIN ranks r ON r.position = g.bucket_position
+         WHERE g.doc_type = 'invoice' GROUP BY g.customer, r.k),
+    bk AS (
+        SELECT c.customer, array_agg(coalesce(p.amount, 0) ORDER BY r.k) AS buckets
+          FROM (SELECT DISTINCT pb.customer FROM per_bucket pb) c CROSS JOIN ranks r
+          LEFT JOIN per_bucket p ON p.customer = c.customer AND p.k = r.k
+         GROUP BY c.customer),
     lvl AS (
         SELECT t.customer, max(t.level) AS level FROM credit.collection_task t
          WHERE t.status = 'open' AND t.level IS NOT NULL AND t.created_for <= _record_history.as_of
@@ -104,11 +107,11 @@ BEGIN
                CASE WHEN _record_history.as_of = current_date
                     THEN coalesce(ag.open_ar, 0) - coalesce(ag.unapplied, 0) + a.open_orders END AS exposure,
                coalesce(ag.overdue, 0) AS overdue,
-               CASE WHEN ag.customer IS NULL THEN array_fill(0::numeric, ARRAY[nb])
-                    ELSE credit._bucket_array(ag.amounts, ag.ranks) END AS buckets,
+               coalesce(bk.buckets, array_fill(0::numeric, ARRAY[nb])) AS buckets,
                ag.oldest_overdue_due, a.status, a.grade, sc.score, lvl.level
           FROM credit.account a
           LEFT JOIN ag ON ag.customer = a.customer
+          LEFT JOIN bk ON bk.customer = a.customer
           LEFT JOIN lvl ON lvl.customer = a.customer
           LEFT JOIN sc ON sc.customer = a.customer),
     prev AS (
@@ -136,17 +139,22 @@ BEGIN
                utilization = excluded.utilization, status = excluded.status, grade = excluded.grade, score = excluded.score,
                dunning_level = excluded.dunning_level, source = 'recorded'
         RETURNING h.customer)
-    SELECT count(*) INTO written FROM ins;
+    SELECT count(*), array_agg(ins.customer) INTO written, touched FROM ins;
     -- A row recorded today for an unchanged customer is not needed: the day before holds on.
-    DELETE FROM credit.history h
-     USING credit.history p
-     WHERE h.valid_from = _record_history.as_of AND h.source = 'recorded'
-       AND p.customer = h.customer AND p.valid_until = h.valid_from
-       AND (h.credit_limit, h.temporary_limit, h.open_ar, h.unapplied_credit, h.open_orders, h.exposure, h.overdue, h.buckets,
-            h.oldest_overdue_due, h.status, h.grade, h.score, h.dunning_level)
-           IS NOT DISTINCT FROM (p.credit_limit, p.temporary_limit, p.open_ar, p.unapplied_credit, p.open_orders, p.exposure,
-                                 p.overdue, p.buckets, p.oldest_overdue_due, p.status, p.grade, p.score, p.dunning_level);
-    PERFORM credit._close_history_ranges(NULL);
+    WITH del AS (
+        DELETE FROM credit.history h
+         USING credit.history p
+         WHERE h.valid_from = _record_history.as_of AND h.source = 'recorded'
+           AND p.customer = h.customer AND p.valid_until = h.valid_from
+           AND (h.credit_limit, h.temporary_limit, h.open_ar, h.unapplied_credit, h.open_orders, h.exposure, h.overdue, h.buckets,
+                h.oldest_overdue_due, h.status, h.grade, h.score, h.dunning_level)
+               IS NOT DISTINCT FROM (p.credit_limit, p.temporary_limit, p.open_ar, p.unapplied_credit, p.open_orders, p.exposure,
+                                     p.overdue, p.buckets, p.oldest_overdue_due, p.status, p.grade, p.score, p.dunning_level)
+        RETURNING h.customer)
+    SELECT coalesce(touched, '{}') || coalesce(array_agg(del.customer), '{}') INTO touched FROM del;
+    IF cardinality(touched) > 0 THEN
+        PERFORM credit._close_history_ranges(touched);
+    END IF;
     PERFORM credit._portfolio_history(_record_history.as_of, _record_history.as_of);
     RETURN written;
 END
@@ -154,11 +162,21 @@ $$;
 
 -- Sets every row's valid_until to the next row's valid_from (of the customers given, or all).
 CREATE FUNCTION credit._close_history_ranges(customers text[]) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    UPDATE credit.history h SET valid_until = n.next_from
-      FROM (SELECT x.customer, x.valid_from, lead(x.valid_from) OVER (PARTITION BY x.customer ORDER BY x.valid_from) AS next_from
-              FROM credit.history x WHERE customers IS NULL OR x.customer = ANY (customers)) n
-     WHERE h.customer = n.customer AND h.valid_from = n.valid_from AND h.valid_until IS DISTINCT FROM n.next_from
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF customers IS NULL THEN
+        UPDATE credit.history h SET valid_until = n.next_from
+          FROM (SELECT x.customer, x.valid_from, lead(x.valid_from) OVER (PARTITION BY x.customer ORDER BY x.valid_from) AS next_from
+                  FROM credit.history x) n
+         WHERE h.customer = n.customer AND h.valid_from = n.valid_from AND h.valid_until IS DISTINCT FROM n.next_from;
+    ELSE
+        UPDATE credit.history h SET valid_until = n.next_from
+          FROM (SELECT x.customer, x.valid_from, lead(x.valid_from) OVER (PARTITION BY x.customer ORDER BY x.valid_from) AS next_from
+                  FROM credit.history x WHERE x.customer = ANY (customers)) n
+         WHERE h.customer = ANY (customers) AND h.customer = n.customer AND h.valid_from = n.valid_from
+           AND h.valid_until IS DISTINCT FROM n.next_from;
+    END IF;
+END
 $$;
 
 -- The portfolio of the days from..to, from the history rows in force each day. Computed from the
@@ -286,7 +304,6 @@ COMMENT ON COLUMN credit.portfolio_history.overdue IS 'Open receivables past due
 COMMENT ON COLUMN credit.portfolio_history.buckets IS 'Open receivables per aging bucket, in position order';
 COMMENT ON COLUMN credit.portfolio_history.over_limit IS 'Customers over their limit';
 COMMENT ON COLUMN credit.portfolio_history.near_limit IS 'Customers at 80 % of their limit or more, not over it';
-COMMENT ON FUNCTION credit._bucket_array(numeric[], bigint[]) IS 'Internal: amounts summed per bucket rank, as an array in bucket order';
 COMMENT ON FUNCTION credit._record_history(date, text[], numeric[]) IS 'Internal: records the day''s credit history (the daily job''s step), filling missed days from the ledger';
 COMMENT ON FUNCTION credit._close_history_ranges(text[]) IS 'Internal: sets each history row''s valid_until to the next row''s valid_from';
 COMMENT ON FUNCTION credit._portfolio_history(date, date) IS 'Internal: the portfolio history of a range of days, from the customers'' history';
