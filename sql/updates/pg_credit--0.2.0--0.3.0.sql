@@ -3728,6 +3728,11 @@ BEGIN
           LEFT JOIN bk ON bk.customer = a.customer
           LEFT JOIN lvl ON lvl.customer = a.customer
           LEFT JOIN sc ON sc.customer = a.customer),
+    -- The rows in force on the day, read once (a lookup per customer would see the rows this
+    -- statement inserts, and on a table without statistics be planned as a scan per customer).
+    in_force AS MATERIALIZED (
+        SELECT h.* FROM credit.history h
+         WHERE h.valid_from <= _record_history.as_of AND (h.valid_until IS NULL OR h.valid_until > _record_history.as_of)),
     prev AS (
         SELECT n.*, p.valid_from AS prev_from,
                (p.customer IS NULL OR (n.lim, n.temp, n.open_ar, n.unapplied, n.open_orders, n.exposure, n.overdue, n.buckets,
@@ -3735,8 +3740,7 @@ BEGIN
                     IS DISTINCT FROM (p.credit_limit, p.temporary_limit, p.open_ar, p.unapplied_credit, p.open_orders, p.exposure,
                                       p.overdue, p.buckets, p.oldest_overdue_due, p.status, p.grade, p.score, p.dunning_level)) AS changed
           FROM now n
-          LEFT JOIN LATERAL (SELECT h.* FROM credit.history h WHERE h.customer = n.customer AND h.valid_from <= _record_history.as_of
-                              ORDER BY h.valid_from DESC LIMIT 1) p ON true),
+          LEFT JOIN in_force p ON p.customer = n.customer),
     ins AS (
         INSERT INTO credit.history AS h (customer, valid_from, credit_limit, temporary_limit, open_ar, unapplied_credit, open_orders,
                                          exposure, overdue, buckets, oldest_overdue_due, utilization, status, grade, score,
