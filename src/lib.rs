@@ -139,6 +139,11 @@ extension_sql_file!(
     name = "history",
     requires = ["aging", "collections", history::backfill_history, history::_backfill_history]
 );
+extension_sql_file!(
+    "../sql/file.sql",
+    name = "file",
+    requires = ["history", "arrangements", "grading", "approvals", "holds"]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
@@ -160,7 +165,7 @@ mod pg_tests;
 mod sql_constants {
     use credit_core::money::{MAX_AMOUNT, MAX_FRACTION_DIGITS};
 
-    const SQL: [(&str, &str); 19] = [
+    const SQL: [(&str, &str); 20] = [
         ("schema", include_str!("../sql/schema.sql")),
         ("privileges", include_str!("../sql/privileges.sql")),
         ("accounts", include_str!("../sql/accounts.sql")),
@@ -179,6 +184,7 @@ mod sql_constants {
         ("reconciliation", include_str!("../sql/reconciliation.sql")),
         ("arrangements", include_str!("../sql/arrangements.sql")),
         ("history", include_str!("../sql/history.sql")),
+        ("file", include_str!("../sql/file.sql")),
         ("grants", include_str!("../sql/grants.sql")),
     ];
 
