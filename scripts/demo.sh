@@ -67,6 +67,17 @@ q -c "SELECT count(*) AS accounts, sum(exposure) AS total_exposure,
              (SELECT count(*) FROM credit.invoice) AS invoices,
              (SELECT count(*) FROM credit.settlement) AS settlements FROM credit.account"
 
+show "Credit history: the year rebuilt from the ledger, the portfolio by region at each month-end:"
+q -At -c "SELECT 'history rows written: ' || credit.backfill_history(current_date - 365, current_date - 1)"
+q -c "SELECT day, region, customers, open_ar, overdue, round(100 * overdue_share, 1) AS overdue_pct, over_limit, near_limit
+        FROM credit.portfolio_daily
+       WHERE day IN (SELECT (date_trunc('month', d) + interval '1 month - 1 day')::date
+                       FROM generate_series(current_date - 120, current_date - 31, interval '1 month') d)
+       ORDER BY day, region"
+
+show "A credit file (credit.file): payment behaviour of the customer nearest its limit:"
+q -c "SELECT jsonb_pretty((credit.file('$target') -> 'payment_behaviour') - 'arrangements' - 'disputes' - 'basis') AS payment_behaviour"
+
 cat <<MSG
 
 The demo cluster is running.
