@@ -143,3 +143,4 @@ $$;
 
 COMMENT ON FUNCTION credit._file_args(text, date) IS 'Internal: validates credit.file arguments';
 COMMENT ON FUNCTION credit.file(text, date) IS 'The credit file (客户信用档案) of a customer as of a day, as one JSON document: identity, limits and their changes and requests, score and grade with history and trend, payment behaviour, holds and refusals, the decisions of the last 12 months';
+COMMENT ON FUNCTION credit.file_html(text, text) IS 'The credit file as a self-contained page (zh or en): key figures, credit used against the limit and the aging mix at the month-ends of the last 12 months as SVG charts, the same figures in a table';

@@ -19,6 +19,7 @@ mod aggregates;
 mod analytics;
 mod approvals;
 mod collections;
+mod file;
 mod grading;
 mod guard;
 mod history;

@@ -4,6 +4,7 @@
 //! root) only moves values between PostgreSQL and these functions.
 pub mod aging;
 pub mod allocation;
+pub mod chart;
 pub mod decision;
 pub mod history;
 pub mod interest;
