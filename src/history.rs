@@ -213,8 +213,12 @@ fn rows_of(l: &Ledger, lowers: &[i32], from: i32, to: i32) -> Vec<Row> {
     for (_, _, before) in l.events.iter().rev() {
         apply(&mut initial, before);
     }
-    let mut candidates: BTreeSet<i32> =
-        history::sweep(&l.invoices, &l.credits, lowers, from, to).iter().map(|(d, _)| *d).collect();
+    // The ledger's figures change only on the sweep's days: any other day has those of the last
+    // sweep day before it (the sweep starts on `from`).
+    let changes = history::sweep(&l.invoices, &l.credits, lowers, from, to);
+    let figures_on =
+        |day: i32| changes.iter().rev().find(|(d, _)| *d <= day).map(|(_, f)| f.clone()).unwrap_or_default();
+    let mut candidates: BTreeSet<i32> = changes.iter().map(|(d, _)| *d).collect();
     candidates.insert(from);
     for (day, after, _) in &l.events {
         if *day >= from && *day <= to {
@@ -245,7 +249,7 @@ fn rows_of(l: &Ledger, lowers: &[i32], from: i32, to: i32) -> Vec<Row> {
         for (_, after, _) in l.events.iter().filter(|(d, _, _)| *d <= day) {
             apply(&mut state, after);
         }
-        let figures = history::on_day(&l.invoices, &l.credits, lowers, day);
+        let figures = figures_on(day);
         let same = last.as_ref().is_some_and(|(s, f)| *s == state && *f == figures);
         if !same || was_covered {
             last = Some((state.clone(), figures.clone()));

@@ -166,14 +166,7 @@ struct WindowRow {
 
 /// Terms windows in force on a day (none on a database still on an older version's SQL).
 fn load_windows(c: &SpiClient<'_>, on: Date) -> Vec<WindowRow> {
-    let present: bool = c
-        .select("SELECT pg_catalog.to_regclass('credit.terms_window') IS NOT NULL", Some(1), &[])
-        .or_raise()
-        .first()
-        .get_one()
-        .or_raise()
-        .unwrap_or(false);
-    if !present {
+    if !store::has(c, "credit.terms_window") {
         return Vec::new();
     }
     c.select(

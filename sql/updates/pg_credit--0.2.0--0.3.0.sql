@@ -1594,33 +1594,6 @@ BEGIN ATOMIC
       ) o;
 END;
 
-CREATE OR REPLACE FUNCTION credit._actual_exposure()
-RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric, oldest_open_due date)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM credit._internal('credit._actual_exposure');
-    RETURN QUERY EXECUTE format($q$
-        WITH alloc_inv AS (SELECT invoice_id, sum(amount) AS s FROM credit.allocation GROUP BY invoice_id),
-             alloc_set AS (SELECT settlement_id, sum(amount) AS s FROM credit.allocation GROUP BY settlement_id),
-             ar AS (SELECT i.customer, sum(i.amount - coalesce(ai.s, 0)) AS v
-                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id GROUP BY i.customer),
-             un AS (SELECT s.customer, sum(s.amount - coalesce(x.s, 0)) AS v
-                      FROM credit.settlement s LEFT JOIN alloc_set x ON x.settlement_id = s.id
-                     WHERE s.kind NOT IN ('write_off', 'cancellation') AND s.reversed_on IS NULL GROUP BY s.customer),
-             oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer),
-             od AS (SELECT i.customer, min(i.due_date) AS d
-                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id
-                     WHERE i.amount - coalesce(ai.s, 0) > 0 AND NOT i.disputed GROUP BY i.customer)
-        SELECT a.customer, coalesce(ar.v, 0), coalesce(un.v, 0), coalesce(oo.v, 0), od.d
-          FROM credit.account a
-          LEFT JOIN od ON od.customer = a.customer
-          LEFT JOIN ar ON ar.customer = a.customer
-          LEFT JOIN un ON un.customer = a.customer
-          LEFT JOIN oo ON oo.customer = a.customer
-    $q$, credit._open_orders_query());
-END
-$$;
-
 CREATE OR REPLACE VIEW credit.payment_experience WITH (security_invoker = true) AS
 SELECT i.customer, i.doc_no, i.doc_date, i.due_date, a.applied_on AS paid_on, a.amount,
        a.applied_on - i.due_date AS days_late, a.applied_on - i.doc_date AS days_to_pay
@@ -1696,124 +1669,6 @@ SELECT pi.collector, pi.period,
  ORDER BY pi.period, pi.collector;
 
 -- The daily job issues statements and reminds confirmations; the levels get the new functions.
-
-CREATE OR REPLACE FUNCTION credit.run_daily(as_of date DEFAULT CURRENT_DATE)
-RETURNS TABLE (step text, changes bigint)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    scored text[];
-    scores numeric[];
-BEGIN
-    IF as_of IS NULL THEN
-        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF as_of > CURRENT_DATE OR as_of = '-infinity' THEN
-        RAISE EXCEPTION 'as_of % is in the future or not a date', as_of USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM credit._require('manager', 'running the daily job');
-    LOCK TABLE credit.daily_lock IN EXCLUSIVE MODE;   -- one daily run at a time
-    step := 'temporary_limits_expired';
-    changes := credit._expire_temporary_limits(as_of);
-    RETURN NEXT;
-    step := 'collections';
-    SELECT count(*) INTO changes FROM credit.run_collections(as_of);
-    RETURN NEXT;
-    step := 'regrade';
-    SELECT count(*) FILTER (WHERE r.applied OR r.action = 'request'), array_agg(r.customer), array_agg(r.score)
-      INTO changes, scored, scores FROM credit.regrade(as_of, false) r;
-    RETURN NEXT;
-    -- The day's credit history (sql/history.sql), with the scores the regrade computed.
-    step := 'history';
-    changes := credit._record_history(as_of, scored, scores);
-    RETURN NEXT;
-    -- Statements for periods that ended yesterday (a day is complete once it is over).
-    step := 'statements';
-    SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
-    RETURN NEXT;
-    step := 'confirmation_reminders';
-    SELECT count(*) INTO changes FROM credit.remind_confirmations(as_of);
-    RETURN NEXT;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION credit.grant_privileges(reader name DEFAULT 'credit_reader', clerk name DEFAULT 'credit_clerk',
-                                        manager name DEFAULT 'credit_manager', admin name DEFAULT 'credit_admin')
-RETURNS TABLE (level text, role name, functions int, tables int)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    levels text[] := ARRAY['reader', 'clerk', 'manager', 'admin'];
-    roles name[] := ARRAY[reader, clerk, manager, admin];
-    -- What each level may call, besides what the levels below it may.
-    fns text[] := ARRAY[
-        'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
-        'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
-        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
-        'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
-        'file_html',
-        'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
-        'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
-        'remind_confirmations reconcile load_finance_items',
-        'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
-        'cancel_invoice arrange cancel_arrangement backfill_history',
-        'guard unguard rebuild_exposure prune_outbox grant_privileges'];
-    -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
-    managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
-                            'dunning_level', 'approval_rule',
-                            'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
-    i int;
-    j int;
-    f regprocedure;
-    nf int;
-    nt int;
-BEGIN
-    PERFORM credit._require('admin', 'granting pg_credit''s privileges');
-    FOR i IN 1..4 LOOP
-        IF roles[i] IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = roles[i]) THEN
-            RAISE EXCEPTION 'role "%" does not exist', roles[i] USING ERRCODE = 'undefined_object',
-                HINT = format('CREATE ROLE %I first, or pass NULL to leave the %s level out.', roles[i], levels[i]);
-        END IF;
-    END LOOP;
-    FOR i IN 1..4 LOOP
-        CONTINUE WHEN roles[i] IS NULL;
-        nf := 0;
-        EXECUTE format('GRANT USAGE ON SCHEMA credit TO %I', roles[i]);
-        FOR j IN 1..i LOOP
-            FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-                      WHERE p.pronamespace = 'credit'::regnamespace
-                        AND (p.proname = ANY (string_to_array(fns[j], ' '))
-                             -- the read-only helpers the readable functions and views call
-                             OR j = 1 AND p.proname ~ '^_' AND p.provolatile IN ('s', 'i'))
-                      ORDER BY 1 LOOP
-                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, roles[i]);   -- aggregates too
-                nf := nf + 1;
-            END LOOP;
-        END LOOP;
-        -- Everyone reads everything (BI); the admin level also writes the DBA-managed tables.
-        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA credit TO %I', roles[i]);
-        EXECUTE format('REVOKE SELECT ON credit.access_role, credit.outbox_lock, credit.collections_lock, credit.daily_lock FROM %I',
-                       roles[i]);
-        SELECT count(*) INTO nt FROM pg_class c WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind IN ('r', 'v')
-           AND c.relname NOT IN ('access_role', 'outbox_lock', 'collections_lock', 'daily_lock');
-        IF levels[i] = 'admin' THEN
-            FOR j IN 1..array_length(managed, 1) LOOP
-                EXECUTE format('GRANT INSERT, UPDATE, DELETE ON credit.%I TO %I', managed[j], roles[i]);
-            END LOOP;
-            EXECUTE format('GRANT SELECT ON credit.access_role TO %I', roles[i]);
-            EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA credit TO %I', roles[i]);
-        END IF;
-        -- From the clerk level on: loading the finance system's items (credit.load_finance_items
-        -- runs with the caller's rights).
-        IF i >= 2 THEN
-            EXECUTE format('GRANT INSERT, UPDATE, DELETE ON credit.finance_item TO %I', roles[i]);
-            EXECUTE format('GRANT USAGE ON SEQUENCE credit.finance_item_id_seq TO %I', roles[i]);
-        END IF;
-        INSERT INTO credit.access_role AS a (level, role) VALUES (levels[i], roles[i])
-        ON CONFLICT ON CONSTRAINT access_role_pkey DO UPDATE SET role = EXCLUDED.role;
-        level := levels[i]; role := roles[i]; functions := nf; tables := nt;
-        RETURN NEXT;
-    END LOOP;
-END
-$$;
 
 CREATE OR REPLACE FUNCTION credit._policy_write_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -4237,8 +4092,6 @@ COMMENT ON COLUMN credit.trusted_proxy.role IS 'The login (session user) of the 
 COMMENT ON COLUMN credit.trusted_proxy.note IS 'Free text: which application, who vouches for it';
 COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';
 COMMENT ON TABLE credit.outbox_lock IS 'Internal: its lock serialises outbox numbering (nobody else can take it)';
-COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
-COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
 COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
 COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
@@ -4259,6 +4112,8 @@ COMMENT ON COLUMN credit.guard_status.amount_column IS 'Amount column';
 COMMENT ON COLUMN credit.guard_status.status_column IS 'Status column (NULL: every row is open)';
 COMMENT ON COLUMN credit.guard_status.open_statuses IS 'Statuses that count as open';
 COMMENT ON COLUMN credit.guard_status.problems IS 'What is wrong (empty: the guard is intact); a table with a missing or unguardable column is not counted by credit.verify() and refuses writes';
+COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
+COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 
 COMMENT ON FUNCTION credit._is_admin() IS 'Internal: whether the caller is a credit admin';
 COMMENT ON FUNCTION credit._is_superuser() IS 'Internal: whether the caller is a superuser';

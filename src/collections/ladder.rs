@@ -86,15 +86,8 @@ fn rules(c: &mut SpiClient<'_>) -> Rules {
 /// One run at a time: a second concurrent run waits, then finds the work done. The lock is on a
 /// table nobody else has privileges on (an advisory key anyone could hold).
 fn lock_out_other_runs(c: &mut SpiClient<'_>) {
-    let lock_table = c
-        .update("SELECT pg_catalog.to_regclass('credit.collections_lock') IS NOT NULL", Some(1), &[])
-        .or_raise()
-        .first()
-        .get_one::<bool>()
-        .or_raise()
-        .unwrap_or(false);
     // (A database still on an older version's SQL has no lock table: its advisory key.)
-    let lock = if lock_table {
+    let lock = if store::has(c, "credit.collections_lock") {
         "LOCK TABLE credit.collections_lock IN EXCLUSIVE MODE"
     } else {
         "SELECT pg_catalog.pg_advisory_xact_lock(1885823858, 1)"

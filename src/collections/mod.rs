@@ -27,18 +27,13 @@ pub fn after_settlement(customer: &str) {
 
 /// Whether the database has payment arrangements (not yet on a database still on an older
 /// version's SQL).
-pub(crate) fn arrangements_present(c: &mut SpiClient<'_>) -> bool {
-    c.update("SELECT pg_catalog.to_regclass('credit.arrangement') IS NOT NULL", Some(1), &[])
-        .or_raise()
-        .first()
-        .get_one::<bool>()
-        .or_raise()
-        .unwrap_or(false)
+pub(crate) fn arrangements_present(c: &SpiClient<'_>) -> bool {
+    store::has(c, "credit.arrangement")
 }
 
 /// The condition "invoice i is not under a payment arrangement active on $1", for the statements
 /// that leave such invoices to the plan (empty where arrangements do not exist yet).
-pub(crate) fn arranged_condition(c: &mut SpiClient<'_>) -> &'static str {
+pub(crate) fn arranged_condition(c: &SpiClient<'_>) -> &'static str {
     if arrangements_present(c) {
         include_str!("ladder_step_arranged.sql")
     } else {

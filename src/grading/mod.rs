@@ -5,7 +5,7 @@ use crate::pg::args;
 use crate::pg::error::{self, OrRaise, Required};
 use crate::pg::numeric::{decimal, decimal_opt, numeric};
 use crate::privileges;
-use crate::store::{account, events};
+use crate::store::{self, account, events};
 use credit_core::scoring::{self, Component, Grade, LimitOutcome, Proposal, ReviewRules};
 use pgrx::datum::Date;
 use pgrx::prelude::*;
@@ -16,15 +16,8 @@ use rust_decimal::Decimal;
 /// Raw component values for one customer as of a date. None = no data.
 fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Vec<(Component, Option<Decimal>)> {
     // (A database still on an older version's SQL has no days_late_experience: per payment.)
-    let has_basis: bool = c
-        .select("SELECT pg_catalog.to_regclass('credit.days_late_experience') IS NOT NULL", Some(1), &[])
-        .or_raise()
-        .first()
-        .get_one()
-        .or_raise()
-        .unwrap_or(false);
     let sql = include_str!("score_inputs.sql");
-    let sql = if has_basis {
+    let sql = if store::has(c, "credit.days_late_experience") {
         sql.to_string()
     } else {
         sql.replace("credit.days_late_experience", "credit.payment_experience")
@@ -64,14 +57,7 @@ fn dunning_level(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decim
 /// months before the day (kept or broken; a cancelled plan does not count), the share kept. No
 /// data when none was decided, or on a database still on an older version's SQL.
 fn kept_commitments(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decimal> {
-    let has_plans: bool = c
-        .select("SELECT pg_catalog.to_regclass('credit.arrangement') IS NOT NULL", Some(1), &[])
-        .or_raise()
-        .first()
-        .get_one()
-        .or_raise()
-        .unwrap_or(false);
-    if !has_plans {
+    if !store::has(c, "credit.arrangement") {
         return None;
     }
     let t = c.select(include_str!("kept_commitments.sql"), Some(1), &[customer.into(), as_of.into()]).or_raise();

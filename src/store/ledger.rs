@@ -245,21 +245,6 @@ pub fn refuse_duplicate_settlement(c: &mut SpiClient<'_>, kind: SettlementKind, 
     refuse_duplicate(exists, kind.label(), customer, doc_no)
 }
 
-/// A new invoice, all of it open; the due date defaults to doc_date + terms.
-fn terms_source_present(c: &mut SpiClient<'_>) -> bool {
-    c.update(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = 'credit.invoice'::pg_catalog.regclass \
-                          AND attname = 'terms_source' AND NOT attisdropped)",
-        Some(1),
-        &[],
-    )
-    .or_raise()
-    .first()
-    .get_one::<bool>()
-    .or_raise()
-    .unwrap_or(false)
-}
-
 /// An invoice to post: its due date, or the terms (and the rule that gave them) to reach it.
 pub struct NewInvoice<'a> {
     pub customer: &'a str,
@@ -271,10 +256,11 @@ pub struct NewInvoice<'a> {
     pub terms_source: Option<&'a str>,
 }
 
+/// A new invoice, all of it open; the due date defaults to doc_date + terms.
 pub fn insert_invoice(c: &mut SpiClient<'_>, inv: &NewInvoice<'_>) -> i64 {
     store::writing(|| {
         // (A database still on an older version's SQL has no terms_source column.)
-        let sql = if terms_source_present(c) {
+        let sql = if store::has(c, "credit.invoice.terms_source") {
             "INSERT INTO credit.invoice (customer, doc_no, doc_date, due_date, amount, open_amount, terms_source) \
              VALUES ($1, $2, $3, coalesce($4, $3 + $6), $5, $5, $7) RETURNING id"
         } else {

@@ -20,7 +20,31 @@ pub mod account;
 pub mod events;
 pub mod ledger;
 
+use crate::pg::error::OrRaise;
+use pgrx::spi::SpiClient;
 use std::cell::Cell;
+
+/// Whether one of pg_credit's relations (or a relation's column, `table.column`) exists. The
+/// library also serves a database whose SQL is still an older version's (between installing the
+/// library and ALTER EXTENSION UPDATE): code that reads what the newer SQL added asks first.
+pub fn has(c: &SpiClient<'_>, name: &str) -> bool {
+    let (rel, column) = match name.rsplit_once('.') {
+        Some((r, col)) if r.contains('.') => (r, Some(col)),
+        _ => (name, None),
+    };
+    c.select(
+        "SELECT CASE WHEN $2::text IS NULL THEN pg_catalog.to_regclass($1) IS NOT NULL \
+                     ELSE EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+                                   WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped) END",
+        Some(1),
+        &[rel.into(), column.into()],
+    )
+    .or_raise()
+    .first()
+    .get_one::<bool>()
+    .or_raise()
+    .unwrap_or(false)
+}
 
 thread_local! {
     // A backend is single-threaded, so a thread-local depth counter is exact.
