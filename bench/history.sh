@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The credit history at scale (bench/history_data.sql): backfilling two years for 10,000 trading
 # customers (640,000 documents); the daily recording over 100,000 customers; a year of portfolio
-# history by region; bytes per customer-day. Each against plain SQL of the same figures in the same
+# history by region; the morning page over 100,000 customers; bytes per customer-day. Each against plain SQL of the same figures in the same
 # run (writes rolled back each round); the backfill's figures are compared with the baseline's.
 # Medians and ratios go to target/bench/history.md (BENCHMARKS.md quotes them).
 #   bench/history.sh        ROUNDS=3 bench/history.sh
@@ -93,6 +93,14 @@ declare -a year
 for r in $(seq 1 "$ROUNDS"); do
     year+=("$(ms portfolio "SELECT day, region, sum(overdue), sum(open_ar) FROM credit.portfolio_daily WHERE day > current_date - 365 GROUP BY day, region")")
 done
+# The morning page over the same 100,000 customers (today recorded, the ladder's preview over every
+# open invoice), against reading the day's history rows in force, which the page must at least do.
+declare -a page page_base
+for r in $(seq 1 "$ROUNDS"); do
+    page+=("$(ms portfolio "SELECT length(credit.portfolio_html())")")
+    page_base+=("$(ms portfolio "SELECT count(*), sum(h.overdue), max(h.utilization) FROM credit.history h
+                                  WHERE h.valid_from <= current_date AND (h.valid_until IS NULL OR h.valid_until > current_date)")")
+done
 year_rows=$(pg "$DIR" "$PORT" -d portfolio -At -c "SELECT count(*) FROM credit.portfolio_history WHERE day > current_date - 365")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
@@ -105,6 +113,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "| credit.backfill_history: two years for 10,000 customers (640,000 documents; changes, limits and states from events, portfolio) | $(m backfill) | ${runs[backfill]}| plain SQL of every customer's figures for every day into a table: $(m backfill_base) ms | $(ratio "$(m backfill)" "$(m backfill_base)") |"
     echo "| the daily recording (run_daily's history step), its first day over 100,000 customers (a row each, the portfolio) | $(m daily) | ${runs[daily]}| plain SQL of today's figures (buckets included) of every customer into a table: $(m daily_base) ms | $(ratio "$(m daily)" "$(m daily_base)") |"
     echo "| a year of portfolio history by region (credit.portfolio_daily, $year_rows rows) | $(echo "${year[*]}" | median) | ${year[*]} | | |"
+    echo "| credit.portfolio_html(): the morning page over 100,000 customers | $(echo "${page[*]}" | median) | ${page[*]} | reading the day's history rows in force: $(echo "${page_base[*]}" | median) ms | $(ratio "$(echo "${page[*]}" | median)" "$(echo "${page_base[*]}" | median)") |"
     echo
     echo "Storage: $storage. Outputs: $compare."
 } | tee "$OUT/history.md"

@@ -72,7 +72,8 @@ SELECT count(credit.write_off(i.customer, i.doc_no, NULL, current_date - 30, 'cu
    AND i.open_amount > 0 AND i.due_date < current_date - 120;
 
 -- Today's orders, placed the way any application would; the guard refuses what does not fit.
-CREATE TEMP TABLE outcome (customer text, amount numeric, accepted boolean, reason text);
+-- The application's log of today's order attempts (what the demo's story counts).
+CREATE TABLE sales.order_attempt (customer text, amount numeric, accepted boolean, reason text);
 DO $$
 DECLARE
     c record;
@@ -84,9 +85,9 @@ BEGIN
             BEGIN
                 INSERT INTO sales.orders (order_no, customer, order_date, amount)
                 VALUES ('SO-TODAY-' || substr(c.customer, 2) || '-' || k, c.customer, current_date, amt);
-                INSERT INTO outcome VALUES (c.customer, amt, true, NULL);
+                INSERT INTO sales.order_attempt VALUES (c.customer, amt, true, NULL);
             EXCEPTION WHEN check_violation THEN
-                INSERT INTO outcome VALUES (c.customer, amt, false, SQLERRM);
+                INSERT INTO sales.order_attempt VALUES (c.customer, amt, false, SQLERRM);
             END;
         END LOOP;
     END LOOP;
@@ -95,5 +96,5 @@ UPDATE sales.orders SET status = 'shipped' WHERE status = 'open' AND random() < 
 
 SELECT count(*) FILTER (WHERE accepted) AS orders_accepted_today,
        count(*) FILTER (WHERE NOT accepted) AS orders_refused_today
-  FROM outcome;
+  FROM sales.order_attempt;
 ANALYZE;

@@ -1,86 +1,89 @@
 #!/usr/bin/env bash
 # The main job: set up everything on a fresh machine, start a throwaway PostgreSQL 15 cluster with
-# pg_credit and a wholesale distributor's year of data, and show the credit engine at work.
+# pg_credit and a wholesale distributor's year of data, and tell what the credit engine does with
+# it, in a page or two; the credit manager's morning page and a credit file are written as HTML.
 # Running it again starts over with a fresh cluster.
 source "$(dirname "$0")/common.sh"
 DIR=${PG_CREDIT_DEMO_DIR:-/tmp/pg_credit_demo}
 PORT=${PG_CREDIT_DEMO_PORT:-5499}
+LOG=${DIR}.log
 
 ensure_deps
-install_extension release
-log "starting a throwaway cluster in $DIR (port $PORT)"
-start_cluster "$DIR" "$PORT"
+# Building prints a lot the first time; it goes to the log, and to the screen only on failure.
+install_extension release 2>"$LOG" || { cat "$LOG"; exit 1; }
+start_cluster "$DIR" "$PORT" >>"$LOG" 2>&1
 pg "$DIR" "$PORT" -d postgres -c "CREATE DATABASE wholesale"
-log "loading the demo: 240 customers, a year of orders, invoices and payments"
-pg "$DIR" "$PORT" -d wholesale -f "$ROOT/demo/demo.sql"
+# Loading prints a near-limit WARNING per order that came near its limit (kept as events too).
+PGOPTIONS='-c client_min_messages=error' pg "$DIR" "$PORT" -d wholesale -f "$ROOT/demo/demo.sql" >>"$LOG"
 
-show() { printf '\n\033[1m-- %s\033[0m\n' "$1"; }
+show() { printf '\n\033[1m%s\033[0m\n' "$1"; }
 q() { pg "$DIR" "$PORT" -d wholesale "$@"; }
+say() { q -At -c "$1"; }
 
-show "An order over the limit, refused by the guard (SQLSTATE 23514), whatever the client:"
-target=$(q -At -c "SELECT customer FROM credit.account WHERE status = 'active' ORDER BY credit_limit - exposure, customer LIMIT 1")
+show "A wholesale distributor, a year into pg_credit"
+say "SELECT format('%s customers in %s regions; a year of trade: %s invoices, %s payments. Today %s orders went through the guard: %s accepted, %s refused, %s came near their customer''s limit.',
+              (SELECT count(*) FROM credit.account), (SELECT count(DISTINCT region) FROM credit.account),
+              (SELECT count(*) FROM credit.invoice), (SELECT count(*) FROM credit.settlement WHERE kind = 'payment'),
+              count(*), count(*) FILTER (WHERE accepted), count(*) FILTER (WHERE NOT accepted),
+              (SELECT count(*) FROM credit.event WHERE kind = 'near_limit'))
+         FROM sales.order_attempt"
+
+show "An order over the limit is refused by the database, whatever the client (SQLSTATE 23514):"
+target=$(say "SELECT customer FROM credit.account WHERE status = 'active' ORDER BY credit_limit - exposure, customer LIMIT 1")
 echo "INSERT INTO sales.orders (order_no, customer, order_date, amount) VALUES ('SO-DEMO-1', '$target', current_date, 20000);"
-q -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "INSERT INTO sales.orders (order_no, customer, order_date, amount) VALUES ('SO-DEMO-1', '$target', current_date, 20000)" 2>&1 | grep -v '^LOCATION' || true
+q -v ON_ERROR_STOP=0 -v VERBOSITY=verbose -c "INSERT INTO sales.orders (order_no, customer, order_date, amount) VALUES ('SO-DEMO-1', '$target', current_date, 20000)" 2>&1 | grep -v '^LOCATION\|^HINT' || true
+held=$(say "SELECT customer FROM credit.account WHERE status = 'hold' ORDER BY customer LIMIT 1")
+q -v ON_ERROR_STOP=0 -c "INSERT INTO sales.orders (order_no, customer, order_date, amount) VALUES ('SO-DEMO-2', '$held', current_date, 10)" 2>&1 | grep '^ERROR' || true
 
-show "An order for a customer on credit hold:"
-held=$(q -At -c "SELECT customer FROM credit.account WHERE status = 'hold' ORDER BY customer LIMIT 1")
-q -v ON_ERROR_STOP=0 -c "INSERT INTO sales.orders (order_no, customer, order_date, amount) VALUES ('SO-DEMO-2', '$held', current_date, 10)" 2>&1 || true
-
-show "credit.check for a few customers (reserves nothing):"
-q -c "SELECT c.customer, k.* FROM (VALUES ('$target', 20000), ('$held', 10), ('C0002', 5000), ('C0100', 100000)) c(customer, amount),
-      LATERAL credit.check(c.customer, c.amount) k"
-
-show "Highest utilization (exposure / limit):"
-q -c "SELECT customer, customer_type, region, status, credit_limit, open_ar, open_orders, exposure,
-             round(100 * exposure / nullif(credit_limit, 0), 1) AS utilization_pct
-        FROM credit.account ORDER BY exposure / nullif(credit_limit, 0) DESC NULLS LAST, customer LIMIT 12"
-
-show "Credit policy as data: layered by customer type and region, amount tiers for terms:"
+show "Policy as data, and the review it drives:"
 q -q -c "INSERT INTO credit.policy (customer_type, region, terms_days, warn_ratio, overdue_block_days, max_limit) VALUES
            (NULL, NULL, 30, 0.8, 90, NULL), ('retail', NULL, 20, NULL, 45, 200000), (NULL, 'east', NULL, 0.9, NULL, NULL)
          ON CONFLICT DO NOTHING;
          INSERT INTO credit.term_tier (min_amount, terms_days) VALUES (100000, 45) ON CONFLICT DO NOTHING;"
-q -c "SELECT a.customer, a.customer_type, a.region, e.terms_days, e.max_limit, e.warn_ratio, e.overdue_block_days,
-             credit.terms_for(a.customer, 120000) AS terms_for_120k
-        FROM (SELECT DISTINCT ON (customer_type, region) * FROM credit.account ORDER BY customer_type, region, customer) a,
-             credit.effective_policy(a.customer) e ORDER BY a.customer_type, a.region"
+say "SELECT format('Retail customers get %s days and at most %s of credit; east warns at %s%% of the limit; orders of 100,000 or more get %s days.',
+              (SELECT terms_days FROM credit.effective_policy((SELECT customer FROM credit.account WHERE customer_type = 'retail' ORDER BY 1 LIMIT 1))),
+              (SELECT max_limit FROM credit.effective_policy((SELECT customer FROM credit.account WHERE customer_type = 'retail' ORDER BY 1 LIMIT 1))),
+              (SELECT 100 * warn_ratio FROM credit.effective_policy((SELECT customer FROM credit.account WHERE region = 'east' ORDER BY 1 LIMIT 1)))::int,
+              credit.terms_for((SELECT customer FROM credit.account WHERE customer_type = 'wholesale' ORDER BY 1 LIMIT 1), 120000))"
+say "SELECT format('Scored on their payments, a review (credit.regrade) would lower %s limits by %s in all and propose %s raises for approval; the worst score is %s (%s).',
+              count(*) FILTER (WHERE action = 'decrease'), to_char(-sum(proposed_limit - old_limit) FILTER (WHERE action = 'decrease'), 'FM999,999,990'),
+              count(*) FILTER (WHERE action = 'request'), min(score), (array_agg(customer ORDER BY score))[1])
+         FROM credit.regrade(dry_run => true)"
 
-show "Scores and grades, and what a review would do to limits (credit.regrade dry run):"
-q -c "SELECT action, count(*) AS customers, sum(proposed_limit - old_limit) AS limit_change
-        FROM credit.regrade(dry_run => true) GROUP BY action ORDER BY action"
-q -c "SELECT customer, old_grade, new_grade, score, old_limit, proposed_limit, action
-        FROM credit.regrade(dry_run => true) WHERE action <> 'unchanged' ORDER BY score NULLS LAST LIMIT 8"
+show "Collections: the dunning ladder walks today (credit.run_collections):"
+say "SELECT format('%s new tasks for %s customers; %s accounts put on hold (shipments stop); %s invoices referred to legal.',
+              count(*) FILTER (WHERE change = 'task_created'), count(DISTINCT customer) FILTER (WHERE change = 'task_created'),
+              count(*) FILTER (WHERE change = 'account_held'), count(*) FILTER (WHERE change = 'legal_referral'))
+         FROM credit.run_collections()"
+q -c "SELECT customer, doc_no, action, open_amount, days_past_due FROM credit.collection_worklist LIMIT 3"
 
-show "Collections: today's run of the dunning ladder (tasks, holds that stop shipments, legal referrals):"
-q -c "SELECT change, count(*) AS times, count(DISTINCT customer) AS customers FROM credit.run_collections() GROUP BY change ORDER BY change"
-q -c "SELECT customer, doc_no, action, assigned_to, open_amount, days_past_due, account_status
-        FROM credit.collection_worklist LIMIT 8"
-q -c "SELECT kind, count(*) AS events, max(id) AS last_outbox_id FROM credit.outbox GROUP BY kind ORDER BY events DESC LIMIT 8"
+show "Trust:"
+say "SELECT format('The audit chain of %s events is %s; stored exposure (%s) equals a full recomputation for %s of %s accounts.',
+              (SELECT count(*) FROM credit.event),
+              CASE WHEN (SELECT count(*) FROM credit.verify_audit()) = 0 THEN 'intact' ELSE 'BROKEN' END,
+              (SELECT to_char(sum(exposure), 'FM999,999,990.00') FROM credit.account),
+              (SELECT count(*) FROM credit.account) - (SELECT count(*) FROM credit.verify()), (SELECT count(*) FROM credit.account))"
 
-show "Trust: the credit history is hash-chained (credit.verify_audit(): no rows = intact):"
-q -c "SELECT (SELECT count(*) FROM credit.event) AS events, (SELECT count(*) FROM credit.verify_audit()) AS audit_problems,
-             h.seq AS head_position, left(h.hash, 16) || '...' AS head_hash FROM credit.audit_head() h"
+show "History: the year rebuilt from the ledger, then today's daily job (credit.run_daily):"
+say "SELECT format('%s history rows rebuilt for the year (%s bytes per customer-day).', n,
+              (SELECT round(pg_total_relation_size('credit.history')::numeric / (240 * 365), 1)))
+         FROM credit.backfill_history(current_date - 365, current_date - 1) n"
+say "SELECT string_agg(format('%s: %s', step, changes), ', ' ORDER BY step) FROM credit.run_daily()"
+q -c "SELECT region, customers, open_ar, overdue, round(100 * overdue_share, 1) AS overdue_pct, over_limit, near_limit
+        FROM credit.portfolio_daily WHERE day = current_date ORDER BY region"
 
-show "Stored exposure against a full recomputation (credit.verify(): no rows = consistent):"
-q -c "SELECT count(*) AS accounts, sum(exposure) AS total_exposure,
-             (SELECT count(*) FROM credit.verify()) AS drifting_accounts,
-             (SELECT count(*) FROM credit.invoice) AS invoices,
-             (SELECT count(*) FROM credit.settlement) AS settlements FROM credit.account"
-
-show "Credit history: the year rebuilt from the ledger, the portfolio by region at each month-end:"
-q -At -c "SELECT 'history rows written: ' || credit.backfill_history(current_date - 365, current_date - 1)"
-q -c "SELECT day, region, customers, open_ar, overdue, round(100 * overdue_share, 1) AS overdue_pct, over_limit, near_limit
-        FROM credit.portfolio_daily
-       WHERE day IN (SELECT (date_trunc('month', d) + interval '1 month - 1 day')::date
-                       FROM generate_series(current_date - 120, current_date - 31, interval '1 month') d)
-       ORDER BY day, region"
-
-show "A credit file (credit.file): payment behaviour of the customer nearest its limit:"
-q -c "SELECT jsonb_pretty((credit.file('$target') -> 'payment_behaviour') - 'arrangements' - 'disputes' - 'basis') AS payment_behaviour"
+show "Pages (open them in a browser):"
+PAGES=$DIR/pages
+mkdir -p "$PAGES"
+say "SELECT credit.portfolio_html(current_date, 'zh')" > "$PAGES/morning-zh.html"
+say "SELECT credit.portfolio_html(current_date, 'en')" > "$PAGES/morning-en.html"
+say "SELECT credit.file_html('$target', 'zh')" > "$PAGES/credit-file-$target.html"
+echo "  the credit manager's morning page:  $PAGES/morning-zh.html  (English: morning-en.html)"
+echo "  the credit file of $target:          $PAGES/credit-file-$target.html"
 
 cat <<MSG
 
-The demo cluster is running.
+The demo cluster is running (set-up log: $LOG).
   Connect:  $PGBIN/psql -h $DIR -p $PORT -U postgres wholesale
   Stop:     runuser -u postgres -- $PGBIN/pg_ctl -D $DIR/data stop     (or: make stop)
 MSG

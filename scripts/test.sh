@@ -9,7 +9,7 @@
 #   4. multi-session stress: 16+ sessions racing on one customer    (tests/stress)
 #   5. pg_dump / pg_restore of a populated database                 (tests/dump_restore.sh)
 #   6. the SQL examples in docs/*.md, output compared with the page  (tests/docs)
-#   7. statement and credit file pages in headless Chromium: A4, CJK, every figure, chart marks (tests/browser)
+#   7. statement, credit file and morning pages in headless Chromium: A4, CJK, every figure, chart marks (tests/browser)
 #   8. pg_cron schedules credit.run_daily and it takes effect          (tests/cron)
 #   9. the updates 0.1.0 -> and 0.2.0 -> current on filled databases; the suite on each (tests/upgrade)
 #  10. 32 sessions, crash (immediate stop) under load, recovery checks   (tests/stress/crash.sh)
@@ -86,8 +86,11 @@ layer "isolation" isolation
 layer "stress" "$ROOT/tests/stress/stress.sh" "$DIR" "$PORT"
 layer "dump/restore" "$ROOT/tests/dump_restore.sh" "$DIR" "$PORT"
 layer "docs examples" "$ROOT/tests/docs/check_examples.sh" "$DIR" "$PORT"
-browser_pages() { "$ROOT/tests/browser/statement.sh" "$DIR" "$PORT" && "$ROOT/tests/browser/file.sh" "$DIR" "$PORT"; }
-layer "statement and credit file pages in a browser" browser_pages
+browser_pages() {
+    "$ROOT/tests/browser/statement.sh" "$DIR" "$PORT" && "$ROOT/tests/browser/file.sh" "$DIR" "$PORT" \
+        && "$ROOT/tests/browser/portfolio.sh" "$DIR" "$PORT"
+}
+layer "statement, credit file and morning pages in a browser" browser_pages
 layer "pg_cron schedule" "$ROOT/tests/cron/cron.sh" "$DIR" "$PORT"
 layer "updates from 0.1.0 and 0.2.0" "$ROOT/tests/upgrade/upgrade.sh" "$DIR" "$PORT"
 layer "crash under load" "$ROOT/tests/stress/crash.sh" "$DIR" "$PORT"

@@ -143,4 +143,5 @@ $$;
 
 COMMENT ON FUNCTION credit._file_args(text, date) IS 'Internal: validates credit.file arguments';
 COMMENT ON FUNCTION credit.file(text, date) IS 'The credit file (客户信用档案) of a customer as of a day, as one JSON document: identity, limits and their changes and requests, score and grade with history and trend, payment behaviour, holds and refusals, the decisions of the last 12 months';
-COMMENT ON FUNCTION credit.file_html(text, text) IS 'The credit file as a self-contained page (zh or en): key figures, credit used against the limit and the aging mix at the month-ends of the last 12 months as SVG charts, the same figures in a table';
+COMMENT ON FUNCTION credit.file_html(text, text) IS 'The credit file as a self-contained page (zh or en): key figures; credit used against the limit (temporary limits and holds marked), the aging mix, score and grade, and days late over the last 12 months as SVG charts, the same figures in tables';
+COMMENT ON FUNCTION credit.portfolio_html(date, text) IS 'The credit manager''s morning page for a day (zh or en): the portfolio against the day before, what changed since yesterday, customers nearest or over their limits, what is overdue with overdue and DSO over time, aging by region and customer type, the collection worklist by level and what the dunning ladder does today';

@@ -35,6 +35,8 @@ CREATE TABLE credit.history (
     CONSTRAINT history_range CHECK (valid_until IS NULL OR valid_until > valid_from)
 );
 CREATE INDEX history_open_idx ON credit.history (customer) WHERE valid_until IS NULL;
+-- The changes of a day (the morning page's "what changed since yesterday").
+CREATE INDEX history_day_idx ON credit.history (valid_from);
 SELECT pg_catalog.pg_extension_config_dump('credit.history', '');
 
 -- The portfolio per day, region and customer type: the sum of the customers' figures in force

@@ -19,12 +19,12 @@ mod aggregates;
 mod analytics;
 mod approvals;
 mod collections;
-mod file;
 mod grading;
 mod guard;
 mod history;
 mod holds;
 mod ledger;
+mod pages;
 mod pg;
 mod policy;
 mod privileges;
@@ -143,7 +143,15 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/file.sql",
     name = "file",
-    requires = ["history", "arrangements", "grading", "approvals", "holds"]
+    requires = [
+        "history",
+        "arrangements",
+        "grading",
+        "approvals",
+        "holds",
+        pages::file::file_html,
+        pages::portfolio::portfolio_html
+    ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

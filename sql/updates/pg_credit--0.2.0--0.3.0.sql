@@ -1345,7 +1345,7 @@ DECLARE
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
         'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
-        'file_html',
+        'file_html portfolio_html',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
@@ -3478,6 +3478,15 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'file_html_wrapper';
 
+CREATE FUNCTION "portfolio_html"(
+	"as_of" date DEFAULT CURRENT_DATE, /* Option < Date > */
+	"lang" TEXT DEFAULT 'zh' /* Option < & str > */
+) RETURNS TEXT /* String */
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'portfolio_html_wrapper';
+
 -- Credit history (信用档案的历史): what every customer's credit looked like on every day, kept
 -- as changes (a row holds from valid_from until valid_until, exclusive; a quiet customer costs a
 -- row per change, not a row per day), and the portfolio per region and customer type per day.
@@ -3515,6 +3524,8 @@ CREATE TABLE credit.history (
     CONSTRAINT history_range CHECK (valid_until IS NULL OR valid_until > valid_from)
 );
 CREATE INDEX history_open_idx ON credit.history (customer) WHERE valid_until IS NULL;
+-- The changes of a day (the morning page's "what changed since yesterday").
+CREATE INDEX history_day_idx ON credit.history (valid_from);
 SELECT pg_catalog.pg_extension_config_dump('credit.history', '');
 
 -- The portfolio per day, region and customer type: the sum of the customers' figures in force
@@ -3982,7 +3993,8 @@ $$;
 
 COMMENT ON FUNCTION credit._file_args(text, date) IS 'Internal: validates credit.file arguments';
 COMMENT ON FUNCTION credit.file(text, date) IS 'The credit file (客户信用档案) of a customer as of a day, as one JSON document: identity, limits and their changes and requests, score and grade with history and trend, payment behaviour, holds and refusals, the decisions of the last 12 months';
-COMMENT ON FUNCTION credit.file_html(text, text) IS 'The credit file as a self-contained page (zh or en): key figures, credit used against the limit and the aging mix at the month-ends of the last 12 months as SVG charts, the same figures in a table';
+COMMENT ON FUNCTION credit.file_html(text, text) IS 'The credit file as a self-contained page (zh or en): key figures; credit used against the limit (temporary limits and holds marked), the aging mix, score and grade, and days late over the last 12 months as SVG charts, the same figures in tables';
+COMMENT ON FUNCTION credit.portfolio_html(date, text) IS 'The credit manager''s morning page for a day (zh or en): the portfolio against the day before, what changed since yesterday, customers nearest or over their limits, what is overdue with overdue and DSO over time, aging by region and customer type, the collection worklist by level and what the dunning ladder does today';
 
 
 CREATE VIEW credit.guard_status WITH (security_invoker = true) AS
@@ -4145,9 +4157,9 @@ COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watc
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
 
 COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
-COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
-COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
 COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
+COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
+COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 
 COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';

@@ -70,7 +70,7 @@ struct Rules {
     blacklist_on_legal: Vec<bool>,
 }
 
-fn rules(c: &mut SpiClient<'_>) -> Rules {
+fn rules(c: &SpiClient<'_>) -> Rules {
     let mut out =
         Rules { types: vec![], regions: vec![], ladders: vec![], grace_days: vec![], blacklist_on_legal: vec![] };
     for (t, r, e) in crate::policy::by_subject(c) {
@@ -183,6 +183,41 @@ fn step(c: &mut SpiClient<'_>, as_of: Date, rules: &Rules, out: &mut Vec<Change>
     task_created_events(c, &created);
     out.extend(created);
     (holds, legal)
+}
+
+/// A task the ladder's step would create today: customer, doc_no, level, action, channel, open
+/// amount.
+pub(crate) type PlannedTask = (String, String, i32, String, String, pgrx::AnyNumeric);
+
+/// What the ladder's step would create on `as_of` if it ran now, without writing anything: the
+/// step's own statement (ladder_step.sql) read up to the tasks it reaches, keeping those not
+/// superseded at once. Promises and arrangements are as they stand (a run decides those first).
+pub(crate) fn preview(c: &SpiClient<'_>, as_of: Date) -> Vec<PlannedTask> {
+    let step = include_str!("ladder_step.sql").replace("/*arranged*/", arranged_condition(c));
+    let reached = step[..step.find("new AS (").required("the ladder step's insert")].trim_end().trim_end_matches(',');
+    let sql = format!(
+        "{reached} \
+         SELECT r.customer, r.doc_no, r.level, r.action, r.channel, r.open_then FROM reached r \
+          WHERE r.days >= coalesce(r.top_days, r.days) ORDER BY r.customer, r.doc_no, r.level"
+    );
+    let rules = rules(c);
+    c.select(
+        &sql,
+        None,
+        &[as_of.into(), rules.types.into(), rules.regions.into(), rules.ladders.into(), rules.grace_days.into()],
+    )
+    .or_raise()
+    .map(|r| {
+        (
+            r.get::<String>(1).or_raise().required("customer"),
+            r.get::<String>(2).or_raise().required("doc_no"),
+            r.get::<i32>(3).or_raise().required("level"),
+            r.get::<String>(4).or_raise().required("action"),
+            r.get::<String>(5).or_raise().required("channel"),
+            r.get::<pgrx::AnyNumeric>(6).or_raise().required("open amount"),
+        )
+    })
+    .collect()
 }
 
 /// Stop shipments: the accounts of invoices that reached a hold level go on hold.

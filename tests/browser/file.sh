@@ -2,10 +2,11 @@
 # The credit file page in a real browser: credit.file_html (Chinese and English) for a customer
 # with a year of rebuilt history, loaded by headless Chromium. Checked from what the browser
 # built and printed:
-#   - the page loads (Chromium's DOM comes back with both charts);
-#   - every chart has the marks its data calls for: a point per month-end and series (used and
-#     limit), a bar segment per non-zero aging bucket and month-end, counted in the rendered DOM
-#     against SQL over credit.customer_history_daily;
+#   - the page loads (Chromium's DOM comes back with its four charts);
+#   - every chart has the marks its data calls for, counted in the rendered DOM against SQL: a
+#     point per month-end (and today) and series on credit used against the limit, a dashed mark
+#     per month with a temporary limit, a bar segment per non-zero aging bucket, a point per
+#     recorded score change (and the score now), a point per month with payments on days late;
 #   - the figures of the history table equal SQL's, as printed (pdftotext);
 #   - no word lies outside the printed page (pdftotext -bbox);
 #   - a screenshot of each page is kept with the test results.
@@ -31,54 +32,64 @@ SELECT count(credit.post_payment('华东五金 <总部> & Co', 9000 + 11 * k, cu
 UPDATE credit.account SET credit_limit = 120000 WHERE customer = '华东五金 <总部> & Co';
 SELECT credit.backfill_history(current_date - 366, current_date - 1);
 SQL
-expected=$(pg "$DIR" "$PORT" -d "$DB" -At <<'SQL'
-SELECT count(*) * 2 || ' ' || sum((not_due > 0)::int + (days_1_30 > 0)::int + (days_31_60 > 0)::int + (days_61_90 > 0)::int
-                                  + (over_90 + later_buckets > 0)::int)
-  FROM credit.customer_history_daily
- WHERE customer = '华东五金 <总部> & Co'
-   AND day IN (SELECT (date_trunc('month', d) + interval '1 month - 1 day')::date
-                 FROM generate_series(current_date - 365, current_date - 1, interval '1 month') d);
+# Today: a temporary limit, and the daily job records the day.
+pg "$DIR" "$PORT" -d "$DB" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+UPDATE credit.account SET temporary_limit = 200000, temporary_limit_until = current_date + 5 WHERE customer = '华东五金 <总部> & Co';
+SELECT count(*) FROM credit.run_daily();
 SQL
-)
-read -r want_points want_bars <<<"$expected"
+# What the charts must hold, from SQL: the month-ends of the year and today with history.
+read -r want_points want_bars want_late want_score want_temporary <<<"$(pg "$DIR" "$PORT" -d "$DB" -At -F' ' <<'SQL'
+WITH m AS (SELECT DISTINCT x.day FROM (SELECT (date_trunc('month', d) + interval '1 month - 1 day')::date AS day
+                                         FROM generate_series(current_date - 365, current_date - 1, interval '1 month') d
+                                       UNION ALL SELECT current_date) x WHERE x.day <= current_date),
+h AS (SELECT h.* FROM credit.customer_history_daily h WHERE h.customer = '华东五金 <总部> & Co' AND h.day IN (SELECT day FROM m)),
+f AS (SELECT credit.file('华东五金 <总部> & Co') AS f),
+scored AS (SELECT e, row_number() OVER (ORDER BY e ->> 'day' DESC) AS k
+             FROM f, jsonb_array_elements(f.f #> '{score,history}') e WHERE e ->> 'score' IS NOT NULL)
+SELECT (SELECT 2 * count(*) FROM h),
+       (SELECT sum((not_due > 0)::int + (days_1_30 > 0)::int + (days_31_60 > 0)::int + (days_61_90 > 0)::int
+                   + (over_90 + later_buckets > 0)::int) FROM h),
+       (SELECT count(DISTINCT date_trunc('month', paid_on)) FROM credit.days_late_experience
+         WHERE customer = '华东五金 <总部> & Co' AND paid_on > current_date - 365 AND paid_on <= current_date),
+       (SELECT count(*) FROM scored)
+         + (SELECT CASE WHEN f.f #>> '{score,score}' IS NULL THEN 0
+                        WHEN EXISTS (SELECT 1 FROM scored WHERE k = 1 AND (e ->> 'score')::numeric = (f.f #>> '{score,score}')::numeric
+                                       AND e ->> 'grade' IS NOT DISTINCT FROM f.f #>> '{score,grade}') THEN 0 ELSE 1 END FROM f),
+       (SELECT count(*) FROM h WHERE EXISTS (
+            SELECT 1 FROM credit.customer_history_daily d WHERE d.customer = h.customer AND d.temporary_limit
+               AND d.day BETWEEN date_trunc('month', h.day)::date AND h.day));
+SQL
+)"
 figures=$(pg "$DIR" "$PORT" -d "$DB" -At <<'SQL'
 SELECT to_char(coalesce(exposure, open_ar - unapplied_credit), 'FM999,999,999,990.00')
   FROM credit.customer_history_daily
  WHERE customer = '华东五金 <总部> & Co'
    AND day IN (SELECT (date_trunc('month', d) + interval '1 month - 1 day')::date
-                 FROM generate_series(current_date - 365, current_date - 1, interval '1 month') d);
+                 FROM generate_series(current_date - 365, current_date - 1, interval '1 month') d
+               UNION SELECT current_date);
 SQL
 )
+source "$(dirname "$0")/render.sh"
 failures=0
 for lang in zh en; do
     base="$OUT/credit-file-$lang"
     pg "$DIR" "$PORT" -d "$DB" -At -c "SELECT credit.file_html('华东五金 <总部> & Co', '$lang')" > "$base.html"
-    chmod 644 "$base.html"
-    timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --dump-dom "file://$base.html" \
-        > "$base.dom.html" 2>"$base.chromium.log" || { cat "$base.chromium.log"; echo "chromium failed on $base.html"; exit 1; }
-    timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars \
-        --window-size=1100,1600 --screenshot="$base.png" "file://$base.html" >>"$base.chromium.log" 2>&1
-    timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-pdf-header-footer \
-        --print-to-pdf="$base.pdf" "file://$base.html" >>"$base.chromium.log" 2>&1
-    points=$(grep -o 'class="point"' "$base.dom.html" | wc -l)
-    bars=$(grep -o 'class="bar"' "$base.dom.html" | wc -l)
-    svgs=$(grep -o '<svg' "$base.dom.html" | wc -l)
-    [ "$svgs" = 2 ] || { echo "$lang: $svgs charts in the rendered page, expected 2"; failures=$((failures + 1)); }
-    [ "$points" = "$want_points" ] || { echo "$lang: $points points drawn, the history calls for $want_points"; failures=$((failures + 1)); }
-    [ "$bars" = "$want_bars" ] || { echo "$lang: $bars bar segments drawn, the history calls for $want_bars"; failures=$((failures + 1)); }
-    [ -s "$base.png" ] || { echo "$lang: no screenshot"; failures=$((failures + 1)); }
-    pdftotext -layout "$base.pdf" "$base.txt"
-    for fig in $figures; do
-        grep -qF -- "$fig" "$base.txt" || { echo "$lang: the page does not show $fig"; failures=$((failures + 1)); }
-    done
-    # No word outside the page.
-    pdftotext -bbox "$base.pdf" "$base.bbox.html"
-    outside=$(grep -o 'page width="[0-9.]*"\|xMax="[0-9.]*"' "$base.bbox.html" \
-        | awk -F'"' '/page width/ {w = $2; next} { if ($2 > w + 0.5) n++ } END {print n + 0}')
-    [ "$outside" = 0 ] || { echo "$lang: $outside words beyond the page's width"; failures=$((failures + 1)); }
+    render "$base"
+    if [ "$lang" = zh ]; then
+        t_exposure='近12个月月末及今日信用占用与额度' t_aging='月末及今日账龄结构' t_score='信用评分与等级走势' t_late='按付款月份的逾期天数'
+    else
+        t_exposure='Credit used against the limit, month-ends of the last 12 months and today' t_aging='Aging mix at month-ends and today'
+        t_score='Score and grade over time' t_late='Days late by month of payment'
+    fi
+    printf '%s\t%s\t%s\n' "$t_exposure" 'class="point"' "$want_points" "$t_exposure" 'class="mark mark-temporary"' "$want_temporary" \
+        "$t_aging" 'class="bar"' "$want_bars" "$t_score" 'class="point"' "$want_score" "$t_late" 'class="point"' "$want_late" \
+        > "$base.expected"
+    check_marks "$base" "$base.expected"
+    check_printed "$base" $figures
+    check_inside "$base"
     if [ "$lang" = zh ]; then
         grep -q '客户信用档案' "$base.txt" || { echo "zh: the Chinese title did not render"; failures=$((failures + 1)); }
     fi
 done
 ((failures == 0)) || exit 1
-echo "credit file pages: 2 charts each, $want_points points and $want_bars bar segments as the history says, every month's figure printed, nothing beyond the page; screenshots in $OUT"
+echo "credit file pages: 4 charts each with the marks the data calls for ($want_points points and $want_temporary temporary-limit marks on credit used, $want_bars aging segments, $want_score score points, $want_late days-late points), every figure printed, nothing beyond the page; screenshots in $OUT"

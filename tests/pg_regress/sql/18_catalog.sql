@@ -10,3 +10,10 @@ SELECT format('column %s.%s', c.oid::regclass, a.attname)
   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
  WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind IN ('r', 'v') AND col_description(c.oid, a.attnum) IS NULL
 ORDER BY 1;
+-- Every view runs with the rights of whoever reads it (security_invoker): a BI tool's role sees
+-- through a view only what its own level may read.
+SELECT c.oid::regclass AS view_not_security_invoker
+  FROM pg_class c
+ WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind = 'v'
+   AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)
+ORDER BY 1;
