@@ -45,9 +45,11 @@ say "SELECT format('Retail customers get %s days and at most %s of credit; east 
               (SELECT max_limit FROM credit.effective_policy((SELECT customer FROM credit.account WHERE customer_type = 'retail' ORDER BY 1 LIMIT 1))),
               (SELECT 100 * warn_ratio FROM credit.effective_policy((SELECT customer FROM credit.account WHERE region = 'east' ORDER BY 1 LIMIT 1)))::int,
               credit.terms_for((SELECT customer FROM credit.account WHERE customer_type = 'wholesale' ORDER BY 1 LIMIT 1), 120000))"
-say "SELECT format('Scored on their payments, a review (credit.regrade) would lower %s limits by %s in all and propose %s raises for approval; the worst score is %s (%s).',
-              count(*) FILTER (WHERE action = 'decrease'), to_char(-sum(proposed_limit - old_limit) FILTER (WHERE action = 'decrease'), 'FM999,999,990'),
-              count(*) FILTER (WHERE action = 'request'), min(score), (array_agg(customer ORDER BY score))[1])
+say "SELECT format('Scored on their payments (new customers are not graded yet), a review (credit.regrade, dry run) would leave %s limits as they are, lower %s at once by %s, and send %s to approval: %s cuts larger than a quarter, %s raises.',
+              count(*) FILTER (WHERE action IN ('unchanged', 'new', 'unrated')), count(*) FILTER (WHERE action = 'decrease'),
+              coalesce(to_char(sum(old_limit - proposed_limit) FILTER (WHERE action = 'decrease'), 'FM999,999,990'), '0'),
+              count(*) FILTER (WHERE action = 'request'), count(*) FILTER (WHERE action = 'request' AND proposed_limit < old_limit),
+              count(*) FILTER (WHERE action = 'request' AND proposed_limit > old_limit))
          FROM credit.regrade(dry_run => true)"
 
 show "Collections: the dunning ladder walks today (credit.run_collections):"

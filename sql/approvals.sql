@@ -97,8 +97,15 @@ BEGIN
             USING ERRCODE = 'unique_violation', HINT = 'Approve, reject or withdraw (credit.reject by the requester) that request first.';
     END IF;
     increase := new_limit - acct.credit_limit;
-    IF increase <= 0 THEN
-        roles := '{}';   -- a decrease (or no change) lowers risk: it applies at once
+    IF increase <= 0 AND source = 'regrade' THEN
+        -- A review asks only for decreases too large to apply at once (credit.policy's
+        -- decrease_approval_ratio): the first approval tier signs them.
+        SELECT r.approver_roles INTO roles FROM credit.approval_rule r ORDER BY r.min_increase LIMIT 1;
+        IF NOT FOUND THEN
+            roles := ARRAY[current_setting('pg_credit.admin_role')::name];
+        END IF;
+    ELSIF increase <= 0 THEN
+        roles := '{}';   -- a decrease (or no change) asked by a person lowers risk: it applies at once
     ELSE
         SELECT r.approver_roles INTO roles FROM credit.approval_rule r
          WHERE r.min_increase <= increase ORDER BY r.min_increase DESC LIMIT 1;

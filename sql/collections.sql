@@ -249,23 +249,8 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Views for collectors and BI (security_invoker: readers need rights on the tables).
 
-CREATE VIEW credit.collection_worklist WITH (security_invoker = true) AS
-SELECT t.id AS task_id, t.customer, t.doc_no, t.level, t.action, t.channel, t.assigned_to, t.due_on,
-       i.open_amount,
-       current_date - i.due_date AS days_past_due,
-       i.open_amount * greatest(current_date - i.due_date, 0) AS priority,
-       a.exposure, a.grade, a.status AS account_status,
-       lc.contacted_at AS last_contact_at, lc.outcome AS last_contact_outcome, lc.contacted_by AS last_contact_by,
-       p.amount AS promised_amount, p.promised_date,
-       credit._invoice_interest(t.invoice_id, current_date) AS interest
-  FROM credit.collection_task t
-  JOIN credit.invoice i ON i.id = t.invoice_id
-  LEFT JOIN credit.account a ON a.customer = t.customer
-  LEFT JOIN LATERAL (SELECT c.contacted_at, c.outcome, c.contacted_by FROM credit.collection_contact c
-                      WHERE c.customer = t.customer ORDER BY c.contacted_at DESC, c.id DESC LIMIT 1) lc ON true
-  LEFT JOIN credit.promise p ON p.invoice_id = t.invoice_id AND p.status = 'open'
- WHERE t.status = 'open' AND i.open_amount > 0
- ORDER BY priority DESC, i.open_amount DESC, t.id;
+-- (credit.collection_worklist: sql/warnings.sql, since it shows the early warnings too.)
+
 
 -- Per collector (who logged the contacts) and month: tasks worked, contacts, promises made and
 -- kept, and payments applied to the contacted invoices on or after the collector's first contact
@@ -369,7 +354,6 @@ COMMENT ON COLUMN credit.invoice_dispute.resolved_on IS 'Date resolved (NULL: op
 COMMENT ON COLUMN credit.invoice_dispute.resolved_by IS 'Who resolved it';
 COMMENT ON COLUMN credit.invoice_dispute.resolution IS 'How it was resolved';
 COMMENT ON FUNCTION credit.log_contact(bigint, text, text, numeric, date, date) IS 'Logs a contact on an open collection task (outcomes: sent, reached, promised, refused, disputed, no_answer, wrong_contact); a promise needs amount and date; returns the contact id';
-COMMENT ON VIEW credit.collection_worklist IS 'Open collection tasks, most urgent first (open amount x days past due), with the customer''s exposure, grade, last contact and open promise';
 COMMENT ON VIEW credit.collection_effectiveness IS 'Per collector and month: tasks worked, contacts, promises made, kept and broken, and payments on contacted invoices after the first contact';
 COMMENT ON FUNCTION credit._policy_ladder_check() IS 'Internal: a policy''s dunning ladder must exist';
 
@@ -397,6 +381,10 @@ BEGIN
     step := 'temporary_limits_expired';
     changes := credit._expire_temporary_limits(as_of);
     RETURN NEXT;
+    -- External ratings that expired: a new report is due (sql/ratings.sql).
+    step := 'ratings_due';
+    changes := credit._ratings_due(as_of);
+    RETURN NEXT;
     step := 'collections';
     SELECT count(*) INTO changes FROM credit.run_collections(as_of);
     RETURN NEXT;
@@ -408,6 +396,10 @@ BEGIN
     step := 'history';
     changes := credit._record_history(as_of, scored, scores);
     RETURN NEXT;
+    -- Early warnings from the day's history, payments, promises, plans and ratings (sql/warnings.sql).
+    step := 'risk_warnings';
+    changes := credit._risk_warnings(as_of);
+    RETURN NEXT;
     -- Statements for periods that ended yesterday (a day is complete once it is over).
     step := 'statements';
     SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
@@ -417,31 +409,11 @@ BEGIN
     RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades, records the credit history, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
+COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, announces expired external ratings, runs collections, re-grades, records the credit history, raises and clears early warnings, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
 
-COMMENT ON COLUMN credit.collection_worklist.task_id IS 'Task (credit.log_contact takes it)';
-COMMENT ON COLUMN credit.collection_worklist.customer IS 'Customer';
-COMMENT ON COLUMN credit.collection_worklist.doc_no IS 'Invoice number';
-COMMENT ON COLUMN credit.collection_worklist.level IS 'Ladder level (NULL: broken promise)';
-COMMENT ON COLUMN credit.collection_worklist.action IS 'remind, notice, escalate, hold or legal';
-COMMENT ON COLUMN credit.collection_worklist.channel IS 'sms, email, letter, phone or internal';
-COMMENT ON COLUMN credit.collection_worklist.assigned_to IS 'Role the task is assigned to';
-COMMENT ON COLUMN credit.collection_worklist.due_on IS 'When the work is due';
-COMMENT ON COLUMN credit.collection_worklist.open_amount IS 'Open amount of the invoice now';
-COMMENT ON COLUMN credit.collection_worklist.days_past_due IS 'Days past due today';
-COMMENT ON COLUMN credit.collection_worklist.priority IS 'open_amount x days past due (0 before due): the ranking';
-COMMENT ON COLUMN credit.collection_worklist.exposure IS 'Customer''s exposure';
-COMMENT ON COLUMN credit.collection_worklist.grade IS 'Customer''s grade';
-COMMENT ON COLUMN credit.collection_worklist.account_status IS 'Customer''s status (hold: shipments stopped)';
-COMMENT ON COLUMN credit.collection_worklist.last_contact_at IS 'Last contact with the customer (any task)';
-COMMENT ON COLUMN credit.collection_worklist.last_contact_outcome IS 'Its outcome';
-COMMENT ON COLUMN credit.collection_worklist.last_contact_by IS 'Who made it';
-COMMENT ON COLUMN credit.collection_worklist.promised_amount IS 'Open promise on the invoice: amount';
-COMMENT ON COLUMN credit.collection_worklist.promised_date IS 'Open promise on the invoice: date';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
-COMMENT ON COLUMN credit.collection_worklist.interest IS 'Late-payment interest accrued on the invoice by today (credit.late_interest; 0 when its ladder charges none)';
 COMMENT ON COLUMN credit.collection_effectiveness.collector IS 'Role that logged the contacts';
 COMMENT ON COLUMN credit.collection_effectiveness.period IS 'Month (first day)';
 COMMENT ON COLUMN credit.collection_effectiveness.tasks IS 'Tasks worked (at least one contact)';

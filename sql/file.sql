@@ -81,6 +81,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                     FROM credit.limit_request r WHERE r.customer = a.customer AND r.requested_at < file.as_of + 1), '[]')),
         'score', jsonb_build_object(
             'score', (SELECT sc.score FROM sc), 'grade', (SELECT sc.grade FROM sc), 'components', (SELECT sc.components FROM sc),
+            'evidence', (SELECT sc.evidence FROM sc),
             'history', coalesce((SELECT jsonb_agg(jsonb_build_object('day', h.valid_from, 'score', h.score, 'grade', h.grade)
                                                   ORDER BY h.valid_from) FROM score_history h), '[]'),
             -- up / flat / down: today's score against the first recorded in the 12 months (5 points or more)
@@ -90,6 +91,23 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                   ELSE 'flat' END
                         FROM (SELECT (SELECT h.score FROM score_history h WHERE h.score IS NOT NULL
                                        ORDER BY h.valid_from LIMIT 1) AS score) first)),
+        -- Early warnings raised in the 12 months (open on the day: cleared_on null or later).
+        'risk_warnings', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                      'cause', w.cause, 'raised_on', w.raised_on,
+                                      'cleared_on', CASE WHEN w.cleared_on <= file.as_of THEN w.cleared_on END,
+                                      'reason', w.reason, 'detail', w.detail) ORDER BY w.raised_on DESC, w.id DESC)
+                                    FROM credit.risk_warning w
+                                   WHERE w.customer = a.customer AND w.raised_on <= file.as_of AND w.raised_on > file.as_of - 365), '[]'),
+        -- External ratings received by the day, newest first, each with whether it counts that day.
+        'ratings', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                 'source', r.source, 'external_id', r.external_id, 'procedure', r.procedure,
+                                 'agency_grade', r.agency_grade, 'agency_score', r.agency_score, 'score', r.score,
+                                 'risk_level', r.risk_level, 'trend', r.trend, 'valid_from', r.valid_from,
+                                 'valid_until', r.valid_until,
+                                 'in_force', r.valid_from <= file.as_of AND r.valid_until > file.as_of)
+                                 ORDER BY r.valid_from DESC, r.id DESC)
+                               FROM credit.external_rating r
+                              WHERE r.customer = a.customer AND r.received_at < file.as_of + 1), '[]'),
         'payment_behaviour', jsonb_build_object(
             'basis', coalesce(current_setting('pg_credit.days_late_basis', true), 'payment'),
             'experiences', (SELECT count(*) FROM exp),

@@ -25,6 +25,19 @@ CREATE TABLE credit.policy (
     statement_min_balance numeric CHECK (statement_min_balance >= 0 AND statement_min_balance <= 1000000000000000),
     -- Collections: days after the due date before the ladder's overdue levels are reached.
     grace_days           int CHECK (grace_days BETWEEN 0 AND 365),
+    -- Reviews (credit.regrade): the largest decrease per review, the share above which a decrease
+    -- needs approval, grade ranks a review may move unless the evidence is strong, and the
+    -- evidence a grade needs (docs/grading.md). NULL: inherit, else the built-in default.
+    max_decrease_ratio       numeric CHECK (max_decrease_ratio >= 0 AND max_decrease_ratio <= 1),
+    decrease_approval_ratio  numeric CHECK (decrease_approval_ratio >= 0 AND decrease_approval_ratio <= 1),
+    max_grade_steps          int CHECK (max_grade_steps BETWEEN 1 AND 100),
+    strong_evidence_payments int CHECK (strong_evidence_payments BETWEEN 0 AND 100000),
+    min_settled_invoices     int CHECK (min_settled_invoices BETWEEN 0 AND 100000),
+    min_relationship_months  int CHECK (min_relationship_months BETWEEN 0 AND 1200),
+    limit_tolerance_ratio    numeric CHECK (limit_tolerance_ratio >= 0 AND limit_tolerance_ratio <= 1),
+    -- Early warnings (sql/warnings.sql): score points lost in 30 days, days later in 90 days.
+    warning_score_drop       numeric CHECK (warning_score_drop >= 0 AND warning_score_drop <= 100),
+    warning_days_late_rise   numeric CHECK (warning_days_late_rise >= 0 AND warning_days_late_rise <= 3650),
     CONSTRAINT policy_match_key UNIQUE NULLS NOT DISTINCT (customer_type, region, product_category),
     CONSTRAINT policy_match_not_empty CHECK (customer_type <> '' AND region <> '' AND product_category <> '')
 );
@@ -102,6 +115,15 @@ COMMENT ON COLUMN credit.policy.blacklist_on_legal IS 'A legal referral by colle
 COMMENT ON COLUMN credit.policy.note IS 'Free text';
 COMMENT ON COLUMN credit.policy.statement_cycle IS 'Statements of account: weekly, monthly, quarterly or none (no statements); NULL: inherit, by default monthly';
 COMMENT ON COLUMN credit.policy.statement_min_balance IS 'No statement unless the closing balance reaches it; NULL: inherit, by default none';
+COMMENT ON COLUMN credit.policy.max_decrease_ratio IS 'Reviews: the largest limit decrease per review, as a share of the current limit; NULL: inherit, by default 0.5';
+COMMENT ON COLUMN credit.policy.decrease_approval_ratio IS 'Reviews: a decrease of more than this share of the current limit waits for approval; NULL: inherit, by default 0.25';
+COMMENT ON COLUMN credit.policy.max_grade_steps IS 'Reviews: grade ranks a review may move, unless the evidence is strong; NULL: inherit, by default 1';
+COMMENT ON COLUMN credit.policy.strong_evidence_payments IS 'Reviews: payments in the 12 months that make the evidence strong enough to move a grade further; NULL: inherit, by default 12';
+COMMENT ON COLUMN credit.policy.min_settled_invoices IS 'Grading: invoices settled by payment a grade needs (fewer: unrated, the limit kept); NULL: inherit, by default 3';
+COMMENT ON COLUMN credit.policy.min_relationship_months IS 'Grading: months of relationship a grade needs (fewer: new, the limit kept); NULL: inherit, by default 3';
+COMMENT ON COLUMN credit.policy.limit_tolerance_ratio IS 'Reviews: a limit within this share of what the grade supports is left as it is (no churn); NULL: inherit, by default 0.2';
+COMMENT ON COLUMN credit.policy.warning_score_drop IS 'Early warnings: a score that fell by more than this in 30 days raises one; NULL: inherit, by default 10';
+COMMENT ON COLUMN credit.policy.warning_days_late_rise IS 'Early warnings: payments of the last 90 days later than those of the 90 days before by more than this many days (weighted) raise one; NULL: inherit, by default 10';
 COMMENT ON COLUMN credit.policy.grace_days IS 'Collections: days after the due date before the dunning ladder''s overdue levels are reached (pre-due reminders do not wait); NULL: inherit, by default 0';
 COMMENT ON TABLE credit.term_tier IS 'Amount tiers: orders at or above min_amount get at least terms_days (the most specific matching tier set applies)';
 COMMENT ON COLUMN credit.term_tier.id IS 'Tier id';

@@ -28,6 +28,7 @@ mod pages;
 mod pg;
 mod policy;
 mod privileges;
+mod ratings;
 mod statements;
 mod store;
 
@@ -141,10 +142,22 @@ extension_sql_file!(
     requires = ["aging", "collections", history::backfill_history, history::_backfill_history]
 );
 extension_sql_file!(
+    "../sql/ratings.sql",
+    name = "ratings",
+    requires = ["grading", "audit", "privileges", ratings::map_rating]
+);
+extension_sql_file!(
+    "../sql/warnings.sql",
+    name = "warnings",
+    requires = ["ratings", "history", "arrangements", "collections", collections::interest::_invoice_interest]
+);
+extension_sql_file!(
     "../sql/file.sql",
     name = "file",
     requires = [
         "history",
+        "ratings",
+        "warnings",
         "arrangements",
         "grading",
         "approvals",
@@ -174,7 +187,7 @@ mod pg_tests;
 mod sql_constants {
     use credit_core::money::{MAX_AMOUNT, MAX_FRACTION_DIGITS};
 
-    const SQL: [(&str, &str); 20] = [
+    const SQL: [(&str, &str); 22] = [
         ("schema", include_str!("../sql/schema.sql")),
         ("privileges", include_str!("../sql/privileges.sql")),
         ("accounts", include_str!("../sql/accounts.sql")),
@@ -194,6 +207,8 @@ mod sql_constants {
         ("arrangements", include_str!("../sql/arrangements.sql")),
         ("history", include_str!("../sql/history.sql")),
         ("file", include_str!("../sql/file.sql")),
+        ("ratings", include_str!("../sql/ratings.sql")),
+        ("warnings", include_str!("../sql/warnings.sql")),
         ("grants", include_str!("../sql/grants.sql")),
     ];
 

@@ -21,7 +21,11 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
                 p.overdue_block_days, p.prepayment_required, p.max_increase_ratio, p.approval_above, \
                 p.releasing_role::text, p.blacklist_on_write_off, p.dunning_ladder, p.blacklist_on_legal, \
                 to_jsonb(p) ->> 'statement_cycle', (to_jsonb(p) ->> 'statement_min_balance')::numeric, \
-                (to_jsonb(p) ->> 'grace_days')::int \
+                (to_jsonb(p) ->> 'grace_days')::int, (to_jsonb(p) ->> 'max_decrease_ratio')::numeric, \
+                (to_jsonb(p) ->> 'decrease_approval_ratio')::numeric, (to_jsonb(p) ->> 'max_grade_steps')::int, \
+                (to_jsonb(p) ->> 'strong_evidence_payments')::int, (to_jsonb(p) ->> 'min_settled_invoices')::int, \
+                (to_jsonb(p) ->> 'min_relationship_months')::int, (to_jsonb(p) ->> 'limit_tolerance_ratio')::numeric, \
+                (to_jsonb(p) ->> 'warning_score_drop')::numeric, (to_jsonb(p) ->> 'warning_days_late_rise')::numeric \
            FROM credit.policy p",
         None,
         &[],
@@ -49,6 +53,15 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
             statement_cycle: r.get(16).or_raise(),
             statement_min_balance: dec(r.get(17).or_raise()),
             grace_days: r.get(18).or_raise(),
+            max_decrease_ratio: dec(r.get(19).or_raise()),
+            decrease_approval_ratio: dec(r.get(20).or_raise()),
+            max_grade_steps: r.get(21).or_raise(),
+            strong_evidence_payments: r.get(22).or_raise(),
+            min_settled_invoices: r.get(23).or_raise(),
+            min_relationship_months: r.get(24).or_raise(),
+            limit_tolerance_ratio: dec(r.get(25).or_raise()),
+            warning_score_drop: dec(r.get(26).or_raise()),
+            warning_days_late_rise: dec(r.get(27).or_raise()),
         },
     })
     .collect()
@@ -373,6 +386,15 @@ fn effective_policy(
         name!(statement_cycle, String),
         name!(statement_min_balance, Option<AnyNumeric>),
         name!(grace_days, i32),
+        name!(max_decrease_ratio, AnyNumeric),
+        name!(decrease_approval_ratio, AnyNumeric),
+        name!(max_grade_steps, i32),
+        name!(strong_evidence_payments, i32),
+        name!(min_settled_invoices, i32),
+        name!(min_relationship_months, i32),
+        name!(limit_tolerance_ratio, AnyNumeric),
+        name!(warning_score_drop, AnyNumeric),
+        name!(warning_days_late_rise, AnyNumeric),
         name!(matched_policies, Vec<i64>),
     ),
 > {
@@ -403,6 +425,15 @@ fn effective_policy(
         e.statement_cycle,
         e.statement_min_balance.map(numeric),
         e.grace_days,
+        numeric(e.max_decrease_ratio),
+        numeric(e.decrease_approval_ratio),
+        e.max_grade_steps,
+        e.strong_evidence_payments,
+        e.min_settled_invoices,
+        e.min_relationship_months,
+        numeric(e.limit_tolerance_ratio),
+        numeric(e.warning_score_drop),
+        numeric(e.warning_days_late_rise),
         e.matched,
     ))
 }

@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod money;
 pub mod numeric;
 pub mod policy;
+pub mod rating;
 pub mod scoring;
 pub mod statement;

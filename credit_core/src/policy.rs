@@ -19,6 +19,20 @@ pub const DEFAULT_LADDER: &str = "default";
 /// Statement cycle when no policy sets one.
 pub const DEFAULT_STATEMENT_CYCLE: &str = "monthly";
 /// Near-limit warning ratio when no policy sets one.
+/// Review defaults (docs/grading.md#a-review-a-credit-manager-accepts): a review leaves a limit alone
+/// within 20 % of its target, cuts it by at most half, a cut of more than a quarter waits for approval, a grade moves a step at a time
+/// unless a year holds 12 payments, and a grade needs 3 invoices settled and 3 months.
+pub const DEFAULT_MAX_DECREASE_RATIO: Decimal = Decimal::from_parts(5, 0, 0, false, 1);
+pub const DEFAULT_DECREASE_APPROVAL_RATIO: Decimal = Decimal::from_parts(25, 0, 0, false, 2);
+pub const DEFAULT_MAX_GRADE_STEPS: i32 = 1;
+/// Early warnings: a score drop of more than 10 points in 30 days; payments 10 days later.
+pub const DEFAULT_WARNING_SCORE_DROP: Decimal = Decimal::from_parts(10, 0, 0, false, 0);
+pub const DEFAULT_WARNING_DAYS_LATE_RISE: Decimal = Decimal::from_parts(10, 0, 0, false, 0);
+pub const DEFAULT_LIMIT_TOLERANCE_RATIO: Decimal = Decimal::from_parts(2, 0, 0, false, 1);
+pub const DEFAULT_STRONG_EVIDENCE_PAYMENTS: i32 = 12;
+pub const DEFAULT_MIN_SETTLED_INVOICES: i32 = 3;
+pub const DEFAULT_MIN_RELATIONSHIP_MONTHS: i32 = 3;
+
 pub fn default_warn_ratio() -> Decimal {
     Decimal::new(8, 1)
 }
@@ -76,6 +90,15 @@ pub struct Fields {
     pub statement_min_balance: Option<Decimal>,
     /// Days after the due date before the ladder's overdue levels count (pre-due ones do not wait).
     pub grace_days: Option<i32>,
+    pub max_decrease_ratio: Option<Decimal>,
+    pub decrease_approval_ratio: Option<Decimal>,
+    pub max_grade_steps: Option<i32>,
+    pub limit_tolerance_ratio: Option<Decimal>,
+    pub warning_score_drop: Option<Decimal>,
+    pub warning_days_late_rise: Option<Decimal>,
+    pub strong_evidence_payments: Option<i32>,
+    pub min_settled_invoices: Option<i32>,
+    pub min_relationship_months: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +129,21 @@ pub struct Effective {
     pub statement_min_balance: Option<Decimal>,
     /// Grace days before an overdue dunning level is reached (0 by default).
     pub grace_days: i32,
+    /// Reviews: the largest decrease per review and the share above which one needs approval.
+    pub max_decrease_ratio: Decimal,
+    pub decrease_approval_ratio: Decimal,
+    /// Reviews: grade ranks a review may move, unless the evidence is strong (this many payments
+    /// in 12 months).
+    pub max_grade_steps: i32,
+    pub strong_evidence_payments: i32,
+    /// Reviews: a change within this share of the current limit is not made.
+    pub limit_tolerance_ratio: Decimal,
+    /// Early warnings: score points lost in 30 days, days later in 90 days, that raise one.
+    pub warning_score_drop: Decimal,
+    pub warning_days_late_rise: Decimal,
+    /// The evidence a grade needs.
+    pub min_settled_invoices: i32,
+    pub min_relationship_months: i32,
     /// Ids of the matching rows, most specific first.
     pub matched: Vec<i64>,
 }
@@ -137,6 +175,16 @@ pub fn resolve(policies: &[Policy], s: &Subject<'_>) -> Effective {
         statement_cycle: first(&m, |f| &f.statement_cycle).unwrap_or_else(|| DEFAULT_STATEMENT_CYCLE.to_string()),
         statement_min_balance: first(&m, |f| &f.statement_min_balance),
         grace_days: first(&m, |f| &f.grace_days).unwrap_or(0),
+        max_decrease_ratio: first(&m, |f| &f.max_decrease_ratio).unwrap_or(DEFAULT_MAX_DECREASE_RATIO),
+        decrease_approval_ratio: first(&m, |f| &f.decrease_approval_ratio).unwrap_or(DEFAULT_DECREASE_APPROVAL_RATIO),
+        max_grade_steps: first(&m, |f| &f.max_grade_steps).unwrap_or(DEFAULT_MAX_GRADE_STEPS),
+        limit_tolerance_ratio: first(&m, |f| &f.limit_tolerance_ratio).unwrap_or(DEFAULT_LIMIT_TOLERANCE_RATIO),
+        warning_score_drop: first(&m, |f| &f.warning_score_drop).unwrap_or(DEFAULT_WARNING_SCORE_DROP),
+        warning_days_late_rise: first(&m, |f| &f.warning_days_late_rise).unwrap_or(DEFAULT_WARNING_DAYS_LATE_RISE),
+        strong_evidence_payments: first(&m, |f| &f.strong_evidence_payments)
+            .unwrap_or(DEFAULT_STRONG_EVIDENCE_PAYMENTS),
+        min_settled_invoices: first(&m, |f| &f.min_settled_invoices).unwrap_or(DEFAULT_MIN_SETTLED_INVOICES),
+        min_relationship_months: first(&m, |f| &f.min_relationship_months).unwrap_or(DEFAULT_MIN_RELATIONSHIP_MONTHS),
         matched: m.iter().map(|p| p.id).collect(),
     }
 }

@@ -14,10 +14,11 @@ pub enum Component {
     Relationship,
     Dunning,
     Commitments,
+    ExternalRating,
 }
 
 impl Component {
-    pub const ALL: [Component; 8] = [
+    pub const ALL: [Component; 9] = [
         Component::Paydex,
         Component::WeightedDaysLate,
         Component::OnTimeRatio,
@@ -26,6 +27,7 @@ impl Component {
         Component::Relationship,
         Component::Dunning,
         Component::Commitments,
+        Component::ExternalRating,
     ];
 
     pub fn code(self) -> &'static str {
@@ -38,6 +40,7 @@ impl Component {
             Component::Relationship => "relationship_months",
             Component::Dunning => "dunning_level",
             Component::Commitments => "kept_commitments",
+            Component::ExternalRating => "external_rating",
         }
     }
 
@@ -54,6 +57,7 @@ impl Component {
     /// - relationship_months: 100/36 a month, full marks after three years.
     /// - dunning_level (highest reached): 100 at none, minus 25 a level.
     /// - kept_commitments (share of promises and payment arrangements kept): times 100.
+    /// - external_rating (the agencies' ratings valid on the day, normalised 0-100): itself.
     pub fn points(self, raw: Decimal) -> Decimal {
         let d = |v: i64| Decimal::from(v);
         let p = match self {
@@ -74,6 +78,7 @@ impl Component {
             Component::Relationship => raw * d(100) / d(36),
             Component::Dunning => d(100) - raw * d(25),
             Component::Commitments => raw * d(100),
+            Component::ExternalRating => raw,
         };
         p.clamp(Decimal::ZERO, d(100)).round_dp(2)
     }
@@ -152,6 +157,99 @@ pub struct ReviewRules {
     pub max_increase_ratio: Option<Decimal>,
     /// Increases larger than this need approval; None = every increase needs approval.
     pub approval_above: Option<Decimal>,
+    /// A decrease is capped at old_limit × ratio per review (None: no cap).
+    pub max_decrease_ratio: Option<Decimal>,
+    /// A decrease of more than old_limit × ratio needs approval (None: every decrease applies).
+    pub decrease_approval_ratio: Option<Decimal>,
+    /// A change within old_limit × ratio either way is not made (None: every change is).
+    pub tolerance_ratio: Option<Decimal>,
+}
+
+/// How much a score stands on, and whether it may grade: a grade needs `min_settled` invoices
+/// settled by payment and `min_months` of relationship; below either the customer is new or
+/// unrated and keeps the limit it was given. Strong evidence (`strong_payments` payments in the
+/// 12 months) lets a grade move more than the step a review allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub settled_invoices: i64,
+    pub payments_12_months: i64,
+    pub relationship_months: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRules {
+    pub min_settled: i64,
+    pub min_months: i64,
+    pub strong_payments: i64,
+}
+
+/// rated: enough evidence to grade; new: the relationship is younger than the minimum; unrated:
+/// old enough, but too few invoices settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Rated,
+    New,
+    Unrated,
+}
+
+impl Standing {
+    pub fn code(self) -> &'static str {
+        match self {
+            Standing::Rated => "rated",
+            Standing::New => "new",
+            Standing::Unrated => "unrated",
+        }
+    }
+}
+
+impl Evidence {
+    pub fn standing(&self, r: &EvidenceRules) -> (Standing, String) {
+        if self.relationship_months < r.min_months {
+            (
+                Standing::New,
+                format!("{} months of relationship, a grade needs {}", self.relationship_months, r.min_months),
+            )
+        } else if self.settled_invoices < r.min_settled {
+            (
+                Standing::Unrated,
+                format!("{} invoices settled by payment, a grade needs {}", self.settled_invoices, r.min_settled),
+            )
+        } else {
+            (
+                Standing::Rated,
+                format!(
+                    "{} invoices settled, {} payments in 12 months, {} months of relationship",
+                    self.settled_invoices, self.payments_12_months, self.relationship_months
+                ),
+            )
+        }
+    }
+
+    pub fn strong(&self, r: &EvidenceRules) -> bool {
+        self.payments_12_months >= r.strong_payments
+    }
+}
+
+/// The grade a review gives: the score's grade, but at most `max_steps` ranks from the current one
+/// unless the evidence is strong (a first grade is the score's). `ranked` is best first. Returns
+/// the grade and whether the step limit held it back.
+pub fn stepped_grade<'g>(
+    ranked: &'g [Grade],
+    current: Option<&str>,
+    scored: &'g Grade,
+    max_steps: i64,
+    strong: bool,
+) -> (&'g Grade, bool) {
+    let pos = |g: &str| ranked.iter().position(|x| x.grade == g);
+    let (Some(from), Some(to)) = (current.and_then(pos), pos(&scored.grade)) else {
+        return (scored, false);
+    };
+    let steps = max_steps.max(1) as usize;
+    if strong || from.abs_diff(to) <= steps {
+        return (scored, false);
+    }
+    let held = if to > from { from + steps } else { from - steps };
+    (&ranked[held], true)
 }
 
 /// Proposed limit = average monthly sales (months with sales) × terms in months × grade
@@ -186,13 +284,48 @@ pub fn propose(old_limit: Decimal, avg_monthly_sales: Option<Decimal>, r: &Revie
             why.push_str(&format!(", capped at the maximum increase per review ({ratio})"));
         }
     }
+    decide(old_limit, limit, why, r)
+}
+
+/// A review's target for a grade that means no credit (coefficient 0): 0, under the same decrease
+/// rules as any other.
+pub fn propose_no_credit(old_limit: Decimal, grade: &str, r: &ReviewRules) -> Proposal {
+    decide(old_limit, Decimal::ZERO, format!("grade {grade} means no credit"), r)
+}
+
+/// The decrease rules, then the outcome: a decrease is capped at the maximum per review, and one
+/// larger than the approval share waits for approval like a large increase.
+fn decide(old_limit: Decimal, target: Decimal, mut why: String, r: &ReviewRules) -> Proposal {
+    let mut limit = target;
+    if let Some(tol) = r.tolerance_ratio.filter(|_| old_limit > Decimal::ZERO && target != old_limit) {
+        if (target - old_limit).abs() <= (old_limit * tol).floor() {
+            why.push_str(&format!(" = {target}, within the tolerance ({tol}) of the current limit: left as it is"));
+            return Proposal { limit: old_limit, outcome: LimitOutcome::Unchanged, reason: why };
+        }
+    }
+    if limit < old_limit {
+        if let Some(ratio) = r.max_decrease_ratio {
+            let floor = (old_limit * (Decimal::ONE - ratio.min(Decimal::ONE))).ceil();
+            if limit < floor {
+                limit = floor;
+                why.push_str(&format!(", held at the maximum decrease per review ({ratio})"));
+            }
+        }
+    }
+    let decrease_needs_approval =
+        limit < old_limit && r.decrease_approval_ratio.is_some_and(|a| old_limit - limit > (old_limit * a).floor());
     let outcome = if limit == old_limit {
         LimitOutcome::Unchanged
-    } else if limit < old_limit || r.approval_above.is_some_and(|a| limit - old_limit <= a) {
+    } else if (limit < old_limit && !decrease_needs_approval)
+        || (limit > old_limit && r.approval_above.is_some_and(|a| limit - old_limit <= a))
+    {
         LimitOutcome::Apply
     } else {
         LimitOutcome::Request
     };
+    if decrease_needs_approval {
+        why.push_str(", a decrease that large needs approval");
+    }
     Proposal { limit, outcome, reason: why }
 }
 
@@ -250,7 +383,63 @@ mod tests {
             max_limit: Some(dec("100000")),
             max_increase_ratio: Some(dec("0.5")),
             approval_above: Some(dec("10000")),
+            max_decrease_ratio: None,
+            decrease_approval_ratio: None,
+            tolerance_ratio: None,
         }
+    }
+
+    #[test]
+    fn small_changes_are_left_alone() {
+        let r = ReviewRules { tolerance_ratio: Some(dec("0.2")), ..rules() };
+        // 30,000 against 27,000: within 20 %
+        let p = propose(dec("27000"), Some(dec("20000")), &r);
+        assert_eq!((p.limit, p.outcome.clone()), (dec("27000"), LimitOutcome::Unchanged));
+        assert!(p.reason.contains("within the tolerance"), "{}", p.reason);
+        // 30,000 against 20,000: 50 % more, applies as before (capped +50 %, within approval_above)
+        assert_eq!(propose(dec("20000"), Some(dec("20000")), &r).outcome, LimitOutcome::Apply);
+        // from 0, any limit is a change
+        assert_eq!(propose(dec("0"), Some(dec("20000")), &r).outcome, LimitOutcome::Request);
+    }
+
+    #[test]
+    fn decreases_are_capped_and_large_ones_need_approval() {
+        let r =
+            ReviewRules { max_decrease_ratio: Some(dec("0.5")), decrease_approval_ratio: Some(dec("0.25")), ..rules() };
+        // to 1,500 from 50,000: held at 25,000, a 50 % decrease: approval
+        let p = propose(dec("50000"), Some(dec("1000")), &r);
+        assert_eq!((p.limit, p.outcome.clone()), (dec("25000"), LimitOutcome::Request));
+        assert!(p.reason.contains("maximum decrease") && p.reason.contains("approval"), "{}", p.reason);
+        // to 45,000 from 50,000 (10 %): applies
+        let p = propose(dec("50000"), Some(dec("30000")), &r);
+        assert_eq!((p.limit, p.outcome), (dec("45000"), LimitOutcome::Apply));
+        // no credit: held at half, for approval
+        let p = propose_no_credit(dec("10000"), "C", &r);
+        assert_eq!((p.limit, p.outcome), (dec("5000"), LimitOutcome::Request));
+        assert_eq!(propose_no_credit(dec("0"), "C", &r).outcome, LimitOutcome::Unchanged);
+    }
+
+    #[test]
+    fn grades_move_a_step_unless_the_evidence_is_strong() {
+        let g = |n: &str, lo: &str| Grade { grade: n.into(), min_score: dec(lo), max_score: None };
+        let ranked = vec![g("AAA", "90"), g("AA", "80"), g("A", "70"), g("B", "55"), g("C", "0")];
+        assert_eq!(stepped_grade(&ranked, Some("AA"), &ranked[4], 1, false), (&ranked[2], true));
+        assert_eq!(stepped_grade(&ranked, Some("C"), &ranked[0], 1, false), (&ranked[3], true));
+        assert_eq!(stepped_grade(&ranked, Some("AA"), &ranked[4], 2, false), (&ranked[3], true));
+        assert_eq!(stepped_grade(&ranked, Some("AA"), &ranked[4], 1, true), (&ranked[4], false));
+        assert_eq!(stepped_grade(&ranked, Some("AA"), &ranked[2], 1, false), (&ranked[2], false));
+        assert_eq!(
+            stepped_grade(&ranked, None, &ranked[4], 1, false),
+            (&ranked[4], false),
+            "a first grade is the score's"
+        );
+        assert_eq!(stepped_grade(&ranked, Some("gone"), &ranked[4], 1, false), (&ranked[4], false));
+        let rules = EvidenceRules { min_settled: 3, min_months: 3, strong_payments: 12 };
+        let e = |s, p, m| Evidence { settled_invoices: s, payments_12_months: p, relationship_months: m };
+        assert_eq!(e(1, 1, 1).standing(&rules).0, Standing::New);
+        assert_eq!(e(2, 2, 6).standing(&rules).0, Standing::Unrated);
+        assert_eq!(e(3, 3, 3).standing(&rules).0, Standing::Rated);
+        assert!(e(20, 12, 24).strong(&rules) && !e(20, 11, 24).strong(&rules));
     }
 
     #[test]
@@ -273,8 +462,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn score_is_within_0_100(vals in proptest::collection::vec(proptest::option::of(-1000i64..1000), 7),
-                                 ws in proptest::collection::vec(0i64..10, 7)) {
+        fn score_is_within_0_100(vals in proptest::collection::vec(proptest::option::of(-1000i64..1000), 9),
+                                 ws in proptest::collection::vec(0i64..10, 9)) {
             let inputs: Vec<_> = Component::ALL.iter().zip(&vals).map(|(c, v)| (*c, v.map(Decimal::from))).collect();
             let weights: Vec<_> = Component::ALL.iter().zip(&ws).map(|(c, w)| (*c, Decimal::from(*w))).collect();
             if let (Some(s), _) = score(&inputs, &weights) {
@@ -292,6 +481,17 @@ mod tests {
             }
             if p.outcome == LimitOutcome::Request {
                 prop_assert!(p.limit - Decimal::from(old) > dec("10000"));
+            }
+        }
+
+        #[test]
+        fn a_review_never_cuts_more_than_the_cap(old in 0i64..200_000, sales in 0i64..200_000) {
+            let r = ReviewRules { max_decrease_ratio: Some(dec("0.3")), decrease_approval_ratio: Some(dec("0.1")), ..rules() };
+            let old = Decimal::from(old);
+            let p = propose(old, Some(Decimal::from(sales)), &r);
+            prop_assert!(p.limit >= old * dec("0.7"));
+            if p.limit < old && p.outcome == LimitOutcome::Apply {
+                prop_assert!(old - p.limit <= (old * dec("0.1")).floor());
             }
         }
     }

@@ -134,7 +134,25 @@ AS 'MODULE_PATHNAME', 'record_refusals_wrapper';
 
 
 
+-- credit.score returns the evidence behind the score too (issue 16).
+
+DROP FUNCTION credit.score(text, date);
+
 -- Functions of the library with new attributes (a pinned search_path; internal ones no longer SECURITY DEFINER).
+
+CREATE FUNCTION "score"(
+	"customer" TEXT, /* Option < & str > */
+	"as_of" date DEFAULT CURRENT_DATE /* Option < Date > */
+) RETURNS TABLE (
+	"score" NUMERIC,  /* Option < AnyNumeric > */
+	"grade" TEXT,  /* Option < String > */
+	"components" jsonb,  /* pgrx :: JsonB */
+	"evidence" jsonb  /* pgrx :: JsonB */
+)
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'score_wrapper';
 
 CREATE OR REPLACE FUNCTION "check"(
 	"customer" TEXT, /* Option < & str > */
@@ -169,19 +187,6 @@ STABLE PARALLEL RESTRICTED
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'available_credit_wrapper';
-
-CREATE OR REPLACE FUNCTION "score"(
-	"customer" TEXT, /* Option < & str > */
-	"as_of" date DEFAULT CURRENT_DATE /* Option < Date > */
-) RETURNS TABLE (
-	"score" NUMERIC,  /* Option < AnyNumeric > */
-	"grade" TEXT,  /* Option < String > */
-	"components" jsonb  /* pgrx :: JsonB */
-)
-STABLE
-SET search_path TO pg_catalog, pg_temp
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'score_wrapper';
 
 CREATE OR REPLACE FUNCTION "receivables_metrics"(
 	"period_start" date, /* Option < Date > */
@@ -1042,8 +1047,15 @@ BEGIN
             USING ERRCODE = 'unique_violation', HINT = 'Approve, reject or withdraw (credit.reject by the requester) that request first.';
     END IF;
     increase := new_limit - acct.credit_limit;
-    IF increase <= 0 THEN
-        roles := '{}';   -- a decrease (or no change) lowers risk: it applies at once
+    IF increase <= 0 AND source = 'regrade' THEN
+        -- A review asks only for decreases too large to apply at once (credit.policy's
+        -- decrease_approval_ratio): the first approval tier signs them.
+        SELECT r.approver_roles INTO roles FROM credit.approval_rule r ORDER BY r.min_increase LIMIT 1;
+        IF NOT FOUND THEN
+            roles := ARRAY[current_setting('pg_credit.admin_role')::name];
+        END IF;
+    ELSIF increase <= 0 THEN
+        roles := '{}';   -- a decrease (or no change) asked by a person lowers risk: it applies at once
     ELSE
         SELECT r.approver_roles INTO roles FROM credit.approval_rule r
          WHERE r.min_increase <= increase ORDER BY r.min_increase DESC LIMIT 1;
@@ -1263,6 +1275,10 @@ BEGIN
     step := 'temporary_limits_expired';
     changes := credit._expire_temporary_limits(as_of);
     RETURN NEXT;
+    -- External ratings that expired: a new report is due (sql/ratings.sql).
+    step := 'ratings_due';
+    changes := credit._ratings_due(as_of);
+    RETURN NEXT;
     step := 'collections';
     SELECT count(*) INTO changes FROM credit.run_collections(as_of);
     RETURN NEXT;
@@ -1273,6 +1289,10 @@ BEGIN
     -- The day's credit history (sql/history.sql), with the scores the regrade computed.
     step := 'history';
     changes := credit._record_history(as_of, scored, scores);
+    RETURN NEXT;
+    -- Early warnings from the day's history, payments, promises, plans and ratings (sql/warnings.sql).
+    step := 'risk_warnings';
+    changes := credit._risk_warnings(as_of);
     RETURN NEXT;
     -- Statements for periods that ended yesterday (a day is complete once it is over).
     step := 'statements';
@@ -1343,14 +1363,14 @@ DECLARE
     fns text[] := ARRAY[
         'aging available_credit average_days_delinquent best_possible_dso cei check count_back_dso dso effective_policy '
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
-        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade act_for '
+        'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade regrade_summary act_for '
         'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
-        'file_html portfolio_html',
+        'file_html portfolio_html map_rating',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
-        'cancel_invoice arrange cancel_arrangement backfill_history',
+        'cancel_invoice arrange cancel_arrangement backfill_history import_rating',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
@@ -1470,6 +1490,15 @@ CREATE FUNCTION "effective_policy"(
 	"statement_cycle" TEXT,  /* String */
 	"statement_min_balance" NUMERIC,  /* Option < AnyNumeric > */
 	"grace_days" INT,  /* i32 */
+	"max_decrease_ratio" NUMERIC,  /* AnyNumeric */
+	"decrease_approval_ratio" NUMERIC,  /* AnyNumeric */
+	"max_grade_steps" INT,  /* i32 */
+	"strong_evidence_payments" INT,  /* i32 */
+	"min_settled_invoices" INT,  /* i32 */
+	"min_relationship_months" INT,  /* i32 */
+	"limit_tolerance_ratio" NUMERIC,  /* AnyNumeric */
+	"warning_score_drop" NUMERIC,  /* AnyNumeric */
+	"warning_days_late_rise" NUMERIC,  /* AnyNumeric */
 	"matched_policies" bigint[]  /* Vec < i64 > */
 )
 STABLE PARALLEL SAFE
@@ -2824,7 +2853,7 @@ COMMENT ON COLUMN credit.policy.statement_min_balance IS 'No statement unless th
 COMMENT ON FUNCTION credit.effective_policy(text, text) IS 'The policy in force for a customer, field by field, and the matching policy rows, most specific first';
 COMMENT ON FUNCTION credit.reverse_settlement(bigint, text, date) IS 'Reverses a payment, credit note or write-off on a date (bounced cheque, posting error): the invoices it paid reopen, what it left unapplied is gone; earlier dates read as before. Returns the reversal id.';
 COMMENT ON FUNCTION credit.cancel_invoice(text, text, text, date) IS 'Cancels an invoice nothing is applied to yet, on a date, with a cancellation document; returns its settlement id.';
-COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, runs collections, re-grades, records the credit history, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
+COMMENT ON FUNCTION credit.run_daily(date) IS 'The daily job: clears ended temporary limits, announces expired external ratings, runs collections, re-grades, records the credit history, raises and clears early warnings, issues the statements of periods that ended the day before, reminds balance confirmations; idempotent. Schedule it with pg_cron (docs/collections.md)';
 COMMENT ON FUNCTION credit._policy_write_check() IS 'Internal: writing credit policy tables needs the admin level (or the level the trigger names)';
 
 -- Issue 14: payment arrangements, terms over time, analytics that stay right when documents arrive late.
@@ -3000,24 +3029,6 @@ BEGIN
              ELSE 'none' END;
 END
 $$;
-
-CREATE OR REPLACE VIEW credit.collection_worklist WITH (security_invoker = true) AS
-SELECT t.id AS task_id, t.customer, t.doc_no, t.level, t.action, t.channel, t.assigned_to, t.due_on,
-       i.open_amount,
-       current_date - i.due_date AS days_past_due,
-       i.open_amount * greatest(current_date - i.due_date, 0) AS priority,
-       a.exposure, a.grade, a.status AS account_status,
-       lc.contacted_at AS last_contact_at, lc.outcome AS last_contact_outcome, lc.contacted_by AS last_contact_by,
-       p.amount AS promised_amount, p.promised_date,
-       credit._invoice_interest(t.invoice_id, current_date) AS interest
-  FROM credit.collection_task t
-  JOIN credit.invoice i ON i.id = t.invoice_id
-  LEFT JOIN credit.account a ON a.customer = t.customer
-  LEFT JOIN LATERAL (SELECT c.contacted_at, c.outcome, c.contacted_by FROM credit.collection_contact c
-                      WHERE c.customer = t.customer ORDER BY c.contacted_at DESC, c.id DESC LIMIT 1) lc ON true
-  LEFT JOIN credit.promise p ON p.invoice_id = t.invoice_id AND p.status = 'open'
- WHERE t.status = 'open' AND i.open_amount > 0
- ORDER BY priority DESC, i.open_amount DESC, t.id;
 
 -- Loss rates from roll rates: 0 where nothing rolled forward.
 
@@ -3409,12 +3420,12 @@ COMMENT ON COLUMN credit.terms_window.note IS 'Free text';
 
 COMMENT ON COLUMN credit.invoice.terms_source IS 'The rule that gave its terms when its due date came from them (account, grade <g>, policy <id>, default, tier <id>, window <id>); NULL when the due date was given';
 
-COMMENT ON COLUMN credit.score_weight.component IS 'paydex, weighted_days_late, on_time_ratio, days_past_due, utilization, relationship_months, dunning_level or kept_commitments';
+COMMENT ON COLUMN credit.score_weight.component IS 'paydex, weighted_days_late, on_time_ratio, days_past_due, utilization, relationship_months, dunning_level, kept_commitments or external_rating';
 
 COMMENT ON FUNCTION credit.terms_for(text, numeric, text, date) IS 'Payment terms in days for an order dated on_date: the customer''s own, else its grade''s, else its policy''s, else 30; a matching amount tier lengthens them; a terms window in force on the day sets, lengthens or shortens them';
 COMMENT ON FUNCTION credit.explain_terms(text, numeric, text, date) IS 'Payment terms for an order dated on_date, the rule that decided them (account, grade, policy, default, tier, window; its id and validity) and every step considered';
 
-COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed, grade_changed, group_changed, near_limit, order_refused, order_held, hold_released, hold_overridden, hold_cancelled, hold_withdrawn, limit_requested, limit_approval_signed, limit_request_rejected, limit_request_withdrawn, task_created, promise_made, promise_kept, promise_broken, dispute_opened, dispute_resolved, legal_referral, payment_reversed, credit_note_reversed, write_off_reversed, invoice_cancelled, statement_issued, confirmation_requested, confirmation_reminder, confirmation_replied, confirmation_deemed, reconciliation_run, arrangement_made, arrangement_completed, arrangement_broken, arrangement_cancelled (docs/collections.md#events)';
+COMMENT ON COLUMN credit.event.kind IS 'account_created, account_deleted, limit_changed, temporary_limit_changed, terms_changed, status_changed, grade_changed, group_changed, near_limit, order_refused, order_held, hold_released, hold_overridden, hold_cancelled, hold_withdrawn, limit_requested, limit_approval_signed, limit_request_rejected, limit_request_withdrawn, task_created, promise_made, promise_kept, promise_broken, dispute_opened, dispute_resolved, legal_referral, payment_reversed, credit_note_reversed, write_off_reversed, invoice_cancelled, statement_issued, confirmation_requested, confirmation_reminder, confirmation_replied, confirmation_deemed, reconciliation_run, arrangement_made, arrangement_completed, arrangement_broken, arrangement_cancelled, rating_received, rating_due, risk_warning, risk_cleared (docs/collections.md#events)';
 
 COMMENT ON COLUMN credit.policy.grace_days IS 'Collections: days after the due date before the dunning ladder''s overdue levels are reached (pre-due reminders do not wait); NULL: inherit, by default 0';
 
@@ -3425,8 +3436,6 @@ COMMENT ON TABLE credit.reference_rate IS 'Reference rates for late-payment inte
 COMMENT ON COLUMN credit.reference_rate.valid_from IS 'First day the rate is in force';
 COMMENT ON COLUMN credit.reference_rate.rate IS 'Annual rate (0.04 = 4 %)';
 COMMENT ON COLUMN credit.reference_rate.note IS 'Where it comes from';
-
-COMMENT ON COLUMN credit.collection_worklist.interest IS 'Late-payment interest accrued on the invoice by today (credit.late_interest; 0 when its ladder charges none)';
 
 COMMENT ON VIEW credit.invoice_payment_experience IS 'Days late at the payment that closes each invoice (one row per invoice settled last by a payment, weighted by the invoice''s amount)';
 COMMENT ON COLUMN credit.invoice_payment_experience.customer IS 'Customer';
@@ -3447,10 +3456,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 CREATE FUNCTION "backfill_history"(
 	"from_date" date, /* Option < Date > */
@@ -3848,6 +3857,427 @@ COMMENT ON COLUMN credit.portfolio_daily.overdue_share IS 'overdue / open_ar';
 COMMENT ON COLUMN credit.portfolio_daily.over_limit IS 'Customers over their limit';
 COMMENT ON COLUMN credit.portfolio_daily.near_limit IS 'Customers at 80 % of their limit or more, not over it';
 
+-- Issue 16: reviews a credit manager accepts (policy), grades that need evidence, external ratings.
+ALTER TABLE credit.policy
+    ADD COLUMN max_decrease_ratio       numeric CHECK (max_decrease_ratio >= 0 AND max_decrease_ratio <= 1),
+    ADD COLUMN decrease_approval_ratio  numeric CHECK (decrease_approval_ratio >= 0 AND decrease_approval_ratio <= 1),
+    ADD COLUMN max_grade_steps          int CHECK (max_grade_steps BETWEEN 1 AND 100),
+    ADD COLUMN strong_evidence_payments int CHECK (strong_evidence_payments BETWEEN 0 AND 100000),
+    ADD COLUMN min_settled_invoices     int CHECK (min_settled_invoices BETWEEN 0 AND 100000),
+    ADD COLUMN min_relationship_months  int CHECK (min_relationship_months BETWEEN 0 AND 1200),
+    ADD COLUMN limit_tolerance_ratio    numeric CHECK (limit_tolerance_ratio >= 0 AND limit_tolerance_ratio <= 1),
+    ADD COLUMN warning_score_drop       numeric CHECK (warning_score_drop >= 0 AND warning_score_drop <= 100),
+    ADD COLUMN warning_days_late_rise   numeric CHECK (warning_days_late_rise >= 0 AND warning_days_late_rise <= 3650);
+ALTER TABLE credit.score_weight DROP CONSTRAINT score_weight_component_check,
+    ADD CONSTRAINT score_weight_component_check
+        CHECK (component IN ('paydex', 'weighted_days_late', 'on_time_ratio', 'days_past_due', 'utilization',
+                             'relationship_months', 'dunning_level', 'kept_commitments', 'external_rating'));
+INSERT INTO credit.score_weight (component, weight, is_default) VALUES ('external_rating', 15, true);
+-- Shipped grades carry more months of sales (AAA 4, AA 3, A 2.5, B 1.5): a book of ordinary payers
+-- keeps its limits. Only rows still as shipped change (a DBA's own stay theirs).
+ALTER TABLE credit.grade DISABLE TRIGGER grade_write;
+UPDATE credit.grade g SET limit_coefficient = v.coefficient
+  FROM (VALUES ('AA', 1.5, 2.0), ('A', 1.2, 2.5), ('B', 0.8, 1.5)) v(grade, was, coefficient)
+ WHERE g.grade = v.grade AND g.is_default AND g.limit_coefficient = v.was;
+ALTER TABLE credit.grade ENABLE TRIGGER grade_write;
+
+COMMENT ON COLUMN credit.grade.limit_coefficient IS 'Limit = average monthly sales x terms in months x this (shipped: AAA 4, AA 3, A 2.5, B 1.5 months of sales, C none)';
+
+CREATE FUNCTION "map_rating"(
+	"payload" jsonb, /* Option < pgrx :: JsonB > */
+	"format" TEXT DEFAULT NULL, /* Option < & str > */
+	"mapping" jsonb DEFAULT NULL /* Option < pgrx :: JsonB > */
+) RETURNS TABLE (
+	"format" TEXT,  /* String */
+	"external_id" TEXT,  /* Option < String > */
+	"procedure" TEXT,  /* String */
+	"agency_grade" TEXT,  /* Option < String > */
+	"agency_score" NUMERIC,  /* Option < AnyNumeric > */
+	"score" NUMERIC,  /* AnyNumeric */
+	"risk_level" TEXT,  /* String */
+	"rating_date" TEXT,  /* Option < String > */
+	"valid_until" TEXT,  /* Option < String > */
+	"trend" TEXT,  /* Option < String > */
+	"explanation" TEXT  /* String */
+)
+IMMUTABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'map_rating_wrapper';
+
+-- External credit ratings (第三方征信, docs/grading.md#external-ratings): an agency's report as
+-- received, mapped onto a 0-100 score and a risk level (credit.map_rating, credit_core::rating),
+-- valid for a period. The score counts the ratings valid on its day (the external_rating
+-- component); the daily job announces when a customer's latest rating of a source has expired.
+
+CREATE TABLE credit.external_rating (
+    id               bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    customer         text NOT NULL,
+    source           text NOT NULL CHECK (btrim(source) <> ''),
+    format           text NOT NULL CHECK (format IN ('paydex', 'commercial_score', 'risk_level', 'generic')),
+    external_id      text,
+    procedure        text NOT NULL,
+    agency_grade     text,
+    agency_score     numeric,
+    score            numeric NOT NULL CHECK (score >= 0 AND score <= 100),
+    risk_level       text NOT NULL CHECK (risk_level IN ('low', 'moderate', 'elevated', 'high', 'severe')),
+    trend            text CHECK (trend IN ('up', 'flat', 'down')),
+    explanation      text NOT NULL,
+    valid_from       date NOT NULL,
+    valid_until      date NOT NULL,             -- exclusive
+    received_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    received_by      name NOT NULL,
+    payload          jsonb NOT NULL,
+    due_announced_on date,                      -- the day the daily job announced a new report is due
+    CONSTRAINT external_rating_validity CHECK (valid_until > valid_from)
+);
+CREATE INDEX external_rating_customer_idx ON credit.external_rating (customer, source, valid_from);
+SELECT pg_catalog.pg_extension_config_dump('credit.external_rating', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.external_rating_id_seq', '');
+
+-- Stores an agency's report for a customer: mapped (credit.map_rating), dated by the report (or
+-- today), valid until the report says or valid_days later, its trend against the source's
+-- previous rating unless the agency gives one. Returns the rating's id.
+CREATE FUNCTION credit.import_rating(customer text, source text, payload jsonb, format text DEFAULT NULL,
+                                     mapping jsonb DEFAULT NULL, valid_days int DEFAULT 365)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller name := credit._caller();
+    m record;
+    vf date;
+    vu date;
+    prev numeric;
+    t text;
+    rid bigint;
+BEGIN
+    PERFORM credit._require('manager', 'importing an external rating');
+    IF customer IS NULL OR source IS NULL OR payload IS NULL OR valid_days IS NULL THEN
+        RAISE EXCEPTION 'customer, source, payload and valid_days must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF btrim(customer) = '' OR btrim(source) = '' THEN
+        RAISE EXCEPTION 'customer and source must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF valid_days NOT BETWEEN 1 AND 3650 THEN
+        RAISE EXCEPTION 'valid_days % is not between 1 and 3650', valid_days USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Imports for one customer take turns (the trend reads the previous rating).
+    PERFORM 1 FROM credit.account a WHERE a.customer = import_rating.customer FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    SELECT * INTO m FROM credit.map_rating(payload, format, mapping);
+    BEGIN
+        vf := coalesce(m.rating_date::date, current_date);
+        vu := coalesce(m.valid_until::date, vf + valid_days);
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR invalid_text_representation THEN
+        RAISE EXCEPTION 'rating payload: rating_date "%" or valid_until "%" is not a date', m.rating_date, m.valid_until
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Dates are written YYYY-MM-DD.';
+    END;
+    IF NOT isfinite(vf) OR vf > current_date THEN
+        RAISE EXCEPTION 'rating payload: the report is dated %, not a past or present day', vf USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT isfinite(vu) OR vu <= vf THEN
+        RAISE EXCEPTION 'rating payload: valid until % is not after the report''s date %', vu, vf USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT r.score INTO prev FROM credit.external_rating r
+     WHERE r.customer = import_rating.customer AND r.source = import_rating.source AND r.valid_from <= vf
+     ORDER BY r.valid_from DESC, r.id DESC LIMIT 1;
+    t := coalesce(m.trend, CASE WHEN prev IS NULL THEN NULL WHEN m.score - prev >= 5 THEN 'up'
+                                WHEN prev - m.score >= 5 THEN 'down' ELSE 'flat' END);
+    INSERT INTO credit.external_rating (customer, source, format, external_id, procedure, agency_grade, agency_score, score,
+                                       risk_level, trend, explanation, valid_from, valid_until, received_by, payload)
+    VALUES (import_rating.customer, import_rating.source, m.format, m.external_id, m.procedure, m.agency_grade,
+            m.agency_score, m.score, m.risk_level, t, m.explanation, vf, vu, caller, payload)
+    RETURNING id INTO rid;
+    INSERT INTO credit.event (kind, customer, reason, before, after, acting_as)
+    VALUES ('rating_received', import_rating.customer, m.explanation,
+            CASE WHEN prev IS NOT NULL THEN jsonb_build_object('score', prev) END,
+            jsonb_build_object('rating_id', rid, 'source', import_rating.source, 'external_id', m.external_id,
+                               'agency_grade', m.agency_grade, 'agency_score', m.agency_score, 'score', m.score,
+                               'risk_level', m.risk_level, 'trend', t, 'valid_from', vf, 'valid_until', vu),
+            caller);
+    RETURN rid;
+END
+$$;
+
+-- The daily job's step: a customer's latest rating of a source that has expired by the day is
+-- announced once (credit.event and the outbox: 'rating_due'), so that someone orders a new report.
+CREATE FUNCTION credit._ratings_due(as_of date) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM credit._internal('credit._ratings_due');
+    WITH latest AS (
+        SELECT DISTINCT ON (r.customer, r.source) r.id, r.valid_until, r.due_announced_on
+          FROM credit.external_rating r WHERE r.valid_from <= _ratings_due.as_of
+         ORDER BY r.customer, r.source, r.valid_from DESC, r.id DESC),
+    due AS (
+        UPDATE credit.external_rating r SET due_announced_on = _ratings_due.as_of
+          FROM latest l
+         WHERE r.id = l.id AND l.valid_until <= _ratings_due.as_of AND l.due_announced_on IS NULL
+        RETURNING r.*),
+    ev AS (
+        INSERT INTO credit.event (kind, customer, reason, after)
+        SELECT 'rating_due', d.customer, format('the %s rating expired on %s: a new report is due', d.source, to_char(d.valid_until, 'YYYY-MM-DD')),
+               jsonb_build_object('rating_id', d.id, 'source', d.source, 'external_id', d.external_id, 'expired_on', d.valid_until)
+          FROM due d ORDER BY d.customer, d.source
+        RETURNING 1)
+    SELECT count(*) INTO n FROM ev;
+    RETURN n;
+END
+$$;
+
+COMMENT ON TABLE credit.external_rating IS 'External credit ratings (第三方征信) as received and mapped: the agency''s grade and score, a normalised 0-100 score and risk level, validity and trend (docs/grading.md#external-ratings)';
+COMMENT ON COLUMN credit.external_rating.id IS 'Rating';
+COMMENT ON COLUMN credit.external_rating.customer IS 'Customer';
+COMMENT ON COLUMN credit.external_rating.source IS 'Agency (for example dnb, creditsafe, qichacha)';
+COMMENT ON COLUMN credit.external_rating.format IS 'How the report was read: paydex, commercial_score, risk_level or generic';
+COMMENT ON COLUMN credit.external_rating.external_id IS 'The customer''s identifier at the agency (DUNS, 统一社会信用代码, ...)';
+COMMENT ON COLUMN credit.external_rating.procedure IS 'The agency''s rating procedure';
+COMMENT ON COLUMN credit.external_rating.agency_grade IS 'The agency''s grade, class or risk level, as it wrote it';
+COMMENT ON COLUMN credit.external_rating.agency_score IS 'The agency''s score, on its own scale';
+COMMENT ON COLUMN credit.external_rating.score IS 'Normalised score 0-100, higher is better (the score''s external_rating component)';
+COMMENT ON COLUMN credit.external_rating.risk_level IS 'low, moderate, elevated, high or severe';
+COMMENT ON COLUMN credit.external_rating.trend IS 'up, flat or down: the agency''s, else against the source''s previous rating (5 points)';
+COMMENT ON COLUMN credit.external_rating.explanation IS 'How the payload was read into the score';
+COMMENT ON COLUMN credit.external_rating.valid_from IS 'The report''s date';
+COMMENT ON COLUMN credit.external_rating.valid_until IS 'First day it no longer counts';
+COMMENT ON COLUMN credit.external_rating.received_at IS 'When it was imported';
+COMMENT ON COLUMN credit.external_rating.received_by IS 'Who imported it';
+COMMENT ON COLUMN credit.external_rating.payload IS 'The report as received';
+COMMENT ON COLUMN credit.external_rating.due_announced_on IS 'The day the daily job announced (rating_due) that a new report is due';
+COMMENT ON FUNCTION credit.map_rating(jsonb, text, jsonb) IS 'Maps an agency''s report onto a 0-100 score and a risk level without storing it (formats: paydex, commercial_score, risk_level, generic with a mapping)';
+COMMENT ON FUNCTION credit.import_rating(text, text, jsonb, text, jsonb, integer) IS 'Stores an agency''s report for a customer, mapped, with its validity and trend; the score counts it while valid; returns the rating id (manager)';
+COMMENT ON FUNCTION credit._ratings_due(date) IS 'Internal: the daily job''s step announcing expired ratings (rating_due events)';
+
+-- The worklist shows late-payment interest and the early warnings (defined with them, in warnings.sql).
+
+DROP VIEW credit.collection_worklist;
+
+-- Bad-debt early warning (坏账预警, docs/collections.md#early-warnings): the daily job raises a
+-- `risk_warning` for a customer whose risk is rising, before the ladder has a reason to act — once
+-- per customer and cause, until the cause clears (then `risk_cleared`). Causes, each with its
+-- numbers in the warning:
+--   score_drop        the score fell by more than the policy's warning_score_drop (10) points
+--                     against the score recorded 30 days before;
+--   days_late_rising  payments of the last 90 days are later, weighted by amount, than those of
+--                     the 90 days before by more than warning_days_late_rise (10) days (two
+--                     payments at least in each period);
+--   broken_commitment a promise to pay or a payment arrangement broken in the last 30 days;
+--   rating_downgrade  a source's latest valid rating is 10 points or more below its previous one,
+--                     or a worse risk level.
+-- (A cause from predicted late payment joins when the prediction model does.)
+
+CREATE TABLE credit.risk_warning (
+    id          bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    customer    text NOT NULL,
+    cause       text NOT NULL CHECK (cause IN ('score_drop', 'days_late_rising', 'broken_commitment', 'rating_downgrade')),
+    raised_on   date NOT NULL,
+    cleared_on  date,
+    reason      text NOT NULL,
+    detail      jsonb NOT NULL,
+    CONSTRAINT risk_warning_cleared CHECK (cleared_on IS NULL OR cleared_on >= raised_on)
+);
+CREATE UNIQUE INDEX risk_warning_open_key ON credit.risk_warning (customer, cause) WHERE cleared_on IS NULL;
+CREATE INDEX risk_warning_customer_idx ON credit.risk_warning (customer, raised_on);
+SELECT pg_catalog.pg_extension_config_dump('credit.risk_warning', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.risk_warning_id_seq', '');
+
+-- The daily job's step: what is rising on the day, raised once; what no longer is, cleared.
+-- Returns the warnings raised and cleared.
+CREATE FUNCTION credit._risk_warnings(as_of date) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    PERFORM credit._internal('credit._risk_warnings');
+    -- Thresholds per (customer type, region), read once per pair.
+    WITH pol AS (
+        SELECT s.customer_type, s.region, e.warning_score_drop, e.warning_days_late_rise
+          FROM (SELECT DISTINCT ON (a.customer_type, a.region) a.customer, a.customer_type, a.region
+                  FROM credit.account a ORDER BY a.customer_type, a.region, a.customer) s,
+               LATERAL credit.effective_policy(s.customer) e),
+    acct AS (SELECT a.customer, p.warning_score_drop, p.warning_days_late_rise
+               FROM credit.account a JOIN pol p ON p.customer_type IS NOT DISTINCT FROM a.customer_type
+                                                AND p.region IS NOT DISTINCT FROM a.region),
+    score_then AS (
+        SELECT n.customer, n.score AS now, t.score AS then
+          FROM credit.history n
+          JOIN credit.history t ON t.customer = n.customer AND t.valid_from <= as_of - 30
+                               AND (t.valid_until IS NULL OR t.valid_until > as_of - 30)
+         WHERE n.valid_from <= as_of AND (n.valid_until IS NULL OR n.valid_until > as_of)
+           AND n.score IS NOT NULL AND t.score IS NOT NULL),
+    late AS (
+        SELECT e.customer,
+               credit.weighted_days_late(e.days_late, e.amount) FILTER (WHERE e.paid_on > as_of - 90) AS recent,
+               count(*) FILTER (WHERE e.paid_on > as_of - 90) AS recent_n,
+               credit.weighted_days_late(e.days_late, e.amount) FILTER (WHERE e.paid_on <= as_of - 90) AS before,
+               count(*) FILTER (WHERE e.paid_on <= as_of - 90) AS before_n
+          FROM credit.days_late_experience e
+         WHERE e.paid_on > as_of - 180 AND e.paid_on <= as_of
+         GROUP BY e.customer),
+    broken AS (
+        SELECT x.customer, count(*) AS n, max(x.decided_on) AS last, array_agg(DISTINCT x.what) AS what
+          FROM (SELECT p.customer, p.decided_on, 'promise' AS what FROM credit.promise p
+                 WHERE p.status = 'broken' AND p.decided_on > as_of - 30 AND p.decided_on <= as_of
+                UNION ALL
+                SELECT r.customer, r.decided_on, 'arrangement' FROM credit.arrangement r
+                 WHERE r.status = 'broken' AND r.decided_on > as_of - 30 AND r.decided_on <= as_of) x
+         GROUP BY x.customer),
+    ratings AS (
+        SELECT r.customer, r.source, r.score, r.risk_level,
+               lag(r.score) OVER w AS prev_score, lag(r.risk_level) OVER w AS prev_level,
+               row_number() OVER (PARTITION BY r.customer, r.source ORDER BY r.valid_from DESC, r.id DESC) AS k
+          FROM credit.external_rating r
+         WHERE r.valid_from <= as_of AND r.received_at < as_of + 1
+        WINDOW w AS (PARTITION BY r.customer, r.source ORDER BY r.valid_from, r.id)),
+    lvl(level, rank) AS (VALUES ('low', 1), ('moderate', 2), ('elevated', 3), ('high', 4), ('severe', 5)),
+    now AS (
+    SELECT s.customer, 'score_drop' AS cause,
+           format('the score fell from %s to %s in 30 days', s.then, s.now) AS reason,
+           jsonb_build_object('score', s.now, 'score_30_days_before', s.then, 'drop', s.then - s.now, 'threshold', a.warning_score_drop)
+               AS detail
+      FROM score_then s JOIN acct a ON a.customer = s.customer
+     WHERE s.then - s.now > a.warning_score_drop
+    UNION ALL
+    SELECT l.customer, 'days_late_rising',
+           format('payments of the last 90 days were %s days late (weighted), those of the 90 days before %s', l.recent, l.before),
+           jsonb_build_object('weighted_days_late', l.recent, 'payments', l.recent_n, 'weighted_days_late_before', l.before,
+                              'payments_before', l.before_n, 'threshold', a.warning_days_late_rise)
+      FROM late l JOIN acct a ON a.customer = l.customer
+     WHERE l.recent_n >= 2 AND l.before_n >= 2 AND l.recent - l.before > a.warning_days_late_rise
+    UNION ALL
+    SELECT b.customer, 'broken_commitment',
+           format('%s broken in the last 30 days (the last on %s)', array_to_string(b.what, ' and '), to_char(b.last, 'YYYY-MM-DD')),
+           jsonb_build_object('broken', b.n, 'last', b.last, 'kinds', to_jsonb(b.what))
+      FROM broken b
+    UNION ALL
+    SELECT r.customer, 'rating_downgrade',
+           format('the %s rating fell from %s (%s) to %s (%s)', r.source, r.prev_score, r.prev_level, r.score, r.risk_level),
+           jsonb_build_object('source', r.source, 'score', r.score, 'risk_level', r.risk_level, 'previous_score', r.prev_score,
+                              'previous_risk_level', r.prev_level)
+      FROM ratings r
+      JOIN lvl ln ON ln.level = r.risk_level JOIN lvl lp ON lp.level = r.prev_level
+     WHERE r.k = 1 AND r.prev_score IS NOT NULL AND (r.prev_score - r.score >= 10 OR ln.rank > lp.rank)),
+    -- One warning per customer and cause (a rating downgrade of two sources is one cause).
+    now_one AS (SELECT DISTINCT ON (w.customer, w.cause) w.* FROM now w ORDER BY w.customer, w.cause, w.reason),
+    raised AS (
+        INSERT INTO credit.risk_warning (customer, cause, raised_on, reason, detail)
+        SELECT w.customer, w.cause, as_of, w.reason, w.detail FROM now_one w
+         WHERE NOT EXISTS (SELECT 1 FROM credit.risk_warning o WHERE o.customer = w.customer AND o.cause = w.cause
+                             AND o.cleared_on IS NULL)
+        RETURNING *),
+    cleared AS (
+        UPDATE credit.risk_warning o SET cleared_on = as_of
+         WHERE o.cleared_on IS NULL AND o.raised_on <= as_of
+           AND NOT EXISTS (SELECT 1 FROM now_one w WHERE w.customer = o.customer AND w.cause = o.cause)
+        RETURNING o.*),
+    ev AS (
+        INSERT INTO credit.event (kind, customer, reason, after)
+        SELECT 'risk_warning', r.customer, r.reason,
+               jsonb_build_object('warning_id', r.id, 'cause', r.cause, 'raised_on', r.raised_on) || r.detail
+          FROM raised r
+        UNION ALL
+        SELECT 'risk_cleared', c.customer, format('%s: the cause has cleared', c.cause),
+               jsonb_build_object('warning_id', c.id, 'cause', c.cause, 'raised_on', c.raised_on, 'cleared_on', c.cleared_on)
+          FROM cleared c
+        RETURNING 1)
+    SELECT count(*) INTO n FROM ev;
+    RETURN n;
+END
+$$;
+
+-- The collectors' worklist (the ladder's tasks, sql/collections.sql), with the customer's open
+-- early warnings.
+CREATE VIEW credit.collection_worklist WITH (security_invoker = true) AS
+SELECT t.id AS task_id, t.customer, t.doc_no, t.level, t.action, t.channel, t.assigned_to, t.due_on,
+       i.open_amount,
+       current_date - i.due_date AS days_past_due,
+       i.open_amount * greatest(current_date - i.due_date, 0) AS priority,
+       a.exposure, a.grade, a.status AS account_status,
+       lc.contacted_at AS last_contact_at, lc.outcome AS last_contact_outcome, lc.contacted_by AS last_contact_by,
+       p.amount AS promised_amount, p.promised_date,
+       credit._invoice_interest(t.invoice_id, current_date) AS interest,
+       (SELECT array_agg(w.cause ORDER BY w.cause) FROM credit.risk_warning w
+         WHERE w.customer = t.customer AND w.cleared_on IS NULL) AS risk_warnings
+  FROM credit.collection_task t
+  JOIN credit.invoice i ON i.id = t.invoice_id
+  LEFT JOIN credit.account a ON a.customer = t.customer
+  LEFT JOIN LATERAL (SELECT c.contacted_at, c.outcome, c.contacted_by FROM credit.collection_contact c
+                      WHERE c.customer = t.customer ORDER BY c.contacted_at DESC, c.id DESC LIMIT 1) lc ON true
+  LEFT JOIN credit.promise p ON p.invoice_id = t.invoice_id AND p.status = 'open'
+ WHERE t.status = 'open' AND i.open_amount > 0
+ ORDER BY priority DESC, i.open_amount DESC, t.id;
+
+COMMENT ON TABLE credit.risk_warning IS 'Bad-debt early warnings (坏账预警): one open per customer and cause until it clears (docs/collections.md#early-warnings)';
+COMMENT ON COLUMN credit.risk_warning.id IS 'Warning';
+COMMENT ON COLUMN credit.risk_warning.customer IS 'Customer';
+COMMENT ON COLUMN credit.risk_warning.cause IS 'score_drop, days_late_rising, broken_commitment or rating_downgrade';
+COMMENT ON COLUMN credit.risk_warning.raised_on IS 'Day the daily job raised it';
+COMMENT ON COLUMN credit.risk_warning.cleared_on IS 'Day the cause was found gone (NULL: open)';
+COMMENT ON COLUMN credit.risk_warning.reason IS 'The warning in words, with its numbers';
+COMMENT ON COLUMN credit.risk_warning.detail IS 'The numbers behind it and the threshold';
+COMMENT ON FUNCTION credit._risk_warnings(date) IS 'Internal: the daily job''s early-warning step (risk_warning and risk_cleared events)';
+COMMENT ON VIEW credit.collection_worklist IS 'Open collection tasks, most urgent first (open amount x days past due), with the customer''s exposure, grade, last contact and open promise';
+COMMENT ON COLUMN credit.collection_worklist.task_id IS 'Task (credit.log_contact takes it)';
+COMMENT ON COLUMN credit.collection_worklist.customer IS 'Customer';
+COMMENT ON COLUMN credit.collection_worklist.doc_no IS 'Invoice number';
+COMMENT ON COLUMN credit.collection_worklist.level IS 'Ladder level (NULL: broken promise)';
+COMMENT ON COLUMN credit.collection_worklist.action IS 'remind, notice, escalate, hold or legal';
+COMMENT ON COLUMN credit.collection_worklist.channel IS 'sms, email, letter, phone or internal';
+COMMENT ON COLUMN credit.collection_worklist.assigned_to IS 'Role the task is assigned to';
+COMMENT ON COLUMN credit.collection_worklist.due_on IS 'When the work is due';
+COMMENT ON COLUMN credit.collection_worklist.open_amount IS 'Open amount of the invoice now';
+COMMENT ON COLUMN credit.collection_worklist.days_past_due IS 'Days past due today';
+COMMENT ON COLUMN credit.collection_worklist.priority IS 'open_amount x days past due (0 before due): the ranking';
+COMMENT ON COLUMN credit.collection_worklist.exposure IS 'Customer''s exposure';
+COMMENT ON COLUMN credit.collection_worklist.grade IS 'Customer''s grade';
+COMMENT ON COLUMN credit.collection_worklist.account_status IS 'Customer''s status (hold: shipments stopped)';
+COMMENT ON COLUMN credit.collection_worklist.last_contact_at IS 'Last contact with the customer (any task)';
+COMMENT ON COLUMN credit.collection_worklist.last_contact_outcome IS 'Its outcome';
+COMMENT ON COLUMN credit.collection_worklist.last_contact_by IS 'Who made it';
+COMMENT ON COLUMN credit.collection_worklist.promised_amount IS 'Open promise on the invoice: amount';
+COMMENT ON COLUMN credit.collection_worklist.promised_date IS 'Open promise on the invoice: date';
+COMMENT ON COLUMN credit.collection_worklist.interest IS 'Late-payment interest accrued on the invoice by today (credit.late_interest; 0 when its ladder charges none)';
+COMMENT ON COLUMN credit.collection_worklist.risk_warnings IS 'The customer''s open early warnings (credit.risk_warning causes)';
+
+CREATE FUNCTION credit.regrade_summary(as_of date DEFAULT current_date)
+RETURNS TABLE (rows_for text, region text, grade text, customers bigint, unchanged bigint, increases bigint, decreases bigint,
+               requests bigint, unrated bigint, limits_now numeric, limits_after numeric, limits_requested numeric)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE GROUPING(a.region, r.new_grade) WHEN 0 THEN 'grade' WHEN 1 THEN 'region' ELSE 'all' END,
+           a.region, r.new_grade, count(*),
+           count(*) FILTER (WHERE r.action = 'unchanged'), count(*) FILTER (WHERE r.action = 'increase'),
+           count(*) FILTER (WHERE r.action = 'decrease'), count(*) FILTER (WHERE r.action = 'request'),
+           count(*) FILTER (WHERE r.action IN ('new', 'unrated')),
+           sum(r.old_limit),
+           sum(CASE WHEN r.action IN ('increase', 'decrease') THEN r.proposed_limit ELSE r.old_limit END),
+           coalesce(sum(r.proposed_limit) FILTER (WHERE r.action = 'request'), 0)
+      FROM credit.regrade(regrade_summary.as_of, dry_run => true) r
+      JOIN credit.account a ON a.customer = r.customer
+     GROUP BY GROUPING SETS ((a.region, r.new_grade), (a.region), ())
+     ORDER BY GROUPING(a.region), a.region NULLS LAST, GROUPING(r.new_grade),
+              (SELECT g.rank FROM credit.grade g WHERE g.grade = r.new_grade AND NOT g.retired) NULLS LAST
+$$;
+
+COMMENT ON FUNCTION credit.score(text, date) IS 'Credit score 0-100 as of a date, its grade (null while the evidence is short of the policy''s minimum), every component (raw value, points, weight), and the evidence behind it';
+COMMENT ON FUNCTION credit.regrade(date, boolean) IS 'Re-grades every customer; dry_run shows what would change. A grade needs evidence and moves a step per review unless it is strong; decreases are capped per review and large ones, like large increases, become limit requests.';
+COMMENT ON FUNCTION credit.regrade_summary(date) IS 'What credit.regrade would do, by region and grade, per region and in all: customers unchanged, increased, decreased, sent for approval and unrated (new or too little history: grade null), and the limits now, after and requested (a dry run); rows_for says what a row sums: grade (a region''s grade), region, or all';
+
+COMMENT ON COLUMN credit.policy.max_decrease_ratio IS 'Reviews: the largest limit decrease per review, as a share of the current limit; NULL: inherit, by default 0.5';
+COMMENT ON COLUMN credit.policy.decrease_approval_ratio IS 'Reviews: a decrease of more than this share of the current limit waits for approval; NULL: inherit, by default 0.25';
+COMMENT ON COLUMN credit.policy.max_grade_steps IS 'Reviews: grade ranks a review may move, unless the evidence is strong; NULL: inherit, by default 1';
+COMMENT ON COLUMN credit.policy.strong_evidence_payments IS 'Reviews: payments in the 12 months that make the evidence strong enough to move a grade further; NULL: inherit, by default 12';
+COMMENT ON COLUMN credit.policy.min_settled_invoices IS 'Grading: invoices settled by payment a grade needs (fewer: unrated, the limit kept); NULL: inherit, by default 3';
+COMMENT ON COLUMN credit.policy.min_relationship_months IS 'Grading: months of relationship a grade needs (fewer: new, the limit kept); NULL: inherit, by default 3';
+COMMENT ON COLUMN credit.policy.limit_tolerance_ratio IS 'Reviews: a limit within this share of what the grade supports is left as it is (no churn); NULL: inherit, by default 0.2';
+COMMENT ON COLUMN credit.policy.warning_score_drop IS 'Early warnings: a score that fell by more than this in 30 days raises one; NULL: inherit, by default 10';
+COMMENT ON COLUMN credit.policy.warning_days_late_rise IS 'Early warnings: payments of the last 90 days later than those of the 90 days before by more than this many days (weighted) raise one; NULL: inherit, by default 10';
+
+COMMENT ON COLUMN credit.score_weight.component IS 'paydex, weighted_days_late, on_time_ratio, days_past_due, utilization, relationship_months, dunning_level, kept_commitments or external_rating';
+
 -- The credit file (客户信用档案): one JSON document per customer as of a day, gathering what the
 -- rest of pg_credit computes — each figure comes from the function or view that computes it
 -- elsewhere (tests/pg_regress/sql/36_credit_file.sql holds them to it). docs/history.md#the-credit-file.
@@ -3931,6 +4361,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                     FROM credit.limit_request r WHERE r.customer = a.customer AND r.requested_at < file.as_of + 1), '[]')),
         'score', jsonb_build_object(
             'score', (SELECT sc.score FROM sc), 'grade', (SELECT sc.grade FROM sc), 'components', (SELECT sc.components FROM sc),
+            'evidence', (SELECT sc.evidence FROM sc),
             'history', coalesce((SELECT jsonb_agg(jsonb_build_object('day', h.valid_from, 'score', h.score, 'grade', h.grade)
                                                   ORDER BY h.valid_from) FROM score_history h), '[]'),
             -- up / flat / down: today's score against the first recorded in the 12 months (5 points or more)
@@ -3940,6 +4371,23 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                   ELSE 'flat' END
                         FROM (SELECT (SELECT h.score FROM score_history h WHERE h.score IS NOT NULL
                                        ORDER BY h.valid_from LIMIT 1) AS score) first)),
+        -- Early warnings raised in the 12 months (open on the day: cleared_on null or later).
+        'risk_warnings', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                      'cause', w.cause, 'raised_on', w.raised_on,
+                                      'cleared_on', CASE WHEN w.cleared_on <= file.as_of THEN w.cleared_on END,
+                                      'reason', w.reason, 'detail', w.detail) ORDER BY w.raised_on DESC, w.id DESC)
+                                    FROM credit.risk_warning w
+                                   WHERE w.customer = a.customer AND w.raised_on <= file.as_of AND w.raised_on > file.as_of - 365), '[]'),
+        -- External ratings received by the day, newest first, each with whether it counts that day.
+        'ratings', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                 'source', r.source, 'external_id', r.external_id, 'procedure', r.procedure,
+                                 'agency_grade', r.agency_grade, 'agency_score', r.agency_score, 'score', r.score,
+                                 'risk_level', r.risk_level, 'trend', r.trend, 'valid_from', r.valid_from,
+                                 'valid_until', r.valid_until,
+                                 'in_force', r.valid_from <= file.as_of AND r.valid_until > file.as_of)
+                                 ORDER BY r.valid_from DESC, r.id DESC)
+                               FROM credit.external_rating r
+                              WHERE r.customer = a.customer AND r.received_at < file.as_of + 1), '[]'),
         'payment_behaviour', jsonb_build_object(
             'basis', coalesce(current_setting('pg_credit.days_late_basis', true), 'payment'),
             'experiences', (SELECT count(*) FROM exp),
@@ -4157,9 +4605,9 @@ COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watc
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
 
 COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
-COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
-COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
+COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
+COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 
 COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';

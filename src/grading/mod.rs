@@ -6,15 +6,19 @@ use crate::pg::error::{self, OrRaise, Required};
 use crate::pg::numeric::{decimal, decimal_opt, numeric};
 use crate::privileges;
 use crate::store::{self, account, events};
-use credit_core::scoring::{self, Component, Grade, LimitOutcome, Proposal, ReviewRules};
+use credit_core::policy::Effective;
+use credit_core::scoring::{
+    self, Component, Evidence, EvidenceRules, Grade, LimitOutcome, Proposal, ReviewRules, Standing,
+};
 use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
 use rust_decimal::Decimal;
 
-/// Raw component values for one customer as of a date. None = no data.
-fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Vec<(Component, Option<Decimal>)> {
+/// Raw component values for one customer as of a date (None = no data), and the evidence behind
+/// them.
+fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> (Vec<(Component, Option<Decimal>)>, Evidence) {
     // (A database still on an older version's SQL has no days_late_experience: per payment.)
     let sql = include_str!("score_inputs.sql");
     let sql = if store::has(c, "credit.days_late_experience") {
@@ -29,7 +33,13 @@ fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Vec<(Component, Opt
     let row = t.first();
     let get = |i: usize| decimal_opt(row.get::<AnyNumeric>(i).or_raise());
     let months = get(6).map(|m| m.max(Decimal::ZERO));
-    vec![
+    let count = |i: usize| row.get::<i64>(i).or_raise().unwrap_or(0);
+    let evidence = Evidence {
+        settled_invoices: count(7),
+        payments_12_months: count(8),
+        relationship_months: months.and_then(|m| m.trunc().to_string().parse().ok()).unwrap_or(0),
+    };
+    let components = vec![
         (Component::Paydex, get(1)),
         (Component::WeightedDaysLate, get(2)),
         (Component::OnTimeRatio, get(3)),
@@ -38,7 +48,9 @@ fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Vec<(Component, Opt
         (Component::Relationship, months),
         (Component::Dunning, dunning_level(c, customer, as_of)),
         (Component::Commitments, kept_commitments(c, customer, as_of)),
-    ]
+        (Component::ExternalRating, external_rating(c, customer, as_of)),
+    ];
+    (components, evidence)
 }
 
 /// The dunning component: 0 = never dunned after the due date; no data (None) where collections
@@ -62,6 +74,25 @@ fn kept_commitments(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<De
     }
     let t = c.select(include_str!("kept_commitments.sql"), Some(1), &[customer.into(), as_of.into()]).or_raise();
     decimal_opt(t.first().get_one::<AnyNumeric>().or_raise())
+}
+
+/// The external_rating component: the mean normalised score of each source's latest rating valid
+/// on the day and received by then (an expired one no longer counts). No data without one, or on
+/// a database still on an older version's SQL.
+fn external_rating(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decimal> {
+    if !store::has(c, "credit.external_rating") {
+        return None;
+    }
+    let t = c
+        .select(
+            "SELECT avg(x.score) FROM (SELECT DISTINCT ON (r.source) r.score FROM credit.external_rating r \
+                WHERE r.customer = $1 AND r.valid_from <= $2 AND r.valid_until > $2 AND r.received_at < $2 + 1 \
+                ORDER BY r.source, r.valid_from DESC, r.id DESC) x",
+            Some(1),
+            &[customer.into(), as_of.into()],
+        )
+        .or_raise();
+    decimal_opt(t.first().get_one::<AnyNumeric>().or_raise()).map(|d| d.round_dp(2))
 }
 
 fn weights(c: &SpiClient<'_>) -> Vec<(Component, Decimal)> {
@@ -114,18 +145,34 @@ impl Scale {
 
 struct Scored {
     score: Option<Decimal>,
+    /// The score's grade: None unless the evidence suffices.
     grade: Option<String>,
     components: serde_json::Value,
+    standing: Standing,
+    strong: bool,
+    evidence: serde_json::Value,
 }
 
-fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale) -> Scored {
-    let inputs = inputs(c, customer, as_of);
+fn evidence_rules(e: &Effective) -> EvidenceRules {
+    EvidenceRules {
+        min_settled: e.min_settled_invoices.into(),
+        min_months: e.min_relationship_months.into(),
+        strong_payments: e.strong_evidence_payments.into(),
+    }
+}
+
+fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale, policy: &Effective) -> Scored {
+    let (inputs, evidence) = inputs(c, customer, as_of);
     let (mut score, parts) = scoring::score(&inputs, &scale.weights);
     if !scoring::has_payment_history(&inputs) {
         score = None; // a grade needs payment behaviour, not only the absence of debt
     }
+    let rules = evidence_rules(policy);
+    let (standing, why) = evidence.standing(&rules);
+    let strong = evidence.strong(&rules);
     let gs: Vec<Grade> = scale.grades.iter().map(|g| g.grade.clone()).collect();
-    let grade = score.and_then(|s| scoring::grade_for(&gs, s)).map(|g| g.grade.clone());
+    let grade =
+        score.filter(|_| standing == Standing::Rated).and_then(|s| scoring::grade_for(&gs, s)).map(|g| g.grade.clone());
     let components = serde_json::Value::Array(
         parts
             .iter()
@@ -139,11 +186,35 @@ fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale) -> Sc
             })
             .collect(),
     );
-    Scored { score, grade, components }
+    let evidence = serde_json::json!({
+        "standing": standing.code(),
+        "settled_invoices": evidence.settled_invoices,
+        "payments_12_months": evidence.payments_12_months,
+        "relationship_months": evidence.relationship_months,
+        "strong": strong,
+        "why": why,
+        "needs": {"settled_invoices": rules.min_settled, "relationship_months": rules.min_months,
+                  "payments_for_strong_evidence": rules.strong_payments},
+    });
+    Scored { score, grade, components, standing, strong, evidence }
 }
 
-/// The credit score (0-100) of a customer as of a date, its grade, and every component: raw value,
-/// points and weight (a component without data has value null and does not count).
+/// The policy in force for a customer (its type and region).
+fn policy_of(c: &SpiClient<'_>, customer: &str) -> Effective {
+    let t = c
+        .select("SELECT customer_type, region FROM credit.account WHERE customer = $1", Some(1), &[customer.into()])
+        .or_raise();
+    if t.is_empty() {
+        error::unknown_customer(customer)
+    }
+    let (ct, rg): (Option<String>, Option<String>) = t.first().get_two().or_raise();
+    crate::policy::effective(c, ct.as_deref(), rg.as_deref())
+}
+
+/// The credit score (0-100) of a customer as of a date, its grade, every component (raw value,
+/// points and weight; a component without data has value null and does not count), and the
+/// evidence behind it: a grade needs the policy's minimum history (else the customer is new or
+/// unrated, the grade null, and `evidence.why` says why).
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn score(
@@ -151,45 +222,43 @@ fn score(
     as_of: default!(Option<Date>, "CURRENT_DATE"),
 ) -> TableIterator<
     'static,
-    (name!(score, Option<AnyNumeric>), name!(grade, Option<String>), name!(components, pgrx::JsonB)),
+    (
+        name!(score, Option<AnyNumeric>),
+        name!(grade, Option<String>),
+        name!(components, pgrx::JsonB),
+        name!(evidence, pgrx::JsonB),
+    ),
 > {
     let customer = args::text(customer, "customer");
     let as_of = args::date(as_of, "as_of");
-    let s = Spi::connect(|c| score_of(c, customer, as_of, &Scale::read(c)));
-    TableIterator::once((s.score.map(numeric), s.grade, pgrx::JsonB(s.components)))
+    let s = Spi::connect(|c| {
+        let policy = policy_of(c, customer);
+        score_of(c, customer, as_of, &Scale::read(c), &policy)
+    });
+    TableIterator::once((s.score.map(numeric), s.grade, pgrx::JsonB(s.components), pgrx::JsonB(s.evidence)))
 }
 
 type RegradeRow =
     (String, Option<String>, Option<String>, Option<AnyNumeric>, AnyNumeric, AnyNumeric, bool, String, String);
 
 /// The limit a grade supports for one customer: the grade's coefficient times its monthly sales,
-/// within the customer's policy (credit_core::scoring::propose).
-fn proposal(c: &mut SpiClient<'_>, customer: &str, as_of: Date, grade: &GradeRow, old: Decimal) -> Proposal {
-    if grade.coefficient.is_zero() {
-        // The lowest grade means no credit, with or without sales.
-        return Proposal {
-            limit: Decimal::ZERO,
-            outcome: if old.is_zero() { LimitOutcome::Unchanged } else { LimitOutcome::Apply },
-            reason: format!("grade {} means no credit", grade.grade.grade),
-        };
-    }
-    let pol = c
-        .update(
-            "SELECT max_limit, max_increase_ratio, approval_above FROM credit.effective_policy($1)",
-            Some(1),
-            &[customer.into()],
-        )
-        .or_raise();
-    let p = pol.first();
+/// within the customer's policy (credit_core::scoring::propose); a grade of no credit aims at 0.
+fn proposal(c: &SpiClient<'_>, customer: &str, as_of: Date, grade: &GradeRow, old: Decimal, e: &Effective) -> Proposal {
     let rules = ReviewRules {
         coefficient: grade.coefficient,
         terms_days: grade.terms_days,
-        max_limit: decimal_opt(p.get(1).or_raise()),
-        max_increase_ratio: decimal_opt(p.get(2).or_raise()),
-        approval_above: decimal_opt(p.get(3).or_raise()),
+        max_limit: e.max_limit,
+        max_increase_ratio: e.max_increase_ratio,
+        approval_above: e.approval_above,
+        max_decrease_ratio: Some(e.max_decrease_ratio),
+        decrease_approval_ratio: Some(e.decrease_approval_ratio),
+        tolerance_ratio: Some(e.limit_tolerance_ratio),
     };
+    if grade.coefficient.is_zero() {
+        return scoring::propose_no_credit(old, &grade.grade.grade, &rules);
+    }
     let sales: Option<AnyNumeric> = c
-        .update(include_str!("monthly_sales.sql"), Some(1), &[customer.into(), as_of.into()])
+        .select(include_str!("monthly_sales.sql"), Some(1), &[customer.into(), as_of.into()])
         .or_raise()
         .first()
         .get_one()
@@ -265,35 +334,71 @@ fn apply_review(
     applied
 }
 
-/// Reviews one customer: score, grade, the limit the grade supports, and (unless a dry run) the
-/// outcome applied.
+/// Reviews one customer: score, grade (a step at a time unless the evidence is strong; none
+/// without enough evidence), the limit the grade supports, and (unless a dry run) the outcome
+/// applied.
 fn review(
     c: &mut SpiClient<'_>,
     scale: &Scale,
+    policies: &[(Option<String>, Option<String>, Effective)],
     as_of: Date,
     dry_run: bool,
-    (customer, old_grade, old_limit): (String, Option<String>, AnyNumeric),
+    (customer, old_grade, old_limit, customer_type, region): (
+        String,
+        Option<String>,
+        AnyNumeric,
+        Option<String>,
+        Option<String>,
+    ),
 ) -> RegradeRow {
-    let s = score_of(c, &customer, as_of, scale);
-    let Some(gr) = s.grade.as_deref().and_then(|g| scale.grades.iter().find(|x| x.grade.grade == g)) else {
-        let why = if s.score.is_none() { "no data to score" } else { "the score falls in no grade" };
-        return (
-            customer,
+    let policy = policies
+        .iter()
+        .find(|p| p.0 == customer_type && p.1 == region)
+        .map(|p| p.2.clone())
+        .unwrap_or_else(|| crate::policy::effective(c, customer_type.as_deref(), region.as_deref()));
+    let s = score_of(c, &customer, as_of, scale, &policy);
+    let unchanged = |action: &str, why: String| {
+        (
+            customer.clone(),
             old_grade.clone(),
-            old_grade,
+            old_grade.clone(),
             s.score.map(numeric),
             old_limit.clone(),
-            old_limit,
+            old_limit.clone(),
             false,
-            "unchanged".into(),
-            why.into(),
-        );
+            action.to_string(),
+            why,
+        )
     };
+    if s.standing != Standing::Rated {
+        let why = s.evidence.get("why").and_then(|w| w.as_str()).unwrap_or_default();
+        return unchanged(s.standing.code(), format!("{}: {why}; the limit stays", s.standing.code()));
+    }
+    let Some(scored) = s.grade.as_deref().and_then(|g| scale.grades.iter().find(|x| x.grade.grade == g)) else {
+        let why = if s.score.is_none() { "no data to score" } else { "the score falls in no grade" };
+        return unchanged("unchanged", why.into());
+    };
+    let ranked: Vec<Grade> = scale.grades.iter().map(|g| g.grade.clone()).collect();
+    let (stepped, held) =
+        scoring::stepped_grade(&ranked, old_grade.as_deref(), &scored.grade, policy.max_grade_steps.into(), s.strong);
+    let gr = scale.grades.iter().find(|g| g.grade.grade == stepped.grade).unwrap_or(scored);
     let new_grade = gr.grade.grade.clone();
     let old = decimal(&old_limit);
-    let prop = proposal(c, &customer, as_of, gr, old);
+    let prop = proposal(c, &customer, as_of, gr, old, &policy);
     let score_txt = s.score.map(|x| x.to_string()).unwrap_or_default();
-    let mut reason = format!("score {score_txt}, grade {new_grade}: {}", prop.reason);
+    let held_txt = if held {
+        format!(
+            " (the score says {}; a review moves {} step{} without strong evidence: {} payments in 12 months, {} needed)",
+            scored.grade.grade,
+            policy.max_grade_steps,
+            if policy.max_grade_steps == 1 { "" } else { "s" },
+            s.evidence.get("payments_12_months").and_then(|v| v.as_i64()).unwrap_or(0),
+            policy.strong_evidence_payments
+        )
+    } else {
+        String::new()
+    };
+    let mut reason = format!("score {score_txt}, grade {new_grade}{held_txt}: {}", prop.reason);
     let mut action = match prop.outcome {
         LimitOutcome::Apply if prop.limit < old => "decrease",
         LimitOutcome::Apply => "increase",
@@ -352,18 +457,25 @@ fn regrade(
         if !dry_run {
             account::lock_all(c, None);
         }
-        let accounts: Vec<(String, Option<String>, AnyNumeric)> = c
-            .update("SELECT customer, grade, credit_limit FROM credit.account ORDER BY customer", None, &[])
+        let policies = crate::policy::by_subject(c);
+        let accounts: Vec<_> = c
+            .update(
+                "SELECT customer, grade, credit_limit, customer_type, region FROM credit.account ORDER BY customer",
+                None,
+                &[],
+            )
             .or_raise()
             .map(|r| {
                 (
                     r.get(1).or_raise().required("customer"),
                     r.get(2).or_raise(),
                     r.get(3).or_raise().required("credit_limit"),
+                    r.get(4).or_raise(),
+                    r.get(5).or_raise(),
                 )
             })
             .collect();
-        accounts.into_iter().map(|a| review(c, &scale, as_of, dry_run, a)).collect()
+        accounts.into_iter().map(|a| review(c, &scale, &policies, as_of, dry_run, a)).collect()
     });
     TableIterator::new(rows)
 }

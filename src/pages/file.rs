@@ -201,6 +201,7 @@ fn file_html(customer: Option<&str>, lang: default!(Option<&str>, "'zh'")) -> St
     } else {
         exposure_and_aging(&mut out, &months, &l);
     }
+    warnings(&mut out, &file, lang);
     score_over_time(&mut out, &file, &l);
     days_late(&mut out, &late, &l);
     out.push_str("</body></html>");
@@ -233,6 +234,7 @@ fn key_figures(out: &mut String, file: &serde_json::Value, lang: &str, l: &Label
         (if zh { "临时额度至" } else { "temporary limit until" }, &["limits", "temporary_limit_until"]),
         (if zh { "信用评分" } else { "score" }, &["score", "score"]),
         (if zh { "评分趋势" } else { "trend" }, &["score", "trend"]),
+        (if zh { "评级依据" } else { "evidence" }, &["score", "evidence", "why"]),
         (if zh { "应收余额" } else { "open receivables" }, &["payment_behaviour", "open_receivables"]),
         (if zh { "逾期金额" } else { "overdue" }, &["payment_behaviour", "overdue"]),
         (if zh { "加权逾期天数" } else { "weighted days late" }, &["payment_behaviour", "weighted_days_late"]),
@@ -301,6 +303,32 @@ fn exposure_and_aging(out: &mut String, months: &[MonthRow], l: &Labels) {
         })
         .collect();
     pages::table(out, "history", &l.columns, &[false, true, true, true, true, true, true, true], &rows);
+}
+
+/// The early warnings of the year (credit.risk_warning), open ones first.
+fn warnings(out: &mut String, file: &serde_json::Value, lang: &str) {
+    let Some(list) = file.get("risk_warnings").and_then(|w| w.as_array()).filter(|w| !w.is_empty()) else {
+        return;
+    };
+    let zh = lang == "zh";
+    pages::heading(out, if zh { "风险预警" } else { "Early warnings" });
+    let text = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let mut rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|w| {
+            let cleared = text(w, "cleared_on");
+            let state = match (cleared.is_empty(), zh) {
+                (true, true) => "未解除".to_string(),
+                (true, false) => "open".to_string(),
+                (false, _) => cleared,
+            };
+            vec![text(w, "raised_on"), text(w, "cause"), state, text(w, "reason")]
+        })
+        .collect();
+    rows.sort_by_key(|r| (r[2] != "open" && r[2] != "未解除", std::cmp::Reverse(r[0].clone())));
+    let header =
+        if zh { ["发出日期", "原因", "解除", "说明"] } else { ["raised", "cause", "cleared", "why"] };
+    pages::table(out, "warnings", &header, &[false, false, false, false], &rows);
 }
 
 /// Score and grade: every recorded change of the last 12 months (credit.file's score history),

@@ -36,14 +36,23 @@ SELECT t.customer, y.customer IS NULL, y.credit_limit, t.credit_limit, y.status,
 /// The history rows in force on the day.
 const IN_FORCE: &str = "credit.history h WHERE h.valid_from <= $1 AND (h.valid_until IS NULL OR h.valid_until > $1)";
 
-/// Month-ends of the year before the day, and the day itself.
+/// Month-ends of the year before the day, and the day itself: overdue and open receivables from
+/// the portfolio history, and credit sales of each month (at most 30 days) up to that day —
+/// invoices less credit notes and cancellations, as credit.dso counts them — read in one pass.
 const TREND: &str = "\
 WITH d AS (SELECT DISTINCT x.day FROM (SELECT (date_trunc('month', g) + interval '1 month - 1 day')::date AS day \
                                          FROM generate_series($1 - 365, $1 - 1, interval '1 month') g \
-                                       UNION ALL SELECT $1) x WHERE x.day <= $1) \
-SELECT to_char(d.day, 'YYYY-MM-DD'), sum(p.overdue), \
-       credit.dso(greatest(date_trunc('month', d.day)::date, d.day - 29), d.day) \
-  FROM d JOIN credit.portfolio_history p ON p.day = d.day GROUP BY d.day ORDER BY d.day";
+                                       UNION ALL SELECT $1) x WHERE x.day <= $1), \
+p AS (SELECT d.day, greatest(date_trunc('month', d.day)::date, d.day - 29) AS start FROM d), \
+daily AS (SELECT i.doc_date AS day, sum(i.amount) AS amount FROM credit.invoice i \
+           WHERE i.doc_date BETWEEN $1 - 400 AND $1 GROUP BY 1 \
+          UNION ALL \
+          SELECT s.doc_date, -sum(s.amount) FROM credit.settlement s \
+           WHERE s.kind IN ('credit_note', 'cancellation') AND s.reversed_on IS NULL AND s.doc_date BETWEEN $1 - 400 AND $1 \
+           GROUP BY 1) \
+SELECT to_char(p.day, 'YYYY-MM-DD'), sum(h.overdue), sum(h.open_ar), \
+       (SELECT coalesce(sum(x.amount), 0) FROM daily x WHERE x.day BETWEEN p.start AND p.day), (p.day - p.start + 1)::int \
+  FROM p JOIN credit.portfolio_history h ON h.day = p.day GROUP BY p.day, p.start ORDER BY p.day";
 
 /// The collection worklist (credit.collection_worklist's rows) by level.
 const WORKLIST: &str = "\
@@ -319,10 +328,16 @@ fn overdue(c: &SpiClient<'_>, as_of: Date, l: &L, out: &mut String) {
             ]
         })
         .collect();
+    // DSO as credit.dso computes it: receivables at the day / credit sales of the period x its days.
     let trend: Vec<(String, Decimal, Option<Decimal>)> = c
         .select(TREND, None, &[as_of.into()])
         .or_raise()
-        .map(|r| (r.get::<String>(1).or_raise().required("day"), n(&r, 2).unwrap_or_default(), n(&r, 3)))
+        .map(|r| {
+            let days = Decimal::from(r.get::<i32>(5).or_raise().unwrap_or(0));
+            let dso = credit_core::metrics::dso(n(&r, 3).unwrap_or_default(), n(&r, 4).unwrap_or_default(), days)
+                .map(|d| d.round_dp(4));
+            (r.get::<String>(1).or_raise().required("day"), n(&r, 2).unwrap_or_default(), dso)
+        })
         .collect();
     if !trend.is_empty() {
         let x = |d: &String| d.get(5..).unwrap_or(d).to_string();
@@ -347,7 +362,7 @@ fn overdue(c: &SpiClient<'_>, as_of: Date, l: &L, out: &mut String) {
         }
         let table: Vec<Vec<String>> = trend
             .iter()
-            .map(|t| vec![t.0.clone(), amount(t.1), t.2.map(|d| d.round_dp(1).to_string()).unwrap_or_default()])
+            .map(|t| vec![t.0.clone(), amount(t.1), t.2.map(|d| format!("{:.1}", d.round_dp(1))).unwrap_or_default()])
             .collect();
         pages::table(out, "trend", &[l.t("日期", "day"), l.t("逾期", "overdue"), "DSO"], &[false, true, true], &table);
     }

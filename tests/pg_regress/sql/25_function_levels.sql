@@ -68,7 +68,8 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     'arrange:manager cancel_arrangement:manager arrangement_schedule:any _arranged:any _arrangement_paid:any _arrangement_schedule_args:any '
     'late_interest:any _late_interest_of:any _invoice_interest:any provision_adjustment:any '
     'backfill_history:manager _backfill_history:internal _record_history:internal '
-    '_close_history_ranges:internal _portfolio_history:internal file:any _file_args:any file_html:any portfolio_html:any',
+    '_close_history_ranges:internal _portfolio_history:internal file:any _file_args:any file_html:any portfolio_html:any '
+    'map_rating:any import_rating:manager _ratings_due:internal regrade_summary:reader _risk_warnings:internal',
     ' ')) x;
 INSERT INTO fl_level
 SELECT p.proname, 'trigger' FROM pg_proc p

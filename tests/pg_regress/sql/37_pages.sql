@@ -84,6 +84,11 @@ SELECT pg_temp.table_rows(:'after', 'overdue')
            = (SELECT count(DISTINCT day) FROM credit.portfolio_daily
                WHERE day = current_date OR (day = (date_trunc('month', day) + interval '1 month - 1 day')::date AND day > current_date - 366))
            AS trend_points_match;
+-- Its DSO figures are credit.dso's over the same periods (the month, at most 30 days, to the day).
+SELECT count(*) > 0 AS dso_shown,
+       bool_and(m[2] = round(credit.dso(greatest(date_trunc('month', m[1]::date)::date, m[1]::date - 29), m[1]::date), 1)::text)
+           AS dso_is_credit_dso
+  FROM regexp_matches(:'after', '<tr><td>(\d{4}-\d{2}-\d{2})</td><td class="num">[^<]*</td><td class="num">([^<]+)</td></tr>', 'g') m;
 -- Aging by region and by customer type: a bar segment per group and non-empty bucket.
 SELECT pg_temp.marks(:'after', 'Aging by ' || d, 'class="bar"') = (
            SELECT count(*) FILTER (WHERE b > 0) FROM (
