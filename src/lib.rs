@@ -27,6 +27,7 @@ mod ledger;
 mod pages;
 mod pg;
 mod policy;
+mod prediction;
 mod privileges;
 mod ratings;
 mod statements;
@@ -152,6 +153,17 @@ extension_sql_file!(
     requires = ["ratings", "history", "arrangements", "collections", collections::interest::_invoice_interest]
 );
 extension_sql_file!(
+    "../sql/prediction.sql",
+    name = "prediction",
+    requires = [
+        "arrangements",
+        "privileges",
+        prediction::train_payment_model,
+        prediction::payment_prediction,
+        prediction::evaluate_payment_model
+    ]
+);
+extension_sql_file!(
     "../sql/file.sql",
     name = "file",
     requires = [
@@ -187,7 +199,7 @@ mod pg_tests;
 mod sql_constants {
     use credit_core::money::{MAX_AMOUNT, MAX_FRACTION_DIGITS};
 
-    const SQL: [(&str, &str); 22] = [
+    const SQL: [(&str, &str); 23] = [
         ("schema", include_str!("../sql/schema.sql")),
         ("privileges", include_str!("../sql/privileges.sql")),
         ("accounts", include_str!("../sql/accounts.sql")),
@@ -209,6 +221,7 @@ mod sql_constants {
         ("file", include_str!("../sql/file.sql")),
         ("ratings", include_str!("../sql/ratings.sql")),
         ("warnings", include_str!("../sql/warnings.sql")),
+        ("prediction", include_str!("../sql/prediction.sql")),
         ("grants", include_str!("../sql/grants.sql")),
     ];
 

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod money;
 pub mod numeric;
 pub mod policy;
+pub mod predict;
 pub mod rating;
 pub mod scoring;
 pub mod statement;

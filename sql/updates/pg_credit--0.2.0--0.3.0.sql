@@ -1365,12 +1365,12 @@ DECLARE
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade regrade_summary act_for '
         'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
-        'file_html portfolio_html map_rating',
+        'file_html portfolio_html map_rating payment_prediction evaluate_payment_model',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
-        'cancel_invoice arrange cancel_arrangement backfill_history import_rating',
+        'cancel_invoice arrange cancel_arrangement backfill_history import_rating train_payment_model',
         'guard unguard rebuild_exposure prune_outbox grant_privileges'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
@@ -3456,10 +3456,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 CREATE FUNCTION "backfill_history"(
 	"from_date" date, /* Option < Date > */
@@ -4242,6 +4242,94 @@ COMMENT ON COLUMN credit.collection_worklist.promised_amount IS 'Open promise on
 COMMENT ON COLUMN credit.collection_worklist.promised_date IS 'Open promise on the invoice: date';
 COMMENT ON COLUMN credit.collection_worklist.interest IS 'Late-payment interest accrued on the invoice by today (credit.late_interest; 0 when its ladder charges none)';
 COMMENT ON COLUMN credit.collection_worklist.risk_warnings IS 'The customer''s open early warnings (credit.risk_warning causes)';
+
+CREATE FUNCTION "train_payment_model"(
+	"trained_from" date DEFAULT NULL, /* Option < Date > */
+	"trained_until" date DEFAULT CURRENT_DATE, /* Option < Date > */
+	"late_after" INT DEFAULT 0, /* Option < i32 > */
+	"very_late_after" INT DEFAULT 30 /* Option < i32 > */
+) RETURNS TABLE (
+	"model_id" bigint,  /* i64 */
+	"kind" TEXT,  /* String */
+	"examples" bigint  /* i64 */
+)
+SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'train_payment_model_wrapper';
+
+CREATE FUNCTION "payment_prediction"(
+	"model_id" bigint DEFAULT NULL, /* Option < i64 > */
+	"customer" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TABLE (
+	"invoice_id" bigint,  /* i64 */
+	"customer" TEXT,  /* String */
+	"doc_no" TEXT,  /* String */
+	"open_amount" double precision,  /* f64 */
+	"due_date" date,  /* Date */
+	"p_on_time" double precision,  /* f64 */
+	"p_late" double precision,  /* f64 */
+	"p_very_late" double precision,  /* Option < f64 > */
+	"expected_payment_date" date,  /* Date */
+	"factors" jsonb  /* pgrx :: JsonB */
+)
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'payment_prediction_wrapper';
+
+CREATE FUNCTION "evaluate_payment_model"(
+	"model_id" bigint /* Option < i64 > */
+) RETURNS jsonb /* pgrx :: JsonB */
+STABLE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'evaluate_payment_model_wrapper';
+
+-- Late-payment prediction (docs/prediction.md): models trained in the database on settled invoices
+-- (credit.train_payment_model, src/prediction.rs), versioned here with their coefficients, feature
+-- scaling and training window; credit.payment_prediction scores open invoices,
+-- credit.evaluate_payment_model judges a model on the invoices after its window.
+
+CREATE TABLE credit.payment_model (
+    id                   bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    kind                 text NOT NULL CHECK (kind IN ('multinomial', 'binary')),
+    late_after           int NOT NULL,
+    very_late_after      int NOT NULL,
+    features             text[] NOT NULL,
+    feature_mean         float8[] NOT NULL,
+    feature_scale        float8[] NOT NULL,
+    weights              jsonb NOT NULL,
+    class_mean_days_late float8[] NOT NULL,
+    class_examples       bigint[] NOT NULL,
+    trained_from         date,
+    trained_until        date NOT NULL,
+    examples             bigint NOT NULL,
+    trained_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+    trained_by           text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.payment_model', '');
+SELECT pg_catalog.pg_extension_config_dump('credit.payment_model_id_seq', '');
+
+COMMENT ON TABLE credit.payment_model IS 'Late-payment models trained in the database, versioned: coefficients, feature scaling, classes and training window (docs/prediction.md)';
+COMMENT ON COLUMN credit.payment_model.id IS 'Model version';
+COMMENT ON COLUMN credit.payment_model.kind IS 'multinomial (on time, late, very late) or binary (on time, late)';
+COMMENT ON COLUMN credit.payment_model.late_after IS 'Days late still on time';
+COMMENT ON COLUMN credit.payment_model.very_late_after IS 'Days late beyond which an invoice is very late (multinomial)';
+COMMENT ON COLUMN credit.payment_model.features IS 'Feature names, in the order of the coefficients';
+COMMENT ON COLUMN credit.payment_model.feature_mean IS 'Mean of each feature in the training data (standardisation)';
+COMMENT ON COLUMN credit.payment_model.feature_scale IS 'Standard deviation of each feature in the training data (standardisation)';
+COMMENT ON COLUMN credit.payment_model.weights IS 'Per class: the intercept, then a weight per standardised feature';
+COMMENT ON COLUMN credit.payment_model.class_mean_days_late IS 'Mean days late of each class in the training data (the expected payment date)';
+COMMENT ON COLUMN credit.payment_model.class_examples IS 'Training invoices per class';
+COMMENT ON COLUMN credit.payment_model.trained_from IS 'First document date of the training window (NULL: from the start)';
+COMMENT ON COLUMN credit.payment_model.trained_until IS 'Last day of the training window: invoices dated and settled by then';
+COMMENT ON COLUMN credit.payment_model.examples IS 'Settled invoices trained on';
+COMMENT ON COLUMN credit.payment_model.trained_at IS 'When it was trained';
+COMMENT ON COLUMN credit.payment_model.trained_by IS 'Who trained it';
+COMMENT ON FUNCTION credit.train_payment_model(date, date, integer, integer) IS 'Trains the multinomial (on time, late, very late) and binary late-payment models on the invoices of a window settled by payment; refuses fewer than 100 or a class without examples (manager)';
+COMMENT ON FUNCTION credit.payment_prediction(bigint, text) IS 'For every open invoice: the probabilities of payment on time, late and very late, the expected payment date and the three factors that most make it look late';
+COMMENT ON FUNCTION credit.evaluate_payment_model(bigint) IS 'A model judged on the invoices after its training window: AUC, accuracy against the commonest class, F1-macro, Brier score, calibration';
 
 CREATE FUNCTION credit.regrade_summary(as_of date DEFAULT current_date)
 RETURNS TABLE (rows_for text, region text, grade text, customers bigint, unchanged bigint, increases bigint, decreases bigint,
