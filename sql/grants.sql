@@ -23,7 +23,8 @@ DECLARE
         'expected_loss explain_terms exposure on_time_ratio outbox_since paydex receivables_metrics roll_rates score '
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade regrade_summary act_for '
         'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
-        'file_html portfolio_html map_rating payment_prediction evaluate_payment_model',
+        'file_html portfolio_html map_rating payment_prediction evaluate_payment_model '
+        'cash_forecast',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items',

@@ -38,6 +38,8 @@ CREATE TABLE credit.policy (
     -- Early warnings (sql/warnings.sql): score points lost in 30 days, days later in 90 days.
     warning_score_drop       numeric CHECK (warning_score_drop >= 0 AND warning_score_drop <= 100),
     warning_days_late_rise   numeric CHECK (warning_days_late_rise >= 0 AND warning_days_late_rise <= 3650),
+    warning_very_late_probability numeric CHECK (warning_very_late_probability > 0 AND warning_very_late_probability <= 1),
+    warning_very_late_amount numeric CHECK (warning_very_late_amount >= 0 AND warning_very_late_amount <= 1000000000000000),
     CONSTRAINT policy_match_key UNIQUE NULLS NOT DISTINCT (customer_type, region, product_category),
     CONSTRAINT policy_match_not_empty CHECK (customer_type <> '' AND region <> '' AND product_category <> '')
 );
@@ -124,6 +126,8 @@ COMMENT ON COLUMN credit.policy.min_relationship_months IS 'Grading: months of r
 COMMENT ON COLUMN credit.policy.limit_tolerance_ratio IS 'Reviews: a limit within this share of what the grade supports is left as it is (no churn); NULL: inherit, by default 0.2';
 COMMENT ON COLUMN credit.policy.warning_score_drop IS 'Early warnings: a score that fell by more than this in 30 days raises one; NULL: inherit, by default 10';
 COMMENT ON COLUMN credit.policy.warning_days_late_rise IS 'Early warnings: payments of the last 90 days later than those of the 90 days before by more than this many days (weighted) raise one; NULL: inherit, by default 10';
+COMMENT ON COLUMN credit.policy.warning_very_late_probability IS 'Early warnings: an open invoice the payment model gives at least this very-late probability counts; NULL: inherit, by default 0.5';
+COMMENT ON COLUMN credit.policy.warning_very_late_amount IS 'Early warnings: the open amount so predicted very late that raises a warning (more than this); NULL: inherit, by default 0 (any)';
 COMMENT ON COLUMN credit.policy.grace_days IS 'Collections: days after the due date before the dunning ladder''s overdue levels are reached (pre-due reminders do not wait); NULL: inherit, by default 0';
 COMMENT ON TABLE credit.term_tier IS 'Amount tiers: orders at or above min_amount get at least terms_days (the most specific matching tier set applies)';
 COMMENT ON COLUMN credit.term_tier.id IS 'Tier id';

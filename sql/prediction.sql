@@ -13,6 +13,7 @@ CREATE TABLE credit.payment_model (
     feature_scale        float8[] NOT NULL,
     weights              jsonb NOT NULL,
     class_mean_days_late float8[] NOT NULL,
+    class_days_late_deciles jsonb NOT NULL,
     class_examples       bigint[] NOT NULL,
     trained_from         date,
     trained_until        date NOT NULL,
@@ -33,6 +34,7 @@ COMMENT ON COLUMN credit.payment_model.feature_mean IS 'Mean of each feature in 
 COMMENT ON COLUMN credit.payment_model.feature_scale IS 'Standard deviation of each feature in the training data (standardisation)';
 COMMENT ON COLUMN credit.payment_model.weights IS 'Per class: the intercept, then a weight per standardised feature';
 COMMENT ON COLUMN credit.payment_model.class_mean_days_late IS 'Mean days late of each class in the training data (the expected payment date)';
+COMMENT ON COLUMN credit.payment_model.class_days_late_deciles IS 'Per class, days late at the 5th, 15th, ... 95th percentiles of the training data (the forecast spreads a class over them)';
 COMMENT ON COLUMN credit.payment_model.class_examples IS 'Training invoices per class';
 COMMENT ON COLUMN credit.payment_model.trained_from IS 'First document date of the training window (NULL: from the start)';
 COMMENT ON COLUMN credit.payment_model.trained_until IS 'Last day of the training window: invoices dated and settled by then';
@@ -42,3 +44,5 @@ COMMENT ON COLUMN credit.payment_model.trained_by IS 'Who trained it';
 COMMENT ON FUNCTION credit.train_payment_model(date, date, integer, integer) IS 'Trains the multinomial (on time, late, very late) and binary late-payment models on the invoices of a window settled by payment; refuses fewer than 100 or a class without examples (manager)';
 COMMENT ON FUNCTION credit.payment_prediction(bigint, text) IS 'For every open invoice: the probabilities of payment on time, late and very late, the expected payment date and the three factors that most make it look late';
 COMMENT ON FUNCTION credit.evaluate_payment_model(bigint) IS 'A model judged on the invoices after its training window: AUC, accuracy against the commonest class, F1-macro, Brier score, calibration';
+COMMENT ON FUNCTION credit.cash_forecast(integer, date, bigint) IS 'Expected receipts per week from a day, per customer and in all: promises and plan instalments on their dates, the rest of every open invoice at its classes'' dates by the model''s probabilities; for a past day (a backtest) what was actually paid in each ended week';
+COMMENT ON FUNCTION credit._predicted_very_late() IS 'Internal: every open invoice''s very-late probability by the latest multinomial model, for the early-warning step (nothing while no model is trained)';

@@ -160,7 +160,9 @@ extension_sql_file!(
         "privileges",
         prediction::train_payment_model,
         prediction::payment_prediction,
-        prediction::evaluate_payment_model
+        prediction::evaluate_payment_model,
+        prediction::cash_forecast,
+        prediction::_predicted_very_late
     ]
 );
 extension_sql_file!(

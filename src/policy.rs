@@ -25,7 +25,8 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
                 (to_jsonb(p) ->> 'decrease_approval_ratio')::numeric, (to_jsonb(p) ->> 'max_grade_steps')::int, \
                 (to_jsonb(p) ->> 'strong_evidence_payments')::int, (to_jsonb(p) ->> 'min_settled_invoices')::int, \
                 (to_jsonb(p) ->> 'min_relationship_months')::int, (to_jsonb(p) ->> 'limit_tolerance_ratio')::numeric, \
-                (to_jsonb(p) ->> 'warning_score_drop')::numeric, (to_jsonb(p) ->> 'warning_days_late_rise')::numeric \
+                (to_jsonb(p) ->> 'warning_score_drop')::numeric, (to_jsonb(p) ->> 'warning_days_late_rise')::numeric, \
+                (to_jsonb(p) ->> 'warning_very_late_probability')::numeric, (to_jsonb(p) ->> 'warning_very_late_amount')::numeric \
            FROM credit.policy p",
         None,
         &[],
@@ -62,6 +63,8 @@ pub fn load_policies(c: &SpiClient<'_>) -> Vec<Policy> {
             limit_tolerance_ratio: dec(r.get(25).or_raise()),
             warning_score_drop: dec(r.get(26).or_raise()),
             warning_days_late_rise: dec(r.get(27).or_raise()),
+            warning_very_late_probability: dec(r.get(28).or_raise()),
+            warning_very_late_amount: dec(r.get(29).or_raise()),
         },
     })
     .collect()
@@ -395,6 +398,8 @@ fn effective_policy(
         name!(limit_tolerance_ratio, AnyNumeric),
         name!(warning_score_drop, AnyNumeric),
         name!(warning_days_late_rise, AnyNumeric),
+        name!(warning_very_late_probability, AnyNumeric),
+        name!(warning_very_late_amount, AnyNumeric),
         name!(matched_policies, Vec<i64>),
     ),
 > {
@@ -434,6 +439,8 @@ fn effective_policy(
         numeric(e.limit_tolerance_ratio),
         numeric(e.warning_score_drop),
         numeric(e.warning_days_late_rise),
+        numeric(e.warning_very_late_probability),
+        numeric(e.warning_very_late_amount),
         e.matched,
     ))
 }

@@ -22,6 +22,9 @@ struct Row {
     open: f64,
     /// (day of the closing payment, days late) when settled by a payment.
     settled: Option<(i32, i32)>,
+    amount: f64,
+    /// Applications (any kind, reversals negative): (day, amount).
+    applied: Vec<(i32, f64)>,
     features: Features,
 }
 
@@ -130,6 +133,8 @@ fn ledger(c: &SpiClient<'_>, customer: Option<&str>) -> Vec<Row> {
                 due_day: inv.due_day,
                 open: *open,
                 settled: inv.settled,
+                amount: inv.amount,
+                applied: inv.applied.clone(),
                 features: f,
             });
         }
@@ -221,13 +226,23 @@ fn train_payment_model(
             })
             .collect();
         let counts: Vec<i64> = (0..classes).map(|k| y.iter().filter(|c| **c == k).count() as i64).collect();
+        // Days late of each class at its 5th, 15th, ... 95th percentiles: a forecast spreads a
+        // class's money over them.
+        let quantiles: Vec<Vec<i32>> = (0..classes)
+            .map(|k| {
+                let mut v: Vec<i32> =
+                    train.iter().zip(&y).filter(|(_, c)| **c == k).map(|((_, late), _)| *late).collect();
+                v.sort_unstable();
+                (0..10).map(|q| v[((2 * q + 1) * v.len() / 20).min(v.len() - 1)]).collect()
+            })
+            .collect();
         let weights = serde_json::to_value(&model.weights).unwrap_or_default();
         let id: i64 = Spi::connect_mut(|c| {
             c.update(
                 "INSERT INTO credit.payment_model (kind, late_after, very_late_after, features, feature_mean, feature_scale, \
-                                                   weights, class_mean_days_late, class_examples, trained_from, trained_until, \
-                                                   examples, trained_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, credit._person()) RETURNING id",
+                                                   weights, class_mean_days_late, class_days_late_deciles, class_examples, \
+                                                   trained_from, trained_until, examples, trained_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, credit._person()) RETURNING id",
                 Some(1),
                 &[
                     kind.into(),
@@ -238,6 +253,7 @@ fn train_payment_model(
                     model.scale.clone().into(),
                     pgrx::JsonB(weights).into(),
                     class_days.into(),
+                    pgrx::JsonB(serde_json::to_value(&quantiles).unwrap_or_default()).into(),
                     counts.into(),
                     from.into(),
                     until.into(),
@@ -262,6 +278,8 @@ struct Stored {
     very_late_after: i32,
     until: i32,
     class_days: Vec<f64>,
+    /// Per class, days late at the 5th, 15th, ... 95th percentiles.
+    class_deciles: Vec<Vec<i32>>,
     model: Model,
 }
 
@@ -269,7 +287,7 @@ fn stored(c: &SpiClient<'_>, model_id: Option<i64>) -> (i64, Stored) {
     let t = c
         .select(
             "SELECT m.id, m.kind, m.late_after, m.very_late_after, m.trained_until - DATE '2000-01-01', m.class_mean_days_late, \
-                    m.feature_mean, m.feature_scale, m.weights \
+                    m.feature_mean, m.feature_scale, m.weights, m.class_days_late_deciles \
                FROM credit.payment_model m \
               WHERE ($1::bigint IS NULL AND m.kind = 'multinomial') OR m.id = $1 \
               ORDER BY m.id DESC LIMIT 1",
@@ -291,6 +309,8 @@ fn stored(c: &SpiClient<'_>, model_id: Option<i64>) -> (i64, Stored) {
     let r = t.first();
     let weights: pgrx::JsonB = r.get(9).or_raise().required("weights");
     let weights: Vec<Vec<f64>> = serde_json::from_value(weights.0).unwrap_or_else(|e| error::conversion(e));
+    let deciles: pgrx::JsonB = r.get(10).or_raise().required("deciles");
+    let deciles: Vec<Vec<i32>> = serde_json::from_value(deciles.0).unwrap_or_else(|e| error::conversion(e));
     (
         r.get::<i64>(1).or_raise().required("model id"),
         Stored {
@@ -299,6 +319,7 @@ fn stored(c: &SpiClient<'_>, model_id: Option<i64>) -> (i64, Stored) {
             very_late_after: r.get::<i32>(4).or_raise().required("very_late_after"),
             until: r.get::<i32>(5).or_raise().required("trained_until"),
             class_days: r.get::<Vec<f64>>(6).or_raise().required("class means"),
+            class_deciles: deciles,
             model: Model {
                 mean: r.get::<Vec<f64>>(7).or_raise().required("feature_mean"),
                 scale: r.get::<Vec<f64>>(8).or_raise().required("feature_scale"),
@@ -312,7 +333,7 @@ fn stored(c: &SpiClient<'_>, model_id: Option<i64>) -> (i64, Stored) {
 /// and very late (a binary model gives no very-late probability), the expected payment date (the
 /// due date plus the classes' mean days late, weighted by their probabilities), and the three
 /// features that most make it look late (their contribution to the late classes' score).
-#[pg_extern(stable)]
+#[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn payment_prediction(
@@ -370,12 +391,45 @@ fn payment_prediction(
     TableIterator::new(out)
 }
 
+/// The early-warning step's view of the predictions (sql/warnings.sql): every open invoice's
+/// very-late probability by the latest multinomial model — nothing while none is trained.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn _predicted_very_late() -> TableIterator<
+    'static,
+    (name!(customer, String), name!(doc_no, String), name!(open_amount, f64), name!(p_very_late, f64)),
+> {
+    privileges::require_internal("credit._predicted_very_late");
+    let out: Vec<_> = Spi::connect(|c| {
+        let any = c
+            .select("SELECT EXISTS (SELECT 1 FROM credit.payment_model WHERE kind = 'multinomial')", Some(1), &[])
+            .or_raise()
+            .first()
+            .get_one::<bool>()
+            .or_raise()
+            .unwrap_or(false);
+        if !any {
+            return Vec::new();
+        }
+        let (_, m) = stored(c, None);
+        ledger(c, None)
+            .into_iter()
+            .filter(|r| r.open > 0.0 && r.settled.is_none())
+            .map(|r| {
+                let p = m.model.predict(&r.features.to_vec());
+                (r.customer, r.doc_no, r.open, p.last().copied().unwrap_or(0.0))
+            })
+            .collect()
+    });
+    TableIterator::new(out)
+}
+
 /// A model judged on what came after its training window: the invoices dated after it whose
 /// outcome is known today (a time-ordered hold-out; see `outcome`). AUC of the late-or-worse probability, AUC of the
 /// very-late one (multinomial), accuracy and F1-macro each beside always predicting the commonest
 /// class, the Brier score beside predicting the class shares, and a calibration table of the
 /// late-or-worse probability.
-#[pg_extern(stable)]
+#[pg_extern(stable, parallel_safe)]
 #[search_path(pg_catalog, pg_temp)]
 fn evaluate_payment_model(model_id: Option<i64>) -> pgrx::JsonB {
     let Some(model_id) = model_id else { error::null_arg("model_id") };
@@ -439,4 +493,192 @@ fn evaluate_payment_model(model_id: Option<i64>) -> pgrx::JsonB {
             .map(|(lo, n, mean_p, seen)| serde_json::json!({"from": lo, "invoices": n, "predicted": round(mean_p), "observed": round(seen)}))
             .collect::<Vec<_>>(),
     }))
+}
+
+/// Expected receipts per week from a day: promises to pay and the instalments of active payment
+/// arrangements on their dates (`promised`); for the rest of every open invoice, the model's
+/// probabilities at the dates its classes pay on average (`predicted`) — a receipt expected before
+/// the day falls in the first week. Per customer and week, and in all (customer NULL). For a past
+/// day (a backtest) everything is as of that day — open amounts, promises, plans — the model must
+/// have been trained on data up to it, and `actual` gives the payments applied to those invoices in
+/// each week that has ended. Amounts are expectations (probability times money), rounded to cents.
+#[pg_extern(stable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
+fn cash_forecast(
+    weeks: default!(Option<i32>, "13"),
+    as_of: default!(Option<Date>, "CURRENT_DATE"),
+    model_id: default!(Option<i64>, "NULL"),
+) -> TableIterator<
+    'static,
+    (
+        name!(week_start, Date),
+        name!(customer, Option<String>),
+        name!(promised, pgrx::AnyNumeric),
+        name!(predicted, pgrx::AnyNumeric),
+        name!(expected, pgrx::AnyNumeric),
+        name!(actual, Option<pgrx::AnyNumeric>),
+    ),
+> {
+    let Some(weeks) = weeks else { error::null_arg("weeks") };
+    if !(1..=104).contains(&weeks) {
+        error::invalid(format!("weeks {weeks} is not between 1 and 104"))
+    }
+    let as_of = args::not_future(as_of, "as_of");
+    let day = day_number(as_of);
+    let today = day_number(args::today());
+    let horizon = day + 7 * weeks;
+    let week_of = |d: i32| ((d.max(day) - day) / 7) as usize;
+    type Key = (usize, String);
+    let mut promised: HashMap<Key, f64> = HashMap::new();
+    let mut predicted: HashMap<Key, f64> = HashMap::new();
+    let mut actual: HashMap<Key, f64> = HashMap::new();
+    Spi::connect(|c| {
+        let (id, m) = stored(c, model_id);
+        if m.until > day {
+            error::raise(
+                error::Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("payment model {id} was trained on data after {as_of}"),
+                None,
+                Some(
+                    "A backtest needs a model trained up to its day: credit.train_payment_model(trained_until => ...).",
+                ),
+            )
+        }
+        // Promises open on the day, and what they cover of each invoice.
+        let mut covered: HashMap<i64, f64> = HashMap::new();
+        for r in c
+            .select(
+                "SELECT p.customer, p.invoice_id, greatest(p.promised_date, $1) - DATE '2000-01-01', p.amount::float8 \
+                   FROM credit.promise p WHERE p.made_on <= $1 AND (p.status = 'open' OR p.decided_on > $1)",
+                None,
+                &[as_of.into()],
+            )
+            .or_raise()
+        {
+            let (cust, inv, d, a) = (
+                r.get::<String>(1).or_raise().required("customer"),
+                r.get::<i64>(2).or_raise().required("invoice"),
+                r.get::<i32>(3).or_raise().required("date"),
+                r.get::<f64>(4).or_raise().required("amount"),
+            );
+            *covered.entry(inv).or_default() += a;
+            if d < horizon {
+                *promised.entry((week_of(d), cust)).or_default() += a;
+            }
+        }
+        // Instalments of plans active on the day; their invoices are the plan's.
+        for r in c
+            .select(
+                "SELECT s.customer, greatest(s.due_date, $1) - DATE '2000-01-01', s.open_amount::float8 \
+                   FROM credit.arrangement_schedule($1) s WHERE s.arrangement_status = 'active' AND s.open_amount > 0",
+                None,
+                &[as_of.into()],
+            )
+            .or_raise()
+        {
+            let d = r.get::<i32>(2).or_raise().required("date");
+            if d < horizon {
+                *promised.entry((week_of(d), r.get::<String>(1).or_raise().required("customer"))).or_default() +=
+                    r.get::<f64>(3).or_raise().required("amount");
+            }
+        }
+        for r in c
+            .select(
+                "SELECT ai.invoice_id FROM credit.arrangement_invoice ai JOIN credit.arrangement ar ON ar.id = ai.arrangement_id \
+                  WHERE ar.agreed_on <= $1 AND (ar.decided_on IS NULL OR ar.decided_on > $1)",
+                None,
+                &[as_of.into()],
+            )
+            .or_raise()
+        {
+            covered.insert(r.get::<i64>(1).or_raise().required("invoice"), f64::INFINITY);
+        }
+        // The rest of every invoice open on the day, spread over its classes' dates.
+        for r in ledger(c, None) {
+            if r.doc_day > day {
+                continue;
+            }
+            let open = r.amount - r.applied.iter().filter(|(d, _)| *d < day).map(|(_, a)| a).sum::<f64>();
+            let rest = open - covered.get(&r.id).copied().unwrap_or(0.0);
+            if open <= 0.005 || rest <= 0.005 {
+                continue;
+            }
+            // What the invoice can still be: a class whose days late have passed is out, and so
+            // is the part of a class's spread that has passed; the rest shares the probability.
+            let overdue = day - r.due_day;
+            let p = m.model.predict(&r.features.to_vec());
+            let mut parts: Vec<(i32, f64)> = Vec::new();
+            for (k, pk) in p.iter().enumerate() {
+                let upper = if k == 0 {
+                    m.late_after
+                } else if k + 1 < p.len() {
+                    m.very_late_after
+                } else {
+                    i32::MAX
+                };
+                if overdue > upper {
+                    continue;
+                }
+                let deciles = m.class_deciles.get(k).cloned().unwrap_or_default();
+                let ahead: Vec<i32> = deciles.iter().copied().filter(|d| *d >= overdue).collect();
+                // All of the class's spread passed but the class has not: soon.
+                let ahead = if ahead.is_empty() { vec![overdue] } else { ahead };
+                for d in &ahead {
+                    parts.push((r.due_day + d, pk / ahead.len() as f64));
+                }
+            }
+            let total: f64 = parts.iter().map(|(_, w)| w).sum();
+            for (d, w) in parts {
+                if d < horizon && total > 0.0 {
+                    *predicted.entry((week_of(d), r.customer.clone())).or_default() += rest * w / total;
+                }
+            }
+        }
+        // What was paid, in the weeks that have ended.
+        for r in c
+            .select(
+                "SELECT i.customer, a.applied_on - DATE '2000-01-01', a.amount::float8 \
+                   FROM credit.allocation a JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment' \
+                   JOIN credit.invoice i ON i.id = a.invoice_id \
+                  WHERE a.applied_on >= $1 AND a.applied_on < $1 + $2 * 7 AND i.doc_date <= $1",
+                None,
+                &[as_of.into(), weeks.into()],
+            )
+            .or_raise()
+        {
+            let d = r.get::<i32>(2).or_raise().required("day");
+            *actual.entry((week_of(d), r.get::<String>(1).or_raise().required("customer"))).or_default() +=
+                r.get::<f64>(3).or_raise().required("amount");
+        }
+    });
+    use rust_decimal::Decimal;
+    let cents = |v: f64| Decimal::from_f64_retain(v).unwrap_or_default().round_dp(2);
+    let money = crate::pg::numeric::numeric;
+    let mut customers: Vec<String> =
+        promised.keys().chain(predicted.keys()).chain(actual.keys()).map(|k| k.1.clone()).collect();
+    customers.sort();
+    customers.dedup();
+    let mut out = Vec::new();
+    for w in 0..weeks as usize {
+        let start = day + 7 * w as i32;
+        let ended = start + 7 <= today;
+        // Each row in cents; the week's total is the sum of its rows.
+        let (mut tp, mut tq, mut ta) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+        for cust in &customers {
+            let key = (w, cust.clone());
+            let (p, q, a) = (
+                cents(promised.get(&key).copied().unwrap_or(0.0)),
+                cents(predicted.get(&key).copied().unwrap_or(0.0)),
+                cents(actual.get(&key).copied().unwrap_or(0.0)),
+            );
+            if p.is_zero() && q.is_zero() && a.is_zero() {
+                continue;
+            }
+            (tp, tq, ta) = (tp + p, tq + q, ta + a);
+            out.push((date_of(start), Some(cust.clone()), money(p), money(q), money(p + q), ended.then(|| money(a))));
+        }
+        out.push((date_of(start), None, money(tp), money(tq), money(tp + tq), ended.then(|| money(ta))));
+    }
+    TableIterator::new(out)
 }

@@ -28,6 +28,8 @@ pub const DEFAULT_MAX_GRADE_STEPS: i32 = 1;
 /// Early warnings: a score drop of more than 10 points in 30 days; payments 10 days later.
 pub const DEFAULT_WARNING_SCORE_DROP: Decimal = Decimal::from_parts(10, 0, 0, false, 0);
 pub const DEFAULT_WARNING_DAYS_LATE_RISE: Decimal = Decimal::from_parts(10, 0, 0, false, 0);
+/// Early warnings: open invoices the payment model gives a very-late probability of 0.5 or more.
+pub const DEFAULT_WARNING_VERY_LATE_PROBABILITY: Decimal = Decimal::from_parts(5, 0, 0, false, 1);
 pub const DEFAULT_LIMIT_TOLERANCE_RATIO: Decimal = Decimal::from_parts(2, 0, 0, false, 1);
 pub const DEFAULT_STRONG_EVIDENCE_PAYMENTS: i32 = 12;
 pub const DEFAULT_MIN_SETTLED_INVOICES: i32 = 3;
@@ -96,6 +98,8 @@ pub struct Fields {
     pub limit_tolerance_ratio: Option<Decimal>,
     pub warning_score_drop: Option<Decimal>,
     pub warning_days_late_rise: Option<Decimal>,
+    pub warning_very_late_probability: Option<Decimal>,
+    pub warning_very_late_amount: Option<Decimal>,
     pub strong_evidence_payments: Option<i32>,
     pub min_settled_invoices: Option<i32>,
     pub min_relationship_months: Option<i32>,
@@ -141,6 +145,10 @@ pub struct Effective {
     /// Early warnings: score points lost in 30 days, days later in 90 days, that raise one.
     pub warning_score_drop: Decimal,
     pub warning_days_late_rise: Decimal,
+    /// Early warnings: the very-late probability of an open invoice that counts, and the open
+    /// amount so predicted that raises one (0: any).
+    pub warning_very_late_probability: Decimal,
+    pub warning_very_late_amount: Decimal,
     /// The evidence a grade needs.
     pub min_settled_invoices: i32,
     pub min_relationship_months: i32,
@@ -181,6 +189,9 @@ pub fn resolve(policies: &[Policy], s: &Subject<'_>) -> Effective {
         limit_tolerance_ratio: first(&m, |f| &f.limit_tolerance_ratio).unwrap_or(DEFAULT_LIMIT_TOLERANCE_RATIO),
         warning_score_drop: first(&m, |f| &f.warning_score_drop).unwrap_or(DEFAULT_WARNING_SCORE_DROP),
         warning_days_late_rise: first(&m, |f| &f.warning_days_late_rise).unwrap_or(DEFAULT_WARNING_DAYS_LATE_RISE),
+        warning_very_late_probability: first(&m, |f| &f.warning_very_late_probability)
+            .unwrap_or(DEFAULT_WARNING_VERY_LATE_PROBABILITY),
+        warning_very_late_amount: first(&m, |f| &f.warning_very_late_amount).unwrap_or(Decimal::ZERO),
         strong_evidence_payments: first(&m, |f| &f.strong_evidence_payments)
             .unwrap_or(DEFAULT_STRONG_EVIDENCE_PAYMENTS),
         min_settled_invoices: first(&m, |f| &f.min_settled_invoices).unwrap_or(DEFAULT_MIN_SETTLED_INVOICES),

@@ -70,7 +70,8 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     'backfill_history:manager _backfill_history:internal _record_history:internal '
     '_close_history_ranges:internal _portfolio_history:internal file:any _file_args:any file_html:any portfolio_html:any '
     'map_rating:any import_rating:manager _ratings_due:internal regrade_summary:reader _risk_warnings:internal '
-    'train_payment_model:manager payment_prediction:any evaluate_payment_model:any',
+    'train_payment_model:manager payment_prediction:any evaluate_payment_model:any '
+    'cash_forecast:any _predicted_very_late:internal',
     ' ')) x;
 INSERT INTO fl_level
 SELECT p.proname, 'trigger' FROM pg_proc p

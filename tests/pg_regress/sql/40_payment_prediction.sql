@@ -79,6 +79,38 @@ SELECT (SELECT avg(p.p_late + p.p_very_late) FROM credit.payment_prediction() p
      > (SELECT avg(p.p_late + p.p_very_late) FROM credit.payment_prediction() p
          WHERE p.customer IN (SELECT customer FROM payer ORDER BY propensity LIMIT 10)) AS late_payers_look_late;
 
+-- The early warning hears the model: customers whose open invoices look very late.
+SELECT credit._risk_warnings(current_date) > 0 AS step_raised;
+SELECT count(*) > 0 AS warned,
+       bool_and((detail ->> 'highest_probability')::numeric >= 0.5) AS above_the_threshold,
+       bool_and(reason LIKE '% open invoice(s), % in all, look very late: up to %% likely') AS says_why
+  FROM credit.risk_warning WHERE cause = 'predicted_very_late' AND raised_on = current_date;
+
+-- The cash-in forecast, backtested: as of 150 days ago (the model knew nothing after 180 days
+-- ago), eight weeks of expected receipts against what the generated payers then paid.
+CREATE TEMP TABLE backtest AS
+SELECT week_start, expected, actual FROM credit.cash_forecast(8, current_date - 150,
+                                                              (SELECT max(id) FROM credit.payment_model WHERE kind = 'multinomial'))
+ WHERE customer IS NULL;
+SELECT count(*) AS weeks, bool_and(actual IS NOT NULL) AS all_weeks_ended,
+       abs(sum(expected) - sum(actual)) / sum(actual) < 0.10 AS eight_weeks_within_10_percent,
+       sum(abs(expected - actual)) / sum(actual) < 0.25 AS weekly_error_below_25_percent
+  FROM backtest;
+-- Per customer and in all: the customers' rows add up to the total of each week.
+SELECT bool_and(t.expected = s.expected) AS customers_add_up
+  FROM credit.cash_forecast(4) t
+  JOIN (SELECT week_start, sum(expected) AS expected FROM credit.cash_forecast(4) WHERE customer IS NOT NULL GROUP BY 1) s
+    USING (week_start)
+ WHERE t.customer IS NULL;
+-- A payment arrangement is promised money, on its instalment's date, and its invoice leaves the
+-- predicted part.
+SELECT i.customer AS plan_customer, i.doc_no AS plan_doc, i.open_amount AS plan_amount
+  FROM credit.invoice i WHERE i.open_amount > 0 AND i.due_date < current_date ORDER BY i.open_amount DESC, i.doc_no LIMIT 1 \gset
+SELECT credit.arrange(:'plan_customer', ARRAY[:'plan_doc'],
+                      jsonb_build_array(jsonb_build_object('due_date', current_date + 10, 'amount', :plan_amount))) > 0 AS arranged;
+SELECT week_start = current_date + 7 AS second_week, promised = :plan_amount AS instalment_promised
+  FROM credit.cash_forecast(4) WHERE customer = :'plan_customer' AND promised > 0;
+
 -- Refused, with nothing stored.
 SELECT regress.sqlstate_of($$SELECT * FROM credit.train_payment_model(NULL, current_date - 560)$$) AS too_few,
        regress.sqlstate_of($$SELECT * FROM credit.train_payment_model(NULL, current_date, 200, 300)$$) AS empty_class,
@@ -86,6 +118,8 @@ SELECT regress.sqlstate_of($$SELECT * FROM credit.train_payment_model(NULL, curr
        regress.sqlstate_of($$SELECT * FROM credit.train_payment_model(current_date, current_date - 1)$$) AS window,
        regress.sqlstate_of($$SELECT * FROM credit.train_payment_model(NULL, current_date + 1)$$) AS future,
        regress.sqlstate_of($$SELECT credit.evaluate_payment_model(-1)$$) AS no_such_model,
-       regress.sqlstate_of($$SELECT credit.evaluate_payment_model(NULL)$$) AS null_model;
+       regress.sqlstate_of($$SELECT credit.evaluate_payment_model(NULL)$$) AS null_model,
+       regress.sqlstate_of($$SELECT * FROM credit.cash_forecast(0)$$) AS no_weeks,
+       regress.sqlstate_of($$SELECT * FROM credit.cash_forecast(8, current_date - 400)$$) AS model_from_the_future;
 SELECT count(*) AS models FROM credit.payment_model;
 ROLLBACK;
