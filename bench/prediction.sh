@@ -45,7 +45,7 @@ for r in $(seq 1 "$ROUNDS"); do
     t=$(ms "$BASELINE"); runs[base2]+="$t "; log "round $r baseline: $t ms"
 done
 m() { echo "${runs[$1]}" | median; }
-sizes=$(pg "$DIR" "$PORT" -d book -At -c "SELECT format('%s settled invoices trained on (each model), %s open invoices scored',
+sizes=$(pg "$DIR" "$PORT" -d book -At -c "SELECT format('%s invoices with a known outcome trained on (each model; 1,000,000 settled and the open ones already more than 30 days late), %s open invoices scored',
           (SELECT max(examples) FROM credit.payment_model), (SELECT count(*) FROM credit.invoice WHERE open_amount > 0))")
 auc=$(pg "$DIR" "$PORT" -d book -At -c "SELECT count(*) FROM credit.payment_prediction()")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
