@@ -74,6 +74,14 @@ say "SELECT string_agg(format('%s: %s', step, changes), ', ' ORDER BY step) FROM
 q -c "SELECT region, customers, open_ar, overdue, round(100 * overdue_share, 1) AS overdue_pct, over_limit, near_limit
         FROM credit.portfolio_daily WHERE day = current_date ORDER BY region"
 
+show "Prediction: a payment model trained on the year, and the cash it expects:"
+say "SELECT format('Trained on %s invoices whose outcome is known (model %s); of the %s open invoices, %s look more likely than not to be paid very late (over 30 days).',
+              t.examples, t.model_id, count(p.*), count(p.*) FILTER (WHERE p.p_very_late > 0.5))
+         FROM (SELECT * FROM credit.train_payment_model() WHERE kind = 'multinomial') t, credit.payment_prediction(t.model_id) p
+        GROUP BY t.examples, t.model_id"
+say "SELECT 'Expected receipts, next four weeks: ' || string_agg(format('%s %s', to_char(week_start, 'MM-DD'), to_char(expected, 'FM999,999,990')), ', ' ORDER BY week_start)
+         FROM credit.cash_forecast(4) WHERE customer IS NULL"
+
 show "Pages (open them in a browser):"
 PAGES=$DIR/pages
 mkdir -p "$PAGES"
