@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Guard throughput benchmark: plain INSERT vs pg_credit's guard vs a hand-written PL/pgSQL trigger,
 # all in the same run on the same cluster, medians of several interleaved rounds; plus the O(1)
-# check (a customer with 1 open invoice/order vs one with 10,000 of each).
+# check (a customer with 1 open invoice/order vs one with 10,000 of each); the hot customer (every
+# client ordering for one customer).
 #   bench/run.sh            # 5 rounds of 20 s per variant
 #   ROUNDS=3 SECONDS_PER_RUN=10 bench/run.sh
 # Results are printed and written to target/bench/guard.md (BENCHMARKS.md quotes them).
@@ -43,6 +44,14 @@ for r in 1 2 3; do   # interleaved, so table growth during the run favours neith
         log "O(1) $v round $r: $t tps"
     done
 done
+# Hot customer: every client orders for the same customer (the row-lock design serialises them).
+for r in $(seq 1 "$ROUNDS"); do
+    for v in plain guarded plpgsql; do
+        t=$(tps "$ROOT/bench/insert_hot_$v.pgbench" "$CLIENTS" "$SECONDS_PER_RUN")
+        results[hot_$v]+="$t "
+        log "hot round $r $v: $t tps"
+    done
+done
 # A refused order: with its order_refused event spooled for the recorder, and without recording.
 pg "$DIR" "$PORT" -d bench -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('REFUSED', 0)" >/dev/null
 refusal_ms() { # on|off: milliseconds per refused order, 200 refusals in one session
@@ -80,6 +89,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "| hand-written PL/pgSQL trigger | $plpgsql | ${results[plpgsql]}| $(ratio "$plpgsql" "$plain") |"
     echo
     echo "pg_credit guard / PL/pgSQL reference: **$(ratio "$guarded" "$plpgsql")**."
+    echo
+    echo "Hot customer, $CLIENTS clients all ordering for one customer: plain INSERT $(m hot_plain) tps (${results[hot_plain]}), pg_credit guard $(m hot_guarded) tps (${results[hot_guarded]}; ratio $(ratio "$(m hot_guarded)" "$(m hot_plain)")), PL/pgSQL reference $(m hot_plpgsql) tps (${results[hot_plpgsql]}; ratio $(ratio "$(m hot_plpgsql)" "$(m hot_plain)"))."
     echo
     echo "O(1) check, 1 client: customer with 1 open invoice and order $small tps; with 10,000 open invoices and 10,000 open orders $big tps (ratio $(ratio "$big" "$small"))."
     echo

@@ -69,4 +69,7 @@ SELECT credit.post_invoice('SMALL', 'S-1', 100, current_date - 10);
 INSERT INTO bench.orders_guarded (customer, amount) VALUES ('SMALL', 100);
 SELECT count(credit.post_invoice('BIG', 'B-' || i, 100, current_date - (i % 300))) FROM generate_series(1, 10000) i;
 INSERT INTO bench.orders_guarded (customer, amount) SELECT 'BIG', 100 FROM generate_series(1, 10000);
+-- Hot customer (issue 18): every client orders for the same customer, whose limit never binds.
+INSERT INTO credit.account (customer, credit_limit) VALUES ('HOT', 1e14);
+INSERT INTO bench.plpgsql_account (customer, credit_limit) VALUES ('HOT', 1e14);
 VACUUM ANALYZE;
