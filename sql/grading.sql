@@ -53,8 +53,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            count(*) FILTER (WHERE r.action = 'unchanged'), count(*) FILTER (WHERE r.action = 'increase'),
            count(*) FILTER (WHERE r.action = 'decrease'), count(*) FILTER (WHERE r.action = 'request'),
            count(*) FILTER (WHERE r.action IN ('new', 'unrated')),
-           sum(r.old_limit),
-           sum(CASE WHEN r.action IN ('increase', 'decrease') THEN r.proposed_limit ELSE r.old_limit END),
+           coalesce(sum(r.old_limit), 0),
+           coalesce(sum(CASE WHEN r.action IN ('increase', 'decrease') THEN r.proposed_limit ELSE r.old_limit END), 0),
            coalesce(sum(r.proposed_limit) FILTER (WHERE r.action = 'request'), 0)
       FROM credit.regrade(regrade_summary.as_of, dry_run => true) r
       JOIN credit.account a ON a.customer = r.customer

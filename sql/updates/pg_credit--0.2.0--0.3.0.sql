@@ -4395,8 +4395,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            count(*) FILTER (WHERE r.action = 'unchanged'), count(*) FILTER (WHERE r.action = 'increase'),
            count(*) FILTER (WHERE r.action = 'decrease'), count(*) FILTER (WHERE r.action = 'request'),
            count(*) FILTER (WHERE r.action IN ('new', 'unrated')),
-           sum(r.old_limit),
-           sum(CASE WHEN r.action IN ('increase', 'decrease') THEN r.proposed_limit ELSE r.old_limit END),
+           coalesce(sum(r.old_limit), 0),
+           coalesce(sum(CASE WHEN r.action IN ('increase', 'decrease') THEN r.proposed_limit ELSE r.old_limit END), 0),
            coalesce(sum(r.proposed_limit) FILTER (WHERE r.action = 'request'), 0)
       FROM credit.regrade(regrade_summary.as_of, dry_run => true) r
       JOIN credit.account a ON a.customer = r.customer
@@ -4750,9 +4750,9 @@ COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watc
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
 
 COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
-COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
-COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
 COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
+COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
+COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 
 COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';
