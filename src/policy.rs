@@ -96,6 +96,20 @@ pub fn effective(c: &SpiClient<'_>, customer_type: Option<&str>, region: Option<
     policy::resolve(&ps, &Subject { customer_type, region, product_category: None })
 }
 
+/// The policy in force for a customer (its type and region, and a product category if given);
+/// 23503 for an unknown customer.
+pub fn for_customer(c: &SpiClient<'_>, customer: &str, product_category: Option<&str>) -> Effective {
+    let t = c
+        .select("SELECT customer_type, region FROM credit.account WHERE customer = $1", Some(1), &[customer.into()])
+        .or_raise();
+    if t.is_empty() {
+        error::unknown_customer(customer)
+    }
+    let (ct, rg): (Option<String>, Option<String>) = t.first().get_two().or_raise();
+    let ps = load_policies(c);
+    policy::resolve(&ps, &Subject { customer_type: ct.as_deref(), region: rg.as_deref(), product_category })
+}
+
 /// The policy in force for every (customer_type, region) present among the accounts: set-based
 /// work (collections, statement runs, the policy copy) resolves each once and joins on the pair.
 pub fn by_subject(c: &SpiClient<'_>) -> Vec<(Option<String>, Option<String>, Effective)> {
@@ -404,17 +418,7 @@ fn effective_policy(
     ),
 > {
     let customer = args::text(customer, "customer");
-    let e = Spi::connect(|c| {
-        let t = c
-            .select("SELECT customer_type, region FROM credit.account WHERE customer = $1", Some(1), &[customer.into()])
-            .or_raise();
-        if t.is_empty() {
-            error::unknown_customer(customer)
-        }
-        let (ct, rg): (Option<String>, Option<String>) = t.first().get_two().or_raise();
-        let ps = load_policies(c);
-        policy::resolve(&ps, &Subject { customer_type: ct.as_deref(), region: rg.as_deref(), product_category })
-    });
+    let e = Spi::connect(|c| for_customer(c, customer, product_category));
     TableIterator::once((
         e.terms_days,
         e.max_limit.map(numeric),

@@ -329,6 +329,15 @@ fn stored(c: &SpiClient<'_>, model_id: Option<i64>) -> (i64, Stored) {
     )
 }
 
+/// The open invoices (settled by nothing yet) with their features and the model's probabilities.
+fn open_scored(rows: Vec<Row>, model: &Model) -> impl Iterator<Item = (Row, Vec<f64>, Vec<f64>)> + '_ {
+    rows.into_iter().filter(|r| r.open > 0.0 && r.settled.is_none()).map(move |r| {
+        let x = r.features.to_vec();
+        let p = model.predict(&x);
+        (r, x, p)
+    })
+}
+
 /// For every open invoice (of one customer, or all): the probabilities of being paid on time, late
 /// and very late (a binary model gives no very-late probability), the expected payment date (the
 /// due date plus the classes' mean days late, weighted by their probabilities), and the three
@@ -359,12 +368,8 @@ fn payment_prediction(
         let (_, m) = stored(c, model_id);
         (ledger(c, customer), m)
     });
-    let out: Vec<_> = rows
-        .into_iter()
-        .filter(|r| r.open > 0.0 && r.settled.is_none())
-        .map(|r| {
-            let x = r.features.to_vec();
-            let p = m.model.predict(&x);
+    let out: Vec<_> = open_scored(rows, &m.model)
+        .map(|(r, x, p)| {
             let late_class = p.len() - 1;
             let expected_late: f64 = p.iter().zip(&m.class_days).map(|(a, b)| a * b).sum();
             let factors: Vec<serde_json::Value> = m
@@ -412,13 +417,8 @@ fn _predicted_very_late() -> TableIterator<
             return Vec::new();
         }
         let (_, m) = stored(c, None);
-        ledger(c, None)
-            .into_iter()
-            .filter(|r| r.open > 0.0 && r.settled.is_none())
-            .map(|r| {
-                let p = m.model.predict(&r.features.to_vec());
-                (r.customer, r.doc_no, r.open, p.last().copied().unwrap_or(0.0))
-            })
+        open_scored(ledger(c, None), &m.model)
+            .map(|(r, _, p)| (r.customer, r.doc_no, r.open, p.last().copied().unwrap_or(0.0)))
             .collect()
     });
     TableIterator::new(out)

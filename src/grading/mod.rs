@@ -199,18 +199,6 @@ fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale, polic
     Scored { score, grade, components, standing, strong, evidence }
 }
 
-/// The policy in force for a customer (its type and region).
-fn policy_of(c: &SpiClient<'_>, customer: &str) -> Effective {
-    let t = c
-        .select("SELECT customer_type, region FROM credit.account WHERE customer = $1", Some(1), &[customer.into()])
-        .or_raise();
-    if t.is_empty() {
-        error::unknown_customer(customer)
-    }
-    let (ct, rg): (Option<String>, Option<String>) = t.first().get_two().or_raise();
-    crate::policy::effective(c, ct.as_deref(), rg.as_deref())
-}
-
 /// The credit score (0-100) of a customer as of a date, its grade, every component (raw value,
 /// points and weight; a component without data has value null and does not count), and the
 /// evidence behind it: a grade needs the policy's minimum history (else the customer is new or
@@ -232,7 +220,7 @@ fn score(
     let customer = args::text(customer, "customer");
     let as_of = args::date(as_of, "as_of");
     let s = Spi::connect(|c| {
-        let policy = policy_of(c, customer);
+        let policy = crate::policy::for_customer(c, customer, None);
         score_of(c, customer, as_of, &Scale::read(c), &policy)
     });
     TableIterator::once((s.score.map(numeric), s.grade, pgrx::JsonB(s.components), pgrx::JsonB(s.evidence)))
