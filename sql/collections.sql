@@ -249,7 +249,7 @@ $$;
 -- ---------------------------------------------------------------------------------------------
 -- Views for collectors and BI (security_invoker: readers need rights on the tables).
 
--- (credit.collection_worklist: sql/warnings.sql, since it shows the early warnings too.)
+-- (credit.collection_worklist: sql/courier.sql, since it shows early warnings and undelivered messages too.)
 
 
 -- Per collector (who logged the contacts) and month: tasks worked, contacts, promises made and

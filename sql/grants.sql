@@ -24,17 +24,18 @@ DECLARE
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade regrade_summary act_for '
         'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
         'file_html portfolio_html map_rating payment_prediction evaluate_payment_model '
-        'cash_forecast',
+        'cash_forecast contacts',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
-        'remind_confirmations reconcile load_finance_items',
+        'remind_confirmations reconcile load_finance_items set_contact opt_out opt_in retry_delivery',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
         'cancel_invoice arrange cancel_arrangement backfill_history import_rating train_payment_model',
-        'guard unguard rebuild_exposure prune_outbox grant_privileges'];
+        'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
                             'dunning_level', 'approval_rule',
-                            'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'];
+                            'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting',
+                            'message_template', 'courier_setting', 'courier_channel'];
     i int;
     j int;
     f regprocedure;
@@ -65,10 +66,11 @@ BEGIN
         END LOOP;
         -- Everyone reads everything (BI); the admin level also writes the DBA-managed tables.
         EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA credit TO %I', roles[i]);
-        EXECUTE format('REVOKE SELECT ON credit.access_role, credit.outbox_lock, credit.collections_lock, credit.daily_lock FROM %I',
+        EXECUTE format('REVOKE SELECT ON credit.access_role, credit.outbox_lock, credit.collections_lock, credit.daily_lock, '
+                       'credit.contact_secret FROM %I',
                        roles[i]);
         SELECT count(*) INTO nt FROM pg_class c WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind IN ('r', 'v')
-           AND c.relname NOT IN ('access_role', 'outbox_lock', 'collections_lock', 'daily_lock');
+           AND c.relname NOT IN ('access_role', 'outbox_lock', 'collections_lock', 'daily_lock', 'contact_secret');
         IF levels[i] = 'admin' THEN
             FOR j IN 1..array_length(managed, 1) LOOP
                 EXECUTE format('GRANT INSERT, UPDATE, DELETE ON credit.%I TO %I', managed[j], roles[i]);
@@ -104,7 +106,8 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
                              'dunning_level', 'approval_rule',
-                             'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting'] LOOP
+                             'aging_bucket', 'provision_rate', 'trusted_proxy', 'statement_setting',
+                             'message_template', 'courier_setting', 'courier_channel'] LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.%I '
                        'FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check()', t || '_write_check', t);
     END LOOP;

@@ -149,28 +149,6 @@ BEGIN
 END
 $$;
 
--- The collectors' worklist (the ladder's tasks, sql/collections.sql), with the customer's open
--- early warnings.
-CREATE VIEW credit.collection_worklist WITH (security_invoker = true) AS
-SELECT t.id AS task_id, t.customer, t.doc_no, t.level, t.action, t.channel, t.assigned_to, t.due_on,
-       i.open_amount,
-       current_date - i.due_date AS days_past_due,
-       i.open_amount * greatest(current_date - i.due_date, 0) AS priority,
-       a.exposure, a.grade, a.status AS account_status,
-       lc.contacted_at AS last_contact_at, lc.outcome AS last_contact_outcome, lc.contacted_by AS last_contact_by,
-       p.amount AS promised_amount, p.promised_date,
-       credit._invoice_interest(t.invoice_id, current_date) AS interest,
-       (SELECT array_agg(w.cause ORDER BY w.cause) FROM credit.risk_warning w
-         WHERE w.customer = t.customer AND w.cleared_on IS NULL) AS risk_warnings
-  FROM credit.collection_task t
-  JOIN credit.invoice i ON i.id = t.invoice_id
-  LEFT JOIN credit.account a ON a.customer = t.customer
-  LEFT JOIN LATERAL (SELECT c.contacted_at, c.outcome, c.contacted_by FROM credit.collection_contact c
-                      WHERE c.customer = t.customer ORDER BY c.contacted_at DESC, c.id DESC LIMIT 1) lc ON true
-  LEFT JOIN credit.promise p ON p.invoice_id = t.invoice_id AND p.status = 'open'
- WHERE t.status = 'open' AND i.open_amount > 0
- ORDER BY priority DESC, i.open_amount DESC, t.id;
-
 COMMENT ON TABLE credit.risk_warning IS 'Bad-debt early warnings (坏账预警): one open per customer and cause until it clears (docs/collections.md#early-warnings)';
 COMMENT ON COLUMN credit.risk_warning.id IS 'Warning';
 COMMENT ON COLUMN credit.risk_warning.customer IS 'Customer';
@@ -180,25 +158,3 @@ COMMENT ON COLUMN credit.risk_warning.cleared_on IS 'Day the cause was found gon
 COMMENT ON COLUMN credit.risk_warning.reason IS 'The warning in words, with its numbers';
 COMMENT ON COLUMN credit.risk_warning.detail IS 'The numbers behind it and the threshold';
 COMMENT ON FUNCTION credit._risk_warnings(date) IS 'Internal: the daily job''s early-warning step (risk_warning and risk_cleared events)';
-COMMENT ON VIEW credit.collection_worklist IS 'Open collection tasks, most urgent first (open amount x days past due), with the customer''s exposure, grade, last contact and open promise';
-COMMENT ON COLUMN credit.collection_worklist.task_id IS 'Task (credit.log_contact takes it)';
-COMMENT ON COLUMN credit.collection_worklist.customer IS 'Customer';
-COMMENT ON COLUMN credit.collection_worklist.doc_no IS 'Invoice number';
-COMMENT ON COLUMN credit.collection_worklist.level IS 'Ladder level (NULL: broken promise)';
-COMMENT ON COLUMN credit.collection_worklist.action IS 'remind, notice, escalate, hold or legal';
-COMMENT ON COLUMN credit.collection_worklist.channel IS 'sms, email, letter, phone or internal';
-COMMENT ON COLUMN credit.collection_worklist.assigned_to IS 'Role the task is assigned to';
-COMMENT ON COLUMN credit.collection_worklist.due_on IS 'When the work is due';
-COMMENT ON COLUMN credit.collection_worklist.open_amount IS 'Open amount of the invoice now';
-COMMENT ON COLUMN credit.collection_worklist.days_past_due IS 'Days past due today';
-COMMENT ON COLUMN credit.collection_worklist.priority IS 'open_amount x days past due (0 before due): the ranking';
-COMMENT ON COLUMN credit.collection_worklist.exposure IS 'Customer''s exposure';
-COMMENT ON COLUMN credit.collection_worklist.grade IS 'Customer''s grade';
-COMMENT ON COLUMN credit.collection_worklist.account_status IS 'Customer''s status (hold: shipments stopped)';
-COMMENT ON COLUMN credit.collection_worklist.last_contact_at IS 'Last contact with the customer (any task)';
-COMMENT ON COLUMN credit.collection_worklist.last_contact_outcome IS 'Its outcome';
-COMMENT ON COLUMN credit.collection_worklist.last_contact_by IS 'Who made it';
-COMMENT ON COLUMN credit.collection_worklist.promised_amount IS 'Open promise on the invoice: amount';
-COMMENT ON COLUMN credit.collection_worklist.promised_date IS 'Open promise on the invoice: date';
-COMMENT ON COLUMN credit.collection_worklist.interest IS 'Late-payment interest accrued on the invoice by today (credit.late_interest; 0 when its ladder charges none)';
-COMMENT ON COLUMN credit.collection_worklist.risk_warnings IS 'The customer''s open early warnings (credit.risk_warning causes)';

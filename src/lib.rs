@@ -19,6 +19,7 @@ mod aggregates;
 mod analytics;
 mod approvals;
 mod collections;
+mod courier;
 mod grading;
 mod guard;
 mod history;
@@ -178,6 +179,19 @@ extension_sql_file!(
         "holds",
         pages::file::file_html,
         pages::portfolio::portfolio_html
+    ]
+);
+extension_sql_file!(
+    "../sql/courier.sql",
+    name = "courier",
+    requires = [
+        "warnings",
+        "statements",
+        "confirmations",
+        "arrangements",
+        "privileges",
+        courier::_render_message,
+        courier::_template_fields
     ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);

@@ -17,3 +17,4 @@ pub mod predict;
 pub mod rating;
 pub mod scoring;
 pub mod statement;
+pub mod template;
