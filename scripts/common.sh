@@ -88,3 +88,10 @@ pg() { local dir=$1 port=$2; shift 2; "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 
 # Benchmark helpers: median of numbers on stdin (any whitespace), ratio a/b to two decimals.
 median() { tr -s ' \t' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+
+# The courier (courier/): built in release, the profile the extension's install and the benches use.
+build_courier() {
+    log "building pg_credit_courier"
+    (cd "$ROOT" && cargo build --release -p pg_credit_courier --quiet)
+}
+courier_binary() { echo "$ROOT/target/release/pg_credit_courier"; }

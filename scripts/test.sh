@@ -15,6 +15,8 @@
 #  10. 32 sessions, crash (immediate stop) under load, recovery checks   (tests/stress/crash.sh)
 #  11. backend memory flat over 200,000 guarded inserts in one session   (bench/memory.sh --check)
 #  12. 32 sessions refusing for 60 s: every refusal a client saw recorded (tests/stress/refusals.sh)
+#  13. the courier against real SMTP (STARTTLS, AUTH) and signature-checking HTTP receivers: content,
+#      dead letters, kill -9, server down, two couriers                  (tests/courier)
 # Ends with one line "N passed, N failed" over the layers.
 source "$(dirname "$0")/common.sh"
 DIR=/tmp/pg_credit_test
@@ -31,7 +33,8 @@ layer() { # name command...
 
 # Statement pages are printed by a real browser (layer 7): Debian's chromium, a CJK font so
 # Chinese text renders, poppler to read the PDFs back.
-ensure_deps chromium fonts-noto-cjk poppler-utils
+# The courier's receivers (layer 13): Debian's Python with aiosmtpd, openssl for a test CA.
+ensure_deps chromium fonts-noto-cjk poppler-utils python3-aiosmtpd openssl
 export USER=${USER:-root}
 
 habits() {
@@ -97,6 +100,7 @@ layer "crash under load" "$ROOT/tests/stress/crash.sh" "$DIR" "$PORT"
 memory_check() { N=200000 "$ROOT/bench/memory.sh" --check; }
 layer "memory over 200,000 inserts" memory_check
 layer "refusals under load" "$ROOT/tests/stress/refusals.sh" "$DIR" "$PORT"
+layer "courier against real SMTP and HTTP receivers" "$ROOT/tests/courier/courier.sh" "$DIR" "$PORT"
 
 echo
 if ((failed)); then echo "failed layers: ${failures[*]}"; fi

@@ -268,11 +268,19 @@ RETURN CASE WHEN x IS NULL THEN NULL
             WHEN x = trunc(x, 2) THEN to_char(x, 'FM999,999,999,999,990.00')
             ELSE to_char(x, 'FM999,999,999,999,990.00999999') END;
 
--- Numbers in an event's payload as text (exactly as stored), so templates never see a float.
+-- An event's data for messages: amounts as money text (grouped, to the cent), other numbers as
+-- their exact text, so templates never see a float.
 CREATE FUNCTION credit._json_numbers_as_text(j jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 SELECT CASE WHEN jsonb_typeof(j) = 'object' THEN
-            coalesce((SELECT jsonb_object_agg(k, credit._json_numbers_as_text(v)) FROM jsonb_each(j) AS e(k, v)), '{}'::jsonb)
+            coalesce((SELECT jsonb_object_agg(k, CASE WHEN jsonb_typeof(v) = 'number' AND k = ANY (ARRAY[
+                                                          'amount', 'open_amount', 'opening', 'debits', 'credits', 'closing',
+                                                          'overdue', 'balance', 'paid', 'credit_limit', 'exposure',
+                                                          'promised_amount', 'our_balance', 'customer_balance', 'difference',
+                                                          'limit', 'old_limit', 'new_limit'])
+                                                      THEN to_jsonb(credit._money_text((v #>> '{}')::numeric))
+                                                      ELSE credit._json_numbers_as_text(v) END)
+                        FROM jsonb_each(j) AS e(k, v)), '{}'::jsonb)
             WHEN jsonb_typeof(j) = 'array' THEN
             coalesce((SELECT jsonb_agg(credit._json_numbers_as_text(v) ORDER BY n) FROM jsonb_array_elements(j) WITH ORDINALITY AS e(v, n)), '[]'::jsonb)
             WHEN jsonb_typeof(j) = 'number' THEN to_jsonb(j #>> '{}')
@@ -893,7 +901,7 @@ COMMENT ON COLUMN credit.delivery_attempt.outcome IS 'sent, temporary, permanent
 COMMENT ON COLUMN credit.delivery_attempt.detail IS 'The receiver''s answer or the error';
 COMMENT ON FUNCTION credit._require_courier() IS 'Internal: 42501 unless the caller is a member of the courier role or holds the admin level';
 COMMENT ON FUNCTION credit._money_text(numeric) IS 'Internal: an amount as text for messages (grouped, two or more decimals)';
-COMMENT ON FUNCTION credit._json_numbers_as_text(jsonb) IS 'Internal: JSON numbers as their exact text';
+COMMENT ON FUNCTION credit._json_numbers_as_text(jsonb) IS 'Internal: an event''s data for messages: amounts as money text, other numbers as their exact text';
 COMMENT ON FUNCTION credit._message_figures(text) IS 'Internal: a customer''s figures for messages (limit, exposure, available, open, overdue)';
 COMMENT ON FUNCTION credit._render_message(text, jsonb) IS 'Internal: fills a template''s placeholders (22023 naming a missing field)';
 COMMENT ON FUNCTION credit._template_fields(text) IS 'Internal: the placeholders of a template (22023 if malformed)';

@@ -60,6 +60,11 @@ fn run(config: &Config, channels: &Channels) -> Result<(), String> {
         .map_err(sql_error)?;
     let report = db.prepare("SELECT credit.courier_report($1, $2, $3, $4)").map_err(sql_error)?;
     eprintln!("pg_credit_courier {}: started as {}", env!("CARGO_PKG_VERSION"), config.name);
+    // Fault injection for the tests: stop dead after this many sends, before recording the last
+    // one, as a kill -9 in the worst moment would.
+    let crash_after: Option<u64> =
+        std::env::var("PG_CREDIT_COURIER_FAULT_ABORT_AFTER_SENDS").ok().and_then(|v| v.parse().ok());
+    let mut sends = 0u64;
     loop {
         // Plan the whole outbox first: each call is one transaction that moves the position.
         loop {
@@ -96,6 +101,10 @@ fn run(config: &Config, channels: &Channels) -> Result<(), String> {
                     secret: r.get(14),
                 };
                 let outcome = channels.send(&d);
+                sends += 1;
+                if crash_after == Some(sends) {
+                    std::process::abort();
+                }
                 // Recorded at once, one transaction per message: the window in which a kill
                 // makes a message go twice (with the same idempotency key) is this call alone.
                 let status: String = db
