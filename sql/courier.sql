@@ -397,7 +397,8 @@ BEGIN
                     problem := format('template %s/%s/%s: %s', t.kind, t.channel, t.language, problem);
                 END;
             END IF;
-            IF problem IS NULL AND c.customer IS NOT NULL AND k.kind IN ('statement', 'confirmation_request')
+            IF problem IS NULL AND c.customer IS NOT NULL AND c.channel IN ('email', 'webhook')
+               AND k.kind IN ('statement', 'confirmation_request')
                AND (o.payload -> 'after' ->> 'statement_id') IS NOT NULL THEN
                 html := credit.statement_html((o.payload -> 'after' ->> 'statement_id')::bigint, c.language);
                 att_name := format('statement-%s.html', coalesce(o.payload -> 'after' ->> 'statement_no',
@@ -652,6 +653,9 @@ DECLARE
     c credit.contact;
 BEGIN
     PERFORM credit._require('clerk', 'recording an opt-out');
+    IF opt_out.contact_id IS NULL THEN
+        RAISE EXCEPTION 'contact_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT * INTO c FROM credit.contact x WHERE x.id = opt_out.contact_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'contact % does not exist', contact_id USING ERRCODE = 'undefined_object';
@@ -675,6 +679,9 @@ DECLARE
     c credit.contact;
 BEGIN
     PERFORM credit._require('clerk', 'recording an opt-in');
+    IF opt_in.contact_id IS NULL THEN
+        RAISE EXCEPTION 'contact_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT * INTO c FROM credit.contact x WHERE x.id = opt_in.contact_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'contact % does not exist', contact_id USING ERRCODE = 'undefined_object';
@@ -715,6 +722,9 @@ DECLARE
     d credit.delivery;
 BEGIN
     PERFORM credit._require('clerk', 'retrying a delivery');
+    IF retry_delivery.delivery_id IS NULL THEN
+        RAISE EXCEPTION 'delivery_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT * INTO d FROM credit.delivery x WHERE x.id = retry_delivery.delivery_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = 'undefined_object';
@@ -740,9 +750,10 @@ END
 $$;
 
 -- Grants a role exactly what a courier needs: the three courier functions (and nothing to read
--- or write directly). The courier logs in with a member of it.
+-- or write directly). The courier logs in with a member of it. Security definer, so that the
+-- admin level can set the courier up without owning pg_credit's functions.
 CREATE FUNCTION credit.grant_courier(role name) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM credit._require('admin', 'granting the courier role');
     IF role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = role) THEN

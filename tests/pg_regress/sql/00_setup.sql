@@ -87,7 +87,13 @@ CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text L
                                             WHERE status = 'requested')
         WHEN arg = 'statement_id' AND fn = 'statement_html' THEN (SELECT coalesce(max(id), 0)::text FROM credit.statement)
         WHEN arg = 'statement_id' THEN 'NULL'
+        WHEN arg = 'outcome' AND fn = 'courier_report' THEN quote_literal('sent')
         WHEN arg = 'outcome' THEN quote_literal('reached')
+        WHEN arg = 'channel' AND fn = 'set_contact' THEN quote_literal('email')
+        WHEN arg = 'address' AND fn = 'set_contact' THEN quote_literal('fixture@example.com')
+        WHEN arg = 'contact_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.contact)
+        WHEN arg = 'delivery_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.delivery)
+        WHEN arg = 'courier' THEN quote_literal('regress')
         WHEN arg = 'basis' THEN quote_literal('due')
         WHEN arg IN ('month_days', 'count_back_months') THEN quote_literal('calendar')
         WHEN arg = 'kind' THEN quote_literal('partition')

@@ -71,7 +71,10 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     '_close_history_ranges:internal _portfolio_history:internal file:any _file_args:any file_html:any portfolio_html:any '
     'map_rating:any import_rating:manager _ratings_due:internal regrade_summary:reader _risk_warnings:internal '
     'train_payment_model:manager payment_prediction:any evaluate_payment_model:any '
-    'cash_forecast:any _predicted_very_late:internal',
+    'cash_forecast:any _predicted_very_late:internal '
+    'set_contact:clerk opt_out:clerk opt_in:clerk contacts:reader retry_delivery:clerk grant_courier:admin '
+    'courier_plan:admin courier_claim:admin courier_report:admin _require_courier:any _render_message:any '
+    '_template_fields:any _money_text:any _json_numbers_as_text:any _message_figures:any',
     ' ')) x;
 INSERT INTO fl_level
 SELECT p.proname, 'trigger' FROM pg_proc p
