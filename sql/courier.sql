@@ -175,27 +175,40 @@ CREATE TABLE credit.courier_setting (
     max_sms_chars     int NOT NULL DEFAULT 500 CHECK (max_sms_chars >= 70),
     sender_zh         text NOT NULL DEFAULT '信用管理部',
     sender_en         text NOT NULL DEFAULT 'Credit Control',
-    courier_role      name
+    courier_role      name,
+    -- As shipped (not dumped; a restored row replaces it); the row cannot be deleted.
+    is_default        boolean NOT NULL DEFAULT false,
+    retired           boolean NOT NULL DEFAULT false CHECK (NOT retired)
 );
-INSERT INTO credit.courier_setting DEFAULT VALUES;
-SELECT pg_catalog.pg_extension_config_dump('credit.courier_setting', '');
+INSERT INTO credit.courier_setting (is_default) VALUES (true);
+SELECT pg_catalog.pg_extension_config_dump('credit.courier_setting', 'WHERE NOT is_default');
+CREATE TRIGGER courier_setting_write BEFORE INSERT OR UPDATE OR DELETE ON credit.courier_setting
+    FOR EACH ROW EXECUTE FUNCTION credit._default_row_write('single');
 
 -- Rate limits: at most this many attempts per minute on a channel, for all couriers together.
 CREATE TABLE credit.courier_channel (
     channel          text PRIMARY KEY CHECK (channel IN ('email', 'sms', 'webhook')),
-    rate_per_minute  int CHECK (rate_per_minute > 0)
+    rate_per_minute  int CHECK (rate_per_minute > 0),
+    is_default       boolean NOT NULL DEFAULT false,
+    retired          boolean NOT NULL DEFAULT false CHECK (NOT retired)
 );
-INSERT INTO credit.courier_channel VALUES ('email', NULL), ('sms', NULL), ('webhook', NULL);
-SELECT pg_catalog.pg_extension_config_dump('credit.courier_channel', '');
+INSERT INTO credit.courier_channel (channel, is_default) VALUES ('email', true), ('sms', true), ('webhook', true);
+SELECT pg_catalog.pg_extension_config_dump('credit.courier_channel', 'WHERE NOT is_default');
+CREATE TRIGGER courier_channel_write BEFORE INSERT OR UPDATE OR DELETE ON credit.courier_channel
+    FOR EACH ROW EXECUTE FUNCTION credit._default_row_write('channel');
 
 -- How far the planner has read the outbox (one row).
 CREATE TABLE credit.courier_state (
     single     boolean PRIMARY KEY DEFAULT true CHECK (single),
     position   bigint NOT NULL DEFAULT 0,
-    planned_at timestamptz
+    planned_at timestamptz,
+    is_default boolean NOT NULL DEFAULT false,
+    retired    boolean NOT NULL DEFAULT false CHECK (NOT retired)
 );
-INSERT INTO credit.courier_state DEFAULT VALUES;
-SELECT pg_catalog.pg_extension_config_dump('credit.courier_state', '');
+INSERT INTO credit.courier_state (is_default) VALUES (true);
+SELECT pg_catalog.pg_extension_config_dump('credit.courier_state', 'WHERE NOT is_default');
+CREATE TRIGGER courier_state_write BEFORE INSERT OR UPDATE OR DELETE ON credit.courier_state
+    FOR EACH ROW EXECUTE FUNCTION credit._default_row_write('single');
 
 -- One message to one recipient. The idempotency key is the same on every attempt.
 CREATE TABLE credit.delivery (
@@ -867,13 +880,19 @@ COMMENT ON COLUMN credit.courier_setting.max_sms_chars IS 'Longest SMS text; lon
 COMMENT ON COLUMN credit.courier_setting.sender_zh IS 'The sender''s name in Chinese messages ({{sender}})';
 COMMENT ON COLUMN credit.courier_setting.sender_en IS 'The sender''s name in English messages ({{sender}})';
 COMMENT ON COLUMN credit.courier_setting.courier_role IS 'Role whose members run the courier (credit.grant_courier)';
+COMMENT ON COLUMN credit.courier_setting.is_default IS 'As shipped and untouched (not dumped)';
+COMMENT ON COLUMN credit.courier_setting.retired IS 'Always false: the row cannot be deleted';
 COMMENT ON TABLE credit.courier_channel IS 'Rate limit per channel, all couriers together (admin)';
 COMMENT ON COLUMN credit.courier_channel.channel IS 'email, sms or webhook';
 COMMENT ON COLUMN credit.courier_channel.rate_per_minute IS 'Most attempts started in any minute (NULL: no limit)';
+COMMENT ON COLUMN credit.courier_channel.is_default IS 'As shipped and untouched (not dumped)';
+COMMENT ON COLUMN credit.courier_channel.retired IS 'Always false: the rows cannot be deleted';
 COMMENT ON TABLE credit.courier_state IS 'How far the courier has planned the outbox (one row)';
 COMMENT ON COLUMN credit.courier_state.single IS 'Always true: one row';
 COMMENT ON COLUMN credit.courier_state.position IS 'Last outbox id planned: the next plan reads after it';
 COMMENT ON COLUMN credit.courier_state.planned_at IS 'When it last moved';
+COMMENT ON COLUMN credit.courier_state.is_default IS 'Never moved (not dumped)';
+COMMENT ON COLUMN credit.courier_state.retired IS 'Always false: the row cannot be deleted';
 COMMENT ON TABLE credit.delivery IS 'One message to one recipient, rendered when planned, with its status: pending, sending (leased to a courier), retry, sent or dead';
 COMMENT ON COLUMN credit.delivery.id IS 'Delivery';
 COMMENT ON COLUMN credit.delivery.outbox_id IS 'The outbox row it came from';

@@ -105,6 +105,18 @@ SELECT credit.arrange(i.customer, ARRAY[i.doc_no],
 -- The credit history: rebuilt for the past, recorded for today.
 SELECT credit.backfill_history('2026-04-01', current_date - 1) > 0;
 SELECT credit._record_history(current_date) > 0;   -- the daily job's step (run_daily would also re-grade)
+-- The courier: contacts (a webhook's secret), a changed template, settings and rate, and
+-- deliveries planned, attempted and sent.
+SELECT credit.set_contact('1', 'email', 'ap@one.example', language => 'en') > 0;
+SELECT credit.set_contact('1', 'webhook', 'https://one.example/hooks/credit', language => 'en', secret => 'a-secret-of-20-bytes!') > 0;
+SELECT credit.set_contact(NULL, 'email', 'team@seller.example', kinds => '{order_refused}') > 0;
+UPDATE credit.message_template SET subject = 'Reminder: {{invoice.doc_no}}' WHERE kind = 'payment_reminder' AND channel = 'email' AND language = 'en';
+UPDATE credit.courier_setting SET max_attempts = 5, sender_en = 'ACME Credit';
+UPDATE credit.courier_channel SET rate_per_minute = 600 WHERE channel = 'email';
+SELECT credit.request_confirmation('1', '2026-06-15', 'positive', '2026-06-29') > 0;
+SELECT deliveries > 0 FROM credit.courier_plan();
+SELECT count(*) > 0 FROM (SELECT credit.courier_report(c.delivery_id, c.attempt, 'sent', '250 OK') FROM credit.courier_claim('dump', 1) c) x;
+SELECT count(*) > 0 FROM credit.courier_claim('dump', 1);
 SQL
 HERE=$(cd "$(dirname "$0")" && pwd)
 fingerprint() {   # every pg_credit table, the two guarded tables, and the aging computed from them
@@ -146,7 +158,7 @@ SELECT 'runs on ' || bool_and(s.opening = p.closing) FROM credit.statement s
                        ORDER BY x.period_end DESC LIMIT 1) p
  WHERE s.period_end = '2026-07-31';
 SELECT 'persisting ' || bool_and(status = 'persisting') FROM credit.reconcile('2026-05-31');
-SELECT 'confirmation ' || status FROM credit.balance_confirmation WHERE customer = '1';
+SELECT 'confirmation ' || status FROM credit.balance_confirmation WHERE customer = '1' AND as_of = '2026-05-31';
 SQL
 )
 echo "$docs_out" | sed 's/^/  restored documents: /'

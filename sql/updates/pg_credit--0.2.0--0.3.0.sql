@@ -4741,27 +4741,40 @@ CREATE TABLE credit.courier_setting (
     max_sms_chars     int NOT NULL DEFAULT 500 CHECK (max_sms_chars >= 70),
     sender_zh         text NOT NULL DEFAULT '信用管理部',
     sender_en         text NOT NULL DEFAULT 'Credit Control',
-    courier_role      name
+    courier_role      name,
+    -- As shipped (not dumped; a restored row replaces it); the row cannot be deleted.
+    is_default        boolean NOT NULL DEFAULT false,
+    retired           boolean NOT NULL DEFAULT false CHECK (NOT retired)
 );
-INSERT INTO credit.courier_setting DEFAULT VALUES;
-SELECT pg_catalog.pg_extension_config_dump('credit.courier_setting', '');
+INSERT INTO credit.courier_setting (is_default) VALUES (true);
+SELECT pg_catalog.pg_extension_config_dump('credit.courier_setting', 'WHERE NOT is_default');
+CREATE TRIGGER courier_setting_write BEFORE INSERT OR UPDATE OR DELETE ON credit.courier_setting
+    FOR EACH ROW EXECUTE FUNCTION credit._default_row_write('single');
 
 -- Rate limits: at most this many attempts per minute on a channel, for all couriers together.
 CREATE TABLE credit.courier_channel (
     channel          text PRIMARY KEY CHECK (channel IN ('email', 'sms', 'webhook')),
-    rate_per_minute  int CHECK (rate_per_minute > 0)
+    rate_per_minute  int CHECK (rate_per_minute > 0),
+    is_default       boolean NOT NULL DEFAULT false,
+    retired          boolean NOT NULL DEFAULT false CHECK (NOT retired)
 );
-INSERT INTO credit.courier_channel VALUES ('email', NULL), ('sms', NULL), ('webhook', NULL);
-SELECT pg_catalog.pg_extension_config_dump('credit.courier_channel', '');
+INSERT INTO credit.courier_channel (channel, is_default) VALUES ('email', true), ('sms', true), ('webhook', true);
+SELECT pg_catalog.pg_extension_config_dump('credit.courier_channel', 'WHERE NOT is_default');
+CREATE TRIGGER courier_channel_write BEFORE INSERT OR UPDATE OR DELETE ON credit.courier_channel
+    FOR EACH ROW EXECUTE FUNCTION credit._default_row_write('channel');
 
 -- How far the planner has read the outbox (one row).
 CREATE TABLE credit.courier_state (
     single     boolean PRIMARY KEY DEFAULT true CHECK (single),
     position   bigint NOT NULL DEFAULT 0,
-    planned_at timestamptz
+    planned_at timestamptz,
+    is_default boolean NOT NULL DEFAULT false,
+    retired    boolean NOT NULL DEFAULT false CHECK (NOT retired)
 );
-INSERT INTO credit.courier_state DEFAULT VALUES;
-SELECT pg_catalog.pg_extension_config_dump('credit.courier_state', '');
+INSERT INTO credit.courier_state (is_default) VALUES (true);
+SELECT pg_catalog.pg_extension_config_dump('credit.courier_state', 'WHERE NOT is_default');
+CREATE TRIGGER courier_state_write BEFORE INSERT OR UPDATE OR DELETE ON credit.courier_state
+    FOR EACH ROW EXECUTE FUNCTION credit._default_row_write('single');
 
 -- One message to one recipient. The idempotency key is the same on every attempt.
 CREATE TABLE credit.delivery (
@@ -5433,13 +5446,19 @@ COMMENT ON COLUMN credit.courier_setting.max_sms_chars IS 'Longest SMS text; lon
 COMMENT ON COLUMN credit.courier_setting.sender_zh IS 'The sender''s name in Chinese messages ({{sender}})';
 COMMENT ON COLUMN credit.courier_setting.sender_en IS 'The sender''s name in English messages ({{sender}})';
 COMMENT ON COLUMN credit.courier_setting.courier_role IS 'Role whose members run the courier (credit.grant_courier)';
+COMMENT ON COLUMN credit.courier_setting.is_default IS 'As shipped and untouched (not dumped)';
+COMMENT ON COLUMN credit.courier_setting.retired IS 'Always false: the row cannot be deleted';
 COMMENT ON TABLE credit.courier_channel IS 'Rate limit per channel, all couriers together (admin)';
 COMMENT ON COLUMN credit.courier_channel.channel IS 'email, sms or webhook';
 COMMENT ON COLUMN credit.courier_channel.rate_per_minute IS 'Most attempts started in any minute (NULL: no limit)';
+COMMENT ON COLUMN credit.courier_channel.is_default IS 'As shipped and untouched (not dumped)';
+COMMENT ON COLUMN credit.courier_channel.retired IS 'Always false: the rows cannot be deleted';
 COMMENT ON TABLE credit.courier_state IS 'How far the courier has planned the outbox (one row)';
 COMMENT ON COLUMN credit.courier_state.single IS 'Always true: one row';
 COMMENT ON COLUMN credit.courier_state.position IS 'Last outbox id planned: the next plan reads after it';
 COMMENT ON COLUMN credit.courier_state.planned_at IS 'When it last moved';
+COMMENT ON COLUMN credit.courier_state.is_default IS 'Never moved (not dumped)';
+COMMENT ON COLUMN credit.courier_state.retired IS 'Always false: the row cannot be deleted';
 COMMENT ON TABLE credit.delivery IS 'One message to one recipient, rendered when planned, with its status: pending, sending (leased to a courier), retry, sent or dead';
 COMMENT ON COLUMN credit.delivery.id IS 'Delivery';
 COMMENT ON COLUMN credit.delivery.outbox_id IS 'The outbox row it came from';
@@ -5627,6 +5646,8 @@ COMMENT ON COLUMN credit.trusted_proxy.role IS 'The login (session user) of the 
 COMMENT ON COLUMN credit.trusted_proxy.note IS 'Free text: which application, who vouches for it';
 COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';
 COMMENT ON TABLE credit.outbox_lock IS 'Internal: its lock serialises outbox numbering (nobody else can take it)';
+COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
+COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
 COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
 COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
@@ -5647,8 +5668,6 @@ COMMENT ON COLUMN credit.guard_status.amount_column IS 'Amount column';
 COMMENT ON COLUMN credit.guard_status.status_column IS 'Status column (NULL: every row is open)';
 COMMENT ON COLUMN credit.guard_status.open_statuses IS 'Statuses that count as open';
 COMMENT ON COLUMN credit.guard_status.problems IS 'What is wrong (empty: the guard is intact); a table with a missing or unguardable column is not counted by credit.verify() and refuses writes';
-COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
-COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 
 COMMENT ON FUNCTION credit._is_admin() IS 'Internal: whether the caller is a credit admin';
 COMMENT ON FUNCTION credit._is_superuser() IS 'Internal: whether the caller is a superuser';
@@ -5680,9 +5699,9 @@ COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watc
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
 
 COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
-COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
-COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
+COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
+COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 
 COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';
