@@ -167,15 +167,24 @@ BEGIN
 END
 $$;
 
--- Outbox rows every consumer has processed may go; credit.event keeps the history.
+-- Outbox rows every consumer has processed may go; credit.event keeps the history. While the
+-- courier has contacts to deliver to, rows it has not planned yet stay (sql/courier.sql).
 CREATE FUNCTION credit.prune_outbox(up_to_id bigint) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
+    planned bigint;
 BEGIN
     PERFORM credit._require('admin', 'pruning the outbox');
     IF up_to_id IS NULL THEN
         RAISE EXCEPTION 'up_to_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF EXISTS (SELECT 1 FROM credit.contact c WHERE c.opted_out_at IS NULL) THEN
+        planned := (SELECT s.position FROM credit.courier_state s);
+        IF planned < up_to_id THEN
+            RAISE NOTICE 'the outbox is pruned up to %, the courier''s position: later rows are not delivered yet', planned;
+            up_to_id := planned;
+        END IF;
     END IF;
     DELETE FROM credit.outbox o WHERE o.id <= up_to_id;
     GET DIAGNOSTICS n = ROW_COUNT;
@@ -283,7 +292,7 @@ COMMENT ON COLUMN credit.outbox.customer IS 'Customer';
 COMMENT ON COLUMN credit.outbox.payload IS 'The event as JSON: id, event_id, kind, customer, happened_at, reason, before, after, actor, acting_as, application_name, transaction_id';
 COMMENT ON COLUMN credit.outbox.published_at IS 'When the event was numbered (at its transaction''s commit)';
 COMMENT ON FUNCTION credit.outbox_since(bigint, integer) IS 'Outbox rows after the given id, oldest first: how a consumer catches up';
-COMMENT ON FUNCTION credit.prune_outbox(bigint) IS 'Deletes outbox rows up to an id every consumer has processed; returns how many (credit.event keeps the history)';
+COMMENT ON FUNCTION credit.prune_outbox(bigint) IS 'Deletes outbox rows up to an id every consumer has processed (and, while the courier has contacts, no further than it has planned); returns how many (credit.event keeps the history)';
 COMMENT ON TABLE credit.event_chain IS 'Tamper evidence: every committed event hashed together with the one before it, in commit order (credit.verify_audit)';
 COMMENT ON COLUMN credit.event_chain.seq IS 'Position in commit order (the event''s outbox id)';
 COMMENT ON COLUMN credit.event_chain.event_id IS 'credit.event id';

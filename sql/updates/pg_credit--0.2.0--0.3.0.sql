@@ -908,6 +908,29 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION credit.prune_outbox(up_to_id bigint) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+    planned bigint;
+BEGIN
+    PERFORM credit._require('admin', 'pruning the outbox');
+    IF up_to_id IS NULL THEN
+        RAISE EXCEPTION 'up_to_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF EXISTS (SELECT 1 FROM credit.contact c WHERE c.opted_out_at IS NULL) THEN
+        planned := (SELECT s.position FROM credit.courier_state s);
+        IF planned < up_to_id THEN
+            RAISE NOTICE 'the outbox is pruned up to %, the courier''s position: later rows are not delivered yet', planned;
+            up_to_id := planned;
+        END IF;
+    END IF;
+    DELETE FROM credit.outbox o WHERE o.id <= up_to_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION credit._set_status(customer text, reason text, new_status text) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -5538,6 +5561,8 @@ CREATE TRIGGER courier_setting_write_check BEFORE INSERT OR UPDATE OR DELETE OR 
 CREATE TRIGGER courier_channel_write_check BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit.courier_channel
     FOR EACH STATEMENT EXECUTE FUNCTION credit._policy_write_check();
 
+COMMENT ON FUNCTION credit.prune_outbox(bigint) IS 'Deletes outbox rows up to an id every consumer has processed (and, while the courier has contacts, no further than it has planned); returns how many (credit.event keeps the history)';
+
 
 CREATE VIEW credit.guard_status WITH (security_invoker = true) AS
 SELECT g.table_name, g.kind, g.root, g.mode, g.customer_column, g.amount_column, g.status_column, g.open_statuses,
@@ -5646,8 +5671,6 @@ COMMENT ON COLUMN credit.trusted_proxy.role IS 'The login (session user) of the 
 COMMENT ON COLUMN credit.trusted_proxy.note IS 'Free text: which application, who vouches for it';
 COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';
 COMMENT ON TABLE credit.outbox_lock IS 'Internal: its lock serialises outbox numbering (nobody else can take it)';
-COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
-COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
 COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
 COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
@@ -5668,6 +5691,8 @@ COMMENT ON COLUMN credit.guard_status.amount_column IS 'Amount column';
 COMMENT ON COLUMN credit.guard_status.status_column IS 'Status column (NULL: every row is open)';
 COMMENT ON COLUMN credit.guard_status.open_statuses IS 'Statuses that count as open';
 COMMENT ON COLUMN credit.guard_status.problems IS 'What is wrong (empty: the guard is intact); a table with a missing or unguardable column is not counted by credit.verify() and refuses writes';
+COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
+COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 
 COMMENT ON FUNCTION credit._is_admin() IS 'Internal: whether the caller is a credit admin';
 COMMENT ON FUNCTION credit._is_superuser() IS 'Internal: whether the caller is a superuser';
@@ -5699,9 +5724,9 @@ COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watc
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
 
 COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
-COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
-COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
 COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
+COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
+COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
 
 COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';

@@ -157,6 +157,14 @@ SELECT regress.sqlstate_of(format('SELECT credit.retry_delivery(%s)', :d1)) AS s
        regress.sqlstate_of(format('SELECT credit.retry_delivery(%s)', (SELECT min(delivery_id) FROM credit.dead_letter WHERE reason LIKE 'template%'))) AS unrendered,
        regress.sqlstate_of('SELECT credit.retry_delivery(999999)') AS unknown;
 
+-- The outbox is not pruned past what the courier has planned while it has contacts.
+SELECT credit.set_contact('CR-B', 'email', 'pruning@b.example') > 0 AS one_more_event;
+SET client_min_messages = warning;   -- (the notice names the position)
+SELECT credit.prune_outbox((SELECT max(id) FROM credit.outbox)) > 0 AS pruned;
+RESET client_min_messages;
+SELECT count(*) AS unplanned_kept FROM credit.outbox WHERE id > (SELECT position FROM credit.courier_state);
+SELECT deliveries FROM credit.courier_plan();
+
 -- The courier's role: the three courier functions, nothing else.
 SELECT regress.sqlstate_of($$SELECT credit.grant_courier('no_such_role')$$) AS missing_role;
 DO $$ BEGIN CREATE ROLE regress_courier; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
