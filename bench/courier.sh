@@ -16,9 +16,9 @@ N=${N:-2000}
 LATENCY_EVENTS=${LATENCY_EVENTS:-300}
 RATE=${RATE:-20}
 DIR=/tmp/pg_credit_bench_courier
-PORT=5499
-SMTP_PORT=5530
-HTTP_PORT=5531
+PORT=5501
+SMTP_PORT=5532
+HTTP_PORT=5533
 SECRET=bench-secret-0123456789
 OUT="$ROOT/target/bench"
 WORK="$OUT/courier"
@@ -104,8 +104,8 @@ delays=$(db -Atc "SELECT string_agg(format('%s: p50 %s ms, p99 %s ms (%s message
 {
     echo "| workload | courier | baseline (same receivers, no database) | ratio |"
     echo "|---|---|---|---|"
-    awk -v c="$email_rate" -v b="$email_base" 'BEGIN { printf "| e-mail, STARTTLS + AUTH, %s messages | %.0f msg/s | %.0f msg/s | %.2f |\n", ENVIRON["N"], c, b, c / b }'
-    awk -v c="$hook_rate" -v b="$hook_base" 'BEGIN { printf "| webhook, signed JSON, %s messages | %.0f msg/s | %.0f msg/s | %.2f |\n", ENVIRON["N"], c, b, c / b }'
+    awk -v n="$N" -v c="$email_rate" -v b="$email_base" 'BEGIN { printf "| e-mail, STARTTLS + AUTH, %s messages | %.0f msg/s | %.0f msg/s | %.2f |\n", n, c, b, c / b }'
+    awk -v n="$N" -v c="$hook_rate" -v b="$hook_base" 'BEGIN { printf "| webhook, signed JSON, %s messages | %.0f msg/s | %.0f msg/s | %.2f |\n", n, c, b, c / b }'
     echo
     echo "Commit to delivery, a running courier, $LATENCY_EVENTS events at $RATE/s (each an e-mail and a webhook): $delays."
-} | N=$N tee "$OUT/courier.md"
+} | tee "$OUT/courier.md"

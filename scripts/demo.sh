@@ -8,13 +8,27 @@ DIR=${PG_CREDIT_DEMO_DIR:-/tmp/pg_credit_demo}
 PORT=${PG_CREDIT_DEMO_PORT:-5499}
 LOG=${DIR}.log
 
-ensure_deps
+# python3-aiosmtpd: a local mail sink the courier delivers the demo's messages to.
+ensure_deps python3-aiosmtpd
 # Building prints a lot the first time; it goes to the log, and to the screen only on failure.
 install_extension release 2>"$LOG" || { cat "$LOG"; exit 1; }
+build_courier 2>>"$LOG" || { cat "$LOG"; exit 1; }
+install -m 755 "$(courier_binary)" /usr/local/bin/pg_credit_courier
 start_cluster "$DIR" "$PORT" >>"$LOG" 2>&1
 pg "$DIR" "$PORT" -d postgres -c "CREATE DATABASE wholesale"
 # Loading prints a near-limit WARNING per order that came near its limit (kept as events too).
 PGOPTIONS='-c client_min_messages=error' pg "$DIR" "$PORT" -d wholesale -f "$ROOT/demo/demo.sql" >>"$LOG"
+# Who receives the messages from now on: each customer's accounts payable by e-mail (Chinese, a
+# few in English), SMS reminders for some, and the credit team for refused orders and warnings.
+pg "$DIR" "$PORT" -d wholesale -q >>"$LOG" <<'SQL'
+SELECT count(*) FROM (SELECT credit.set_contact(customer, 'email', 'ap-' || lower(regexp_replace(customer, '[^A-Za-z0-9]', '', 'g')) || '@customers.example',
+                                                language => CASE WHEN region = 'east' THEN 'en' ELSE 'zh' END)
+                        FROM credit.account ORDER BY customer) x;
+SELECT count(*) FROM (SELECT credit.set_contact(customer, 'sms', '1390000' || lpad((row_number() OVER (ORDER BY customer))::text, 4, '0'),
+                                                kinds => '{payment_reminder,overdue_notice}')
+                        FROM credit.account WHERE customer_type = 'retail' ORDER BY customer) x;
+SELECT credit.set_contact(NULL, 'email', 'credit-team@distributor.example', kinds => '{order_refused,risk_warning}');
+SQL
 
 show() { printf '\n\033[1m%s\033[0m\n' "$1"; }
 q() { pg "$DIR" "$PORT" -d wholesale "$@"; }
@@ -81,6 +95,26 @@ say "SELECT format('Trained on %s invoices whose outcome is known (model %s); of
         GROUP BY t.examples, t.model_id"
 say "SELECT 'Expected receipts, next four weeks: ' || string_agg(format('%s %s', to_char(week_start, 'MM-DD'), to_char(expected, 'FM999,999,990')), ', ' ORDER BY week_start)
          FROM credit.cash_forecast(4) WHERE customer IS NULL"
+
+show "Delivery: the day's messages by e-mail, exactly once (pg_credit_courier):"
+MAILBOX=$DIR/mailbox
+/usr/bin/python3 -m aiosmtpd -n -c aiosmtpd.handlers.Mailbox "$MAILBOX" -l "127.0.0.1:$((PORT + 1))" >>"$LOG" 2>&1 &
+sink=$!
+sleep 1
+say "SELECT count(*) FROM credit.statement_run((date_trunc('month', current_date) - interval '1 day')::date)" >/dev/null
+q -q -c "SET client_min_messages = warning" -c "DROP ROLE IF EXISTS demo_courier" -c "CREATE ROLE demo_courier LOGIN" -c "SELECT credit.grant_courier('demo_courier')" >/dev/null
+# No SMS gateway in the demo: SMS would wait for one (retries); the ladder's steps are by e-mail.
+pg_credit_courier --once --dsn "host=$DIR port=$PORT user=demo_courier dbname=wholesale" --smtp-host 127.0.0.1 \
+    --smtp-port $((PORT + 1)) --smtp-security none --smtp-from '信用管理部 <credit@distributor.example>' 2>>"$LOG" || true
+kill $sink 2>/dev/null || true
+say "SELECT format('%s e-mails delivered (%s) to the mail sink %s, each once; %s waiting, %s dead letters.',
+              count(*) FILTER (WHERE channel = 'email' AND status = 'sent'),
+              (SELECT string_agg(format('%s %s', n, kind), ', ' ORDER BY n DESC) FROM
+                 (SELECT kind, count(*) AS n FROM credit.delivery WHERE channel = 'email' AND status = 'sent' GROUP BY kind) k),
+              '$MAILBOX', count(*) FILTER (WHERE status IN ('pending', 'retry')), count(*) FILTER (WHERE status = 'dead'))
+         FROM credit.delivery"
+say "SELECT 'For example: \"' || subject || '\" to ' || address FROM credit.delivery
+      WHERE kind = 'overdue_notice' AND language = 'zh' AND status = 'sent' ORDER BY id LIMIT 1"
 
 show "Pages (open them in a browser):"
 PAGES=$DIR/pages
