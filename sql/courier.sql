@@ -55,6 +55,7 @@ CREATE TABLE credit.contact (
     CONSTRAINT contact_key UNIQUE NULLS NOT DISTINCT (customer, channel, address),
     CONSTRAINT contact_staff_kinds CHECK (customer IS NOT NULL OR kinds IS NOT NULL)
 );
+CREATE INDEX contact_staff_idx ON credit.contact (id) WHERE customer IS NULL;
 SELECT pg_catalog.pg_extension_config_dump('credit.contact', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.contact_id_seq', '');
 
@@ -362,18 +363,24 @@ BEGIN
         CONTINUE WHEN NOT FOUND;
         figures := NULL;
         inv := NULL;
-        FOR c IN SELECT ct.id, ct.customer, ct.channel, ct.address, ct.name, ct.language
-                   FROM credit.contact ct
-                  WHERE ct.opted_out_at IS NULL
-                    AND ct.created_at <= o.published_at       -- a contact receives what happens after it is added
-                    AND (ct.customer = o.customer AND k.audience = 'customer' AND (ct.kinds IS NULL OR k.kind = ANY (ct.kinds))
-                         OR ct.customer IS NULL AND k.kind = ANY (ct.kinds))
-                    -- a ladder step names its channel: e-mail or SMS go to those contacts (and to
-                    -- systems); letters, calls and internal steps are work for people
-                    AND (k.event_kind <> 'task_created' OR ct.customer IS NULL
-                         OR ct.channel = 'webhook' AND o.payload -> 'after' ->> 'channel' IN ('email', 'sms')
-                         OR ct.channel = o.payload -> 'after' ->> 'channel')
-                  ORDER BY ct.id LOOP
+        -- The customer's contacts, then staff's (two index scans); a contact receives what
+        -- happens after it is added. A ladder step names its channel: e-mail or SMS go to those
+        -- contacts (and to systems); letters, calls and internal steps are work for people.
+        FOR c IN SELECT x.* FROM (
+                     SELECT ct.id, ct.customer, ct.channel, ct.address, ct.name, ct.language
+                       FROM credit.contact ct
+                      WHERE ct.customer = o.customer AND k.audience = 'customer'
+                        AND ct.opted_out_at IS NULL AND ct.created_at <= o.published_at
+                        AND (ct.kinds IS NULL OR k.kind = ANY (ct.kinds))
+                        AND (k.event_kind <> 'task_created'
+                             OR ct.channel = 'webhook' AND o.payload -> 'after' ->> 'channel' IN ('email', 'sms')
+                             OR ct.channel = o.payload -> 'after' ->> 'channel')
+                     UNION ALL
+                     SELECT ct.id, ct.customer, ct.channel, ct.address, ct.name, ct.language
+                       FROM credit.contact ct
+                      WHERE ct.customer IS NULL AND k.kind = ANY (ct.kinds)
+                        AND ct.opted_out_at IS NULL AND ct.created_at <= o.published_at) x
+                  ORDER BY x.id LOOP
             IF figures IS NULL THEN
                 figures := coalesce(credit._message_figures(o.customer), '{}'::jsonb);
                 IF o.payload -> 'after' ? 'doc_no' THEN
@@ -466,6 +473,8 @@ RETURNS TABLE (delivery_id bigint, attempt int, channel text, address text, idem
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lease interval := (SELECT s.lease FROM credit.courier_setting s);
+    -- A value, not clock_timestamp() in the query: the due and lease indexes can then be used.
+    at timestamptz := clock_timestamp();
 BEGIN
     PERFORM credit._require_courier();
     IF courier IS NULL OR courier = '' THEN
@@ -480,13 +489,21 @@ BEGIN
                CASE WHEN ch.rate_per_minute IS NULL THEN max_rows
                     ELSE greatest(ch.rate_per_minute - (SELECT count(*) FROM credit.delivery_attempt a
                                                          WHERE a.channel = ch.channel
-                                                           AND a.started_at > clock_timestamp() - interval '1 minute'), 0) END AS n
+                                                           AND a.started_at > at - interval '1 minute'), 0) END AS n
           FROM credit.courier_channel ch),
+    candidates AS (
+        (SELECT d.id FROM credit.delivery d
+          WHERE d.status IN ('pending', 'retry') AND d.next_attempt_at <= at
+          ORDER BY d.next_attempt_at, d.id LIMIT max_rows * 4)
+        UNION ALL
+        (SELECT d.id FROM credit.delivery d
+          WHERE d.status = 'sending' AND d.lease_until < at
+          ORDER BY d.lease_until LIMIT max_rows * 4)),
     due AS (
         SELECT d.id, d.channel, d.status, d.attempts
           FROM credit.delivery d
-         WHERE (d.status IN ('pending', 'retry') AND d.next_attempt_at <= clock_timestamp()
-                OR d.status = 'sending' AND d.lease_until < clock_timestamp())
+         WHERE d.id IN (SELECT c.id FROM candidates c)
+           AND (d.status IN ('pending', 'retry') AND d.next_attempt_at <= at OR d.status = 'sending' AND d.lease_until < at)
          ORDER BY d.next_attempt_at, d.id
          LIMIT max_rows * 4
            FOR UPDATE OF d SKIP LOCKED),
@@ -505,7 +522,7 @@ BEGIN
         RETURNING a.delivery_id),
     claimed AS (
         UPDATE credit.delivery d
-           SET status = 'sending', attempts = d.attempts + 1, lease_until = clock_timestamp() + lease,
+           SET status = 'sending', attempts = d.attempts + 1, lease_until = at + lease,
                claimed_by = courier
           FROM picked p
          WHERE d.id = p.id

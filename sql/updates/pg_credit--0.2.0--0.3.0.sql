@@ -3484,10 +3484,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 CREATE FUNCTION "backfill_history"(
 	"from_date" date, /* Option < Date > */
@@ -4644,6 +4644,7 @@ CREATE TABLE credit.contact (
     CONSTRAINT contact_key UNIQUE NULLS NOT DISTINCT (customer, channel, address),
     CONSTRAINT contact_staff_kinds CHECK (customer IS NOT NULL OR kinds IS NOT NULL)
 );
+CREATE INDEX contact_staff_idx ON credit.contact (id) WHERE customer IS NULL;
 SELECT pg_catalog.pg_extension_config_dump('credit.contact', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.contact_id_seq', '');
 
@@ -4951,18 +4952,24 @@ BEGIN
         CONTINUE WHEN NOT FOUND;
         figures := NULL;
         inv := NULL;
-        FOR c IN SELECT ct.id, ct.customer, ct.channel, ct.address, ct.name, ct.language
-                   FROM credit.contact ct
-                  WHERE ct.opted_out_at IS NULL
-                    AND ct.created_at <= o.published_at       -- a contact receives what happens after it is added
-                    AND (ct.customer = o.customer AND k.audience = 'customer' AND (ct.kinds IS NULL OR k.kind = ANY (ct.kinds))
-                         OR ct.customer IS NULL AND k.kind = ANY (ct.kinds))
-                    -- a ladder step names its channel: e-mail or SMS go to those contacts (and to
-                    -- systems); letters, calls and internal steps are work for people
-                    AND (k.event_kind <> 'task_created' OR ct.customer IS NULL
-                         OR ct.channel = 'webhook' AND o.payload -> 'after' ->> 'channel' IN ('email', 'sms')
-                         OR ct.channel = o.payload -> 'after' ->> 'channel')
-                  ORDER BY ct.id LOOP
+        -- The customer's contacts, then staff's (two index scans); a contact receives what
+        -- happens after it is added. A ladder step names its channel: e-mail or SMS go to those
+        -- contacts (and to systems); letters, calls and internal steps are work for people.
+        FOR c IN SELECT x.* FROM (
+                     SELECT ct.id, ct.customer, ct.channel, ct.address, ct.name, ct.language
+                       FROM credit.contact ct
+                      WHERE ct.customer = o.customer AND k.audience = 'customer'
+                        AND ct.opted_out_at IS NULL AND ct.created_at <= o.published_at
+                        AND (ct.kinds IS NULL OR k.kind = ANY (ct.kinds))
+                        AND (k.event_kind <> 'task_created'
+                             OR ct.channel = 'webhook' AND o.payload -> 'after' ->> 'channel' IN ('email', 'sms')
+                             OR ct.channel = o.payload -> 'after' ->> 'channel')
+                     UNION ALL
+                     SELECT ct.id, ct.customer, ct.channel, ct.address, ct.name, ct.language
+                       FROM credit.contact ct
+                      WHERE ct.customer IS NULL AND k.kind = ANY (ct.kinds)
+                        AND ct.opted_out_at IS NULL AND ct.created_at <= o.published_at) x
+                  ORDER BY x.id LOOP
             IF figures IS NULL THEN
                 figures := coalesce(credit._message_figures(o.customer), '{}'::jsonb);
                 IF o.payload -> 'after' ? 'doc_no' THEN
@@ -5055,6 +5062,8 @@ RETURNS TABLE (delivery_id bigint, attempt int, channel text, address text, idem
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lease interval := (SELECT s.lease FROM credit.courier_setting s);
+    -- A value, not clock_timestamp() in the query: the due and lease indexes can then be used.
+    at timestamptz := clock_timestamp();
 BEGIN
     PERFORM credit._require_courier();
     IF courier IS NULL OR courier = '' THEN
@@ -5069,13 +5078,21 @@ BEGIN
                CASE WHEN ch.rate_per_minute IS NULL THEN max_rows
                     ELSE greatest(ch.rate_per_minute - (SELECT count(*) FROM credit.delivery_attempt a
                                                          WHERE a.channel = ch.channel
-                                                           AND a.started_at > clock_timestamp() - interval '1 minute'), 0) END AS n
+                                                           AND a.started_at > at - interval '1 minute'), 0) END AS n
           FROM credit.courier_channel ch),
+    candidates AS (
+        (SELECT d.id FROM credit.delivery d
+          WHERE d.status IN ('pending', 'retry') AND d.next_attempt_at <= at
+          ORDER BY d.next_attempt_at, d.id LIMIT max_rows * 4)
+        UNION ALL
+        (SELECT d.id FROM credit.delivery d
+          WHERE d.status = 'sending' AND d.lease_until < at
+          ORDER BY d.lease_until LIMIT max_rows * 4)),
     due AS (
         SELECT d.id, d.channel, d.status, d.attempts
           FROM credit.delivery d
-         WHERE (d.status IN ('pending', 'retry') AND d.next_attempt_at <= clock_timestamp()
-                OR d.status = 'sending' AND d.lease_until < clock_timestamp())
+         WHERE d.id IN (SELECT c.id FROM candidates c)
+           AND (d.status IN ('pending', 'retry') AND d.next_attempt_at <= at OR d.status = 'sending' AND d.lease_until < at)
          ORDER BY d.next_attempt_at, d.id
          LIMIT max_rows * 4
            FOR UPDATE OF d SKIP LOCKED),
@@ -5094,7 +5111,7 @@ BEGIN
         RETURNING a.delivery_id),
     claimed AS (
         UPDATE credit.delivery d
-           SET status = 'sending', attempts = d.attempts + 1, lease_until = clock_timestamp() + lease,
+           SET status = 'sending', attempts = d.attempts + 1, lease_until = at + lease,
                claimed_by = courier
           FROM picked p
          WHERE d.id = p.id
@@ -5671,6 +5688,8 @@ COMMENT ON COLUMN credit.trusted_proxy.role IS 'The login (session user) of the 
 COMMENT ON COLUMN credit.trusted_proxy.note IS 'Free text: which application, who vouches for it';
 COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';
 COMMENT ON TABLE credit.outbox_lock IS 'Internal: its lock serialises outbox numbering (nobody else can take it)';
+COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
+COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
 COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
 COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
@@ -5691,8 +5710,6 @@ COMMENT ON COLUMN credit.guard_status.amount_column IS 'Amount column';
 COMMENT ON COLUMN credit.guard_status.status_column IS 'Status column (NULL: every row is open)';
 COMMENT ON COLUMN credit.guard_status.open_statuses IS 'Statuses that count as open';
 COMMENT ON COLUMN credit.guard_status.problems IS 'What is wrong (empty: the guard is intact); a table with a missing or unguardable column is not counted by credit.verify() and refuses writes';
-COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
-COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 
 COMMENT ON FUNCTION credit._is_admin() IS 'Internal: whether the caller is a credit admin';
 COMMENT ON FUNCTION credit._is_superuser() IS 'Internal: whether the caller is a superuser';
@@ -5724,9 +5741,9 @@ COMMENT ON FUNCTION credit._ddl_quiet(boolean) IS 'Internal: quiets the DDL watc
 COMMENT ON FUNCTION credit._recount_exposure() IS 'Internal: recounts every account after a guarded table was dropped unseen';
 
 COMMENT ON COLUMN credit.event.actor IS 'The person behind the change: the login (session_user), or the person a trusted proxy named (credit.act_for)';
-COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
-COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 COMMENT ON COLUMN credit.limit_request.requested_by IS 'Who asked: the person (login, or the person a trusted proxy named)';
 COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (login, or the person a trusted proxy named)';
+COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
+COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 
 COMMENT ON TABLE credit.guarded_table IS 'Application tables whose open orders count toward exposure (credit.guard / credit.unguard), with their partitions and inheritance children';
