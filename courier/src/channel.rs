@@ -77,6 +77,9 @@ impl Channels {
         let http = ureq::Agent::config_builder()
             .timeout_global(Some(c.timeout))
             .http_status_as_error(false)
+            // A redirect is an answer (a dead letter naming it), not a new place to send the
+            // customer's data and signature to.
+            .max_redirects(0)
             .user_agent(concat!("pg_credit_courier/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();

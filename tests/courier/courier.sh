@@ -113,6 +113,7 @@ SELECT credit.set_contact('ACME', 'webhook', 'http://127.0.0.1:$HTTP_PORT/hook/a
 SELECT credit.set_contact('BAD', 'email', 'nobody@bad.example', language => 'en');
 SELECT credit.set_contact('BAD', 'webhook', 'http://127.0.0.1:$HTTP_PORT/gone', language => 'en', secret => '$HOOK_SECRET');
 SELECT credit.set_contact('BAD', 'webhook', 'http://127.0.0.1:$DEAD_PORT/nothing-listens', kinds => '{statement}', language => 'en', secret => '$HOOK_SECRET');
+SELECT credit.set_contact('BAD', 'webhook', 'http://127.0.0.1:$HTTP_PORT/moved', kinds => '{statement}', language => 'en', secret => '$HOOK_SECRET');
 SELECT credit.set_contact(repeat('超长名称', 20), 'sms', '13900139000', kinds => '{statement}');
 SELECT credit.opt_out(credit.set_contact('QUIET', 'email', 'quiet@example.com', language => 'en'), 'asked by phone');
 SELECT credit.set_contact(NULL, 'email', 'credit-team@seller.example', kinds => '{order_refused}', language => 'zh');
@@ -165,6 +166,7 @@ WITH expected(customer, kind, channel, address, status, reason) AS (VALUES
     ('BAD', 'statement', 'email', 'nobody@bad.example', 'dead', '%550%no such user%'),
     ('BAD', 'statement', 'webhook', 'http://127.0.0.1:$HTTP_PORT/gone', 'dead', 'HTTP 410%'),
     ('BAD', 'statement', 'webhook', 'http://127.0.0.1:$DEAD_PORT/nothing-listens', 'dead', 'gave up after 4 attempts: HTTP%'),
+    ('BAD', 'statement', 'webhook', 'http://127.0.0.1:$HTTP_PORT/moved', 'dead', 'HTTP 301%'),
     ('BAD', 'order_refused', 'email', 'credit-team@seller.example', 'sent', NULL),
     ('华东商贸', 'payment_reminder', 'email', 'finance@huadong.example', 'sent', NULL),
     ('华东商贸', 'overdue_notice', 'email', 'finance@huadong.example', 'sent', NULL),
@@ -245,10 +247,10 @@ SELECT format('attempt %s (%s) came %s after the one before', attempt, outcome, 
 UNION ALL
 SELECT format('%s attempts, not 4', count(*)) FROM a HAVING count(*) <> 4"
 check "dead letters are in the view and the worklist" "
-SELECT 'dead letters: ' || count(*) FROM credit.dead_letter HAVING count(*) <> 10
+SELECT 'dead letters: ' || count(*) FROM credit.dead_letter HAVING count(*) <> 11
 UNION ALL
 SELECT 'BAD worklist shows ' || w.undelivered || ' undelivered' FROM credit.collection_worklist w
- WHERE w.customer = 'BAD' AND w.undelivered <> 7"
+ WHERE w.customer = 'BAD' AND w.undelivered <> 8"
 check "opted-out and later contacts receive nothing" "
 SELECT 'delivery to ' || d.address FROM credit.delivery d WHERE d.address IN ('quiet@example.com', 'late@acme.example')"
 

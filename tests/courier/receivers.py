@@ -8,7 +8,8 @@
   receivers.py http PORT LOG            an HTTP server that checks each webhook's signature
                                         (secrets in $WEBHOOK_SECRETS: path=secret,...), keeps
                                         idempotency keys (a repeated key is logged as a duplicate
-                                        and not applied), answers 410 on /gone and 503 on /down
+                                        and not applied), answers 410 on /gone, 503 on /down and
+                                        301 on /moved
 
 Each log line carries what the test compares with the outbox: the idempotency key, the
 recipient, subject and text (decoded), the HTML body and the attachment's digest.
@@ -125,6 +126,12 @@ def http(port, log):
                 return self.answer(410, b'{"error":"this endpoint was removed"}')
             if self.path == "/down":
                 return self.answer(503, b'{"error":"try later"}')
+            if self.path == "/moved":
+                self.send_response(301)
+                self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             secret = secrets.get(self.path)
             ts = self.headers.get("X-Credit-Timestamp", "")
             sig = self.headers.get("X-Credit-Signature", "")
