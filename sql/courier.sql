@@ -486,7 +486,7 @@ BEGIN
     RETURN QUERY
     WITH budget AS (
         SELECT ch.channel,
-               CASE WHEN ch.rate_per_minute IS NULL THEN max_rows
+               CASE WHEN ch.rate_per_minute IS NULL THEN NULL   -- no limit
                     ELSE greatest(ch.rate_per_minute - (SELECT count(*) FROM credit.delivery_attempt a
                                                          WHERE a.channel = ch.channel
                                                            AND a.started_at > at - interval '1 minute'), 0) END AS n
@@ -499,20 +499,20 @@ BEGIN
         (SELECT d.id FROM credit.delivery d
           WHERE d.status = 'sending' AND d.lease_until < at
           ORDER BY d.lease_until LIMIT max_rows * 4)),
-    due AS (
+    -- Within the rate limits, oldest first; then locked, skipping rows another courier is
+    -- claiming (only what is taken is locked, so the others stay free for it).
+    ranked AS (
+        SELECT d.id, row_number() OVER (PARTITION BY d.channel ORDER BY d.next_attempt_at, d.id) AS r, b.n
+          FROM credit.delivery d LEFT JOIN budget b ON b.channel = d.channel
+         WHERE d.id IN (SELECT c.id FROM candidates c)),
+    picked AS (
         SELECT d.id, d.channel, d.status, d.attempts
           FROM credit.delivery d
-         WHERE d.id IN (SELECT c.id FROM candidates c)
+         WHERE d.id IN (SELECT x.id FROM ranked x WHERE x.n IS NULL OR x.r <= x.n)
            AND (d.status IN ('pending', 'retry') AND d.next_attempt_at <= at OR d.status = 'sending' AND d.lease_until < at)
          ORDER BY d.next_attempt_at, d.id
-         LIMIT max_rows * 4
+         LIMIT max_rows
            FOR UPDATE OF d SKIP LOCKED),
-    picked AS (
-        SELECT x.* FROM (SELECT d.*, row_number() OVER (PARTITION BY d.channel ORDER BY d.id) AS r FROM due d) x
-          JOIN budget b ON b.channel = x.channel
-         WHERE x.r <= b.n
-         ORDER BY x.id
-         LIMIT max_rows),
     lost AS (
         UPDATE credit.delivery_attempt a
            SET outcome = 'unknown', finished_at = clock_timestamp(),

@@ -3484,10 +3484,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 CREATE FUNCTION "backfill_history"(
 	"from_date" date, /* Option < Date > */
@@ -5075,7 +5075,7 @@ BEGIN
     RETURN QUERY
     WITH budget AS (
         SELECT ch.channel,
-               CASE WHEN ch.rate_per_minute IS NULL THEN max_rows
+               CASE WHEN ch.rate_per_minute IS NULL THEN NULL   -- no limit
                     ELSE greatest(ch.rate_per_minute - (SELECT count(*) FROM credit.delivery_attempt a
                                                          WHERE a.channel = ch.channel
                                                            AND a.started_at > at - interval '1 minute'), 0) END AS n
@@ -5088,20 +5088,20 @@ BEGIN
         (SELECT d.id FROM credit.delivery d
           WHERE d.status = 'sending' AND d.lease_until < at
           ORDER BY d.lease_until LIMIT max_rows * 4)),
-    due AS (
+    -- Within the rate limits, oldest first; then locked, skipping rows another courier is
+    -- claiming (only what is taken is locked, so the others stay free for it).
+    ranked AS (
+        SELECT d.id, row_number() OVER (PARTITION BY d.channel ORDER BY d.next_attempt_at, d.id) AS r, b.n
+          FROM credit.delivery d LEFT JOIN budget b ON b.channel = d.channel
+         WHERE d.id IN (SELECT c.id FROM candidates c)),
+    picked AS (
         SELECT d.id, d.channel, d.status, d.attempts
           FROM credit.delivery d
-         WHERE d.id IN (SELECT c.id FROM candidates c)
+         WHERE d.id IN (SELECT x.id FROM ranked x WHERE x.n IS NULL OR x.r <= x.n)
            AND (d.status IN ('pending', 'retry') AND d.next_attempt_at <= at OR d.status = 'sending' AND d.lease_until < at)
          ORDER BY d.next_attempt_at, d.id
-         LIMIT max_rows * 4
+         LIMIT max_rows
            FOR UPDATE OF d SKIP LOCKED),
-    picked AS (
-        SELECT x.* FROM (SELECT d.*, row_number() OVER (PARTITION BY d.channel ORDER BY d.id) AS r FROM due d) x
-          JOIN budget b ON b.channel = x.channel
-         WHERE x.r <= b.n
-         ORDER BY x.id
-         LIMIT max_rows),
     lost AS (
         UPDATE credit.delivery_attempt a
            SET outcome = 'unknown', finished_at = clock_timestamp(),
