@@ -463,13 +463,14 @@ END
 $$;
 
 -- Leases up to max_rows due deliveries to one courier and records their attempts (started,
--- outcome unknown) before anything is sent. A delivery whose lease ran out (its courier died
+-- outcome unknown) before anything is sent; lease_seconds says how long the courier may take
+-- to send them (it sends none after that: another courier may have taken them over). A delivery whose lease ran out (its courier died
 -- between claiming and reporting) is due again: its open attempt is closed as 'unknown' and it is
 -- sent again under the same idempotency key. Rate limits count every courier's attempts.
 CREATE FUNCTION credit.courier_claim(courier text, max_rows int DEFAULT 50)
 RETURNS TABLE (delivery_id bigint, attempt int, channel text, address text, idempotency_key text, kind text,
                customer text, language text, subject text, body text, body_html text, attachment_name text,
-               attachment text, payload jsonb, webhook_secret text)
+               attachment text, payload jsonb, webhook_secret text, lease_seconds double precision)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lease interval := (SELECT s.lease FROM credit.courier_setting s);
@@ -533,7 +534,8 @@ BEGIN
         RETURNING 1)
     SELECT d.id, d.attempts, d.channel, d.address, d.idempotency_key, d.kind, d.customer, d.language, d.subject,
            d.body, d.body_html, d.attachment_name, d.attachment, d.payload,
-           CASE WHEN d.channel = 'webhook' THEN (SELECT s.secret FROM credit.contact_secret s WHERE s.contact_id = d.contact_id) END
+           CASE WHEN d.channel = 'webhook' THEN (SELECT s.secret FROM credit.contact_secret s WHERE s.contact_id = d.contact_id) END,
+           extract(epoch FROM lease)::double precision
       FROM claimed d
      ORDER BY d.id;
 END

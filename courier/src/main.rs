@@ -9,7 +9,7 @@ use channel::{Channels, Delivery, Outcome};
 use config::Config;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,7 +55,7 @@ fn run(config: &Config, channels: &Channels) -> Result<(), String> {
         .prepare(
             "SELECT delivery_id, attempt, channel, address, idempotency_key, kind, customer, language, subject, body, \
                     body_html, attachment_name, attachment, payload::text, webhook_secret \
-               FROM credit.courier_claim($1, $2)",
+                    , lease_seconds FROM credit.courier_claim($1, $2)",
         )
         .map_err(sql_error)?;
     let report = db.prepare("SELECT credit.courier_report($1, $2, $3, $4)").map_err(sql_error)?;
@@ -81,7 +81,11 @@ fn run(config: &Config, channels: &Channels) -> Result<(), String> {
                 break;
             }
             sent_any = true;
+            // Measured on this machine's monotonic clock from the claim, with a margin: a delivery
+            // whose lease may have run out is not sent (another courier may be sending it).
+            let claimed_at = Instant::now();
             for r in rows {
+                let lease = Duration::from_secs_f64(r.get::<_, f64>(15).max(1.0) * 0.8);
                 let payload: Option<String> = r.get(13);
                 let d = Delivery {
                     id: r.get(0),
@@ -100,6 +104,11 @@ fn run(config: &Config, channels: &Channels) -> Result<(), String> {
                     payload: payload.and_then(|p| serde_json::from_str(&p).ok()),
                     secret: r.get(14),
                 };
+                if claimed_at.elapsed() > lease {
+                    let note = "not sent: its lease was about to run out (a slow receiver); retried after the backoff";
+                    db.query_one(&report, &[&d.id, &d.attempt, &"temporary", &note]).map_err(sql_error)?;
+                    continue;
+                }
                 let outcome = channels.send(&d);
                 sends += 1;
                 if crash_after == Some(sends) {

@@ -3484,10 +3484,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 CREATE FUNCTION "backfill_history"(
 	"from_date" date, /* Option < Date > */
@@ -5052,13 +5052,14 @@ END
 $$;
 
 -- Leases up to max_rows due deliveries to one courier and records their attempts (started,
--- outcome unknown) before anything is sent. A delivery whose lease ran out (its courier died
+-- outcome unknown) before anything is sent; lease_seconds says how long the courier may take
+-- to send them (it sends none after that: another courier may have taken them over). A delivery whose lease ran out (its courier died
 -- between claiming and reporting) is due again: its open attempt is closed as 'unknown' and it is
 -- sent again under the same idempotency key. Rate limits count every courier's attempts.
 CREATE FUNCTION credit.courier_claim(courier text, max_rows int DEFAULT 50)
 RETURNS TABLE (delivery_id bigint, attempt int, channel text, address text, idempotency_key text, kind text,
                customer text, language text, subject text, body text, body_html text, attachment_name text,
-               attachment text, payload jsonb, webhook_secret text)
+               attachment text, payload jsonb, webhook_secret text, lease_seconds double precision)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lease interval := (SELECT s.lease FROM credit.courier_setting s);
@@ -5122,7 +5123,8 @@ BEGIN
         RETURNING 1)
     SELECT d.id, d.attempts, d.channel, d.address, d.idempotency_key, d.kind, d.customer, d.language, d.subject,
            d.body, d.body_html, d.attachment_name, d.attachment, d.payload,
-           CASE WHEN d.channel = 'webhook' THEN (SELECT s.secret FROM credit.contact_secret s WHERE s.contact_id = d.contact_id) END
+           CASE WHEN d.channel = 'webhook' THEN (SELECT s.secret FROM credit.contact_secret s WHERE s.contact_id = d.contact_id) END,
+           extract(epoch FROM lease)::double precision
       FROM claimed d
      ORDER BY d.id;
 END

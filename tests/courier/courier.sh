@@ -324,6 +324,30 @@ SELECT format('%s deliveries went twice, not 2', count(*)) FROM w WHERE received
 psql_db -Atc "SELECT '  sent twice under one key (receiver saw the key again): ' || string_agg(format('%s %s', d.channel, d.idempotency_key), ', ')
   FROM credit.delivery d JOIN credit.delivery_attempt a ON a.delivery_id = d.id AND a.outcome = 'unknown' WHERE d.customer LIKE 'W%'"
 
+echo "== 2c. a slow server: nothing is sent once its lease may have run out"
+psql_db >/dev/null <<SQL
+UPDATE credit.courier_setting SET lease = '1 second', max_attempts = 20;
+INSERT INTO credit.account (customer, credit_limit) SELECT 'S' || i, 1000 FROM generate_series(1, 8) i;
+SELECT credit.set_contact('S' || i, 'email', 's' || i || '@slow.example', language => 'en') FROM generate_series(1, 8) i;
+SELECT credit.post_invoice('S' || i, 'S-' || i, 10, current_date - 27, current_date + 3) FROM generate_series(1, 8) i;
+SELECT count(*) FROM credit.run_collections(current_date);
+SQL
+stop_smtp; start_smtp 0.3   # 0.3 s a message: a batch of 8 outlasts a 1 s lease
+courier --once --batch 8 --name slow 2>>courier.err
+drain slow-again
+load_logs
+check "a slow server: each S message received once, the rest of a batch left for its next attempt" "
+SELECT format('%s: received %s times', d.idempotency_key, (SELECT count(*) FROM got_mail m WHERE m.doc->>'key' = d.idempotency_key))
+  FROM credit.delivery d WHERE d.customer LIKE 'S%' AND (SELECT count(*) FROM got_mail m WHERE m.doc->>'key' = d.idempotency_key) <> 1
+UNION ALL
+SELECT 'no delivery was held back when its lease ran short'
+ WHERE NOT EXISTS (SELECT 1 FROM credit.delivery_attempt a JOIN credit.delivery d ON d.id = a.delivery_id
+                    WHERE d.customer LIKE 'S%' AND a.detail LIKE 'not sent: its lease%')"
+psql_db -Atc "SELECT format('  %s attempts held back for a lease running short; all %s delivered once', count(*) FILTER (WHERE a.detail LIKE 'not sent%'), count(DISTINCT d.id))
+  FROM credit.delivery d JOIN credit.delivery_attempt a ON a.delivery_id = d.id WHERE d.customer LIKE 'S%'"
+psql_db -qc "UPDATE credit.courier_setting SET lease = '3 seconds', max_attempts = 4"
+stop_smtp; start_smtp
+
 echo "== 3. the SMTP server down for a while"
 stop_smtp
 psql_db >/dev/null <<SQL
