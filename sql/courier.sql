@@ -417,23 +417,29 @@ BEGIN
                     problem := format('template %s/%s/%s: %s', t.kind, t.channel, t.language, problem);
                 END;
             END IF;
-            IF problem IS NULL AND c.customer IS NOT NULL AND c.channel IN ('email', 'webhook')
-               AND k.kind IN ('statement', 'confirmation_request')
-               AND (o.payload -> 'after' ->> 'statement_id') IS NOT NULL THEN
-                html := credit.statement_html((o.payload -> 'after' ->> 'statement_id')::bigint, c.language);
-                att_name := format('statement-%s.html', coalesce(o.payload -> 'after' ->> 'statement_no',
-                                                                 o.payload -> 'after' ->> 'statement_id'));
-                att := html;
-            END IF;
-            IF problem IS NULL AND c.channel = 'webhook' THEN
-                payload := jsonb_build_object('idempotency_key', format('pgc-%s-%s', o.id, c.id), 'kind', k.kind,
-                                              'customer', o.customer, 'language', c.language, 'subject', subj, 'text', txt,
-                                              'figures', figures, 'event', o.payload)
-                           || CASE WHEN att IS NOT NULL THEN jsonb_build_object('attachment',
-                                  jsonb_build_object('name', att_name, 'content_type', 'text/html; charset=utf-8', 'content', att))
-                              ELSE '{}'::jsonb END;
-                html := NULL;
-            END IF;
+            -- Whatever else fails for one message (the statement it names, say) makes it a dead
+            -- letter with the reason; the other messages, and the courier, go on.
+            BEGIN
+                IF problem IS NULL AND c.customer IS NOT NULL AND c.channel IN ('email', 'webhook')
+                   AND k.kind IN ('statement', 'confirmation_request')
+                   AND (o.payload -> 'after' ->> 'statement_id') IS NOT NULL THEN
+                    html := credit.statement_html((o.payload -> 'after' ->> 'statement_id')::bigint, c.language);
+                    att_name := format('statement-%s.html', coalesce(o.payload -> 'after' ->> 'statement_no',
+                                                                     o.payload -> 'after' ->> 'statement_id'));
+                    att := html;
+                END IF;
+                IF problem IS NULL AND c.channel = 'webhook' THEN
+                    payload := jsonb_build_object('idempotency_key', format('pgc-%s-%s', o.id, c.id), 'kind', k.kind,
+                                                  'customer', o.customer, 'language', c.language, 'subject', subj, 'text', txt,
+                                                  'figures', figures, 'event', o.payload)
+                               || CASE WHEN att IS NOT NULL THEN jsonb_build_object('attachment',
+                                      jsonb_build_object('name', att_name, 'content_type', 'text/html; charset=utf-8', 'content', att))
+                                  ELSE '{}'::jsonb END;
+                    html := NULL;
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                problem := format('the message could not be built: %s (SQLSTATE %s)', SQLERRM, SQLSTATE);
+            END;
             IF problem IS NULL THEN
                 size := coalesce(octet_length(subj), 0) + coalesce(octet_length(txt), 0) + coalesce(octet_length(html), 0) * 2
                         + coalesce(octet_length(payload::text), 0);

@@ -3484,10 +3484,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 CREATE FUNCTION "backfill_history"(
 	"from_date" date, /* Option < Date > */
@@ -5006,23 +5006,29 @@ BEGIN
                     problem := format('template %s/%s/%s: %s', t.kind, t.channel, t.language, problem);
                 END;
             END IF;
-            IF problem IS NULL AND c.customer IS NOT NULL AND c.channel IN ('email', 'webhook')
-               AND k.kind IN ('statement', 'confirmation_request')
-               AND (o.payload -> 'after' ->> 'statement_id') IS NOT NULL THEN
-                html := credit.statement_html((o.payload -> 'after' ->> 'statement_id')::bigint, c.language);
-                att_name := format('statement-%s.html', coalesce(o.payload -> 'after' ->> 'statement_no',
-                                                                 o.payload -> 'after' ->> 'statement_id'));
-                att := html;
-            END IF;
-            IF problem IS NULL AND c.channel = 'webhook' THEN
-                payload := jsonb_build_object('idempotency_key', format('pgc-%s-%s', o.id, c.id), 'kind', k.kind,
-                                              'customer', o.customer, 'language', c.language, 'subject', subj, 'text', txt,
-                                              'figures', figures, 'event', o.payload)
-                           || CASE WHEN att IS NOT NULL THEN jsonb_build_object('attachment',
-                                  jsonb_build_object('name', att_name, 'content_type', 'text/html; charset=utf-8', 'content', att))
-                              ELSE '{}'::jsonb END;
-                html := NULL;
-            END IF;
+            -- Whatever else fails for one message (the statement it names, say) makes it a dead
+            -- letter with the reason; the other messages, and the courier, go on.
+            BEGIN
+                IF problem IS NULL AND c.customer IS NOT NULL AND c.channel IN ('email', 'webhook')
+                   AND k.kind IN ('statement', 'confirmation_request')
+                   AND (o.payload -> 'after' ->> 'statement_id') IS NOT NULL THEN
+                    html := credit.statement_html((o.payload -> 'after' ->> 'statement_id')::bigint, c.language);
+                    att_name := format('statement-%s.html', coalesce(o.payload -> 'after' ->> 'statement_no',
+                                                                     o.payload -> 'after' ->> 'statement_id'));
+                    att := html;
+                END IF;
+                IF problem IS NULL AND c.channel = 'webhook' THEN
+                    payload := jsonb_build_object('idempotency_key', format('pgc-%s-%s', o.id, c.id), 'kind', k.kind,
+                                                  'customer', o.customer, 'language', c.language, 'subject', subj, 'text', txt,
+                                                  'figures', figures, 'event', o.payload)
+                               || CASE WHEN att IS NOT NULL THEN jsonb_build_object('attachment',
+                                      jsonb_build_object('name', att_name, 'content_type', 'text/html; charset=utf-8', 'content', att))
+                                  ELSE '{}'::jsonb END;
+                    html := NULL;
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                problem := format('the message could not be built: %s (SQLSTATE %s)', SQLERRM, SQLSTATE);
+            END;
             IF problem IS NULL THEN
                 size := coalesce(octet_length(subj), 0) + coalesce(octet_length(txt), 0) + coalesce(octet_length(html), 0) * 2
                         + coalesce(octet_length(payload::text), 0);

@@ -165,6 +165,18 @@ RESET client_min_messages;
 SELECT count(*) AS unplanned_kept FROM credit.outbox WHERE id > (SELECT position FROM credit.courier_state);
 SELECT deliveries FROM credit.courier_plan();
 
+-- A message that cannot be built (here: the statement an event names cannot be read) is a dead
+-- letter with the reason; the plan goes on with the others.
+INSERT INTO credit.outbox (id, event_id, kind, customer, payload)
+SELECT nextval('credit.outbox_id_seq'), 0, 'statement_issued', 'CR-华',
+       jsonb_build_object('kind', 'statement_issued', 'after', jsonb_build_object(
+           'statement_id', 999999, 'statement_no', 'ST-LOST', 'period_start', '2025-03-01', 'period_end', '2025-03-31',
+           'opening', 0, 'debits', 0, 'credits', 0, 'closing', 0, 'overdue', 0, 'currency', 'CNY'));
+SELECT deliveries FROM credit.courier_plan();
+SELECT channel, status, last_error FROM credit.delivery WHERE outbox_id = (SELECT max(id) FROM credit.outbox) ORDER BY id;
+DELETE FROM credit.delivery WHERE outbox_id = (SELECT max(id) FROM credit.outbox);
+DELETE FROM credit.outbox WHERE event_id = 0;
+
 -- The courier's role: the three courier functions, nothing else.
 SELECT regress.sqlstate_of($$SELECT credit.grant_courier('no_such_role')$$) AS missing_role;
 DO $$ BEGIN CREATE ROLE regress_courier; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
