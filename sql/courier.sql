@@ -275,13 +275,6 @@ BEGIN
 END
 $$;
 
--- Text forms of amounts for messages: money never passes through a float.
-CREATE FUNCTION credit._money_text(x numeric) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-RETURN CASE WHEN x IS NULL THEN NULL
-            WHEN x = trunc(x, 2) THEN to_char(x, 'FM999,999,999,999,990.00')
-            ELSE to_char(x, 'FM999,999,999,999,990.00999999') END;
-
 -- An event's data for messages: amounts as money text (grouped, to the cent), other numbers as
 -- their exact text, so templates never see a float.
 CREATE FUNCTION credit._json_numbers_as_text(j jsonb) RETURNS jsonb

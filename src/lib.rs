@@ -191,7 +191,8 @@ extension_sql_file!(
         "arrangements",
         "privileges",
         courier::_render_message,
-        courier::_template_fields
+        courier::_template_fields,
+        courier::_money_text
     ]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);

@@ -28,13 +28,6 @@ impl fmt::Display for TemplateError {
     }
 }
 
-/// How filled values are written: as they are (plain text, SMS) or escaped for HTML.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Escape {
-    None,
-    Html,
-}
-
 enum Piece<'a> {
     Text(&'a str),
     Field(&'a str),
@@ -64,18 +57,13 @@ fn parse(template: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
 
 /// Fills every `{{a.b.c}}` of `template` from `values`. Names are letters, digits, `_` and `.`,
 /// with optional spaces inside the braces.
-pub fn render(template: &str, values: &Value, escape: Escape) -> Result<String, TemplateError> {
+/// Messages are plain text (e-mail bodies, SMS, the webhook's `text`): values go in as they are.
+pub fn render(template: &str, values: &Value) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len() + 64);
     for piece in parse(template)? {
         match piece {
             Piece::Text(t) => out.push_str(t),
-            Piece::Field(name) => {
-                let text = lookup(values, name)?;
-                match escape {
-                    Escape::None => out.push_str(&text),
-                    Escape::Html => escape_html(&text, &mut out),
-                }
-            }
+            Piece::Field(name) => out.push_str(&lookup(values, name)?),
         }
     }
     Ok(out)
@@ -109,19 +97,6 @@ fn lookup(values: &Value, path: &str) -> Result<String, TemplateError> {
     }
 }
 
-fn escape_html(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-}
-
 fn snippet(s: &str) -> String {
     s.chars().take(24).collect()
 }
@@ -134,53 +109,38 @@ mod tests {
 
     #[test]
     fn fills_nested_fields_and_chinese_text() {
-        let v = json!({"customer": "华东商贸", "event": {"doc_no": "INV-7", "open_amount": 1250.5, "days": null}});
-        let s = render(
-            "尊敬的{{customer}}：发票 {{ event.doc_no }} 未付 {{event.open_amount}} 元{{event.days}}。",
-            &v,
-            Escape::None,
-        )
-        .unwrap();
-        assert_eq!(s, "尊敬的华东商贸：发票 INV-7 未付 1250.5 元。");
+        // Amounts arrive as text (credit._money_text): the template never sees a float.
+        let v = json!({"customer": "华东商贸", "event": {"doc_no": "INV-7", "open_amount": "1,250.50", "days": null}});
+        let s = render("尊敬的{{customer}}：发票 {{ event.doc_no }} 未付 {{event.open_amount}} 元{{event.days}}。", &v)
+            .unwrap();
+        assert_eq!(s, "尊敬的华东商贸：发票 INV-7 未付 1,250.50 元。");
     }
 
     #[test]
     fn a_missing_field_is_an_error_naming_it() {
         let v = json!({"event": {"doc_no": "INV-7"}});
-        assert_eq!(
-            render("{{event.due_date}}", &v, Escape::None),
-            Err(TemplateError::MissingField("event.due_date".into()))
-        );
-        assert_eq!(
-            render("{{event.doc_no.x}}", &v, Escape::None),
-            Err(TemplateError::MissingField("event.doc_no.x".into()))
-        );
-        assert!(render("{{event}}", &v, Escape::None).unwrap_err().to_string().contains("not a single value"));
+        assert_eq!(render("{{event.due_date}}", &v), Err(TemplateError::MissingField("event.due_date".into())));
+        assert_eq!(render("{{event.doc_no.x}}", &v), Err(TemplateError::MissingField("event.doc_no.x".into())));
+        assert!(render("{{event}}", &v).unwrap_err().to_string().contains("not a single value"));
     }
 
     #[test]
     fn malformed_placeholders_are_errors() {
         let v = json!({});
-        assert!(matches!(render("a {{b", &v, Escape::None), Err(TemplateError::Malformed(_))));
-        assert!(matches!(render("a {{}} b", &v, Escape::None), Err(TemplateError::Malformed(_))));
-        assert!(matches!(render("a {{x y}} b", &v, Escape::None), Err(TemplateError::Malformed(_))));
-        assert!(matches!(render("a {{x..y}} b", &v, Escape::None), Err(TemplateError::Malformed(_))));
+        assert!(matches!(render("a {{b", &v), Err(TemplateError::Malformed(_))));
+        assert!(matches!(render("a {{}} b", &v), Err(TemplateError::Malformed(_))));
+        assert!(matches!(render("a {{x y}} b", &v), Err(TemplateError::Malformed(_))));
+        assert!(matches!(render("a {{x..y}} b", &v), Err(TemplateError::Malformed(_))));
         assert_eq!(fields("{{a}} and {{ b.c }}").unwrap(), vec!["a", "b.c"]);
-    }
-
-    #[test]
-    fn html_escaping_applies_to_values_not_the_template() {
-        let v = json!({"customer": "<b>A&B</b>"});
-        assert_eq!(render("<p>{{customer}}</p>", &v, Escape::Html).unwrap(), "<p>&lt;b&gt;A&amp;B&lt;/b&gt;</p>");
     }
 
     proptest! {
         // Text without placeholders comes out as it went in; a value's text appears verbatim.
         #[test]
         fn plain_text_is_kept(s in "[^{}]*", val in "[^{}]*") {
-            prop_assert_eq!(render(&s, &json!({}), Escape::None).unwrap(), s.clone());
+            prop_assert_eq!(render(&s, &json!({})).unwrap(), s.clone());
             let t = format!("{s}{{{{v}}}}{s}");
-            prop_assert_eq!(render(&t, &json!({"v": val}), Escape::None).unwrap(), format!("{s}{val}{s}"));
+            prop_assert_eq!(render(&t, &json!({"v": val})).unwrap(), format!("{s}{val}{s}"));
         }
     }
 }

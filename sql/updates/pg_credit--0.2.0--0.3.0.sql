@@ -3484,10 +3484,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 CREATE FUNCTION "backfill_history"(
 	"from_date" date, /* Option < Date > */
@@ -4587,6 +4587,14 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_template_fields_wrapper';
 
+CREATE FUNCTION "_money_text"(
+	"x" NUMERIC /* Option < AnyNumeric > */
+) RETURNS TEXT /* Option < String > */
+IMMUTABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_money_text_wrapper';
+
 -- Delivery of the outbox to people and systems (docs/courier.md): who receives what
 -- (credit.contact), the words (credit.message_template), and the delivery log through which the
 -- courier program (courier/ in this repository) delivers each message exactly once.
@@ -4863,13 +4871,6 @@ BEGIN
     PERFORM credit._require('admin', 'running the courier');
 END
 $$;
-
--- Text forms of amounts for messages: money never passes through a float.
-CREATE FUNCTION credit._money_text(x numeric) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-RETURN CASE WHEN x IS NULL THEN NULL
-            WHEN x = trunc(x, 2) THEN to_char(x, 'FM999,999,999,999,990.00')
-            ELSE to_char(x, 'FM999,999,999,999,990.00999999') END;
 
 -- An event's data for messages: amounts as money text (grouped, to the cent), other numbers as
 -- their exact text, so templates never see a float.
