@@ -54,8 +54,8 @@ fn run(config: &Config, channels: &Channels) -> Result<(), String> {
     let claim = db
         .prepare(
             "SELECT delivery_id, attempt, channel, address, idempotency_key, kind, customer, language, subject, body, \
-                    body_html, attachment_name, attachment, payload::text, webhook_secret \
-                    , lease_seconds FROM credit.courier_claim($1, $2)",
+                    body_html, attachment_name, attachment, payload::text AS payload, webhook_secret, lease_seconds \
+               FROM credit.courier_claim($1, $2)",
         )
         .map_err(sql_error)?;
     let report = db.prepare("SELECT credit.courier_report($1, $2, $3, $4)").map_err(sql_error)?;
@@ -85,24 +85,24 @@ fn run(config: &Config, channels: &Channels) -> Result<(), String> {
             // whose lease may have run out is not sent (another courier may be sending it).
             let claimed_at = Instant::now();
             for r in rows {
-                let lease = Duration::from_secs_f64(r.get::<_, f64>(15).max(1.0) * 0.8);
-                let payload: Option<String> = r.get(13);
+                let lease = Duration::from_secs_f64(r.get::<_, f64>("lease_seconds").max(1.0) * 0.8);
+                let payload: Option<String> = r.get("payload");
                 let d = Delivery {
-                    id: r.get(0),
-                    attempt: r.get(1),
-                    channel: r.get(2),
-                    address: r.get(3),
-                    key: r.get(4),
-                    kind: r.get(5),
-                    customer: r.get(6),
-                    language: r.get(7),
-                    subject: r.get(8),
-                    body: r.get(9),
-                    body_html: r.get(10),
-                    attachment_name: r.get(11),
-                    attachment: r.get(12),
+                    id: r.get("delivery_id"),
+                    attempt: r.get("attempt"),
+                    channel: r.get("channel"),
+                    address: r.get("address"),
+                    key: r.get("idempotency_key"),
+                    kind: r.get("kind"),
+                    customer: r.get("customer"),
+                    language: r.get("language"),
+                    subject: r.get("subject"),
+                    body: r.get("body"),
+                    body_html: r.get("body_html"),
+                    attachment_name: r.get("attachment_name"),
+                    attachment: r.get("attachment"),
                     payload: payload.and_then(|p| serde_json::from_str(&p).ok()),
-                    secret: r.get(14),
+                    secret: r.get("webhook_secret"),
                 };
                 if claimed_at.elapsed() > lease {
                     let note = "not sent: its lease was about to run out (a slow receiver); retried after the backoff";
