@@ -90,7 +90,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f text;
 BEGIN
-    FOREACH f IN ARRAY credit._template_fields(coalesce(NEW.subject, '') || NEW.body) LOOP
+    FOREACH f IN ARRAY credit._template_fields(coalesce(NEW.subject, '')) || credit._template_fields(NEW.body) LOOP
         IF split_part(f, '.', 1) NOT IN ('customer', 'kind', 'language', 'sender', 'contact', 'event', 'invoice', 'figures') THEN
             RAISE EXCEPTION 'template %/%/% references {{%}}, which no message has', NEW.kind, NEW.channel, NEW.language, f
                 USING ERRCODE = 'invalid_parameter_value',
