@@ -233,18 +233,26 @@ RETURNS TABLE (customer text,
                stored_open_orders numeric, actual_open_orders numeric,
                stored_member_exposure numeric, actual_member_exposure numeric,
                stored_oldest_open_due date, actual_oldest_open_due date)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT credit._require('reader', 'verifying exposure');
+    -- With the fast path, open orders committed but not yet flushed into credit.account are in
+    -- shared memory: they count as stored. The first call waits for reservations in flight and
+    -- holds new ones off until the transaction ends, so the next statement's snapshot and shared
+    -- memory agree.
+    SELECT pg_catalog.count(*) FROM credit._fast_path_open_orders();
     SELECT a.customer,
-           a.exposure, x.exposure,
+           s.exposure, x.exposure,
            a.open_ar, x.open_ar,
            a.unapplied_credit, x.unapplied_credit,
-           a.open_orders, x.open_orders,
+           s.open_orders, x.open_orders,
            a.member_exposure, x.member_exposure,
            a.oldest_open_due, x.oldest_open_due
       FROM credit.account a
+      LEFT JOIN credit._fast_path_open_orders() f ON f.customer = a.customer
+      CROSS JOIN LATERAL (SELECT a.exposure + coalesce(f.open_orders, 0) AS exposure,
+                                 a.open_orders + coalesce(f.open_orders, 0) AS open_orders) s
       JOIN credit._recomputed() x ON x.customer = a.customer
-     WHERE (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure, a.member_exposure, a.oldest_open_due)
+     WHERE (a.open_ar, a.unapplied_credit, s.open_orders, s.exposure, a.member_exposure, a.oldest_open_due)
            IS DISTINCT FROM (x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due)
      ORDER BY a.customer
 $$;

@@ -8,7 +8,7 @@ use crate::pg::args;
 use crate::pg::error::{self, Code, OrRaise};
 use crate::pg::numeric::numeric;
 use crate::pg::settings;
-use crate::store::{self, account};
+use crate::store::{self, account, reservations};
 use credit_core::decision;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -288,8 +288,26 @@ fn _account_derive<'a>(
     let Some(old) = trigger.old() else { only_on_account_error("credit._account_derive") };
     let old_customer: String = old.get_by_name("customer")?.unwrap_or_default();
     let old_parent: Option<String> = old.get_by_name("parent")?;
-    let old_exposure: AnyNumeric = old.get_by_name("exposure")?.unwrap_or_default();
-    if matches!(op, Some(PgTriggerOperation::Delete)) {
+    let mut old_exposure: AnyNumeric = old.get_by_name("exposure")?.unwrap_or_default();
+    let mut old_orders: AnyNumeric = old.get_by_name("open_orders")?.unwrap_or_default();
+    let deleting = matches!(op, Some(PgTriggerOperation::Delete));
+    // A group or name change works on the row's exposure: with the fast path, the customer's
+    // open orders in shared memory come into the row first (reservations in flight wait).
+    let group_or_name_changes = deleting
+        || trigger.new().is_some_and(|n| {
+            n.get_by_name::<String>("parent").ok() != Some(old_parent.clone())
+                || n.get_by_name::<String>("customer").ok().flatten().as_deref() != Some(old_customer.as_str())
+        });
+    let from_memory = if group_or_name_changes {
+        reservations::drain_customer(&old_customer, deleting)
+    } else {
+        rust_decimal::Decimal::ZERO
+    };
+    if !from_memory.is_zero() && !deleting {
+        old_exposure += numeric(from_memory);
+        old_orders += numeric(from_memory);
+    }
+    if deleting {
         Spi::connect_mut(|c| {
             if account::has_members(c, &old_customer) {
                 error::raise(
@@ -307,6 +325,12 @@ fn _account_derive<'a>(
     }
     let Some(new) = trigger.new() else { only_on_account_error("credit._account_derive") };
     let mut row = new.into_owned();
+    if !from_memory.is_zero() {
+        let e: AnyNumeric = row.get_by_name("exposure")?.unwrap_or_default();
+        let o: AnyNumeric = row.get_by_name("open_orders")?.unwrap_or_default();
+        row.set_by_name("exposure", e + numeric(from_memory))?;
+        row.set_by_name("open_orders", o + numeric(from_memory))?;
+    }
     let new_customer: String = row.get_by_name("customer")?.unwrap_or_default();
     let new_parent: Option<String> = row.get_by_name("parent")?;
     let mut exposure: AnyNumeric = row.get_by_name("exposure")?.unwrap_or_default();
@@ -321,7 +345,6 @@ fn _account_derive<'a>(
     if new_customer != old_customer {
         // Guarded tables name the customer by its key: the old name's open orders would stay
         // counted on the new name, and the new name's (uncounted until now) would be missed.
-        let old_orders: AnyNumeric = old.get_by_name("open_orders")?.unwrap_or_default();
         if old_orders != AnyNumeric::from(0) {
             error::raise(
                 Code::ERRCODE_FOREIGN_KEY_VIOLATION,

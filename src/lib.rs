@@ -20,6 +20,7 @@ mod analytics;
 mod approvals;
 mod collections;
 mod courier;
+mod fast_path;
 mod grading;
 mod guard;
 mod history;
@@ -97,6 +98,7 @@ extension_sql_file!(
         guard::ddl::_ddl_quiet,
         guard::recording::_refusal_recording,
         guard::recording::record_refusals,
+        fast_path::_fast_path_open_orders,
         privileges::_is_admin,
         privileges::_is_superuser
     ]
@@ -195,6 +197,11 @@ extension_sql_file!(
         courier::_money_text
     ]
 );
+extension_sql_file!(
+    "../sql/fast_path.sql",
+    name = "fast_path",
+    requires = ["guard", fast_path::fast_path_status, fast_path::flush_open_orders, fast_path::_fast_path_open_orders]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
@@ -205,6 +212,7 @@ pub extern "C-unwind" fn _PG_init() {
     // set_var is sound here: a backend (or the postmaster, when preloaded) is single-threaded.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     pg::settings::init();
+    store::reservations::init();
 }
 
 mod pg_tests;
@@ -216,7 +224,7 @@ mod pg_tests;
 mod sql_constants {
     use credit_core::money::{MAX_AMOUNT, MAX_FRACTION_DIGITS};
 
-    const SQL: [(&str, &str); 23] = [
+    const SQL: [(&str, &str); 24] = [
         ("schema", include_str!("../sql/schema.sql")),
         ("privileges", include_str!("../sql/privileges.sql")),
         ("accounts", include_str!("../sql/accounts.sql")),
@@ -239,6 +247,7 @@ mod sql_constants {
         ("ratings", include_str!("../sql/ratings.sql")),
         ("warnings", include_str!("../sql/warnings.sql")),
         ("prediction", include_str!("../sql/prediction.sql")),
+        ("fast_path", include_str!("../sql/fast_path.sql")),
         ("grants", include_str!("../sql/grants.sql")),
     ];
 

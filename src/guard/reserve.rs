@@ -68,7 +68,7 @@ pub struct NearLimit {
 
 /// The numbers of a crossing, read back from the (locked) account row.
 fn warning_of(c: &mut SpiClient<'_>, moves: &OrderMoves, customer: &str, amount: &AnyNumeric) -> Option<NearLimit> {
-    let l = moves.lookup_locked(c, customer)?;
+    let l = moves.lookup_latest(c, customer)?;
     let ratio = l.account.warn_ratio.map(numeric)?;
     if l.usable_limit() <= zero() {
         return None;
@@ -102,7 +102,7 @@ fn try_reserve(
             }
             return Ok(r.parent);
         }
-        let Some(loaded) = moves.lookup_locked(c, customer) else {
+        let Some(loaded) = moves.lookup_latest(c, customer) else {
             if !group && settings::ALLOW_ORDERS_WITHOUT_ACCOUNT.get() {
                 return Ok(None);
             }

@@ -7,7 +7,9 @@
 use crate::pg::error::{self, Code, OrRaise, Required};
 use crate::pg::numeric::{decimal, decimal_opt, numeric};
 use crate::store;
-use credit_core::decision::{Account, Status};
+use crate::store::fast_read::{self, Read};
+use crate::store::reservations::{self, Checked};
+use credit_core::decision::{self, Account, Status};
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData};
 use pgrx::{AnyNumeric, PgBuiltInOids, PgOid};
@@ -100,6 +102,16 @@ impl Loaded {
         }
     }
 
+    /// Adds what shared memory holds for the customer and the row does not show yet (the fast
+    /// path's reservations in flight and committed open orders not yet flushed).
+    pub fn add_reserved(&mut self, customer: &str) {
+        let d = reservations::delta(customer);
+        if !d.is_zero() {
+            self.account.exposure += d;
+            self.exposure = self.exposure.clone() + numeric(d);
+        }
+    }
+
     pub fn available(&self) -> AnyNumeric {
         self.usable_limit() - self.exposure.clone()
     }
@@ -118,7 +130,9 @@ pub fn load(customer: &str) -> Option<Loaded> {
         if t.is_empty() {
             return None;
         }
-        Some(Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row")))
+        let mut l = Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row"));
+        l.add_reserved(customer);
+        Some(l)
     })
 }
 
@@ -186,6 +200,7 @@ pub fn move_receivables(c: &mut SpiClient<'_>, customer: &str, open_ar: Decimal,
     if open_ar.is_zero() && unapplied.is_zero() {
         return;
     }
+    reservations::touched(customer);
     store::writing(|| {
         let parent: Option<String> = c
             .update(
@@ -212,6 +227,7 @@ pub fn move_member_exposure(c: &mut SpiClient<'_>, head: &str, delta: &AnyNumeri
     if *delta == AnyNumeric::from(0) {
         return;
     }
+    reservations::touched(head);
     store::writing(|| {
         c.update(
             "UPDATE credit.account SET member_exposure = member_exposure + $2 WHERE customer = $1",
@@ -238,9 +254,20 @@ pub fn refresh_oldest_due(c: &mut SpiClient<'_>, customer: &str) {
 /// recomputation from the source rows (`credit._recomputed()`, the rule `credit.verify()` checks);
 /// returns the number of accounts that changed.
 pub fn rebuild(customer: Option<&str>) -> i64 {
+    // The recount writes the truth: fast reservations in flight wait (or finish) first, and what
+    // shared memory holds committed is discarded with the recount's commit.
+    if let Some(one) = customer {
+        reservations::drain_customer(one, true);
+    } else {
+        reservations::drain_database();
+        reservations::claim_all_for_recount();
+    }
     store::writing(|| {
         Spi::connect_mut(|c| {
             let locked = lock_all(c, customer);
+            for l in &locked {
+                reservations::touched(l);
+            }
             if let (Some(cust), true) = (customer, locked.is_empty()) {
                 error::unknown_customer(cust)
             }
@@ -345,6 +372,9 @@ impl OrderMoves {
     /// group head (`group`) against the whole group's. None: it did not fit by the row version the
     /// statement saw (or the customer has no account); the caller decides on the locked row.
     pub fn reserve(&self, c: &mut SpiClient<'_>, customer: &str, amount: &AnyNumeric, group: bool) -> Option<Reserved> {
+        if reservations::ready() {
+            return self.reserve_with_counters(c, customer, amount, group);
+        }
         let plan = if group { &self.group_reserve } else { &self.reserve };
         store::writing(|| {
             let t = c.update(plan, None, &[customer.into(), amount.clone().into()]).or_raise();
@@ -359,9 +389,90 @@ impl OrderMoves {
         })
     }
 
+    /// With the fast path on: a customer in no group whose row nobody is writing reserves in
+    /// shared memory only; otherwise the row path locks the row, decides with the counters under
+    /// the module's lock (so fast reservations and this one see each other), and writes the row.
+    fn reserve_with_counters(
+        &self,
+        c: &mut SpiClient<'_>,
+        customer: &str,
+        amount: &AnyNumeric,
+        group: bool,
+    ) -> Option<Reserved> {
+        let amt = decimal(amount);
+        if !group {
+            for _ in 0..8 {
+                let Some(generation) = reservations::generation(customer) else { break };
+                match fast_read::read(customer) {
+                    None => break,
+                    // Someone writes the row (a posting, the flusher): wait for its end rather
+                    // than write the row too, which would make the next orders wait in turn.
+                    Some(Read::Busy(xid)) => fast_read::wait_for(xid),
+                    Some(Read::NoAccount) => return None,
+                    Some(Read::Row(l)) if l.parent.is_some() => break,
+                    Some(Read::Row(l)) => {
+                        match reservations::reserve(customer, &l.account, amt, Some(generation), false) {
+                            Checked::Fits { crossed_warning } => {
+                                return Some(Reserved { parent: None, crossed_warning })
+                            }
+                            Checked::Refused => return None,
+                            Checked::Stale => continue,
+                            Checked::NoEntry => break,
+                        }
+                    }
+                }
+            }
+        }
+        let t = c.update(&self.lookup, Some(1), &[customer.into()]).or_raise();
+        if t.is_empty() {
+            return None;
+        }
+        let l = Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row"));
+        let crossed_warning = match reservations::reserve(customer, &l.account, amt, None, true) {
+            Checked::Fits { crossed_warning } => crossed_warning,
+            Checked::Refused | Checked::Stale => return None,
+            // No room to register: the row alone decides, and no fast reservation starts in this
+            // database until this transaction ends.
+            Checked::NoEntry => {
+                if !decision::decide(Some(&l.account), None, amt).allowed() {
+                    return None;
+                }
+                l.account.crosses_warning(amt)
+            }
+        };
+        let parent = self.shift_row(c, customer, amount, group);
+        Some(Reserved { parent, crossed_warning })
+    }
+
     /// Moves open orders without checks (releases, overrides, compensation); returns the group
     /// head (a head's own move never has one).
     pub fn shift(&self, c: &mut SpiClient<'_>, customer: &str, delta: &AnyNumeric, group: bool) -> Option<String> {
+        let d = decimal(delta);
+        if !group && !d.is_zero() && reservations::ready() {
+            for _ in 0..8 {
+                match fast_read::read(customer) {
+                    Some(Read::Busy(xid)) => fast_read::wait_for(xid),
+                    Some(Read::Row(l)) if l.parent.is_none() => {
+                        let done = if d < Decimal::ZERO {
+                            reservations::release(customer, -d)
+                        } else {
+                            reservations::add_unchecked(customer, d)
+                        };
+                        if done {
+                            return None;
+                        }
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.shift_row(c, customer, delta, group)
+    }
+
+    /// The row path's move: the account row itself.
+    fn shift_row(&self, c: &mut SpiClient<'_>, customer: &str, delta: &AnyNumeric, group: bool) -> Option<String> {
+        reservations::touched(customer);
         store::writing(|| {
             if group {
                 c.update(&self.group_shift, None, &[customer.into(), delta.clone().into()]).or_raise();
@@ -375,13 +486,35 @@ impl OrderMoves {
         })
     }
 
+    /// The row's latest committed version with what shared memory adds, for a refusal's or a
+    /// warning's numbers: with the fast path, read without a lock (a lock held to the end of the
+    /// transaction would make the customer's next orders wait); otherwise locked.
+    pub fn lookup_latest(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
+        if reservations::ready() {
+            for _ in 0..8 {
+                match fast_read::read(customer) {
+                    Some(Read::Busy(xid)) => fast_read::wait_for(xid),
+                    Some(Read::NoAccount) => return None,
+                    Some(Read::Row(mut l)) if l.parent.is_none() => {
+                        l.add_reserved(customer);
+                        return Some(l);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.lookup_locked(c, customer)
+    }
+
     /// Locks and reads the row for a decision (see [`lock_for_decision`]).
     pub fn lookup_locked(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
         let t = c.update(&self.lookup, Some(1), &[customer.into()]).or_raise();
         if t.is_empty() {
             return None;
         }
-        Some(Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row")))
+        let mut l = Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row"));
+        l.add_reserved(customer);
+        Some(l)
     }
 }
 

@@ -18,7 +18,10 @@
 //! protection triggers (src/accounts.rs, src/ledger.rs) recognise; anyone else's write is refused.
 pub mod account;
 pub mod events;
+pub mod fast_read;
+pub mod flusher;
 pub mod ledger;
+pub mod reservations;
 
 use crate::pg::error::OrRaise;
 use pgrx::spi::SpiClient;

@@ -74,7 +74,8 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     'cash_forecast:any _predicted_very_late:internal '
     'set_contact:clerk opt_out:clerk opt_in:clerk contacts:reader retry_delivery:clerk grant_courier:admin '
     'courier_plan:admin courier_claim:admin courier_report:admin _require_courier:any _render_message:any '
-    '_template_fields:any _money_text:any _json_numbers_as_text:any _message_figures:any',
+    '_template_fields:any _money_text:any _json_numbers_as_text:any _message_figures:any '
+    'fast_path_status:reader flush_open_orders:clerk _fast_path_open_orders:internal',
     ' ')) x;
 INSERT INTO fl_level
 SELECT p.proname, 'trigger' FROM pg_proc p

@@ -1,0 +1,126 @@
+-- The fast path's contract on a server with shared_preload_libraries = 'pg_credit'
+-- (tests/fast_path/run.sh). Reservations live in shared memory; decisions count them at once;
+-- credit.account shows committed open orders after the flusher (or credit.flush_open_orders).
+\set VERBOSITY terse
+-- The database's flusher recounts every account first; then the fast path is on.
+DO $$ BEGIN
+    FOR i IN 1..600 LOOP
+        EXIT WHEN (SELECT state FROM credit.fast_path_status()) = 'on';
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+SELECT state, capacity > 0 AS has_room FROM credit.fast_path_status();
+-- A slow flusher, so that what credit.account shows before a flush is deterministic here.
+ALTER SYSTEM SET pg_credit.fast_path_flush_interval = '60s';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.3);
+
+CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open');
+INSERT INTO credit.account (customer, credit_limit) VALUES ('A', 100), ('B', 1000), ('G', 150), ('M', 100), ('W', 1000);
+SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}');
+
+-- 1. An order reserves at once: the next decision counts it, credit.account shows it after a flush.
+INSERT INTO orders (customer, amount) VALUES ('A', 60);
+SELECT credit.exposure('A') AS exposure, (SELECT allowed FROM credit.check('A', 50)) AS fits_50,
+       (SELECT allowed FROM credit.check('A', 40)) AS fits_40;
+INSERT INTO orders (customer, amount) VALUES ('A', 50);
+SELECT open_orders, exposure FROM credit.account WHERE customer = 'A';
+SELECT committed_not_flushed, reserved_in_flight FROM credit.fast_path_status();
+SELECT credit.flush_open_orders();
+SELECT open_orders, exposure FROM credit.account WHERE customer = 'A';
+SELECT committed_not_flushed FROM credit.fast_path_status();
+
+-- 2. A subtransaction's reservation is released when it rolls back, the transaction's own stay.
+BEGIN;
+SAVEPOINT s;
+INSERT INTO orders (customer, amount) VALUES ('A', 30);
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO orders (customer, amount) VALUES ('A', 40);
+SELECT credit.exposure('A') AS exposure_in_transaction;
+COMMIT;
+SELECT credit.exposure('A') AS exposure;
+DO $$ BEGIN
+    BEGIN
+        INSERT INTO orders (customer, amount) VALUES ('B', 500);
+        RAISE EXCEPTION 'changed my mind';
+    EXCEPTION WHEN raise_exception THEN NULL;
+    END;
+END $$;
+SELECT credit.exposure('B') AS exposure_after_exception_block;
+
+-- 3. A release (cancelling, deleting, moving an order) counts from its commit.
+UPDATE orders SET status = 'cancelled' WHERE customer = 'A' AND amount = 40;
+SELECT credit.exposure('A') AS after_cancel;
+BEGIN;
+DELETE FROM orders WHERE customer = 'A';
+INSERT INTO orders (customer, amount) VALUES ('A', 100);
+SELECT credit.exposure('A') AS in_transaction;
+COMMIT;
+SELECT credit.exposure('A') AS after_move;
+UPDATE orders SET customer = 'B' WHERE customer = 'A';
+SELECT credit.exposure('A') AS a, credit.exposure('B') AS b;
+
+-- 4. PREPARE TRANSACTION: refused with fast reservations (they would not survive a restart);
+--    with pg_credit.fast_path off the order takes the row path, which PREPARE supports.
+BEGIN;
+INSERT INTO orders (customer, amount) VALUES ('W', 10);
+PREPARE TRANSACTION 'pg_credit_fast';
+SELECT credit.exposure('W') AS after_refused_prepare;
+BEGIN;
+SET LOCAL pg_credit.fast_path = off;
+INSERT INTO orders (customer, amount) VALUES ('W', 10);
+PREPARE TRANSACTION 'pg_credit_row';
+SELECT open_orders FROM credit.account WHERE customer = 'W';
+COMMIT PREPARED 'pg_credit_row';
+SELECT credit.exposure('W') AS after_commit_prepared, open_orders FROM credit.account WHERE customer = 'W';
+
+-- 5. Groups: a customer with fast orders joins a group (its orders come into the row first); a
+--    member then takes the row path, its head the fast path, and both limits hold.
+INSERT INTO orders (customer, amount) VALUES ('M', 70);
+UPDATE credit.account SET parent = 'G' WHERE customer = 'M';
+SELECT customer, open_orders, exposure, member_exposure FROM credit.account WHERE customer IN ('G', 'M') ORDER BY 1;
+INSERT INTO orders (customer, amount) VALUES ('M', 20);
+INSERT INTO orders (customer, amount) VALUES ('G', 70);
+INSERT INTO orders (customer, amount) VALUES ('G', 60);
+INSERT INTO orders (customer, amount) VALUES ('M', 1);
+SELECT credit.exposure('G') AS head, credit.exposure('M') AS member, credit.available_credit('M') AS member_available;
+UPDATE credit.account SET parent = NULL WHERE customer = 'M';
+SELECT customer, exposure, member_exposure FROM credit.account WHERE customer IN ('G', 'M') ORDER BY 1;
+
+-- 6. Postings, holds and blacklisting read the same numbers.
+SELECT credit.post_invoice('W', 'W-1', 900, current_date);
+INSERT INTO orders (customer, amount) VALUES ('W', 100);
+INSERT INTO orders (customer, amount) VALUES ('W', 80);
+SELECT credit.post_payment('W', 500);
+INSERT INTO orders (customer, amount) VALUES ('W', 80);
+UPDATE credit.account SET status = 'hold' WHERE customer = 'B';
+INSERT INTO orders (customer, amount) VALUES ('B', 1);
+UPDATE credit.account SET status = 'active' WHERE customer = 'B';
+
+-- 7. Hold mode: an order that does not fit is held, and its reservation undone at once.
+CREATE TABLE held_orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open');
+SELECT credit.guard('held_orders', 'customer', 'amount', 'status', '{open}', mode => 'hold', hold_value => 'credit_hold');
+INSERT INTO credit.account (customer, credit_limit) VALUES ('H', 100);
+INSERT INTO held_orders (customer, amount) VALUES ('H', 70), ('H', 50), ('H', 30);
+SELECT customer, amount, status FROM held_orders ORDER BY id;
+SELECT credit.exposure('H') AS h;
+
+-- 8. verify counts what shared memory holds; a rebuild writes the truth and empties it.
+SELECT * FROM credit.verify();
+SELECT credit.rebuild_exposure() >= 0 AS rebuilt;
+SELECT committed_not_flushed FROM credit.fast_path_status();
+SELECT customer, open_orders, exposure FROM credit.account ORDER BY customer;
+SELECT * FROM credit.verify();
+
+-- 9. A name longer than shared memory's key takes the row path, with the same result.
+INSERT INTO credit.account (customer, credit_limit) VALUES (repeat('L', 200), 50);
+INSERT INTO orders (customer, amount) VALUES (repeat('L', 200), 30);
+SELECT open_orders FROM credit.account WHERE customer = repeat('L', 200);
+INSERT INTO orders (customer, amount) VALUES (repeat('L', 200), 30);
+
+-- 10. TRUNCATE and unguard release through the same path.
+TRUNCATE orders;
+SELECT credit.exposure('G') AS g, credit.exposure('W') AS w;
+SELECT * FROM credit.verify();
+ALTER SYSTEM RESET pg_credit.fast_path_flush_interval;
+SELECT pg_reload_conf();
