@@ -17,6 +17,8 @@
 #  12. 32 sessions refusing for 60 s: every refusal a client saw recorded (tests/stress/refusals.sh)
 #  13. the courier against real SMTP (STARTTLS, AUTH) and signature-checking HTTP receivers: content,
 #      dead letters, kill -9, server down, two couriers                  (tests/courier)
+#  14. the fast path on a server that preloads pg_credit: its SQL contract, isolation specs, a
+#      prepared order, 32 sessions with SIGKILLed backends and an immediate stop (tests/fast_path)
 # Ends with one line "N passed, N failed" over the layers.
 source "$(dirname "$0")/common.sh"
 DIR=/tmp/pg_credit_test
@@ -101,6 +103,16 @@ memory_check() { N=200000 "$ROOT/bench/memory.sh" --check; }
 layer "memory over 200,000 inserts" memory_check
 layer "refusals under load" "$ROOT/tests/stress/refusals.sh" "$DIR" "$PORT"
 layer "courier against real SMTP and HTTP receivers" "$ROOT/tests/courier/courier.sh" "$DIR" "$PORT"
+# The fast path needs pg_credit in shared_preload_libraries: a second cluster of its own.
+fast_path() {
+    local dir=/tmp/pg_credit_fast_test port=5497 rc
+    EXTRA_CONF="shared_preload_libraries = 'pg_credit'
+max_worker_processes = 16" start_cluster "$dir" "$port" || return 1
+    "$ROOT/tests/fast_path/run.sh" "$dir" "$port"; rc=$?
+    stop_cluster "$dir"
+    return $rc
+}
+layer "fast path (pg_credit preloaded)" fast_path
 
 echo
 if ((failed)); then echo "failed layers: ${failures[*]}"; fi

@@ -132,6 +132,38 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'record_refusals_wrapper';
 
+CREATE FUNCTION "fast_path_status"() RETURNS TABLE (
+	"state" TEXT,  /* String */
+	"customers" bigint,  /* i64 */
+	"capacity" bigint,  /* i64 */
+	"reserved_in_flight" NUMERIC,  /* AnyNumeric */
+	"committed_not_flushed" NUMERIC,  /* AnyNumeric */
+	"transactions_in_flight" bigint,  /* i64 */
+	"row_path_when_full" bigint,  /* i64 */
+	"flushes" bigint,  /* i64 */
+	"customers_flushed" bigint,  /* i64 */
+	"flusher_pid" INT  /* Option < i32 > */
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fast_path_status_wrapper';
+
+CREATE FUNCTION "flush_open_orders"() RETURNS bigint /* i64 */
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'flush_open_orders_wrapper';
+
+CREATE FUNCTION "_fast_path_open_orders"() RETURNS TABLE (
+	"customer" TEXT,  /* String */
+	"open_orders" NUMERIC  /* AnyNumeric */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_fast_path_open_orders_wrapper';
+
 
 
 -- credit.score returns the evidence behind the score too (issue 16).
@@ -443,18 +475,26 @@ RETURNS TABLE (customer text,
                stored_open_orders numeric, actual_open_orders numeric,
                stored_member_exposure numeric, actual_member_exposure numeric,
                stored_oldest_open_due date, actual_oldest_open_due date)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT credit._require('reader', 'verifying exposure');
+    -- With the fast path, open orders committed but not yet flushed into credit.account are in
+    -- shared memory: they count as stored. The first call waits for reservations in flight and
+    -- holds new ones off until the transaction ends, so the next statement's snapshot and shared
+    -- memory agree.
+    SELECT pg_catalog.count(*) FROM credit._fast_path_open_orders();
     SELECT a.customer,
-           a.exposure, x.exposure,
+           s.exposure, x.exposure,
            a.open_ar, x.open_ar,
            a.unapplied_credit, x.unapplied_credit,
-           a.open_orders, x.open_orders,
+           s.open_orders, x.open_orders,
            a.member_exposure, x.member_exposure,
            a.oldest_open_due, x.oldest_open_due
       FROM credit.account a
+      LEFT JOIN credit._fast_path_open_orders() f ON f.customer = a.customer
+      CROSS JOIN LATERAL (SELECT a.exposure + coalesce(f.open_orders, 0) AS exposure,
+                                 a.open_orders + coalesce(f.open_orders, 0) AS open_orders) s
       JOIN credit._recomputed() x ON x.customer = a.customer
-     WHERE (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure, a.member_exposure, a.oldest_open_due)
+     WHERE (a.open_ar, a.unapplied_credit, s.open_orders, s.exposure, a.member_exposure, a.oldest_open_due)
            IS DISTINCT FROM (x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due)
      ORDER BY a.customer
 $$;
@@ -1389,10 +1429,10 @@ DECLARE
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade regrade_summary act_for '
         'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
         'file_html portfolio_html map_rating payment_prediction evaluate_payment_model '
-        'cash_forecast contacts',
+        'cash_forecast contacts fast_path_status',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
-        'remind_confirmations reconcile load_finance_items set_contact opt_out opt_in retry_delivery',
+        'remind_confirmations reconcile load_finance_items set_contact opt_out opt_in retry_delivery flush_open_orders',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
         'cancel_invoice arrange cancel_arrangement backfill_history import_rating train_payment_model',
         'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report'];
@@ -3484,10 +3524,10 @@ COMMENT ON COLUMN credit.days_late_experience.amount IS 'Weight: the amount paid
 COMMENT ON COLUMN credit.days_late_experience.days_late IS 'paid_on - due_date (negative: early)';
 COMMENT ON COLUMN credit.days_late_experience.days_to_pay IS 'paid_on - doc_date';
 
+COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 COMMENT ON FUNCTION credit.late_interest(date, text) IS 'Late-payment interest as of a day per invoice (open or paid late): on what was open each day past due, at the rate of the dunning level reached (over credit.reference_rate where the level says so)';
 COMMENT ON FUNCTION credit._late_interest_of(date, text[]) IS 'Internal: late-payment interest of the invoices of some customers as of a day (statements)';
 COMMENT ON FUNCTION credit._invoice_interest(bigint, date) IS 'Internal: late-payment interest accrued on one invoice as of a day';
-COMMENT ON FUNCTION credit.provision_adjustment(date, numeric) IS 'The provision adjustment to book: the allowance the provision matrix requires as of a day, against the allowance on the books (positive: increase, negative: release)';
 
 CREATE FUNCTION "backfill_history"(
 	"from_date" date, /* Option < Date > */
@@ -5589,6 +5629,13 @@ CREATE TRIGGER courier_channel_write_check BEFORE INSERT OR UPDATE OR DELETE OR 
 
 COMMENT ON FUNCTION credit.prune_outbox(bigint) IS 'Deletes outbox rows up to an id every consumer has processed (and, while the courier has contacts, no further than it has planned); returns how many (credit.event keeps the history)';
 
+-- The fast path (shared_preload_libraries = 'pg_credit'): guarded orders reserve credit in shared
+-- memory instead of writing the customer's account row (src/store/reservations.rs). What SQL sees
+-- of it: its state, and a way to bring credit.account up to the minute.
+COMMENT ON FUNCTION credit.fast_path_status() IS 'The fast path in this database: on, recounting (after a start, crash or promotion), draining or off; customers held in shared memory, reservations in flight, open orders committed but not yet written into credit.account, the flusher''s work';
+COMMENT ON FUNCTION credit.flush_open_orders() IS 'Writes the open orders committed since the fast path''s flusher last ran into credit.account now (waits for the rows'' locks); returns how many customers it wrote';
+COMMENT ON FUNCTION credit._fast_path_open_orders() IS 'Internal: open orders committed per customer that credit.account does not show yet, after waiting for fast-path reservations in flight (credit.verify)';
+
 
 CREATE VIEW credit.guard_status WITH (security_invoker = true) AS
 SELECT g.table_name, g.kind, g.root, g.mode, g.customer_column, g.amount_column, g.status_column, g.open_statuses,
@@ -5697,8 +5744,6 @@ COMMENT ON COLUMN credit.trusted_proxy.role IS 'The login (session user) of the 
 COMMENT ON COLUMN credit.trusted_proxy.note IS 'Free text: which application, who vouches for it';
 COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';
 COMMENT ON TABLE credit.outbox_lock IS 'Internal: its lock serialises outbox numbering (nobody else can take it)';
-COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
-COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
 COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';
 COMMENT ON COLUMN credit.refusal_spool.consumed IS 'Bytes read and recorded';
@@ -5719,6 +5764,8 @@ COMMENT ON COLUMN credit.guard_status.amount_column IS 'Amount column';
 COMMENT ON COLUMN credit.guard_status.status_column IS 'Status column (NULL: every row is open)';
 COMMENT ON COLUMN credit.guard_status.open_statuses IS 'Statuses that count as open';
 COMMENT ON COLUMN credit.guard_status.problems IS 'What is wrong (empty: the guard is intact); a table with a missing or unguardable column is not counted by credit.verify() and refuses writes';
+COMMENT ON TABLE credit.collections_lock IS 'Internal: its lock serialises collection runs (nobody else can take it)';
+COMMENT ON TABLE credit.daily_lock IS 'Internal: its lock serialises daily runs (nobody else can take it)';
 
 COMMENT ON FUNCTION credit._is_admin() IS 'Internal: whether the caller is a credit admin';
 COMMENT ON FUNCTION credit._is_superuser() IS 'Internal: whether the caller is a superuser';

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The fast path on a server with shared_preload_libraries = 'pg_credit' (scripts/test.sh starts
+# one for this layer):
+#   1. pg_regress: the fast path's SQL contract                        (tests/fast_path/sql)
+#   2. pg_isolation_regress: reservations in flight, aborts, releases,
+#      postings, groups, a hot customer                                 (tests/fast_path/specs)
+#   3. a prepared row-path order makes a fast order wait for COMMIT PREPARED
+#   4. crash stress: 32 sessions order, cancel, invoice and pay for one hot customer and 200 cold
+#      ones while a monitor checks every limit against the source rows; backends holding
+#      reservations are killed with SIGKILL (the server restarts its shared memory), and at the
+#      end the server is stopped immediately under load. After recovery: no limit was ever crossed,
+#      credit.verify() is empty, nothing is left reserved, every account equals its recount.
+#   tests/fast_path/run.sh SOCKET_DIR PORT [SECONDS]
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/common.sh"
+set +e
+DIR=$1 PORT=$2 SECS=${3:-40}
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT="$ROOT/target/test-results/fast_path"
+rm -rf "$OUT"; mkdir -p "$OUT"
+rc=0
+fail() { echo "FAIL: $*"; rc=1; }
+q() { "$PGBIN/psql" -X -q -At -h "$DIR" -p "$PORT" -U postgres "$@"; }
+
+# 1, 2
+"$PGXS_TEST/regress/pg_regress" --host="$DIR" --port="$PORT" --user=postgres --dbname=pg_credit_fast \
+    --load-extension=pg_credit --inputdir="$HERE" --outputdir="$OUT/regress" fast_path \
+    || { cat "$OUT/regress/regression.diffs" 2>/dev/null | head -200; fail "pg_regress"; }
+specs=$(cd "$HERE/specs" && ls ./*.spec | sed 's|^\./||; s/\.spec$//' | sort)
+"$PGXS_TEST/isolation/pg_isolation_regress" --host="$DIR" --port="$PORT" --user=postgres \
+    --dbname=pg_credit_fast_iso --inputdir="$HERE" --outputdir="$OUT/isolation" $specs \
+    || { cat "$OUT/isolation/regression.diffs" 2>/dev/null | head -200; fail "isolation"; }
+
+wait_on() { # db: until the database's fast path is on (its flusher recounted every account)
+    for _ in $(seq 1 600); do
+        [ "$(q -d "$1" -c "SELECT state FROM credit.fast_path_status()" 2>/dev/null)" = on ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# 3. A prepared transaction's row-path order holds the account row; a fast order waits for it.
+DB=pg_credit_fast_2pc
+q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+q -d $DB -c "CREATE EXTENSION pg_credit" \
+  -c "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open')" \
+  -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('P', 100)" \
+  -c "SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}')" >/dev/null
+wait_on $DB || fail "2pc: the fast path did not come on"
+q -d $DB -c "BEGIN" -c "SET LOCAL pg_credit.fast_path = off" -c "INSERT INTO orders (customer, amount) VALUES ('P', 60)" \
+  -c "PREPARE TRANSACTION 'fast_path_2pc'" || fail "2pc: PREPARE of a row-path order"
+out=$(q -d $DB -c "SET statement_timeout = '1s'" -c "INSERT INTO orders (customer, amount) VALUES ('P', 50)" 2>&1)
+echo "$out" | grep -q "statement timeout" || fail "2pc: a fast order did not wait for the prepared transaction ($out)"
+q -d $DB -c "COMMIT PREPARED 'fast_path_2pc'"
+out=$(q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('P', 50)" 2>&1)
+echo "$out" | grep -q "exceeds the credit limit" || fail "2pc: 60 prepared + 50 was not refused ($out)"
+q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('P', 40)" || fail "2pc: 60 + 40 refused"
+[ "$(q -d $DB -c "SELECT count(*) FROM credit.verify()")" = 0 ] || fail "2pc: verify"
+q -d postgres -c "DROP DATABASE $DB WITH (FORCE)"
+
+# 4. Crash stress.
+DB=pg_credit_fast_crash
+WORK=$(mktemp -d /tmp/pg_credit_fast.XXXXXX)
+q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+q -d $DB >/dev/null <<'SQL'
+CREATE EXTENSION pg_credit;
+INSERT INTO credit.account (customer, credit_limit) VALUES ('HOT', 3000);
+INSERT INTO credit.account (customer, credit_limit) SELECT 'C' || lpad(i::text, 3, '0'), 300 + (i % 5) * 200 FROM generate_series(1, 200) i;
+CREATE TABLE orders (id bigserial PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open');
+SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}');
+-- What the monitor checks: from the source rows alone (open orders and the ledger), in one
+-- snapshot, no customer is over its limit.
+CREATE FUNCTION over_limit() RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT format('%s: %s > %s', a.customer, x.exposure, a.credit_limit)
+      FROM credit.account a JOIN credit._recomputed() x ON x.customer = a.customer
+     WHERE x.exposure > a.credit_limit
+$$;
+SQL
+wait_on $DB || fail "crash: the fast path did not come on"
+client() {
+    local s=$1 end=$((SECONDS + SECS)) op cust amt
+    while ((SECONDS < end)); do
+        op=$((RANDOM % 100)); amt=$((1 + RANDOM % 120))
+        if ((RANDOM % 3 == 0)); then cust=HOT; else cust=$(printf 'C%03d' $((1 + RANDOM % 200))); fi
+        if ((op < 55)); then
+            # An order, held open a moment so that kills find reservations in flight.
+            q -d $DB -c "BEGIN" -c "INSERT INTO orders (customer, amount) VALUES ('$cust', $amt)" \
+              -c "SELECT pg_sleep(0.02)" -c "COMMIT" >/dev/null 2>&1
+        elif ((op < 70)); then
+            q -d $DB -c "UPDATE orders SET status = 'cancelled' WHERE id = (SELECT id FROM orders WHERE customer = '$cust' AND status = 'open' ORDER BY random() LIMIT 1)" >/dev/null 2>&1
+        elif ((op < 82)); then
+            # Invoicing an order: it leaves open orders and becomes a receivable, in one transaction.
+            q -d $DB -c "BEGIN" -c "WITH o AS (UPDATE orders SET status = 'invoiced' WHERE id = (SELECT id FROM orders WHERE customer = '$cust' AND status = 'open' LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, amount) SELECT credit.post_invoice('$cust', 'I-' || id, amount, current_date) FROM o" -c "COMMIT" >/dev/null 2>&1
+        elif ((op < 92)); then
+            q -d $DB -c "SELECT credit.post_payment('$cust', $amt)" >/dev/null 2>&1
+        else
+            q -d $DB -c "BEGIN" -c "SAVEPOINT a" -c "INSERT INTO orders (customer, amount) VALUES ('$cust', $amt)" \
+              -c "ROLLBACK TO SAVEPOINT a" -c "INSERT INTO orders (customer, amount) VALUES ('$cust', 1)" -c "COMMIT" >/dev/null 2>&1
+        fi
+    done
+}
+monitor() {
+    local end=$((SECONDS + SECS))
+    while ((SECONDS < end)); do
+        q -d $DB -c "SELECT * FROM over_limit()" >>"$WORK/violations" 2>/dev/null
+        sleep 0.3
+    done
+}
+killer() { # SIGKILL a backend holding reservations every 8 s: the postmaster restarts shared memory
+    local end=$((SECONDS + SECS - 10)) pid kills=0
+    sleep 5
+    while ((SECONDS < end)); do
+        pid=$(q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND state = 'idle in transaction' AND query LIKE '%pg_sleep%' LIMIT 1" 2>/dev/null)
+        if [ -n "$pid" ]; then kill -9 "$pid" && kills=$((kills + 1)); fi
+        sleep 8
+    done
+    echo "$kills" >"$WORK/kills"
+}
+for s in $(seq 1 32); do client "$s" & done
+monitor & killer &
+sleep $((SECS - 5))
+# An immediate stop with the clients still running, then a restart.
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null
+wait
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
+wait_on $DB || fail "crash: the fast path did not come on after the restart"
+kills=$(cat "$WORK/kills" 2>/dev/null || echo 0)
+violations=$(grep -c . "$WORK/violations" 2>/dev/null)
+over=$(q -d $DB -c "SELECT count(*) FROM over_limit()")
+drift=$(q -d $DB -c "SELECT count(*) FROM credit.verify()")
+left=$(q -d $DB -c "SELECT reserved_in_flight FROM credit.fast_path_status()")
+q -d $DB -c "SELECT credit.flush_open_orders()" >/dev/null
+after_flush=$(q -d $DB -c "SELECT count(*) FROM credit.verify()")
+stats=$(q -d $DB -c "SELECT count(*) FILTER (WHERE status = 'open') || ' open, ' || count(*) FILTER (WHERE status = 'cancelled') || ' cancelled, ' || count(*) FILTER (WHERE status = 'invoiced') || ' invoiced orders; HOT at ' || credit.exposure('HOT') || ' of 3000; ' || (SELECT count(*) FROM credit.account a WHERE credit.exposure(a.customer) > a.credit_limit - 120) || ' customers within one order of their limit' FROM orders")
+echo "crash stress: $stats; backends killed $kills (+ an immediate stop); over the limit during the run $violations, after $over; verify $drift, after a flush $after_flush; left reserved $left"
+[ "$violations" = 0 ] || { head -5 "$WORK/violations"; fail "crash: a limit was crossed"; }
+[ "$over" = 0 ] || fail "crash: over the limit after recovery"
+[ "$drift" = 0 ] && [ "$after_flush" = 0 ] || fail "crash: credit.verify() not empty"
+[ "$left" = 0 ] || fail "crash: reservations left in shared memory"
+[ "$kills" -ge 1 ] || fail "crash: no backend was killed"
+rm -rf "$WORK"
+exit $rc
