@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Guard throughput benchmark: plain INSERT vs pg_credit's guard vs a hand-written PL/pgSQL trigger,
-# all in the same run on the same cluster, medians of several interleaved rounds; plus the O(1)
+# Guard throughput benchmark: plain INSERT vs pg_credit's guard (the fast path, and the row path
+# with pg_credit.fast_path off) vs a hand-written PL/pgSQL trigger, all in the same run on the
+# same cluster (which preloads pg_credit), medians of several interleaved rounds; plus the O(1)
 # check (a customer with 1 open invoice/order vs one with 10,000 of each); the hot customer (every
 # client ordering for one customer).
 #   bench/run.sh            # 5 rounds of 20 s per variant
@@ -17,21 +18,28 @@ mkdir -p "$OUT"
 
 ensure_deps
 install_extension release
-start_cluster "$DIR" "$PORT"
+EXTRA_CONF="shared_preload_libraries = 'pg_credit'" start_cluster "$DIR" "$PORT"
 trap 'stop_cluster "$DIR"' EXIT
 pg "$DIR" "$PORT" -c "CREATE DATABASE bench"
 log "loading benchmark schema"
 pg "$DIR" "$PORT" -d bench -f "$ROOT/bench/setup.sql" >/dev/null
+# The fast path comes on once the database's flusher has recounted every account.
+for _ in $(seq 1 600); do
+    [ "$(pg "$DIR" "$PORT" -d bench -Atc "SELECT state FROM credit.fast_path_status()")" = on ] && break
+    sleep 0.1
+done
+ROWPATH="-c pg_credit.fast_path=off"
 
-tps() { # script clients seconds
-    "$PGBIN/pgbench" -n -M prepared -h "$DIR" -p "$PORT" -U postgres -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$3" -f "$1" bench 2>&1 \
+tps() { # script clients seconds [PGOPTIONS]
+    PGOPTIONS=${4:-} "$PGBIN/pgbench" -n -M prepared -h "$DIR" -p "$PORT" -U postgres -c "$2" -j "$(( $2 < 2 ? 1 : 2 ))" -T "$3" -f "$1" bench 2>&1 \
         | awk '/^tps = /{print $3}'
 }
 
 declare -A results
 for r in $(seq 1 "$ROUNDS"); do
-    for v in plain guarded plpgsql; do
-        t=$(tps "$ROOT/bench/insert_$v.pgbench" "$CLIENTS" "$SECONDS_PER_RUN")
+    for v in plain guarded rowpath plpgsql; do
+        if [ $v = rowpath ]; then t=$(tps "$ROOT/bench/insert_guarded.pgbench" "$CLIENTS" "$SECONDS_PER_RUN" "$ROWPATH")
+        else t=$(tps "$ROOT/bench/insert_$v.pgbench" "$CLIENTS" "$SECONDS_PER_RUN"); fi
         results[$v]+="$t "
         log "round $r $v: $t tps"
     done
@@ -46,8 +54,9 @@ for r in 1 2 3; do   # interleaved, so table growth during the run favours neith
 done
 # Hot customer: every client orders for the same customer (the row-lock design serialises them).
 for r in $(seq 1 "$ROUNDS"); do
-    for v in plain guarded plpgsql; do
-        t=$(tps "$ROOT/bench/insert_hot_$v.pgbench" "$CLIENTS" "$SECONDS_PER_RUN")
+    for v in plain guarded rowpath plpgsql; do
+        if [ $v = rowpath ]; then t=$(tps "$ROOT/bench/insert_hot_guarded.pgbench" "$CLIENTS" "$SECONDS_PER_RUN" "$ROWPATH")
+        else t=$(tps "$ROOT/bench/insert_hot_$v.pgbench" "$CLIENTS" "$SECONDS_PER_RUN"); fi
         results[hot_$v]+="$t "
         log "hot round $r $v: $t tps"
     done
@@ -73,28 +82,29 @@ done
 pg "$DIR" "$PORT" -d bench -Atc "SELECT credit.record_refusals()" >/dev/null
 recorded=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.event WHERE kind = 'order_refused'")
 drift=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
+fast=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT format('%s flushes wrote %s customers'' open orders, %s left reserved', flushes, customers_flushed, reserved_in_flight) FROM credit.fast_path_status()")
 
 m() { echo "${results[$1]}" | median; }
-plain=$(m plain); guarded=$(m guarded); plpgsql=$(m plpgsql); small=$(m SMALL); big=$(m BIG)
+plain=$(m plain); guarded=$(m guarded); rowpath=$(m rowpath); plpgsql=$(m plpgsql); small=$(m SMALL); big=$(m BIG)
+hplain=$(m hot_plain); hguarded=$(m hot_guarded); hrowpath=$(m hot_rowpath); hplpgsql=$(m hot_plpgsql)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
     echo "### Guarded INSERT throughput ($(date -u +%F), pgbench -M prepared, $CLIENTS clients, ${SECONDS_PER_RUN}s x $ROUNDS rounds, medians)"
     echo
     echo "Machine: $(nproc) cores ($cpu), $(free -g | awk '/Mem:/{print $2}') GiB, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), synchronous_commit=on, release build."
     echo
-    echo "| variant | median tps | all rounds | ratio to plain INSERT |"
-    echo "|---|---:|---|---:|"
-    echo "| plain INSERT (no trigger) | $plain | ${results[plain]}| 1.00 |"
-    echo "| pg_credit guard | $guarded | ${results[guarded]}| $(ratio "$guarded" "$plain") |"
-    echo "| hand-written PL/pgSQL trigger | $plpgsql | ${results[plpgsql]}| $(ratio "$plpgsql" "$plain") |"
+    echo "| variant | 10,000 customers: median tps | ratio to plain | all rounds | one hot customer: median tps | ratio to plain | all rounds |"
+    echo "|---|---:|---:|---|---:|---:|---|"
+    echo "| plain INSERT (no trigger) | $plain | 1.00 | ${results[plain]}| $hplain | 1.00 | ${results[hot_plain]}|"
+    echo "| pg_credit guard, fast path | $guarded | **$(ratio "$guarded" "$plain")** | ${results[guarded]}| $hguarded | **$(ratio "$hguarded" "$hplain")** | ${results[hot_guarded]}|"
+    echo "| pg_credit guard, row path (pg_credit.fast_path off) | $rowpath | $(ratio "$rowpath" "$plain") | ${results[rowpath]}| $hrowpath | $(ratio "$hrowpath" "$hplain") | ${results[hot_rowpath]}|"
+    echo "| hand-written PL/pgSQL trigger | $plpgsql | $(ratio "$plpgsql" "$plain") | ${results[plpgsql]}| $hplpgsql | $(ratio "$hplpgsql" "$hplain") | ${results[hot_plpgsql]}|"
     echo
-    echo "pg_credit guard / PL/pgSQL reference: **$(ratio "$guarded" "$plpgsql")**."
-    echo
-    echo "Hot customer, $CLIENTS clients all ordering for one customer: plain INSERT $(m hot_plain) tps (${results[hot_plain]}), pg_credit guard $(m hot_guarded) tps (${results[hot_guarded]}; ratio $(ratio "$(m hot_guarded)" "$(m hot_plain)")), PL/pgSQL reference $(m hot_plpgsql) tps (${results[hot_plpgsql]}; ratio $(ratio "$(m hot_plpgsql)" "$(m hot_plain)"))."
+    echo "Fast path / PL/pgSQL reference: **$(ratio "$guarded" "$plpgsql")** (10,000 customers), **$(ratio "$hguarded" "$hplpgsql")** (hot customer). Fast path / row path: $(ratio "$guarded" "$rowpath"), $(ratio "$hguarded" "$hrowpath")."
     echo
     echo "O(1) check, 1 client: customer with 1 open invoice and order $small tps; with 10,000 open invoices and 10,000 open orders $big tps (ratio $(ratio "$big" "$small"))."
     echo
     echo "A refused order (200 in one session, 3 rounds, medians): $(m refusal_off) ms without recording, $(m refusal_on) ms with its order_refused event spooled for the recorder (ratio $(ratio "$(m refusal_on)" "$(m refusal_off)")); $recorded events recorded (expected $((3 * 200)))."
     echo
-    echo "credit.verify() after the run: $drift drifting account(s)."
+    echo "credit.verify() after the run: $drift drifting account(s). Fast path after the run: $fast."
 } | tee "$OUT/guard.md"

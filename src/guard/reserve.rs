@@ -66,6 +66,24 @@ pub struct NearLimit {
     amount: AnyNumeric,
 }
 
+impl NearLimit {
+    /// A fast reservation's crossing, with the numbers it decided on.
+    pub fn fast(customer: &str, f: &account::FastReserved, amount: &AnyNumeric) -> Option<NearLimit> {
+        Some(NearLimit {
+            customer: customer.to_string(),
+            exposure: numeric(f.exposure_after),
+            limit: numeric(f.usable_limit),
+            ratio: numeric(f.warn_ratio?),
+            amount: amount.clone(),
+        })
+    }
+}
+
+/// Whether the guard reserves without checks now (an override).
+pub fn is_forced() -> bool {
+    FORCE.with(|f| f.get())
+}
+
 /// The numbers of a crossing, read back from the (locked) account row.
 fn warning_of(c: &mut SpiClient<'_>, moves: &OrderMoves, customer: &str, amount: &AnyNumeric) -> Option<NearLimit> {
     let l = moves.lookup_latest(c, customer)?;

@@ -5,7 +5,8 @@ use crate::guard::reserve::{self, Applied, Deltas};
 use crate::guard::row::{self, Contribution, Tuple};
 use crate::guard::{hold, owner, tables};
 use crate::pg::error::{self, Code};
-use crate::store;
+use crate::pg::numeric::decimal;
+use crate::store::{self, account};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -120,9 +121,38 @@ fn guard_row<'a>(trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, Allocated
     if deltas.is_empty() && !change.was_held {
         return None;
     }
+    if !change.was_held && fast(&change, &deltas) {
+        return None;
+    }
     owner::in_own_context(|| store::writing(|| Spi::connect_mut(|c| settle(c, &cfg, relid, &change, &deltas))));
     // AFTER ROW: the return value is ignored.
     None
+}
+
+/// The fast path without SPI, for a change of one customer's open orders that fits (or releases):
+/// true when done. Anything else — a refusal, a group member, a row being written, an override —
+/// takes the full path, which decides again.
+fn fast(change: &Change, deltas: &Deltas) -> bool {
+    let mut it = deltas.iter();
+    let (Some((customer, delta)), None) = (it.next(), it.next()) else { return false };
+    if reserve::is_forced() {
+        return false;
+    }
+    let zero = reserve::zero();
+    let amount = decimal(delta);
+    if *delta > zero || change.new_order_of() == Some(customer.as_str()) {
+        let Some(r) = account::fast_reserve(customer, amount) else { return false };
+        if r.crossed_warning {
+            if let Some(w) = reserve::NearLimit::fast(customer, &r, delta) {
+                owner::in_own_context(|| store::writing(|| Spi::connect_mut(|c| reserve::announce(c, w))));
+            }
+        }
+        true
+    } else if *delta < zero {
+        account::fast_release(customer, -amount)
+    } else {
+        false
+    }
 }
 
 /// Applies the change; on a refusal, holds the order (hold mode) or raises 23514.

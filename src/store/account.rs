@@ -412,7 +412,7 @@ impl OrderMoves {
                     Some(Read::Row(l)) if l.parent.is_some() => break,
                     Some(Read::Row(l)) => {
                         match reservations::reserve(customer, &l.account, amt, Some(generation), false) {
-                            Checked::Fits { crossed_warning } => {
+                            Checked::Fits { crossed_warning, .. } => {
                                 return Some(Reserved { parent: None, crossed_warning })
                             }
                             Checked::Refused => return None,
@@ -429,7 +429,7 @@ impl OrderMoves {
         }
         let l = Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row"));
         let crossed_warning = match reservations::reserve(customer, &l.account, amt, None, true) {
-            Checked::Fits { crossed_warning } => crossed_warning,
+            Checked::Fits { crossed_warning, .. } => crossed_warning,
             Checked::Refused | Checked::Stale => return None,
             // No room to register: the row alone decides, and no fast reservation starts in this
             // database until this transaction ends.
@@ -452,7 +452,7 @@ impl OrderMoves {
             for _ in 0..8 {
                 match fast_read::read(customer) {
                     Some(Read::Busy(xid)) => fast_read::wait_for(xid),
-                    Some(Read::Row(l)) if l.parent.is_none() => {
+                    Some(Read::Row(row)) if row.parent.is_none() => {
                         let done = if d < Decimal::ZERO {
                             reservations::release(customer, -d)
                         } else {
@@ -495,7 +495,8 @@ impl OrderMoves {
                 match fast_read::read(customer) {
                     Some(Read::Busy(xid)) => fast_read::wait_for(xid),
                     Some(Read::NoAccount) => return None,
-                    Some(Read::Row(mut l)) if l.parent.is_none() => {
+                    Some(Read::Row(row)) if row.parent.is_none() => {
+                        let mut l = row.loaded();
                         l.add_reserved(customer);
                         return Some(l);
                     }
@@ -516,6 +517,62 @@ impl OrderMoves {
         l.add_reserved(customer);
         Some(l)
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fast path without SPI: what the guard's trigger tries first for a one-customer change.
+
+/// What a fast reservation reports for its warning: the numbers after it.
+pub struct FastReserved {
+    pub crossed_warning: bool,
+    pub exposure_after: Decimal,
+    pub usable_limit: Decimal,
+    pub warn_ratio: Option<Decimal>,
+}
+
+/// Reserves on the fast path if it applies and the order fits; None: take the full path (which
+/// decides again, refuses, holds or takes the row path).
+pub fn fast_reserve(customer: &str, amount: Decimal) -> Option<FastReserved> {
+    if !reservations::ready() {
+        return None;
+    }
+    for _ in 0..8 {
+        let generation = reservations::generation(customer)?;
+        match fast_read::read(customer)? {
+            Read::Busy(xid) => fast_read::wait_for(xid),
+            Read::Row(row) if row.parent.is_none() => {
+                match reservations::reserve(customer, &row.account, amount, Some(generation), false) {
+                    Checked::Fits { crossed_warning, exposure } => {
+                        return Some(FastReserved {
+                            crossed_warning,
+                            exposure_after: exposure + amount,
+                            usable_limit: row.account.usable_limit(),
+                            warn_ratio: row.account.warn_ratio,
+                        });
+                    }
+                    Checked::Stale => continue,
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Releases on the fast path if it applies; false: take the full path.
+pub fn fast_release(customer: &str, amount: Decimal) -> bool {
+    if !reservations::ready() {
+        return false;
+    }
+    for _ in 0..8 {
+        match fast_read::read(customer) {
+            Some(Read::Busy(xid)) => fast_read::wait_for(xid),
+            Some(Read::Row(row)) if row.parent.is_none() => return reservations::release(customer, amount),
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// The decision columns and (last) the fit rule over given values instead of a stored row: the

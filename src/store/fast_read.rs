@@ -15,7 +15,22 @@ pub enum Read {
     NoAccount,
     /// A transaction in flight is writing the row: wait for it ([`wait_for`]) and read again.
     Busy(pg_sys::TransactionId),
-    Row(Loaded),
+    Row(Row),
+}
+
+/// The row as a decision needs it (numbers as Decimal: no numeric is built on the hot path).
+pub struct Row {
+    pub account: Account,
+    pub parent: Option<String>,
+}
+
+impl Row {
+    /// The row as the rest of the store reads it (refusals' and warnings' numbers).
+    pub fn loaded(self) -> Loaded {
+        let limit = numeric(self.account.credit_limit);
+        let exposure = numeric(self.account.exposure);
+        Loaded { account: self.account, limit, exposure, parent: self.parent }
+    }
 }
 
 const COLUMNS: [&std::ffi::CStr; 12] = [
@@ -126,7 +141,7 @@ pub fn read(customer: &str) -> Option<Read> {
 
 /// # Safety
 /// `tup` is a tuple of credit.account described by `tupdesc`.
-unsafe fn decode(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc, ids: &Ids) -> Loaded {
+unsafe fn decode(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc, ids: &Ids) -> Row {
     let get = |i: usize| {
         let mut isnull = false;
         // SAFETY: a valid tuple and column number (checked at lookup).
@@ -166,7 +181,7 @@ unsafe fn decode(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc, ids: &Ids) 
         overdue_block_days: get(8).map(|d| d.value() as i32),
         warn_ratio: num(9),
     };
-    Loaded { account, limit: numeric(limit), exposure: numeric(exposure), parent: text(10) }
+    Row { account, parent: text(10) }
 }
 
 /// Waits for a transaction writing an account row to end (through the lock manager, so the

@@ -129,7 +129,7 @@ static mut PRELOADED: bool = false;
 
 pub static CAPACITY: pgrx::guc::GucSetting<i32> = pgrx::guc::GucSetting::<i32>::new(100_000);
 pub static ENABLED: pgrx::guc::GucSetting<bool> = pgrx::guc::GucSetting::<bool>::new(true);
-pub static FLUSH_MS: pgrx::guc::GucSetting<i32> = pgrx::guc::GucSetting::<i32>::new(200);
+pub static FLUSH_MS: pgrx::guc::GucSetting<i32> = pgrx::guc::GucSetting::<i32>::new(1000);
 pub static DRAIN_TIMEOUT_MS: pgrx::guc::GucSetting<i32> = pgrx::guc::GucSetting::<i32>::new(10_000);
 
 const TRANCHE: &std::ffi::CStr = c"pg_credit fast path";
@@ -763,8 +763,10 @@ pub fn delta(customer: &str) -> Decimal {
 
 /// What a reservation under the lock found.
 pub enum Checked {
+    /// `exposure`: what the decision counted before this reservation.
     Fits {
         crossed_warning: bool,
+        exposure: Decimal,
     },
     Refused,
     /// The generation moved since the row was read: read again.
@@ -817,7 +819,7 @@ pub fn reserve(customer: &str, account: &Account, amount: Decimal, generation: O
         let e = unsafe { &mut *(e as *mut Entry) };
         push(&l, e, if heap { Kind::HeapUp } else { Kind::FastUp }, v);
     }
-    Checked::Fits { crossed_warning }
+    Checked::Fits { crossed_warning, exposure: a.exposure }
 }
 
 /// An increase without a check (an override, a forced move) on the fast path.
