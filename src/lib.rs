@@ -211,8 +211,10 @@ pub extern "C-unwind" fn _PG_init() {
     // library-specific variable wins over RUST_BACKTRACE, and is read at the first capture.
     // set_var is sound here: a backend (or the postmaster, when preloaded) is single-threaded.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    pg::settings::init();
+    // The fast path's settings first: settings::init reserves the prefix, which drops placeholders
+    // (values from postgresql.conf) of settings not defined yet.
     store::reservations::init();
+    pg::settings::init();
 }
 
 mod pg_tests;

@@ -740,9 +740,19 @@ fn own_adjustment(key: &Key) -> i128 {
     })
 }
 
-/// This transaction's own fast reservation for a customer still pending, to release first.
+/// This (sub)transaction's own fast reservation for a customer still pending, to release first.
+/// Only the current subtransaction's: a release there that nets against an outer one's would not
+/// be undone if the subtransaction rolled back.
 fn own_pending(key: &Key) -> i128 {
-    LOCAL.with(|x| x.borrow().recs.iter().filter(|r| r.key == *key && r.kind == Kind::FastUp).map(|r| r.amount).sum())
+    let current = sub();
+    LOCAL.with(|x| {
+        x.borrow()
+            .recs
+            .iter()
+            .filter(|r| r.key == *key && r.kind == Kind::FastUp && r.sub == current)
+            .map(|r| r.amount)
+            .sum()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -860,8 +870,15 @@ pub fn release(customer: &str, amount: Decimal) -> bool {
     if own > 0 {
         e.pending.add(-own);
         rest -= own;
+        let current = sub();
         LOCAL.with(|x| {
-            for r in x.borrow_mut().recs.iter_mut().rev().filter(|r| r.key == k && r.kind == Kind::FastUp) {
+            for r in x
+                .borrow_mut()
+                .recs
+                .iter_mut()
+                .rev()
+                .filter(|r| r.key == k && r.kind == Kind::FastUp && r.sub == current)
+            {
                 let take = r.amount.min(own);
                 r.amount -= take;
                 own -= take;

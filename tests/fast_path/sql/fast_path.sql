@@ -47,6 +47,17 @@ DO $$ BEGIN
     END;
 END $$;
 SELECT credit.exposure('B') AS exposure_after_exception_block;
+-- A release inside a subtransaction that rolls back is undone with it.
+BEGIN;
+INSERT INTO orders (customer, amount) VALUES ('B', 300);
+SAVEPOINT s;
+DELETE FROM orders WHERE customer = 'B' AND amount = 300;
+SELECT credit.exposure('B') AS released_in_savepoint;
+ROLLBACK TO SAVEPOINT s;
+SELECT credit.exposure('B') AS after_rollback_to;
+COMMIT;
+SELECT credit.exposure('B') AS committed, (SELECT count(*) FROM credit.verify()) AS drift;
+DELETE FROM orders WHERE customer = 'B';
 
 -- 3. A release (cancelling, deleting, moving an order) counts from its commit.
 UPDATE orders SET status = 'cancelled' WHERE customer = 'A' AND amount = 40;
