@@ -102,6 +102,13 @@ impl Loaded {
         }
     }
 
+    /// A row read by the fast path (refusals' and warnings' numbers).
+    pub fn from_fast(row: fast_read::Row) -> Loaded {
+        let limit = numeric(row.account.credit_limit);
+        let exposure = numeric(row.account.exposure);
+        Loaded { account: row.account, limit, exposure, parent: row.parent }
+    }
+
     /// Adds what shared memory holds for the customer and the row does not show yet (the fast
     /// path's reservations in flight and committed open orders not yet flushed).
     pub fn add_reserved(&mut self, customer: &str) {
@@ -318,6 +325,23 @@ thread_local! {
     static ORDER_MOVES: RefCell<Option<Rc<OrderMoves>>> = const { RefCell::new(None) };
 }
 
+/// Whether credit.account was created by the current transaction (CREATE EXTENSION in it).
+fn account_created_here(c: &SpiClient<'_>) -> bool {
+    let xmin: Option<String> = c
+        .select(
+            "SELECT c.xmin::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid = 'credit.account'::pg_catalog.regclass",
+            Some(1),
+            &[],
+        )
+        .or_raise()
+        .first()
+        .get_one()
+        .or_raise();
+    let xid = xmin.and_then(|x| x.parse::<u32>().ok()).unwrap_or(0);
+    // SAFETY: a plain check of the transaction state.
+    xid != 0 && unsafe { pg_sys::TransactionIdIsCurrentTransactionId(xid.into()) }
+}
+
 /// The prepared statements, prepared on first use.
 pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
     if let Some(p) = ORDER_MOVES.with(|p| p.borrow().clone()) {
@@ -372,6 +396,10 @@ impl OrderMoves {
     /// group head (`group`) against the whole group's. None: it did not fit by the row version the
     /// statement saw (or the customer has no account); the caller decides on the locked row.
     pub fn reserve(&self, c: &mut SpiClient<'_>, customer: &str, amount: &AnyNumeric, group: bool) -> Option<Reserved> {
+        if reservations::ready() {
+            return self.reserve_with_counters(c, customer, amount, group);
+        }
+        reservations::wait_for_recount(|| account_created_here(c));
         if reservations::ready() {
             return self.reserve_with_counters(c, customer, amount, group);
         }
@@ -496,7 +524,7 @@ impl OrderMoves {
                     Some(Read::Busy(xid)) => fast_read::wait_for(xid),
                     Some(Read::NoAccount) => return None,
                     Some(Read::Row(row)) if row.parent.is_none() => {
-                        let mut l = row.loaded();
+                        let mut l = Loaded::from_fast(row);
                         l.add_reserved(customer);
                         return Some(l);
                     }

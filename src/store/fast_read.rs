@@ -2,8 +2,7 @@
 //! version (a dirty snapshot), or word that a transaction in flight is writing it (then the caller
 //! takes the row path and waits for the row lock). The same columns and rule as
 //! `account::DECISION_COLUMNS`, computed in Rust.
-use crate::pg::numeric::{decode_datum, numeric};
-use crate::store::account::Loaded;
+use crate::pg::numeric::decode_datum;
 use credit_core::decision::{Account, Status};
 use credit_core::numeric::Decoded;
 use pgrx::pg_sys::{self, Oid};
@@ -22,15 +21,6 @@ pub enum Read {
 pub struct Row {
     pub account: Account,
     pub parent: Option<String>,
-}
-
-impl Row {
-    /// The row as the rest of the store reads it (refusals' and warnings' numbers).
-    pub fn loaded(self) -> Loaded {
-        let limit = numeric(self.account.credit_limit);
-        let exposure = numeric(self.account.exposure);
-        Loaded { account: self.account, limit, exposure, parent: self.parent }
-    }
 }
 
 const COLUMNS: [&std::ffi::CStr; 12] = [

@@ -5,7 +5,7 @@
 use crate::pg::error::OrRaise;
 use crate::pg::numeric::numeric;
 use crate::store::{self, reservations};
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use std::collections::BTreeMap;
@@ -14,23 +14,7 @@ use std::time::{Duration, Instant};
 /// How long a flusher with nothing to write stays.
 const IDLE: Duration = Duration::from_secs(2);
 
-/// Asks for the database's worker (the caller rate-limits).
-pub fn start(db: Oid) {
-    let started = BackgroundWorkerBuilder::new("pg_credit fast path")
-        .set_type("pg_credit fast path")
-        .set_library("pg_credit")
-        .set_function("pg_credit_fast_path_worker")
-        .enable_spi_access()
-        .set_start_time(BgWorkerStartTime::RecoveryFinished)
-        .set_extra(&u32::from(db).to_string())
-        .load_dynamic();
-    if started.is_err() {
-        pgrx::warning!(
-            "pg_credit: no background worker slot is free for the fast path's flusher; orders take the row path (raise max_worker_processes)"
-        );
-    }
-}
-
+/// The worker's entry point (`reservations::start_worker` registers it by this name).
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_credit_fast_path_worker(_arg: pg_sys::Datum) {

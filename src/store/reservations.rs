@@ -22,8 +22,9 @@
 //! 4. Decreases apply at commit; increases at once. Aborts (including a subtransaction's and a
 //!    backend's death, which restarts shared memory) release what they reserved.
 //! 5. Shared memory starts empty after every start, crash or promotion: the database is not ready
-//!    until its flusher has recounted every account from the source rows (`recount`); until then,
-//!    and whenever the fast path cannot be used, the row path (today's design) runs.
+//!    until its flusher has recounted every account from the source rows; until then orders wait
+//!    (`wait_for_recount`: a row may miss orders committed before the restart). Whenever the fast
+//!    path cannot be used, the row path (the design without preloading) runs.
 //!
 //! ARCHITECTURE.md ("The fast path") tells the whole story; docs/fast_path.md the DBA's side.
 use crate::pg::error::{self, Code};
@@ -425,9 +426,12 @@ fn account_rel() -> u32 {
 /// Whether this database's reservations are in shared memory now; asks for the flusher (which
 /// recounts first) when they are not, or when it stopped.
 pub fn ready() -> bool {
-    if !preloaded() || !ENABLED.get() {
-        return false;
-    }
+    preloaded() && ENABLED.get() && database_ready()
+}
+
+/// Whether the database's accounts are exact in their rows plus shared memory (its flusher has
+/// recounted them since shared memory started), whatever this session's pg_credit.fast_path.
+fn database_ready() -> bool {
     // SAFETY: plain read of a backend global.
     if unsafe { pg_sys::RecoveryInProgress() } {
         return false;
@@ -475,9 +479,61 @@ pub fn ready() -> bool {
         (s.state == READY, start)
     };
     if start_worker {
-        crate::store::flusher::start(Oid::from(db));
+        start_worker_for(Oid::from(db));
     }
     is_ready
+}
+
+/// Asks for the database's worker (`store::flusher`, registered by its entry point's name; the
+/// caller rate-limits).
+fn start_worker_for(db: Oid) {
+    use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
+    let started = BackgroundWorkerBuilder::new("pg_credit fast path")
+        .set_type("pg_credit fast path")
+        .set_library("pg_credit")
+        .set_function("pg_credit_fast_path_worker")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_extra(&u32::from(db).to_string())
+        .load_dynamic();
+    if started.is_err() {
+        pgrx::warning!(
+            "pg_credit: no background worker slot is free for the fast path's flusher; orders take the row path (raise max_worker_processes)"
+        );
+    }
+}
+
+/// Before the row path decides on an account row: on a server that preloads pg_credit, a row may
+/// miss open orders committed before a restart (they were in shared memory, not yet written), until
+/// the database's flusher has recounted every account. Wait for that (at most
+/// pg_credit.fast_path_drain_timeout, then 55P03). A credit.account created by this very
+/// transaction has nothing to recount.
+pub fn wait_for_recount(created_here: impl FnOnce() -> bool) {
+    if !preloaded() || database_ready() {
+        return;
+    }
+    // SAFETY: plain read of a backend global.
+    if unsafe { pg_sys::RecoveryInProgress() } || created_here() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(DRAIN_TIMEOUT_MS.get().max(1) as u64);
+    while !database_ready() {
+        if std::time::Instant::now() > deadline {
+            error::raise(
+                Code::ERRCODE_LOCK_NOT_AVAILABLE,
+                "credit accounts are being recounted after a restart",
+                Some("On a server that preloads pg_credit, orders wait until the database's fast-path worker has recounted every account from the source rows.".into()),
+                Some("Retry in a moment; a transaction that holds an account row locked while it waits delays the recount. credit.fast_path_status() shows the state."),
+            )
+        }
+        // SAFETY: a short sleep that answers cancel requests.
+        unsafe {
+            pg_sys::pg_usleep(5000);
+            if pg_sys::InterruptPending != 0 {
+                pg_sys::ProcessInterrupts();
+            }
+        }
+    }
 }
 
 fn reset_db(l: &Locked, db: u32, rel: u32) {
