@@ -39,8 +39,8 @@ use std::ptr;
 
 /// Customer names up to this many bytes take the fast path; longer ones the row path.
 pub const NAME_MAX: usize = 116;
-/// Databases that can use the fast path at once.
-const MAX_DBS: usize = 64;
+/// Databases that can use the fast path at once (a slot is about 60 bytes).
+const MAX_DBS: usize = 1024;
 /// Amounts in shared memory: fixed point with 8 decimals (credit_core::money's precision).
 const SCALE: u32 = 8;
 
@@ -279,7 +279,16 @@ impl Locked {
         unsafe { &mut *HEADER }
     }
     fn slot(&self, db: u32) -> Option<&mut DbSlot> {
-        self.header().dbs.iter_mut().find(|s| s.state != FREE && s.db == db)
+        let h = self.header();
+        // A backend stays in one database: remember where its slot was.
+        if let Some(i) = SLOT_HINT.with(|x| x.get()) {
+            if h.dbs[i].state != FREE && h.dbs[i].db == db {
+                return Some(&mut h.dbs[i]);
+            }
+        }
+        let i = h.dbs.iter().position(|s| s.state != FREE && s.db == db)?;
+        SLOT_HINT.with(|x| x.set(Some(i)));
+        Some(&mut h.dbs[i])
     }
     fn find(&self, key: &Key) -> Option<&mut Entry> {
         // SAFETY: the lock is held; HASH_FIND does not allocate.
@@ -442,7 +451,10 @@ fn database_ready() -> bool {
     let (is_ready, start_worker) = {
         let l = Locked::exclusive();
         let h = l.header();
-        let idx = h.dbs.iter().position(|s| s.state != FREE && s.db == db);
+        let idx = SLOT_HINT
+            .with(|x| x.get())
+            .filter(|&i| h.dbs[i].state != FREE && h.dbs[i].db == db)
+            .or_else(|| h.dbs.iter().position(|s| s.state != FREE && s.db == db));
         let idx = match idx {
             Some(i) => i,
             None => match h.dbs.iter().position(|s| s.state == FREE) {
@@ -519,6 +531,15 @@ pub fn wait_for_recount(created_here: impl FnOnce() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(DRAIN_TIMEOUT_MS.get().max(1) as u64);
     while !database_ready() {
         if std::time::Instant::now() > deadline {
+            let has_slot = Locked::exclusive().slot(my_db()).is_some();
+            if !has_slot {
+                error::raise(
+                    Code::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                    format!("more than {MAX_DBS} databases use pg_credit's fast path on this server"),
+                    Some("Each database that uses pg_credit on a server that preloads it takes a slot in shared memory until the server restarts.".into()),
+                    Some("Restart the server, or take pg_credit out of shared_preload_libraries."),
+                )
+            }
             error::raise(
                 Code::ERRCODE_LOCK_NOT_AVAILABLE,
                 "credit accounts are being recounted after a restart",
@@ -598,6 +619,7 @@ struct Local {
 
 thread_local! {
     static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+    static SLOT_HINT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 fn sub() -> pg_sys::SubTransactionId {
