@@ -298,11 +298,8 @@ fn _account_derive<'a>(
             n.get_by_name::<String>("parent").ok() != Some(old_parent.clone())
                 || n.get_by_name::<String>("customer").ok().flatten().as_deref() != Some(old_customer.as_str())
         });
-    let from_memory = if group_or_name_changes {
-        reservations::drain_customer(&old_customer, deleting)
-    } else {
-        rust_decimal::Decimal::ZERO
-    };
+    let from_memory =
+        if group_or_name_changes { reservations::drain_customer(&old_customer) } else { rust_decimal::Decimal::ZERO };
     if !from_memory.is_zero() && !deleting {
         old_exposure += numeric(from_memory);
         old_orders += numeric(from_memory);

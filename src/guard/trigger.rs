@@ -141,7 +141,7 @@ fn fast(change: &Change, deltas: &Deltas) -> bool {
     let zero = reserve::zero();
     let amount = decimal(delta);
     if *delta > zero || change.new_order_of() == Some(customer.as_str()) {
-        let Some(r) = account::fast_reserve(customer, amount) else { return false };
+        let account::Fast::Fits(r) = account::fast_reserve(customer, amount) else { return false };
         if r.crossed_warning {
             if let Some(w) = reserve::NearLimit::fast(customer, &r, delta) {
                 owner::in_own_context(|| store::writing(|| Spi::connect_mut(|c| reserve::announce(c, w))));
@@ -149,7 +149,7 @@ fn fast(change: &Change, deltas: &Deltas) -> bool {
         }
         true
     } else if *delta < zero {
-        account::fast_release(customer, -amount)
+        store::reservations::ready() && account::fast_shift(customer, amount)
     } else {
         false
     }

@@ -264,7 +264,7 @@ pub fn rebuild(customer: Option<&str>) -> i64 {
     // The recount writes the truth: fast reservations in flight wait (or finish) first, and what
     // shared memory holds committed is discarded with the recount's commit.
     if let Some(one) = customer {
-        reservations::drain_customer(one, true);
+        reservations::drain_customer(one);
     } else {
         reservations::drain_database();
         reservations::claim_all_for_recount();
@@ -429,26 +429,10 @@ impl OrderMoves {
     ) -> Option<Reserved> {
         let amt = decimal(amount);
         if !group {
-            for _ in 0..8 {
-                let Some(generation) = reservations::generation(customer) else { break };
-                match fast_read::read(customer) {
-                    None => break,
-                    // Someone writes the row (a posting, the flusher): wait for its end rather
-                    // than write the row too, which would make the next orders wait in turn.
-                    Some(Read::Busy(xid)) => fast_read::wait_for(xid),
-                    Some(Read::NoAccount) => return None,
-                    Some(Read::Row(l)) if l.parent.is_some() => break,
-                    Some(Read::Row(l)) => {
-                        match reservations::reserve(customer, &l.account, amt, Some(generation), false) {
-                            Checked::Fits { crossed_warning, .. } => {
-                                return Some(Reserved { parent: None, crossed_warning })
-                            }
-                            Checked::Refused => return None,
-                            Checked::Stale => continue,
-                            Checked::NoEntry => break,
-                        }
-                    }
-                }
+            match try_fast(customer, amt) {
+                Fast::Fits(r) => return Some(Reserved { parent: None, crossed_warning: r.crossed_warning }),
+                Fast::Refused | Fast::NoAccount => return None,
+                Fast::RowPath => {}
             }
         }
         let t = c.update(&self.lookup, Some(1), &[customer.into()]).or_raise();
@@ -476,24 +460,8 @@ impl OrderMoves {
     /// head (a head's own move never has one).
     pub fn shift(&self, c: &mut SpiClient<'_>, customer: &str, delta: &AnyNumeric, group: bool) -> Option<String> {
         let d = decimal(delta);
-        if !group && !d.is_zero() && reservations::ready() {
-            for _ in 0..8 {
-                match fast_read::read(customer) {
-                    Some(Read::Busy(xid)) => fast_read::wait_for(xid),
-                    Some(Read::Row(row)) if row.parent.is_none() => {
-                        let done = if d < Decimal::ZERO {
-                            reservations::release(customer, -d)
-                        } else {
-                            reservations::add_unchecked(customer, d)
-                        };
-                        if done {
-                            return None;
-                        }
-                        break;
-                    }
-                    _ => break,
-                }
-            }
+        if !group && !d.is_zero() && reservations::ready() && fast_shift(customer, d) {
+            return None;
         }
         self.shift_row(c, customer, delta, group)
     }
@@ -519,17 +487,14 @@ impl OrderMoves {
     /// transaction would make the customer's next orders wait); otherwise locked.
     pub fn lookup_latest(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
         if reservations::ready() {
-            for _ in 0..8 {
-                match fast_read::read(customer) {
-                    Some(Read::Busy(xid)) => fast_read::wait_for(xid),
-                    Some(Read::NoAccount) => return None,
-                    Some(Read::Row(row)) if row.parent.is_none() => {
-                        let mut l = Loaded::from_fast(row);
-                        l.add_reserved(customer);
-                        return Some(l);
-                    }
-                    _ => break,
+            match fast_read::read_settled(customer) {
+                Some(Read::NoAccount) => return None,
+                Some(Read::Row(row)) if row.parent.is_none() => {
+                    let mut l = Loaded::from_fast(row);
+                    l.add_reserved(customer);
+                    return Some(l);
                 }
+                _ => {}
             }
         }
         self.lookup_locked(c, customer)
@@ -558,49 +523,63 @@ pub struct FastReserved {
     pub warn_ratio: Option<Decimal>,
 }
 
-/// Reserves on the fast path if it applies and the order fits; None: take the full path (which
-/// decides again, refuses, holds or takes the row path).
-pub fn fast_reserve(customer: &str, amount: Decimal) -> Option<FastReserved> {
+/// What the fast path made of a reservation.
+pub enum Fast {
+    Fits(FastReserved),
+    Refused,
+    NoAccount,
+    /// It does not apply (a group member, a row that keeps being written, no room, a drain):
+    /// take the row path.
+    RowPath,
+}
+
+/// Reserves on the fast path, if the database has it on.
+pub fn fast_reserve(customer: &str, amount: Decimal) -> Fast {
     if !reservations::ready() {
-        return None;
+        return Fast::RowPath;
     }
+    try_fast(customer, amount)
+}
+
+fn try_fast(customer: &str, amount: Decimal) -> Fast {
     for _ in 0..8 {
-        let generation = reservations::generation(customer)?;
-        match fast_read::read(customer)? {
-            Read::Busy(xid) => fast_read::wait_for(xid),
-            Read::Row(row) if row.parent.is_none() => {
+        let Some(generation) = reservations::generation(customer) else { return Fast::RowPath };
+        match fast_read::read_settled(customer) {
+            Some(Read::NoAccount) => return Fast::NoAccount,
+            Some(Read::Row(row)) if row.parent.is_none() => {
                 match reservations::reserve(customer, &row.account, amount, Some(generation), false) {
                     Checked::Fits { crossed_warning, exposure } => {
-                        return Some(FastReserved {
+                        return Fast::Fits(FastReserved {
                             crossed_warning,
                             exposure_after: exposure + amount,
                             usable_limit: row.account.usable_limit(),
                             warn_ratio: row.account.warn_ratio,
-                        });
+                        })
                     }
+                    Checked::Refused => return Fast::Refused,
                     Checked::Stale => continue,
-                    _ => return None,
+                    Checked::NoEntry => return Fast::RowPath,
                 }
             }
-            _ => return None,
+            _ => return Fast::RowPath,
         }
     }
-    None
+    Fast::RowPath
 }
 
-/// Releases on the fast path if it applies; false: take the full path.
-pub fn fast_release(customer: &str, amount: Decimal) -> bool {
-    if !reservations::ready() {
-        return false;
-    }
-    for _ in 0..8 {
-        match fast_read::read(customer) {
-            Some(Read::Busy(xid)) => fast_read::wait_for(xid),
-            Some(Read::Row(row)) if row.parent.is_none() => return reservations::release(customer, amount),
-            _ => return false,
+/// Moves open orders without a check on the fast path (a release, or an override's increase);
+/// false: take the row path. The caller checked that the fast path is on.
+pub fn fast_shift(customer: &str, delta: Decimal) -> bool {
+    match fast_read::read_settled(customer) {
+        Some(Read::Row(row)) if row.parent.is_none() => {
+            if delta < Decimal::ZERO {
+                reservations::release(customer, -delta)
+            } else {
+                reservations::add_unchecked(customer, delta)
+            }
         }
+        _ => false,
     }
-    false
 }
 
 /// The decision columns and (last) the fit rule over given values instead of a stored row: the

@@ -174,9 +174,20 @@ unsafe fn decode(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc, ids: &Ids) 
     Row { account, parent: text(10) }
 }
 
-/// Waits for a transaction writing an account row to end (through the lock manager, so the
-/// deadlock detector sees the wait).
-pub fn wait_for(xid: pg_sys::TransactionId) {
+/// The row once nobody is writing it: a transaction in flight that writes it is waited for
+/// (through the lock manager, so the deadlock detector sees the wait) and the row read again.
+/// None: the fast read cannot be used here, or the row keeps being written.
+pub fn read_settled(customer: &str) -> Option<Read> {
+    for _ in 0..8 {
+        match read(customer)? {
+            Read::Busy(xid) => wait_for(xid),
+            settled => return Some(settled),
+        }
+    }
+    None
+}
+
+fn wait_for(xid: pg_sys::TransactionId) {
     // SAFETY: waits on the transaction's lock; no relation context is needed for the message.
     unsafe { pg_sys::XactLockTableWait(xid, std::ptr::null_mut(), std::ptr::null_mut(), pg_sys::XLTW_Oper::XLTW_None) };
 }

@@ -23,7 +23,7 @@ pub extern "C-unwind" fn pg_credit_fast_path_worker(_arg: pg_sys::Datum) {
     let db = Oid::from(db);
     // SAFETY: plain read of the process's pid.
     let pid = unsafe { pg_sys::MyProcPid };
-    if !claim_worker(db, pid) {
+    if !reservations::claim_worker(db, pid) {
         return; // another one runs
     }
     struct Leave(Oid);
@@ -76,10 +76,6 @@ pub extern "C-unwind" fn pg_credit_fast_path_worker(_arg: pg_sys::Datum) {
         }
         reservations::evict_clean();
     }
-}
-
-fn claim_worker(db: Oid, pid: i32) -> bool {
-    reservations::claim_worker(db, pid)
 }
 
 /// One pass of the recount: every account row not locked by someone else is set from the source

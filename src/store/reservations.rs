@@ -591,8 +591,9 @@ enum Kind {
     FastDown,
     /// A row-path reservation, registered so fast readers count it; the account row has it.
     HeapUp,
-    /// Taken out of unflushed into flushing: written to the row (or recounted: `discard`).
-    Claim { discard: bool },
+    /// Taken out of unflushed into flushing while its writer (a flush, a repair, a group change)
+    /// puts the truth into the row: gone at commit, back to unflushed at abort.
+    Claim,
     /// This customer is drained (no fast reservations) until the transaction ends.
     Drain,
 }
@@ -643,17 +644,12 @@ fn finish_rec(l: &Locked, r: &Rec, commit: bool) {
             }
         }
         Kind::HeapUp => e.pending.add(-r.amount),
-        Kind::Claim { discard } => {
+        Kind::Claim => {
             e.flushing.add(-r.amount);
-            if !commit || discard {
-                // Aborted: back to unflushed. Discarded (a recount wrote the truth): gone — unless
-                // aborted, when it goes back too.
-                if !commit {
-                    e.unflushed.add(r.amount);
-                }
-            }
             if commit {
                 l.bump(e);
+            } else {
+                e.unflushed.add(r.amount);
             }
         }
         Kind::Drain => e.draining = e.draining.saturating_sub(1),
@@ -748,7 +744,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     match event {
         XACT_EVENT_PRE_PREPARE => {
             let fast = LOCAL.with(|l| {
-                l.borrow().recs.iter().any(|r| matches!(r.kind, Kind::FastUp | Kind::FastDown | Kind::Claim { .. }))
+                l.borrow().recs.iter().any(|r| matches!(r.kind, Kind::FastUp | Kind::FastDown | Kind::Claim))
             });
             if fast {
                 error::raise(
@@ -788,7 +784,7 @@ fn push(l: &Locked, e: &mut Entry, kind: Kind, amount: i128) {
     let first = LOCAL.with(|x| {
         let mut x = x.borrow_mut();
         x.recs.push(Rec { key, sub: sub(), kind, amount });
-        let first = !x.in_flight && matches!(kind, Kind::FastUp | Kind::FastDown | Kind::Claim { .. });
+        let first = !x.in_flight && matches!(kind, Kind::FastUp | Kind::FastDown | Kind::Claim);
         if first {
             x.in_flight = true;
         }
@@ -1021,8 +1017,8 @@ fn wait_until(what: &str, mut done: impl FnMut(&Locked) -> bool) {
 
 /// Stops new fast reservations for a customer until this transaction ends, waits for those in
 /// flight, and takes its committed counters out of shared memory: returns them, for the caller to
-/// write into the row it holds locked (`discard`: the caller recounts the row instead).
-pub fn drain_customer(customer: &str, discard: bool) -> Decimal {
+/// write into the row it holds locked (a caller that recounts the row, or deletes it, drops them).
+pub fn drain_customer(customer: &str) -> Decimal {
     if !ready() {
         return Decimal::ZERO;
     }
@@ -1049,7 +1045,7 @@ pub fn drain_customer(customer: &str, discard: bool) -> Decimal {
     e.flushing.add(u);
     // SAFETY: re-borrow under the held lock.
     let e = unsafe { &mut *(e as *mut Entry) };
-    push(&l, e, Kind::Claim { discard }, u);
+    push(&l, e, Kind::Claim, u);
     shown(u, e.scale)
 }
 
@@ -1086,7 +1082,7 @@ pub fn claim_all_for_recount() {
         if u != 0 {
             e.unflushed.set(0);
             e.flushing.add(u);
-            push(&l, e, Kind::Claim { discard: true }, u);
+            push(&l, e, Kind::Claim, u);
         }
     }
 }
@@ -1155,7 +1151,7 @@ pub fn claim(customer: &str) -> Option<Decimal> {
     e.flushing.add(u);
     // SAFETY: re-borrow under the held lock.
     let e = unsafe { &mut *(e as *mut Entry) };
-    push(&l, e, Kind::Claim { discard: false }, u);
+    push(&l, e, Kind::Claim, u);
     Some(shown(u, e.scale))
 }
 
