@@ -62,6 +62,16 @@ CREATE TRIGGER account_derive BEFORE DELETE OR UPDATE OF customer, parent, custo
     FOR EACH ROW EXECUTE FUNCTION credit._account_derive();
 CREATE TRIGGER account_limit_control BEFORE UPDATE OF credit_limit, temporary_limit, temporary_limit_until ON credit.account
     FOR EACH ROW EXECUTE FUNCTION credit._limit_control();
+-- With the fast path (shared_preload_libraries), shared memory caches account rows' decision columns;
+-- every writer of a row drops its copy until it ends. ALWAYS: logical replication's apply and
+-- restores with session_replication_role = replica write rows too.
+CREATE FUNCTION credit._account_written() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'credit_account_written';
+CREATE TRIGGER account_written BEFORE UPDATE OR DELETE ON credit.account
+    FOR EACH ROW EXECUTE FUNCTION credit._account_written();
+CREATE TRIGGER account_truncated BEFORE TRUNCATE ON credit.account
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._account_written();
+ALTER TABLE credit.account ENABLE ALWAYS TRIGGER account_written, ENABLE ALWAYS TRIGGER account_truncated;
 ALTER FUNCTION credit._account_derive() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION credit._account_insert() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
@@ -189,6 +199,7 @@ COMMENT ON FUNCTION credit.available_credit(text) IS 'Limit in force minus expos
 COMMENT ON FUNCTION credit.check(text, numeric) IS 'The decision the guard would take for an order of this amount now, with every reason and warning; reserves nothing';
 COMMENT ON FUNCTION credit.rebuild_exposure(text) IS 'Resets maintained columns to a full recomputation (one customer or all); returns how many accounts changed';
 COMMENT ON FUNCTION credit._protect_account() IS 'Internal: refuses direct writes of maintained columns';
+COMMENT ON FUNCTION credit._account_written() IS 'Internal: a write of an account row drops the copy the fast path caches in shared memory';
 COMMENT ON FUNCTION credit._account_insert() IS 'Internal: initialises maintained columns of a new account';
 COMMENT ON FUNCTION credit._validate_account() IS 'Internal: validates DBA-managed columns of credit.account';
 COMMENT ON FUNCTION credit._account_derive() IS 'Internal: keeps group sums and the policy copy in step with account changes';

@@ -48,6 +48,58 @@ pub unsafe extern "C-unwind" fn credit_protect_account(fcinfo: pg_sys::FunctionC
     )
 }
 
+crate::pg::entry::finfo_v1!(pg_finfo_credit_account_written);
+
+/// BEFORE UPDATE OR DELETE of each row, and BEFORE TRUNCATE, of credit.account (enabled ALWAYS, so
+/// replication and restores fire it too): a transaction about to write an account row drops the
+/// copy the fast path keeps in shared memory, and keeps anyone from caching the row until it ends.
+/// Every writer fires it, pg_credit's own included; the flush's write is the one exception
+/// (`reservations::flush_write`). A bare C-ABI trigger: the row path fires it per order.
+///
+/// # Safety
+/// Called by PostgreSQL's function manager.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn credit_account_written(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is the function manager's.
+    if !unsafe { pgrx::trigger_support::called_as_trigger(fcinfo) } {
+        error::raise(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "trigger functions can only be called as triggers: credit._account_written()",
+            None,
+            None,
+        )
+    }
+    // SAFETY: called as a trigger (checked above): the context is its TriggerData, whose
+    // relation and tuples are valid for the call.
+    unsafe {
+        let td = (*fcinfo).context as *mut pg_sys::TriggerData;
+        let rel = (*td).tg_relation;
+        if (*rel).rd_id != store::fast_read::account_rel() {
+            only_on_account_error("credit._account_written")
+        }
+        let op = (*td).tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+        if op == pg_sys::TRIGGER_EVENT_TRUNCATE {
+            reservations::table_written();
+            return pg_sys::Datum::from(0usize);
+        }
+        let old = (*td).tg_trigtuple;
+        let new = (*td).tg_newtuple;
+        if reservations::preloaded() {
+            let desc = (*rel).rd_att;
+            let before = store::fast_read::customer_of(old, desc);
+            reservations::row_written(before.as_deref());
+            if op == pg_sys::TRIGGER_EVENT_UPDATE {
+                let after = store::fast_read::customer_of(new, desc);
+                if after != before {
+                    reservations::row_written(after.as_deref());
+                }
+            }
+        }
+        pg_sys::Datum::from(if op == pg_sys::TRIGGER_EVENT_UPDATE { new } else { old })
+    }
+}
+
 crate::pg::entry::c_trigger!(
     _account_insert_wrapper,
     pg_finfo__account_insert_wrapper,

@@ -5635,6 +5635,15 @@ COMMENT ON FUNCTION credit.prune_outbox(bigint) IS 'Deletes outbox rows up to an
 COMMENT ON FUNCTION credit.fast_path_status() IS 'The fast path in this database: on, recounting (after a start, crash or promotion), draining or off; customers held in shared memory, reservations in flight, open orders committed but not yet written into credit.account, the flusher''s work';
 COMMENT ON FUNCTION credit.flush_open_orders() IS 'Writes the open orders committed since the fast path''s flusher last ran into credit.account now (waits for the rows'' locks); returns how many customers it wrote';
 COMMENT ON FUNCTION credit._fast_path_open_orders() IS 'Internal: open orders committed per customer that credit.account does not show yet, after waiting for fast-path reservations in flight (credit.verify)';
+-- Shared memory caches account rows' decision columns; every writer of a row drops its copy.
+CREATE FUNCTION credit._account_written() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'credit_account_written';
+CREATE TRIGGER account_written BEFORE UPDATE OR DELETE ON credit.account
+    FOR EACH ROW EXECUTE FUNCTION credit._account_written();
+CREATE TRIGGER account_truncated BEFORE TRUNCATE ON credit.account
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._account_written();
+ALTER TABLE credit.account ENABLE ALWAYS TRIGGER account_written, ENABLE ALWAYS TRIGGER account_truncated;
+COMMENT ON FUNCTION credit._account_written() IS 'Internal: a write of an account row drops the copy the fast path caches in shared memory';
 
 
 CREATE VIEW credit.guard_status WITH (security_invoker = true) AS

@@ -440,7 +440,7 @@ impl OrderMoves {
             return None;
         }
         let l = Loaded::from_row(&t.first().get_heap_tuple().or_raise().required("account row"));
-        let crossed_warning = match reservations::reserve(customer, &l.account, amt, None, true) {
+        let crossed_warning = match reservations::reserve(customer, &l.account, amt, None, true, None) {
             Checked::Fits { crossed_warning, .. } => crossed_warning,
             Checked::Refused | Checked::Stale => return None,
             // No room to register: the row alone decides, and no fast reservation starts in this
@@ -487,10 +487,15 @@ impl OrderMoves {
     /// transaction would make the customer's next orders wait); otherwise locked.
     pub fn lookup_latest(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
         if reservations::ready() {
-            match fast_read::read_settled(customer) {
+            let cached = reservations::cached_row(customer).map(|raw| fast_read::Row {
+                account: raw.account(fast_read::today()),
+                raw,
+                parent: None,
+            });
+            match cached.map(|r| Read::Row(Box::new(r))).or_else(|| fast_read::read_settled(customer)) {
                 Some(Read::NoAccount) => return None,
                 Some(Read::Row(row)) if row.parent.is_none() => {
-                    let mut l = Loaded::from_fast(row);
+                    let mut l = Loaded::from_fast(*row);
                     l.add_reserved(customer);
                     return Some(l);
                 }
@@ -542,23 +547,22 @@ pub fn fast_reserve(customer: &str, amount: Decimal) -> Fast {
 }
 
 fn try_fast(customer: &str, amount: Decimal) -> Fast {
+    // Most orders find the customer's row cached in shared memory and read nothing.
+    if let Some((checked, account)) = reservations::reserve_cached(customer, amount, fast_read::today()) {
+        if let Some(f) = outcome(checked, &account, amount) {
+            return f;
+        }
+    }
     for _ in 0..8 {
         let Some(generation) = reservations::generation(customer) else { return Fast::RowPath };
         match fast_read::read_settled(customer) {
             Some(Read::NoAccount) => return Fast::NoAccount,
             Some(Read::Row(row)) if row.parent.is_none() => {
-                match reservations::reserve(customer, &row.account, amount, Some(generation), false) {
-                    Checked::Fits { crossed_warning, exposure } => {
-                        return Fast::Fits(FastReserved {
-                            crossed_warning,
-                            exposure_after: exposure + amount,
-                            usable_limit: row.account.usable_limit(),
-                            warn_ratio: row.account.warn_ratio,
-                        })
-                    }
-                    Checked::Refused => return Fast::Refused,
-                    Checked::Stale => continue,
-                    Checked::NoEntry => return Fast::RowPath,
+                let checked =
+                    reservations::reserve(customer, &row.account, amount, Some(generation), false, Some(&row.raw));
+                match outcome(checked, &row.account, amount) {
+                    Some(f) => return f,
+                    None => continue,
                 }
             }
             _ => return Fast::RowPath,
@@ -567,18 +571,33 @@ fn try_fast(customer: &str, amount: Decimal) -> Fast {
     Fast::RowPath
 }
 
+/// What a fast reservation's check means for the order (None: the row moved; read it again).
+fn outcome(checked: Checked, account: &Account, amount: Decimal) -> Option<Fast> {
+    match checked {
+        Checked::Fits { crossed_warning, exposure } => Some(Fast::Fits(FastReserved {
+            crossed_warning,
+            exposure_after: exposure + amount,
+            usable_limit: account.usable_limit(),
+            warn_ratio: account.warn_ratio,
+        })),
+        Checked::Refused => Some(Fast::Refused),
+        Checked::Stale => None,
+        Checked::NoEntry => Some(Fast::RowPath),
+    }
+}
+
 /// Moves open orders without a check on the fast path (a release, or an override's increase);
 /// false: take the row path. The caller checked that the fast path is on.
 pub fn fast_shift(customer: &str, delta: Decimal) -> bool {
-    match fast_read::read_settled(customer) {
-        Some(Read::Row(row)) if row.parent.is_none() => {
-            if delta < Decimal::ZERO {
-                reservations::release(customer, -delta)
-            } else {
-                reservations::add_unchecked(customer, delta)
-            }
-        }
-        _ => false,
+    // A cached row is parentless (only those are kept) and nobody is writing it.
+    let parentless = reservations::cached_row(customer).is_some()
+        || matches!(fast_read::read_settled(customer), Some(Read::Row(row)) if row.parent.is_none());
+    if !parentless {
+        false
+    } else if delta < Decimal::ZERO {
+        reservations::release(customer, -delta)
+    } else {
+        reservations::add_unchecked(customer, delta)
     }
 }
 

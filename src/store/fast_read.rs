@@ -14,13 +14,63 @@ pub enum Read {
     NoAccount,
     /// A transaction in flight is writing the row: wait for it ([`wait_for`]) and read again.
     Busy(pg_sys::TransactionId),
-    Row(Row),
+    Row(Box<Row>),
 }
 
 /// The row as a decision needs it (numbers as Decimal: no numeric is built on the hot path).
 pub struct Row {
     pub account: Account,
+    /// The same columns as stored, for the customer's entry in shared memory to keep.
+    pub raw: Raw,
     pub parent: Option<String>,
+}
+
+/// An account row's decision columns as stored, before today's date applies (a temporary limit's
+/// end, days past due): what the fast path keeps in shared memory between an account's writes.
+/// Plain data (no pointer), so it can live there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Raw {
+    pub credit_limit: Option<Decimal>,
+    pub temporary_limit: Option<Decimal>,
+    pub temporary_limit_until: Option<i32>,
+    pub policy_max_limit: Option<Decimal>,
+    pub status: Status,
+    pub prepayment_only: bool,
+    pub oldest_open_due: Option<i32>,
+    pub overdue_block_days: Option<i32>,
+    pub warn_ratio: Option<Decimal>,
+    /// exposure plus member_exposure.
+    pub exposure: Decimal,
+}
+
+impl Raw {
+    /// The account a decision reads on `today` (days since 2000-01-01, as DateADT), by the rule of
+    /// `account::DECISION_COLUMNS`.
+    pub fn account(&self, today: i32) -> Account {
+        let base = match self.temporary_limit_until {
+            Some(until) if until >= today => self.temporary_limit,
+            _ => self.credit_limit,
+        };
+        let limit = match (base, self.policy_max_limit) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(Decimal::ZERO),
+        };
+        Account {
+            credit_limit: limit,
+            exposure: self.exposure,
+            status: self.status,
+            prepayment_only: self.prepayment_only,
+            days_past_due: self.oldest_open_due.map(|due| today - due),
+            overdue_block_days: self.overdue_block_days,
+            warn_ratio: self.warn_ratio,
+        }
+    }
+}
+
+/// The session's current date, as CURRENT_DATE.
+pub fn today() -> i32 {
+    // SAFETY: reads the transaction's start time and the session's time zone.
+    unsafe { pg_sys::GetSQLCurrentDate() }
 }
 
 const COLUMNS: [&std::ffi::CStr; 12] = [
@@ -46,41 +96,91 @@ struct Ids {
     att: [i16; 13],
 }
 
-thread_local! {
-    static IDS: Cell<Option<Ids>> = const { Cell::new(None) };
+/// What the catalog says about credit.account, kept per backend until an invalidation says the
+/// catalog changed (a lookup by name per order was four syscache searches on the hot path).
+#[derive(Clone, Copy)]
+struct Catalog {
+    /// credit.account's OID (InvalidOid: not installed in this database).
+    rel: Oid,
+    /// Its primary key and columns (None: not installed, or not as this library expects).
+    ids: Option<Ids>,
 }
 
-/// credit.account, its primary key and the column numbers (looked up again when the table's OID
-/// changes: a recreated extension).
+thread_local! {
+    static CATALOG: Cell<Option<Catalog>> = const { Cell::new(None) };
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// credit.account's OID in this database (InvalidOid: the extension is not installed).
+pub fn account_rel() -> Oid {
+    catalog().rel
+}
+
 fn ids() -> Option<Ids> {
+    catalog().ids
+}
+
+fn catalog() -> Catalog {
+    if let Some(c) = CATALOG.with(|c| c.get()) {
+        return c;
+    }
+    if !WATCHING.with(|w| w.replace(true)) {
+        // SAFETY: registered once per backend; the callbacks only forget the cached lookup.
+        unsafe {
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::RELNAMENSP as i32,
+                Some(forget),
+                pg_sys::Datum::from(0usize),
+            );
+            pg_sys::CacheRegisterSyscacheCallback(
+                pg_sys::SysCacheIdentifier::NAMESPACENAME as i32,
+                Some(forget),
+                pg_sys::Datum::from(0usize),
+            );
+            pg_sys::CacheRegisterRelcacheCallback(Some(forget_relation), pg_sys::Datum::from(0usize));
+        }
+    }
+    let c = look_up();
+    CATALOG.with(|x| x.set(Some(c)));
+    c
+}
+
+/// A relation or schema was created, renamed or dropped somewhere in the database.
+unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    CATALOG.with(|x| x.set(None));
+}
+
+/// A relation's definition changed (ALTER TABLE credit.account, or every relation at once).
+unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, rel: Oid) {
+    CATALOG.with(|x| {
+        if rel == Oid::INVALID || x.get().is_some_and(|c| c.rel == rel) {
+            x.set(None);
+        }
+    });
+}
+
+/// credit.account, its primary key and the column numbers, by name.
+fn look_up() -> Catalog {
     // SAFETY: catalog lookups by name; each returns InvalidOid / InvalidAttrNumber when missing.
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"credit".as_ptr(), true);
         if nsp == Oid::INVALID {
-            return None;
+            return Catalog { rel: Oid::INVALID, ids: None };
         }
         let rel = pg_sys::get_relname_relid(c"account".as_ptr(), nsp);
-        if rel == Oid::INVALID {
-            return None;
-        }
-        if let Some(i) = IDS.with(|c| c.get()).filter(|i| i.rel == rel) {
-            return Some(i);
-        }
         let index = pg_sys::get_relname_relid(c"account_pkey".as_ptr(), nsp);
-        if index == Oid::INVALID {
-            return None;
+        if rel == Oid::INVALID || index == Oid::INVALID {
+            return Catalog { rel, ids: None };
         }
         let mut att = [0i16; 13];
         for (i, name) in COLUMNS.iter().chain(std::iter::once(&MEMBER_EXPOSURE)).enumerate() {
             let n = pg_sys::get_attnum(rel, name.as_ptr());
             if n <= 0 {
-                return None;
+                return Catalog { rel, ids: None };
             }
             att[i] = n;
         }
-        let ids = Ids { rel, index, att };
-        IDS.with(|c| c.set(Some(ids)));
-        Some(ids)
+        Catalog { rel, ids: Some(Ids { rel, index, att }) }
     }
 }
 
@@ -121,7 +221,7 @@ pub fn read(customer: &str) -> Option<Read> {
                 out = Read::Busy(snap.xmax);
                 break;
             }
-            out = Read::Row(decode(tup, tupdesc, &ids));
+            out = Read::Row(Box::new(decode(tup, tupdesc, &ids)));
         }
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
@@ -150,28 +250,38 @@ unsafe fn decode(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc, ids: &Ids) 
     let text =
         // SAFETY: a non-null text column's datum.
         |i: usize| get(i).map(|d| unsafe { <String as pgrx::FromDatum>::from_datum(d, false) }.unwrap_or_default());
-    // SAFETY: the session's current date, as CURRENT_DATE.
-    let today = unsafe { pg_sys::GetSQLCurrentDate() };
-    let base = match date(3) {
-        Some(until) if until >= today => num(2),
-        _ => num(1),
-    };
-    let limit = match (base, num(4)) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b).unwrap_or(Decimal::ZERO),
-    };
     let status = text(5).unwrap_or_default();
-    let exposure = num(11).unwrap_or_default() + num(12).unwrap_or_default();
-    let account = Account {
-        credit_limit: limit,
-        exposure,
+    let raw = Raw {
+        credit_limit: num(1),
+        temporary_limit: num(2),
+        temporary_limit_until: date(3),
+        policy_max_limit: num(4),
         status: Status::parse(&status).unwrap_or(Status::Blacklisted),
         prepayment_only: get(6).map(|d| d.value() != 0).unwrap_or(false),
-        days_past_due: date(7).map(|due| today - due),
+        oldest_open_due: date(7),
         overdue_block_days: get(8).map(|d| d.value() as i32),
         warn_ratio: num(9),
+        exposure: num(11).unwrap_or_default() + num(12).unwrap_or_default(),
     };
-    Row { account, parent: text(10) }
+    Row { account: raw.account(today()), raw, parent: text(10) }
+}
+
+/// The customer named by an account row (a trigger's OLD or NEW); None when the catalog is not
+/// as this library expects.
+///
+/// # Safety
+/// `tup` is a tuple of credit.account described by `tupdesc`.
+pub unsafe fn customer_of(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Option<String> {
+    let ids = ids()?;
+    let mut isnull = false;
+    // SAFETY: a valid tuple and column number (checked at lookup); customer is text NOT NULL.
+    unsafe {
+        let d = pg_sys::heap_getattr(tup, ids.att[0] as i32, tupdesc, &mut isnull);
+        if isnull {
+            return None;
+        }
+        <String as pgrx::FromDatum>::from_datum(d, false)
+    }
 }
 
 /// The row once nobody is writing it: a transaction in flight that writes it is waited for
@@ -190,4 +300,48 @@ pub fn read_settled(customer: &str) -> Option<Read> {
 fn wait_for(xid: pg_sys::TransactionId) {
     // SAFETY: waits on the transaction's lock; no relation context is needed for the message.
     unsafe { pg_sys::XactLockTableWait(xid, std::ptr::null_mut(), std::ptr::null_mut(), pg_sys::XLTW_Oper::XLTW_None) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().expect("a decimal literal")
+    }
+
+    fn raw() -> Raw {
+        Raw {
+            credit_limit: Some(d("100")),
+            temporary_limit: Some(d("150")),
+            temporary_limit_until: Some(10),
+            policy_max_limit: None,
+            status: Status::Active,
+            prepayment_only: false,
+            oldest_open_due: Some(4),
+            overdue_block_days: Some(30),
+            warn_ratio: Some(d("0.8")),
+            exposure: d("60"),
+        }
+    }
+
+    #[test]
+    fn a_kept_row_reads_as_of_the_day_it_is_used() {
+        // The temporary limit counts through its last day, not after; days past due grow.
+        assert_eq!(raw().account(10).credit_limit, d("150"));
+        assert_eq!(raw().account(11).credit_limit, d("100"));
+        assert_eq!(raw().account(10).days_past_due, Some(6));
+        assert_eq!(raw().account(11).days_past_due, Some(7));
+        // The policy's maximum caps whichever limit is in force.
+        let capped = Raw { policy_max_limit: Some(d("120")), ..raw() };
+        assert_eq!(capped.account(10).credit_limit, d("120"));
+        assert_eq!(capped.account(11).credit_limit, d("100"));
+        // No limit at all is a limit of 0; only a policy maximum is that maximum.
+        let none = Raw { credit_limit: None, temporary_limit: None, ..raw() };
+        assert_eq!(none.account(10).credit_limit, Decimal::ZERO);
+        let only_max = Raw { policy_max_limit: Some(d("5")), ..none };
+        assert_eq!(only_max.account(10).credit_limit, d("5"));
+        assert_eq!(raw().account(10).exposure, d("60"));
+        assert_eq!(raw().account(10).warn_ratio, Some(d("0.8")));
+    }
 }

@@ -145,8 +145,10 @@ pub fn flush(customers: Vec<String>, wait: bool) -> usize {
             }
             let n = names.len();
             let mut heads: BTreeMap<String, pgrx::AnyNumeric> = BTreeMap::new();
-            for row in c
-                .update(
+            // The rows' cached copies stay: the claims add what this writes at commit. (A head's
+            // member_exposure below is a change its decisions see, so that write drops its copy.)
+            let written = reservations::flush_write(|| {
+                c.update(
                     "UPDATE credit.account a SET open_orders = a.open_orders OPERATOR(pg_catalog.+) d.x, \
                          exposure = a.exposure OPERATOR(pg_catalog.+) d.x \
                      FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY n(c, i) \
@@ -157,8 +159,10 @@ pub fn flush(customers: Vec<String>, wait: bool) -> usize {
                     &[names.into(), amounts.into()],
                 )
                 .or_raise()
-            {
-                if let (Some(h), Some(x)) = (row.get::<String>(1).or_raise(), row.get::<pgrx::AnyNumeric>(2).or_raise()) {
+            });
+            for row in written {
+                if let (Some(h), Some(x)) = (row.get::<String>(1).or_raise(), row.get::<pgrx::AnyNumeric>(2).or_raise())
+                {
                     let e = heads.entry(h).or_insert_with(|| pgrx::AnyNumeric::from(0));
                     *e = e.clone() + x;
                 }

@@ -21,12 +21,19 @@
 //!    with counters from after it.
 //! 4. Decreases apply at commit; increases at once. Aborts (including a subtransaction's and a
 //!    backend's death, which restarts shared memory) release what they reserved.
-//! 5. Shared memory starts empty after every start, crash or promotion: the database is not ready
+//! 5. An entry may keep a copy of the account row's decision columns (`cached`), so that orders
+//!    need not read the row. Every writer of the row drops it and keeps it from being kept again
+//!    until the writer ends (`row_written`, from a BEFORE trigger on credit.account enabled
+//!    ALWAYS); a row is kept only if the generation did not move since it was read, nobody
+//!    writes it and no flush is in flight for it. The flush's write is the one exception: its
+//!    claim adds what it wrote to the copy at commit, as the row gains it.
+//! 6. Shared memory starts empty after every start, crash or promotion: the database is not ready
 //!    until its flusher has recounted every account from the source rows; until then orders wait
 //!    (`wait_for_recount`: a row may miss orders committed before the restart). Whenever the fast
 //!    path cannot be used, the row path (the design without preloading) runs.
 //!
 //! ARCHITECTURE.md ("The fast path") tells the whole story; docs/fast_path.md the DBA's side.
+use super::fast_read::Raw;
 use crate::pg::error::{self, Code};
 use credit_core::decision::{self, Account};
 use pgrx::pg_sys::{self, Oid};
@@ -45,7 +52,7 @@ const MAX_DBS: usize = 1024;
 const SCALE: u32 = 8;
 
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
     db: u32,
     len: u32,
@@ -84,6 +91,13 @@ struct Entry {
     pending: Amount,
     unflushed: Amount,
     flushing: Amount,
+    /// Transactions in flight that write (or wrote) the customer's account row: no cached row
+    /// is used or kept until they end.
+    writers: u32,
+    /// The account row's decision columns as of `generation`, kept so that an order need not read
+    /// the row (None: read it). Dropped whenever a transaction starts writing the row; a flush's
+    /// write adds what it wrote instead.
+    cached: Option<Raw>,
 }
 
 const FREE: u32 = 0;
@@ -107,6 +121,11 @@ struct DbSlot {
     /// Row-path reservations in flight that found no free entry: no entry may be created until
     /// they end (they could not register, so a new fast reader could not see them).
     overflow: u32,
+    /// Transactions in flight that write account rows of customers without an entry (or TRUNCATE
+    /// credit.account): no row may be cached in the database until they end.
+    uncached_writers: u32,
+    /// Moves when such a transaction ends: a row read before then may be older than the latest.
+    epoch: u64,
     /// Reservations that found the table full and took the row path.
     full_misses: u64,
     flushes: u64,
@@ -180,7 +199,7 @@ pub fn init() {
         GucRegistry::define_int_guc(
             c"pg_credit.fast_path_customers",
             c"How many customers' reservations shared memory holds at once (all databases).",
-            c"Customers beyond it take the row path until the flusher frees entries. About 200 bytes each.",
+            c"Customers beyond it take the row path until the flusher frees entries. About 400 bytes each.",
             &CAPACITY,
             16,
             10_000_000,
@@ -330,6 +349,8 @@ impl Locked {
         e.pending = Amount::default();
         e.unflushed = Amount::default();
         e.flushing = Amount::default();
+        e.writers = 0;
+        e.cached = None;
         Some(e)
     }
     /// No drain of the whole database holds fast reservations off.
@@ -341,9 +362,29 @@ impl Locked {
         h.generation += 1;
         e.generation = h.generation;
     }
+    /// Whether rows of the database may be cached and cached rows used.
+    fn caching(&self, db: u32) -> bool {
+        self.slot(db).is_some_and(|s| s.uncached_writers == 0)
+    }
+    /// A number that moves whenever a row the customer's decisions read may have changed: the
+    /// entry's generation or the database's epoch, whichever moved last (both come from the
+    /// header's counter).
+    fn stamp(&self, e: &Entry) -> u64 {
+        e.generation.max(self.slot(e.key.db).map_or(0, |s| s.epoch))
+    }
+    /// Removes the entry if nothing refers to it and it holds nothing; one that holds only a
+    /// cached row stays while the table is at most half full.
     fn remove_if_clean(&self, key: &Key) {
+        let h = self.header();
+        let roomy = h.count <= h.capacity / 2;
         let clean = self.find(key).is_some_and(|e| {
-            e.refs == 0 && e.draining == 0 && e.pending.get() == 0 && e.unflushed.get() == 0 && e.flushing.get() == 0
+            e.refs == 0
+                && e.writers == 0
+                && e.draining == 0
+                && e.pending.get() == 0
+                && e.unflushed.get() == 0
+                && e.flushing.get() == 0
+                && !(roomy && e.cached.is_some())
         });
         if clean {
             // SAFETY: the lock is held.
@@ -422,14 +463,7 @@ fn shown(v: i128, scale: u32) -> Decimal {
 
 /// credit.account's OID in this database (0: not installed).
 fn account_rel() -> u32 {
-    // SAFETY: catalog lookups by name; both return InvalidOid when missing.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"credit".as_ptr(), true);
-        if nsp == Oid::INVALID {
-            return 0;
-        }
-        u32::from(pg_sys::get_relname_relid(c"account".as_ptr(), nsp))
-    }
+    u32::from(super::fast_read::account_rel())
 }
 
 /// Whether this database's reservations are in shared memory now; asks for the flusher (which
@@ -468,6 +502,8 @@ fn database_ready() -> bool {
                         draining: 0,
                         fast_in_flight: 0,
                         overflow: 0,
+                        uncached_writers: 0,
+                        epoch: 0,
                         full_misses: 0,
                         flushes: 0,
                         flushed_customers: 0,
@@ -484,10 +520,13 @@ fn database_ready() -> bool {
             return false;
         }
         let Some(s) = l.slot(db) else { return false };
-        let start = now - s.worker_asked_ms > 1000 && (s.worker_pid == 0 || !alive(s.worker_pid));
-        if start {
+        // At most one look per second at whether the flusher lives: a kill(pid, 0) per order was
+        // a system call on every order (a tenth of the trigger's cost).
+        let due = now - s.worker_asked_ms > 1000;
+        if due {
             s.worker_asked_ms = now;
         }
+        let start = due && (s.worker_pid == 0 || !alive(s.worker_pid));
         (s.state == READY, start)
     };
     if start_worker {
@@ -573,6 +612,7 @@ fn reset_db(l: &Locked, db: u32, rel: u32) {
         s.draining = 0;
         s.fast_in_flight = 0;
         s.overflow = 0;
+        s.uncached_writers = 0;
     }
 }
 
@@ -591,9 +631,13 @@ enum Kind {
     FastDown,
     /// A row-path reservation, registered so fast readers count it; the account row has it.
     HeapUp,
-    /// Taken out of unflushed into flushing while its writer (a flush, a repair, a group change)
-    /// puts the truth into the row: gone at commit, back to unflushed at abort.
+    /// Taken out of unflushed into flushing while its writer (a repair, a group change) puts the
+    /// truth into the row: gone at commit, back to unflushed at abort.
     Claim,
+    /// A flush's claim: as Claim, and at commit the cached row gains what the flush wrote (the
+    /// flush's write does not drop it: decisions read row + counters, which the flush only moves
+    /// between).
+    FlushClaim,
     /// This customer is drained (no fast reservations) until the transaction ends.
     Drain,
 }
@@ -612,6 +656,10 @@ struct Local {
     touched: BTreeSet<String>,
     /// This transaction counts in its database's fast_in_flight.
     in_flight: bool,
+    /// Customers whose account rows this transaction writes (their entries' `writers`).
+    writes: std::collections::HashSet<Key>,
+    /// Counting in the database's `uncached_writers`.
+    uncached_writer: bool,
     /// Draining the whole database (sub-transaction that asked).
     db_drain: Option<pg_sys::SubTransactionId>,
     /// Holding the database's overflow count.
@@ -644,10 +692,18 @@ fn finish_rec(l: &Locked, r: &Rec, commit: bool) {
             }
         }
         Kind::HeapUp => e.pending.add(-r.amount),
-        Kind::Claim => {
+        Kind::Claim | Kind::FlushClaim => {
             e.flushing.add(-r.amount);
             if commit {
                 l.bump(e);
+                let written = shown(r.amount, e.scale);
+                e.cached = match (r.kind, e.cached) {
+                    (Kind::FlushClaim, Some(mut raw)) => {
+                        raw.exposure += written;
+                        Some(raw)
+                    }
+                    _ => None,
+                };
             } else {
                 e.unflushed.add(r.amount);
             }
@@ -664,6 +720,8 @@ fn end_of_transaction(commit: bool) {
         && !local.in_flight
         && local.db_drain.is_none()
         && !local.overflow
+        && local.writes.is_empty()
+        && !local.uncached_writer
     {
         return;
     }
@@ -686,8 +744,29 @@ fn end_of_transaction(commit: bool) {
             }
         }
     }
+    for k in &local.writes {
+        if let Some(e) = l.find(k) {
+            // SAFETY: re-borrow under the held lock.
+            let e = unsafe { &mut *(e as *mut Entry) };
+            e.writers = e.writers.saturating_sub(1);
+            e.refs = e.refs.saturating_sub(1);
+            l.bump(e);
+        }
+    }
     for r in &local.recs {
         l.remove_if_clean(&r.key);
+    }
+    for k in &local.writes {
+        l.remove_if_clean(k);
+    }
+    if local.uncached_writer {
+        let h = l.header();
+        h.generation += 1;
+        let epoch = h.generation;
+        if let Some(s) = l.slot(db) {
+            s.uncached_writers = s.uncached_writers.saturating_sub(1);
+            s.epoch = epoch;
+        }
     }
     if let Some(s) = l.slot(db) {
         if local.in_flight {
@@ -744,7 +823,10 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     match event {
         XACT_EVENT_PRE_PREPARE => {
             let fast = LOCAL.with(|l| {
-                l.borrow().recs.iter().any(|r| matches!(r.kind, Kind::FastUp | Kind::FastDown | Kind::Claim))
+                l.borrow()
+                    .recs
+                    .iter()
+                    .any(|r| matches!(r.kind, Kind::FastUp | Kind::FastDown | Kind::Claim | Kind::FlushClaim))
             });
             if fast {
                 error::raise(
@@ -784,7 +866,7 @@ fn push(l: &Locked, e: &mut Entry, kind: Kind, amount: i128) {
     let first = LOCAL.with(|x| {
         let mut x = x.borrow_mut();
         x.recs.push(Rec { key, sub: sub(), kind, amount });
-        let first = !x.in_flight && matches!(kind, Kind::FastUp | Kind::FastDown | Kind::Claim);
+        let first = !x.in_flight && matches!(kind, Kind::FastUp | Kind::FastDown | Kind::Claim | Kind::FlushClaim);
         if first {
             x.in_flight = true;
         }
@@ -860,9 +942,17 @@ pub enum Checked {
 }
 
 /// Checks `amount` against the row's account plus the counters and registers it, all under the
-/// lock. `generation`: the fast path's reading (Some: refuse to decide if it moved); `kind`:
-/// FastUp (fast path) or HeapUp (the row path, which then writes the row).
-pub fn reserve(customer: &str, account: &Account, amount: Decimal, generation: Option<u64>, heap: bool) -> Checked {
+/// lock. `generation`: the fast path's reading (Some: refuse to decide if it moved); `heap`:
+/// a row-path reservation (HeapUp: the row path then writes the row) instead of a fast one;
+/// `keep`: the row as read, for the entry to cache when nothing can have changed it since.
+pub fn reserve(
+    customer: &str,
+    account: &Account,
+    amount: Decimal,
+    generation: Option<u64>,
+    heap: bool,
+    keep: Option<&Raw>,
+) -> Checked {
     let Some(k) = key(customer) else { return Checked::NoEntry };
     let l = Locked::exclusive();
     let Some(e) = l.entry(&k) else {
@@ -877,20 +967,51 @@ pub fn reserve(customer: &str, account: &Account, amount: Decimal, generation: O
         }
         return Checked::NoEntry;
     };
+    // SAFETY: re-borrow under the held lock (the stamp reads the slot through the lock too).
+    let e = unsafe { &mut *(e as *mut Entry) };
     if let Some(g) = generation {
         if !l.open(k.db) {
             return Checked::NoEntry;
         }
-        if e.generation != g {
+        if l.stamp(e) != g {
             return Checked::Stale;
         }
         if e.draining > 0 {
             return Checked::NoEntry;
         }
+        // Nobody wrote the row since it was read, nobody is writing it, and no flush is between
+        // the row and the counters: it is the latest, and stays so until a writer drops it.
+        if let Some(raw) = keep {
+            if e.writers == 0 && e.flushing.get() == 0 && l.caching(k.db) {
+                e.cached = Some(*raw);
+            }
+        }
     }
+    decide_and_register(&l, e, &k, account, amount, heap)
+}
+
+/// A fast reservation decided on the customer's cached row, with the account it read (None: no
+/// usable cached row; read the row).
+pub fn reserve_cached(customer: &str, amount: Decimal, today: i32) -> Option<(Checked, Account)> {
+    let k = key(customer)?;
+    let l = Locked::exclusive();
+    if !l.open(k.db) || !l.caching(k.db) {
+        return None;
+    }
+    let e = l.find(&k)?;
+    if e.draining > 0 || e.writers > 0 {
+        return None;
+    }
+    let account = e.cached?.account(today);
+    // SAFETY: re-borrow under the held lock.
+    let e = unsafe { &mut *(e as *mut Entry) };
+    Some((decide_and_register(&l, e, &k, &account, amount, false), account))
+}
+
+fn decide_and_register(l: &Locked, e: &mut Entry, k: &Key, account: &Account, amount: Decimal, heap: bool) -> Checked {
     let mut a = account.clone();
     e.scale = e.scale.max(amount.scale());
-    a.exposure += shown(e.pending.get() + e.unflushed.get() + e.flushing.get() - own_adjustment(&k), e.scale);
+    a.exposure += shown(e.pending.get() + e.unflushed.get() + e.flushing.get() - own_adjustment(k), e.scale);
     let d = decision::decide(Some(&a), None, amount);
     if !d.allowed() {
         return Checked::Refused;
@@ -899,9 +1020,11 @@ pub fn reserve(customer: &str, account: &Account, amount: Decimal, generation: O
     let v = to_fixed(amount);
     if v != 0 {
         e.pending.add(v);
-        // SAFETY: re-borrow under the held lock.
-        let e = unsafe { &mut *(e as *mut Entry) };
-        push(&l, e, if heap { Kind::HeapUp } else { Kind::FastUp }, v);
+        push(l, e, if heap { Kind::HeapUp } else { Kind::FastUp }, v);
+    }
+    if heap {
+        // The row path writes the row next: registered here, its trigger need not lock again.
+        register_writer(e);
     }
     Checked::Fits { crossed_warning, exposure: a.exposure }
 }
@@ -975,7 +1098,90 @@ pub fn generation(customer: &str) -> Option<u64> {
         return None;
     }
     let e = l.entry(&k)?;
-    (e.draining == 0).then_some(e.generation)
+    (e.draining == 0).then(|| l.stamp(e))
+}
+
+thread_local! {
+    static FLUSH_WRITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs a flush's write of open orders into account rows: the rows' cached copies stay (the
+/// flush's claims add to them at commit).
+pub fn flush_write<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            FLUSH_WRITE.with(|x| x.set(false));
+        }
+    }
+    FLUSH_WRITE.with(|x| x.set(true));
+    let _reset = Reset;
+    f()
+}
+
+/// A transaction is about to write (update or delete) the customer's account row: its cached
+/// copy goes, and none is kept until the transaction ends (then the generation moves). From
+/// `credit._account_written`, a BEFORE trigger on credit.account that fires for every writer.
+pub fn row_written(customer: Option<&str>) {
+    if !preloaded() || FLUSH_WRITE.with(|x| x.get()) {
+        return;
+    }
+    let k = customer.and_then(key);
+    if k.is_some_and(|k| LOCAL.with(|x| x.borrow().writes.contains(&k))) {
+        return; // registered already: no copy can have been kept since
+    }
+    let l = Locked::exclusive();
+    if let Some(e) = k.as_ref().and_then(|k| l.find(k)) {
+        register_writer(e);
+        return;
+    }
+    // No entry to mark (or a name shared memory cannot hold): no row of the database is cached
+    // until this transaction ends, since a reader could create the entry and keep the row as it
+    // was before this write.
+    uncached_writer(&l);
+}
+
+/// This transaction writes the entry's row: its copy goes, and none is kept until the end.
+fn register_writer(e: &mut Entry) {
+    let k = e.key;
+    if LOCAL.with(|x| x.borrow_mut().writes.insert(k)) {
+        e.writers += 1;
+        e.refs += 1;
+    }
+    e.cached = None;
+}
+
+/// TRUNCATE credit.account: every cached row of the database goes.
+pub fn table_written() {
+    if !preloaded() {
+        return;
+    }
+    let l = Locked::exclusive();
+    for e in l.entries_of(my_db()) {
+        // SAFETY: entries returned under the held lock.
+        unsafe { (*e).cached = None };
+    }
+    uncached_writer(&l);
+}
+
+fn uncached_writer(l: &Locked) {
+    if !LOCAL.with(|x| std::mem::replace(&mut x.borrow_mut().uncached_writer, true)) {
+        if let Some(s) = l.slot(my_db()) {
+            s.uncached_writers += 1;
+        } else {
+            LOCAL.with(|x| x.borrow_mut().uncached_writer = false);
+        }
+    }
+}
+
+/// The customer's cached account row, if nobody writes it now (only parentless rows are kept).
+pub fn cached_row(customer: &str) -> Option<Raw> {
+    let k = key(customer).filter(|_| preloaded())?;
+    let l = Locked::exclusive();
+    if !l.caching(k.db) {
+        return None;
+    }
+    l.find(&k).filter(|e| e.writers == 0).and_then(|e| e.cached)
 }
 
 /// This transaction wrote the customer's account row.
@@ -1031,7 +1237,10 @@ pub fn drain_customer(customer: &str) -> Decimal {
         let e = unsafe { &mut *(e as *mut Entry) };
         push(&l, e, Kind::Drain, 0);
     }
-    let mine = LOCAL.with(|x| x.borrow().recs.iter().filter(|r| r.key == k).count() as u32);
+    let mine = LOCAL.with(|x| {
+        let x = x.borrow();
+        (x.recs.iter().filter(|r| r.key == k).count() + usize::from(x.writes.contains(&k))) as u32
+    });
     wait_until(&format!("customer \"{customer}\""), |l| {
         l.find(&k).is_none_or(|e| e.refs <= mine && e.flushing.get() == 0)
     });
@@ -1151,7 +1360,7 @@ pub fn claim(customer: &str) -> Option<Decimal> {
     e.flushing.add(u);
     // SAFETY: re-borrow under the held lock.
     let e = unsafe { &mut *(e as *mut Entry) };
-    push(&l, e, Kind::Claim, u);
+    push(&l, e, Kind::FlushClaim, u);
     Some(shown(u, e.scale))
 }
 

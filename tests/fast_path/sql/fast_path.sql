@@ -133,5 +133,37 @@ INSERT INTO orders (customer, amount) VALUES (repeat('L', 200), 30);
 TRUNCATE orders;
 SELECT credit.exposure('G') AS g, credit.exposure('W') AS w;
 SELECT * FROM credit.verify();
+-- 11. Shared memory keeps each customer's account row once an order read it; every write of the
+--     row drops the copy (a DBA's, a replica's, a delete), and a flush adds what it wrote to it.
+INSERT INTO credit.account (customer, credit_limit) VALUES ('K', 100);
+INSERT INTO orders (customer, amount) VALUES ('K', 50);
+INSERT INTO orders (customer, amount) VALUES ('K', 10);
+UPDATE credit.account SET credit_limit = 70 WHERE customer = 'K';
+INSERT INTO orders (customer, amount) VALUES ('K', 20);
+INSERT INTO orders (customer, amount) VALUES ('K', 10);
+SELECT credit.flush_open_orders() > 0 AS flushed;
+SELECT open_orders, exposure FROM credit.account WHERE customer = 'K';
+INSERT INTO orders (customer, amount) VALUES ('K', 1);
+UPDATE orders SET status = 'cancelled' WHERE customer = 'K' AND amount = 10;
+INSERT INTO orders (customer, amount) VALUES ('K', 20);
+INSERT INTO orders (customer, amount) VALUES ('K', 0.01);
+-- A temporary limit counts through its last day, not after.
+UPDATE credit.account SET temporary_limit = 90, temporary_limit_until = current_date WHERE customer = 'K';
+INSERT INTO orders (customer, amount) VALUES ('K', 20);
+UPDATE credit.account SET temporary_limit_until = current_date - 1 WHERE customer = 'K';
+INSERT INTO orders (customer, amount) VALUES ('K', 1);
+-- Written with session_replication_role = replica (logical replication's apply, a restore).
+SET session_replication_role = replica;
+UPDATE credit.account SET status = 'hold' WHERE customer = 'K';
+RESET session_replication_role;
+INSERT INTO orders (customer, amount) VALUES ('K', 1);
+UPDATE credit.account SET status = 'active' WHERE customer = 'K';
+UPDATE orders SET status = 'cancelled' WHERE customer = 'K';
+-- Deleted and created again with a lower limit.
+DELETE FROM credit.account WHERE customer = 'K';
+INSERT INTO credit.account (customer, credit_limit) VALUES ('K', 30);
+INSERT INTO orders (customer, amount) VALUES ('K', 40);
+INSERT INTO orders (customer, amount) VALUES ('K', 30);
+SELECT credit.exposure('K') AS k, (SELECT count(*) FROM credit.verify()) AS drift;
 ALTER SYSTEM RESET pg_credit.fast_path_flush_interval;
 SELECT pg_reload_conf();
