@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Guard throughput benchmark: plain INSERT vs pg_credit's guard (the fast path, and the row path
-# with pg_credit.fast_path off) vs a hand-written PL/pgSQL trigger, all in the same run on the
+# with pg_credit.fast_path off) vs a hand-written PL/pgSQL trigger vs an AFTER ROW trigger that
+# does nothing (the ceiling for any trigger-based guard), all in the same run on the
 # same cluster (which preloads pg_credit), medians of several interleaved rounds; plus the O(1)
 # check (a customer with 1 open invoice/order vs one with 10,000 of each); the hot customer (every
 # client ordering for one customer).
@@ -37,7 +38,7 @@ tps() { # script clients seconds [PGOPTIONS]
 
 declare -A results
 for r in $(seq 1 "$ROUNDS"); do
-    for v in plain guarded rowpath plpgsql; do
+    for v in plain guarded rowpath plpgsql noop; do
         if [ $v = rowpath ]; then t=$(tps "$ROOT/bench/insert_guarded.pgbench" "$CLIENTS" "$SECONDS_PER_RUN" "$ROWPATH")
         else t=$(tps "$ROOT/bench/insert_$v.pgbench" "$CLIENTS" "$SECONDS_PER_RUN"); fi
         results[$v]+="$t "
@@ -85,7 +86,12 @@ drift=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
 fast=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT format('%s flushes wrote %s customers'' open orders, %s left reserved', flushes, customers_flushed, reserved_in_flight) FROM credit.fast_path_status()")
 
 m() { echo "${results[$1]}" | median; }
-plain=$(m plain); guarded=$(m guarded); rowpath=$(m rowpath); plpgsql=$(m plpgsql); small=$(m SMALL); big=$(m BIG)
+plain=$(m plain); guarded=$(m guarded); rowpath=$(m rowpath); plpgsql=$(m plpgsql); noop=$(m noop); small=$(m SMALL); big=$(m BIG)
+# Each round's fast path / plain ratio (rounds interleave the variants, so drift of the machine
+# between rounds cancels out), and their median.
+round_ratios=$(paste -d' ' <(echo "${results[guarded]}" | tr ' ' '\n' | grep .) <(echo "${results[plain]}" | tr ' ' '\n' | grep .) \
+    | awk '{printf "%.2f ", $1 / $2}')
+round_median=$(echo "$round_ratios" | median)
 hplain=$(m hot_plain); hguarded=$(m hot_guarded); hrowpath=$(m hot_rowpath); hplpgsql=$(m hot_plpgsql)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
@@ -99,6 +105,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     echo "| pg_credit guard, fast path | $guarded | **$(ratio "$guarded" "$plain")** | ${results[guarded]}| $hguarded | **$(ratio "$hguarded" "$hplain")** | ${results[hot_guarded]}|"
     echo "| pg_credit guard, row path (pg_credit.fast_path off) | $rowpath | $(ratio "$rowpath" "$plain") | ${results[rowpath]}| $hrowpath | $(ratio "$hrowpath" "$hplain") | ${results[hot_rowpath]}|"
     echo "| hand-written PL/pgSQL trigger | $plpgsql | $(ratio "$plpgsql" "$plain") | ${results[plpgsql]}| $hplpgsql | $(ratio "$hplpgsql" "$hplain") | ${results[hot_plpgsql]}|"
+    echo "| an AFTER ROW trigger that does nothing (PL/pgSQL) | $noop | $(ratio "$noop" "$plain") | ${results[noop]}| | | |"
+    echo
+    echo "Fast path / plain, round by round: $round_ratios(median $round_median)."
     echo
     echo "Fast path / PL/pgSQL reference: **$(ratio "$guarded" "$plpgsql")** (10,000 customers), **$(ratio "$hguarded" "$hplpgsql")** (hot customer). Fast path / row path: $(ratio "$guarded" "$rowpath"), $(ratio "$hguarded" "$hrowpath")."
     echo

@@ -1,4 +1,4 @@
--- Benchmark schema: three identical order tables, 10,000 customers with room to spare.
+-- Benchmark schema: four identical order tables, 10,000 customers with room to spare.
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
 CREATE EXTENSION IF NOT EXISTS pg_credit;
@@ -62,6 +62,12 @@ BEGIN
 END $$;
 CREATE TRIGGER plpgsql_guard AFTER INSERT OR UPDATE OR DELETE ON bench.orders_plpgsql
     FOR EACH ROW EXECUTE FUNCTION bench.plpgsql_guard();
+
+-- The ceiling for any trigger-based guard: an AFTER ROW trigger that does nothing.
+CREATE TABLE bench.orders_noop (LIKE bench.orders_plain INCLUDING ALL);
+CREATE FUNCTION bench.noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER noop AFTER INSERT OR UPDATE OR DELETE ON bench.orders_noop
+    FOR EACH ROW EXECUTE FUNCTION bench.noop();
 
 -- O(1) check: one customer with a single open invoice and order, one with 10,000 of each.
 INSERT INTO credit.account (customer, credit_limit) VALUES ('SMALL', 1e14), ('BIG', 1e14);

@@ -178,12 +178,39 @@ pub fn is_admin(user: Oid) -> bool {
 /// member of the role of `level` or a higher one (once credit.grant_privileges recorded roles).
 /// Until ALTER EXTENSION UPDATE has run, the library may serve an older version's SQL without
 /// credit._require: then EXECUTE alone decides, as it did in that version.
+///
+/// Read-only SPI: pgrx's `Spi::get_one` and `Spi::run` mark the transaction as writing (they
+/// assign a transaction id), which would make every report a write (a commit record and a WAL
+/// flush) and fail on a standby (XX000 "cannot assign TransactionIds during recovery").
 pub fn require(level: &str, action: &str) {
-    let installed = Spi::get_one::<bool>("SELECT pg_catalog.to_regprocedure('credit._require(text,text)') IS NOT NULL")
-        .or_raise()
-        .unwrap_or(false);
-    if installed {
-        Spi::run_with_args("SELECT credit._require($1, $2)", &[level.into(), action.into()]).or_raise();
+    if level != "reader" {
+        refuse_on_standby(action);
+    }
+    Spi::connect(|c| {
+        let installed = c
+            .select("SELECT pg_catalog.to_regprocedure('credit._require(text,text)') IS NOT NULL", Some(1), &[])
+            .or_raise()
+            .first()
+            .get_one::<bool>()
+            .or_raise()
+            .unwrap_or(false);
+        if installed {
+            c.select("SELECT credit._require($1, $2)", Some(1), &[level.into(), action.into()]).or_raise();
+        }
+    })
+}
+
+/// Above the reader level pg_credit writes; a standby cannot (25006, as PostgreSQL answers a write
+/// there, instead of the XX000 a transaction id asked for during recovery would give).
+pub fn refuse_on_standby(action: &str) {
+    // SAFETY: plain read of the server's state.
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        error::raise(
+            Code::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!("{action} cannot run on a standby"),
+            Some("The server is in recovery: pg_credit writes only on the primary.".into()),
+            Some("Run it on the primary."),
+        )
     }
 }
 
@@ -285,9 +312,14 @@ fn act_for(person: Option<&str>) -> Option<String> {
 fn _is_admin() -> bool {
     let user = caller();
     is_admin(user)
-        || Spi::get_one::<String>("SELECT (SELECT a.role::text FROM credit.access_role a WHERE a.level = 'admin')")
-            .or_raise()
-            .is_some_and(|r| is_member(user, &r))
+        || Spi::connect(|c| {
+            c.select("SELECT (SELECT a.role::text FROM credit.access_role a WHERE a.level = 'admin')", Some(1), &[])
+                .or_raise()
+                .first()
+                .get_one::<String>()
+                .or_raise()
+        })
+        .is_some_and(|r| is_member(user, &r))
 }
 
 /// Whether the caller is a superuser (outside pg_credit's privilege model).

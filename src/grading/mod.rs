@@ -439,6 +439,8 @@ fn regrade(
     let as_of = args::not_future(as_of, "as_of");
     let Some(dry_run) = dry_run else { error::null_arg("dry_run") };
     privileges::require(if dry_run { "reader" } else { "manager" }, "re-grading");
+    // Even a dry run reads through the writing SPI client (the same code as applying).
+    privileges::refuse_on_standby("re-grading");
     let rows: Vec<RegradeRow> = Spi::connect_mut(|c| {
         let scale = Scale::read(c);
         // Applying locks the accounts (in the lock order); a dry run only reads.

@@ -1477,7 +1477,10 @@ pub fn status() -> FastPathStatus {
         n += 1;
     }
     let s = l.slot(db).copied();
+    // SAFETY: plain read of the server's state.
+    let standby = unsafe { pg_sys::RecoveryInProgress() };
     let state = match s {
+        _ if standby => "off (a standby takes no orders)",
         _ if !ENABLED.get() => "off in this session (pg_credit.fast_path)",
         Some(s) if s.state == READY && s.draining > 0 => "draining",
         Some(s) if s.state == READY => "on",

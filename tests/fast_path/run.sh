@@ -5,12 +5,15 @@
 #   2. pg_isolation_regress: reservations in flight, aborts, releases,
 #      postings, groups, a hot customer                                 (tests/fast_path/specs)
 #   3. a prepared row-path order makes a fast order wait for COMMIT PREPARED
-#   4. crash stress: 32 sessions order, cancel, invoice and pay for one hot customer and 200 cold
+#   4. three databases under load at once, same customer names: each fills its own limits
+#   5. a standby promoted after the primary fails: orders the primary had committed but not
+#      flushed into credit.account are recounted, and count against the limit
+#   6. crash stress: 32 sessions order, cancel, invoice and pay for one hot customer and 200 cold
 #      ones while a monitor checks every limit against the source rows; backends holding
 #      reservations are killed with SIGKILL (the server restarts its shared memory), and at the
 #      end the server is stopped immediately under load. After recovery: no limit was ever crossed,
 #      credit.verify() is empty, nothing is left reserved, every account equals its recount.
-#   tests/fast_path/run.sh SOCKET_DIR PORT [SECONDS [stress]]   (stress: part 4 only)
+#   tests/fast_path/run.sh SOCKET_DIR PORT [SECONDS [stress]]   (stress: part 6 only)
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/common.sh"
 set +e
@@ -58,9 +61,97 @@ echo "$out" | grep -q "exceeds the credit limit" || fail "2pc: 60 prepared + 50 
 q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('P', 40)" || fail "2pc: 60 + 40 refused"
 [ "$(q -d $DB -c "SELECT count(*) FROM credit.verify()")" = 0 ] || fail "2pc: verify"
 q -d postgres -c "DROP DATABASE $DB WITH (FORCE)"
+
+# 4. Several databases under load at once: each has its own entries (same customer names), its own
+#    flusher, and fills its own limit exactly; none sees another's reservations.
+for n in 1 2 3; do
+    q -d postgres -c "DROP DATABASE IF EXISTS pg_credit_fast_db$n" -c "CREATE DATABASE pg_credit_fast_db$n"
+    q -d pg_credit_fast_db$n -c "CREATE EXTENSION pg_credit" \
+      -c "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open')" \
+      -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('HOT', 1000), ('COLD', 1000)" \
+      -c "SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}')" >/dev/null
+done
+for n in 1 2 3; do wait_on pg_credit_fast_db$n || fail "databases: the fast path did not come on in db$n"; done
+orderer() { # db: orders of 7 for HOT and COLD until both are refused
+    local end=$((SECONDS + 20)) refused=0
+    while ((SECONDS < end && refused < 2)); do
+        refused=0
+        for c in HOT COLD; do
+            q -d "$1" -c "INSERT INTO orders (customer, amount) VALUES ('$c', 7)" >/dev/null 2>&1 || refused=$((refused + 1))
+        done
+    done
+}
+for n in 1 2 3; do for s in 1 2 3 4; do orderer pg_credit_fast_db$n & done; done
+wait
+for n in 1 2 3; do
+    got=$(q -d pg_credit_fast_db$n -c "SELECT string_agg(customer || '=' || (SELECT coalesce(sum(amount), 0) FROM orders o WHERE o.customer = a.customer AND status = 'open'), ' ' ORDER BY customer) || ' flusher=' || (SELECT (flusher_pid IS NOT NULL OR flushes > 0)::text FROM credit.fast_path_status()) || ' drift=' || (SELECT count(*) FROM credit.verify()) FROM credit.account a")
+    echo "database $n: $got"
+    # 7 x 142 = 994: each limit filled to within one order, by this database's orders alone.
+    [ "$got" = "COLD=994 HOT=994 flusher=true drift=0" ] || fail "databases: db$n ended at $got (expected each limit filled to 994 by its own orders)"
+done
+for n in 1 2 3; do q -d postgres -c "DROP DATABASE pg_credit_fast_db$n WITH (FORCE)"; done
+
+# 5. A standby promoted to primary: its shared memory starts empty, and the orders the old primary
+#    had committed but not yet flushed into credit.account are recounted from the order rows.
+DB=pg_credit_fast_promote
+SDIR=$DIR/standby SPORT=$((PORT + 1))
+qs() { "$PGBIN/psql" -X -q -At -h "$SDIR" -p "$SPORT" -U postgres "$@"; }
+q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+q -d $DB -c "CREATE EXTENSION pg_credit" \
+  -c "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open')" \
+  -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('S', 100)" \
+  -c "SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}')" >/dev/null
+wait_on $DB || fail "promote: the fast path did not come on"
+q -d postgres -c "ALTER SYSTEM SET pg_credit.fast_path_flush_interval = '60s'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+rm -rf "$SDIR"; mkdir -p "$SDIR"; chown postgres: "$SDIR"
+runuser -u postgres -- "$PGBIN/pg_basebackup" -h "$DIR" -p "$PORT" -U postgres -D "$SDIR/data" -R -X stream >/dev/null \
+    || fail "promote: pg_basebackup"
+printf "port = %s\nunix_socket_directories = '%s'\n" "$SPORT" "$SDIR" >>"$SDIR/data/postgresql.conf"
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$SDIR/data" -l "$SDIR/server.log" -w start >/dev/null || fail "promote: standby start"
+q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('S', 60)"
+lsn=$(q -d postgres -c "SELECT pg_current_wal_lsn()")
+for _ in $(seq 1 100); do
+    [ "$(qs -d postgres -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
+    sleep 0.1
+done
+row=$(qs -d $DB -c "SELECT open_orders FROM credit.account WHERE customer = 'S'")
+state=$(qs -d $DB -c "SELECT state FROM credit.fast_path_status()")
+echo "promote: on the standby, credit.account shows open_orders $row (the primary had not flushed 60); fast path $state"
+[ "$row" = 0 ] || fail "promote: the order was flushed before the failover; the test proves nothing ($row)"
+[ "$state" = "off (a standby takes no orders)" ] || fail "promote: fast path state on the standby: $state"
+# On the standby every view reads, and every function callable without arguments answers or
+# refuses with a SQLSTATE of its own (25006 for writers), never XX000 (generated from the catalog).
+for v in $(qs -d $DB -c "SELECT c.oid::regclass FROM pg_class c WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind = 'v' ORDER BY 1"); do
+    r=$(qs -d $DB -c "SELECT count(*) FROM $v" 2>&1 | tail -1)
+    case "$r" in [0-9]*) ;; *) fail "standby: view $v: $r" ;; esac
+done
+n=0
+for f in $(qs -d $DB -c "SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'credit'::regnamespace AND p.proname NOT LIKE '\_%' AND p.prokind = 'f' AND p.prorettype <> 'trigger'::regtype AND p.pronargs = p.pronargdefaults ORDER BY 1" | tr -d ' '); do
+    r=$(qs -d $DB -c "\set VERBOSITY sqlstate" -c "SELECT count(*) FROM (SELECT ${f%%(*}()) x" 2>&1 | tail -1)
+    n=$((n + 1))
+    case "$r" in *XX000*|*XX001*|*panic*) fail "standby: $f: $r" ;; esac
+done
+echo "promote: on the standby, every view read and $n functions without arguments answered without XX000"
+# The primary fails; the standby takes over.
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$SDIR/data" -w promote >/dev/null || fail "promote: pg_ctl promote"
+for _ in $(seq 1 600); do [ "$(qs -d $DB -c "SELECT state FROM credit.fast_path_status()" 2>/dev/null)" = on ] && break; sleep 0.1; done
+out=$(qs -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('S', 50)" 2>&1)
+echo "$out" | grep -q "exceeds the credit limit" || fail "promote: 60 (unflushed on the old primary) + 50 was not refused ($out)"
+qs -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('S', 40)" || fail "promote: 60 + 40 refused"
+got=$(qs -d $DB -c "SELECT credit.exposure('S') || ' ' || (SELECT state FROM credit.fast_path_status()) || ' drift=' || (SELECT count(*) FROM credit.verify())")
+echo "promote: after promotion, exposure state drift: $got"
+[ "$got" = "100 on drift=0" ] || fail "promote: after promotion $got"
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$SDIR/data" -m fast -w stop >/dev/null
+rm -rf "$SDIR"
+# The old primary comes back as it was (it is thrown away with the cluster afterwards).
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null || fail "promote: primary restart"
+q -d postgres -c "ALTER SYSTEM RESET pg_credit.fast_path_flush_interval" -c "SELECT pg_reload_conf()" >/dev/null
+q -d postgres -c "DROP DATABASE $DB WITH (FORCE)"
 fi
 
-# 4. Crash stress.
+# 6. Crash stress.
 DB=pg_credit_fast_crash
 WORK=$(mktemp -d /tmp/pg_credit_fast.XXXXXX)
 q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
