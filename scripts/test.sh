@@ -18,8 +18,9 @@
 #  13. the courier against real SMTP (STARTTLS, AUTH) and signature-checking HTTP receivers: content,
 #      dead letters, kill -9, server down, two couriers                  (tests/courier)
 #  14. the fast path on a server that preloads pg_credit: its SQL contract, isolation specs, a
-#      prepared order, 32 sessions with SIGKILLed backends and an immediate stop; again with room for
-#      16 customers only, so that the fast path and the row path run side by side (tests/fast_path)
+#      prepared order, three databases at once, a promoted standby, 32 sessions with SIGKILLed
+#      backends and an immediate stop, dump/restore; again with room for 16 customers only, so
+#      that the fast path and the row path run side by side (tests/fast_path)
 # Ends with one line "N passed, N failed" over the layers.
 source "$(dirname "$0")/common.sh"
 DIR=/tmp/pg_credit_test
@@ -110,6 +111,8 @@ fast_path() {
     EXTRA_CONF="shared_preload_libraries = 'pg_credit'
 max_worker_processes = 16" start_cluster "$dir" "$port" || return 1
     "$ROOT/tests/fast_path/run.sh" "$dir" "$port"; rc=$?
+    # pg_dump / pg_restore on it: the restored database recounts before taking orders.
+    "$ROOT/tests/dump_restore.sh" "$dir" "$port" || rc=1
     stop_cluster "$dir"
     # Shared memory for 16 customers only: most of the 201 take the row path, beside fast ones.
     EXTRA_CONF="shared_preload_libraries = 'pg_credit'
