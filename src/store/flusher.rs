@@ -39,7 +39,14 @@ pub extern "C-unwind" fn pg_credit_fast_path_worker(_arg: pg_sys::Datum) {
         Spi::run("SET search_path = pg_catalog, pg_temp").or_raise();
         Spi::run("SET synchronous_commit = off").or_raise();
     });
-    let mut wait = Duration::from_millis(1);
+    // At once when the database needs its recount; otherwise the first flush comes one interval
+    // after the start, as every later one does (a flusher started by an order would otherwise
+    // write that order at once, whatever the interval).
+    let mut wait = if reservations::is_ready_state(db) {
+        Duration::from_millis(reservations::FLUSH_MS.get().max(10) as u64)
+    } else {
+        Duration::from_millis(1)
+    };
     let mut idle_since = Instant::now();
     while BackgroundWorker::wait_latch(Some(wait)) {
         if BackgroundWorker::sighup_received() {
