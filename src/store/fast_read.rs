@@ -104,6 +104,9 @@ struct Catalog {
     rel: Oid,
     /// Its primary key and columns (None: not installed, or not as this library expects).
     ids: Option<Ids>,
+    /// Its triggers that drop the fast path's copies of rows are there and enabled ALWAYS (not
+    /// before ALTER EXTENSION UPDATE to 0.3.0, nor while a superuser has disabled them).
+    copies_dropped: bool,
 }
 
 thread_local! {
@@ -118,6 +121,12 @@ pub fn account_rel() -> Oid {
 
 fn ids() -> Option<Ids> {
     catalog().ids
+}
+
+/// Whether every write of an account row drops the copy shared memory keeps of it: only then may
+/// copies be kept and used.
+pub fn copies_dropped_by_trigger() -> bool {
+    catalog().copies_dropped
 }
 
 fn catalog() -> Catalog {
@@ -165,22 +174,49 @@ fn look_up() -> Catalog {
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"credit".as_ptr(), true);
         if nsp == Oid::INVALID {
-            return Catalog { rel: Oid::INVALID, ids: None };
+            return Catalog { rel: Oid::INVALID, ids: None, copies_dropped: false };
         }
         let rel = pg_sys::get_relname_relid(c"account".as_ptr(), nsp);
         let index = pg_sys::get_relname_relid(c"account_pkey".as_ptr(), nsp);
         if rel == Oid::INVALID || index == Oid::INVALID {
-            return Catalog { rel, ids: None };
+            return Catalog { rel, ids: None, copies_dropped: false };
         }
         let mut att = [0i16; 13];
         for (i, name) in COLUMNS.iter().chain(std::iter::once(&MEMBER_EXPOSURE)).enumerate() {
             let n = pg_sys::get_attnum(rel, name.as_ptr());
             if n <= 0 {
-                return Catalog { rel, ids: None };
+                return Catalog { rel, ids: None, copies_dropped: false };
             }
             att[i] = n;
         }
-        Catalog { rel, ids: Some(Ids { rel, index, att }) }
+        Catalog { rel, ids: Some(Ids { rel, index, att }), copies_dropped: copies_dropped(rel) }
+    }
+}
+
+/// Whether credit.account has `account_written` and `account_truncated` enabled ALWAYS.
+fn copies_dropped(rel: Oid) -> bool {
+    // SAFETY: the relcache entry is opened and closed here; its trigger descriptor is read while
+    // open. (A change of the triggers invalidates the entry, and `forget_relation` this lookup.)
+    unsafe {
+        let r = pg_sys::RelationIdGetRelation(rel);
+        if r.is_null() {
+            return false;
+        }
+        let td = (*r).trigdesc;
+        let mut found = 0;
+        if !td.is_null() {
+            for i in 0..(*td).numtriggers as usize {
+                let t = &*(*td).triggers.add(i);
+                let name = std::ffi::CStr::from_ptr(t.tgname);
+                if (name == c"account_written" || name == c"account_truncated")
+                    && t.tgenabled as u8 == pg_sys::TRIGGER_FIRES_ALWAYS
+                {
+                    found += 1;
+                }
+            }
+        }
+        pg_sys::RelationClose(r);
+        found == 2
     }
 }
 

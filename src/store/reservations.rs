@@ -362,8 +362,22 @@ impl Locked {
         h.generation += 1;
         e.generation = h.generation;
     }
-    /// Whether rows of the database may be cached and cached rows used.
-    fn caching(&self, db: u32) -> bool {
+    /// Whether rows of the database may be cached and cached rows used: no writer without an
+    /// entry is in flight, and credit.account's triggers drop copies on every write. Without those
+    /// triggers (SQL older than the library, or disabled by a superuser) a copy could outlive a
+    /// write: this backend drops the database's copies, once until the triggers are back.
+    /// `triggers`: [`copies_dropped`], looked up before the lock (the lookup may read catalogs).
+    fn caching(&self, db: u32, triggers: bool) -> bool {
+        if !triggers {
+            if !COPIES_DROPPED.with(|x| x.replace(true)) {
+                for e in self.entries_of(db) {
+                    // SAFETY: entries returned under the held lock.
+                    unsafe { (*e).cached = None };
+                }
+            }
+            return false;
+        }
+        COPIES_DROPPED.with(|x| x.set(false));
         self.slot(db).is_some_and(|s| s.uncached_writers == 0)
     }
     /// A number that moves whenever a row the customer's decisions read may have changed: the
@@ -669,6 +683,9 @@ struct Local {
 thread_local! {
     static LOCAL: RefCell<Local> = RefCell::new(Local::default());
     static SLOT_HINT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    /// This backend dropped its database's copies since it last saw credit.account without the
+    /// triggers that drop them (`Locked::caching`).
+    static COPIES_DROPPED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn sub() -> pg_sys::SubTransactionId {
@@ -954,6 +971,7 @@ pub fn reserve(
     keep: Option<&Raw>,
 ) -> Checked {
     let Some(k) = key(customer) else { return Checked::NoEntry };
+    let triggers = keep.is_some() && copies_dropped();
     let l = Locked::exclusive();
     let Some(e) = l.entry(&k) else {
         if heap {
@@ -982,7 +1000,7 @@ pub fn reserve(
         // Nobody wrote the row since it was read, nobody is writing it, and no flush is between
         // the row and the counters: it is the latest, and stays so until a writer drops it.
         if let Some(raw) = keep {
-            if e.writers == 0 && e.flushing.get() == 0 && l.caching(k.db) {
+            if e.writers == 0 && e.flushing.get() == 0 && l.caching(k.db, triggers) {
                 e.cached = Some(*raw);
             }
         }
@@ -990,12 +1008,19 @@ pub fn reserve(
     decide_and_register(&l, e, &k, account, amount, heap)
 }
 
+/// Whether credit.account's triggers drop copies of rows on every write (a catalog lookup, kept per
+/// backend: made before taking the lock).
+fn copies_dropped() -> bool {
+    super::fast_read::copies_dropped_by_trigger()
+}
+
 /// A fast reservation decided on the customer's cached row, with the account it read (None: no
 /// usable cached row; read the row).
 pub fn reserve_cached(customer: &str, amount: Decimal, today: i32) -> Option<(Checked, Account)> {
     let k = key(customer)?;
+    let triggers = copies_dropped();
     let l = Locked::exclusive();
-    if !l.open(k.db) || !l.caching(k.db) {
+    if !l.open(k.db) || !l.caching(k.db, triggers) {
         return None;
     }
     let e = l.find(&k)?;
@@ -1177,8 +1202,9 @@ fn uncached_writer(l: &Locked) {
 /// The customer's cached account row, if nobody writes it now (only parentless rows are kept).
 pub fn cached_row(customer: &str) -> Option<Raw> {
     let k = key(customer).filter(|_| preloaded())?;
+    let triggers = copies_dropped();
     let l = Locked::exclusive();
-    if !l.caching(k.db) {
+    if !l.caching(k.db, triggers) {
         return None;
     }
     l.find(&k).filter(|e| e.writers == 0).and_then(|e| e.cached)

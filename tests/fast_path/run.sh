@@ -96,14 +96,16 @@ for n in 1 2 3; do q -d postgres -c "DROP DATABASE pg_credit_fast_db$n WITH (FOR
 DB=pg_credit_fast_promote
 SDIR=$DIR/standby SPORT=$((PORT + 1))
 qs() { "$PGBIN/psql" -X -q -At -h "$SDIR" -p "$SPORT" -U postgres "$@"; }
+# A slow flusher from its start (set before the database exists), so that the order below stays
+# unflushed on the primary.
+q -d postgres -c "ALTER SYSTEM SET pg_credit.fast_path_flush_interval = '60s'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
 q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 q -d $DB -c "CREATE EXTENSION pg_credit" \
   -c "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open')" \
   -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('S', 100)" \
   -c "SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}')" >/dev/null
 wait_on $DB || fail "promote: the fast path did not come on"
-q -d postgres -c "ALTER SYSTEM SET pg_credit.fast_path_flush_interval = '60s'" -c "SELECT pg_reload_conf()" >/dev/null
-sleep 0.5
 rm -rf "$SDIR"; mkdir -p "$SDIR"; chown postgres: "$SDIR"
 runuser -u postgres -- "$PGBIN/pg_basebackup" -h "$DIR" -p "$PORT" -U postgres -D "$SDIR/data" -R -X stream >/dev/null \
     || fail "promote: pg_basebackup"

@@ -165,5 +165,18 @@ INSERT INTO credit.account (customer, credit_limit) VALUES ('K', 30);
 INSERT INTO orders (customer, amount) VALUES ('K', 40);
 INSERT INTO orders (customer, amount) VALUES ('K', 30);
 SELECT credit.exposure('K') AS k, (SELECT count(*) FROM credit.verify()) AS drift;
+-- With the trigger that drops copies disabled (a superuser's bulk change), no copy is used or kept,
+-- and those kept before are gone when it is enabled again.
+INSERT INTO credit.account (customer, credit_limit) VALUES ('D', 100);
+INSERT INTO orders (customer, amount) VALUES ('D', 10);
+INSERT INTO orders (customer, amount) VALUES ('D', 10);
+ALTER TABLE credit.account DISABLE TRIGGER account_written;
+UPDATE credit.account SET credit_limit = 25 WHERE customer = 'D';
+INSERT INTO orders (customer, amount) VALUES ('D', 10);
+ALTER TABLE credit.account ENABLE ALWAYS TRIGGER account_written;
+INSERT INTO orders (customer, amount) VALUES ('D', 10);
+UPDATE credit.account SET credit_limit = 100 WHERE customer = 'D';
+INSERT INTO orders (customer, amount) VALUES ('D', 10);
+SELECT credit.exposure('D') AS d, (SELECT count(*) FROM credit.verify()) AS drift;
 ALTER SYSTEM RESET pg_credit.fast_path_flush_interval;
 SELECT pg_reload_conf();
