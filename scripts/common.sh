@@ -95,3 +95,26 @@ build_courier() {
     (cd "$ROOT" && cargo build --release -p pg_credit_courier --quiet)
 }
 courier_binary() { echo "$ROOT/target/release/pg_credit_courier"; }
+
+# Citus 13.2.2 for the Citus layer (docs/citus.md): not packaged for Debian 12, so built from the
+# source release kept in third_party/citus (GitHub is not reachable from every build machine), with
+# the one patch PostgreSQL 15.20 needs. Built once into target/citus and installed into the
+# system PostgreSQL 15; a second run does nothing. Returns 1 (and says why) when it cannot.
+CITUS_VERSION=13.2.2
+ensure_citus() {
+    local pkglib; pkglib=$("$PG_CONFIG" --pkglibdir)
+    if [ -f "$pkglib/citus.so" ] && grep -qs "default_version = '13.2" "$("$PG_CONFIG" --sharedir)/extension/citus.control"; then
+        return 0
+    fi
+    ensure_deps liblz4-dev libzstd-dev libkrb5-dev make gcc
+    local build="$ROOT/target/citus"
+    log "building Citus $CITUS_VERSION from third_party/citus (about a minute)"
+    rm -rf "$build"; mkdir -p "$build"
+    tar -xJf "$ROOT/third_party/citus/citus-$CITUS_VERSION.tar.xz" -C "$build" || return 1
+    local src="$build/citus-$CITUS_VERSION"
+    patch -s -p1 -d "$src" <"$ROOT/third_party/citus/pg15.20-have_createdb_privilege.patch" || return 1
+    (cd "$src" && PG_CONFIG="$PG_CONFIG" ./configure --without-libcurl >"$build/configure.log" 2>&1) \
+        || { tail -20 "$build/configure.log"; return 1; }
+    (cd "$src" && make -j"$(nproc)" >"$build/make.log" 2>&1 && make install >>"$build/make.log" 2>&1) \
+        || { tail -30 "$build/make.log"; return 1; }
+}

@@ -31,6 +31,9 @@ CREATE TABLE credit.guarded_table (
     -- registered by itself (kind 'partition' or 'child') with the same configuration.
     root             regclass NOT NULL,
     kind             text NOT NULL DEFAULT 'table' CHECK (kind IN ('table', 'partition', 'child')),
+    -- schema.table, kept by the DDL watch: on Citus this table is a reference table, and the
+    -- regclass above is the coordinator's oid, which names nothing on a worker (docs/citus.md).
+    qualified_name   text,
     CONSTRAINT guarded_table_statuses_need_column CHECK (status_column IS NOT NULL OR open_statuses IS NULL),
     CONSTRAINT guarded_table_hold_needs_status CHECK (mode = 'reject' OR (status_column IS NOT NULL AND hold_value IS NOT NULL AND key_columns IS NOT NULL))
 );
@@ -69,6 +72,69 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                     CASE purpose WHEN 'key' THEN 'primary key' ELSE purpose END)
     END
 $$;
+
+-- Whether this database runs pg_credit on Citus: credit.account is a distributed table.
+CREATE FUNCTION credit.is_distributed() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'credit.account'::regclass);
+END
+$$;
+
+COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
+
+-- Whether this node keeps the registry's qualified names: one node, or Citus's coordinator (a
+-- worker's regclass of a registry row is the coordinator's oid).
+CREATE FUNCTION credit._keeps_registry() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    coordinator boolean;
+BEGIN
+    IF NOT credit.is_distributed() THEN
+        RETURN true;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+    RETURN coordinator;
+END
+$$;
+COMMENT ON FUNCTION credit._keeps_registry() IS 'Internal: whether this node keeps the qualified names of credit.guarded_table (one node, or the Citus coordinator)';
+
+-- schema.table of a relation, quoted where needed (credit.guarded_table.qualified_name).
+CREATE FUNCTION credit._qualified_name(rel regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = rel);
+COMMENT ON FUNCTION credit._qualified_name(regclass) IS 'Internal: schema.table of a relation, quoted where needed';
+
+-- On a Citus node: the distributed table whose shard relation `rel` is, when that shard has a
+-- placement on this node (docs/citus.md); NULL otherwise, and always without Citus. The guard's
+-- trigger fires on the shards, and counts a shard's orders as its table's. The placement check
+-- keeps a look-alike (a table named like a shard placed elsewhere) from passing for one.
+CREATE FUNCTION credit._shard_of(rel oid) RETURNS regclass
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- Through regclass, not a query of pg_class: Citus hides shards from such queries.
+    ident  text[] := parse_ident(rel::regclass::text);
+    shard  bigint := substring(ident[cardinality(ident)] FROM '_([0-9]{1,18})$')::bigint;
+    result regclass;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_placement') IS NULL OR shard IS NULL OR cardinality(ident) <> 2 THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT s.logicalrelid FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_class b ON b.oid = s.logicalrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = b.relnamespace
+              WHERE s.shardid = $2 AND n.nspname = $1[1] AND b.relname || ''_'' || $2::text = $1[2]
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
+                             WHERE p.shardid = s.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
+      INTO result USING ident, shard;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION credit._shard_of(oid) IS 'Internal: the Citus distributed table a shard placed on this node belongs to';
 
 -- The arguments the guard's row trigger carries for a configuration: customer column, amount
 -- column, status column ('' for none), mode, hold value ('' for none), number of key columns,
@@ -299,9 +365,9 @@ BEGIN
                   DETAIL = 'Foreign tables and views cannot be guarded; their rows would be orders nobody checks.';
     END IF;
     INSERT INTO credit.guarded_table (table_name, customer_column, amount_column, status_column, open_statuses, mode,
-                                      hold_value, key_columns, guarded_by, root, kind)
+                                      hold_value, key_columns, guarded_by, root, kind, qualified_name)
     VALUES (rel, g.customer_column, g.amount_column, g.status_column, g.open_statuses, g.mode,
-            g.hold_value, g.key_columns, session_user, root_rel, kind);
+            g.hold_value, g.key_columns, session_user, root_rel, kind, credit._qualified_name(rel));
     IF kind = 'child' THEN
         EXECUTE format('CREATE TRIGGER credit_guard AFTER INSERT OR UPDATE OR DELETE ON %s '
                        'FOR EACH ROW EXECUTE FUNCTION credit._guard_row(%s)', rel,
@@ -450,6 +516,18 @@ BEGIN
     ELSIF hold_value IS NOT NULL THEN
         RAISE EXCEPTION 'hold_value is only for mode ''hold''' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- On Citus the guard's trigger runs on the node of each order's shard, against the account
+    -- row beside it (sql/citus.sql).
+    IF mode = 'hold' AND credit.is_distributed() THEN
+        RAISE EXCEPTION 'hold mode does not work on Citus yet' USING ERRCODE = 'feature_not_supported',
+            HINT = 'Guard the table in reject mode (docs/citus.md).';
+    END IF;
+    problem := credit._citus_placement_problem(orders, customer_column);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'table % cannot be guarded on Citus: %', orders, problem USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = format('Distribute it by its customer column with the accounts first: SELECT create_distributed_table(%L, %L, colocate_with => ''credit.account'');',
+                          orders::text, customer_column::text);
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = orders AND tgname IN ('credit_guard', 'credit_guard_truncate')) THEN
         RAISE EXCEPTION 'table % already has a trigger named credit_guard', orders USING ERRCODE = 'duplicate_object';
     END IF;
@@ -458,9 +536,9 @@ BEGIN
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', orders);
     PERFORM credit._ddl_quiet(true);
     INSERT INTO credit.guarded_table (table_name, customer_column, amount_column, status_column, open_statuses, mode,
-                                      hold_value, key_columns, guarded_by, root, kind)
+                                      hold_value, key_columns, guarded_by, root, kind, qualified_name)
     VALUES (orders, customer_column, amount_column, status_column, statuses, mode, hold_value, keys, session_user,
-            orders, 'table')
+            orders, 'table', credit._qualified_name(orders))
     RETURNING * INTO g;
     -- On a partitioned table PostgreSQL clones the row trigger onto every partition, now and later.
     EXECUTE format('CREATE TRIGGER credit_guard AFTER INSERT OR UPDATE OR DELETE ON %s '
@@ -626,6 +704,11 @@ DECLARE
     admin    boolean;
 BEGIN
     PERFORM credit._internal('credit._guard_reconcile');
+    -- Renamed or moved tables (on Citus only the coordinator knows the registry's oids).
+    IF credit._keeps_registry() THEN
+        UPDATE credit.guarded_table x SET qualified_name = credit._qualified_name(x.table_name)
+         WHERE x.qualified_name IS DISTINCT FROM credit._qualified_name(x.table_name);
+    END IF;
     -- Left: partitions detached, children no longer inheriting.
     FOR g IN SELECT x.* FROM credit.guarded_table x
               WHERE x.kind <> 'table' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.table_name)
@@ -665,6 +748,10 @@ $$;
 CREATE FUNCTION credit._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- A drop another Citus node sends (a shard, a propagated DROP TABLE): that node watched it.
+    IF current_setting('application_name') LIKE 'citus_internal gpid=%' THEN
+        RETURN;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
                 JOIN credit.guarded_table g ON g.table_name::oid = d.objid
                WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0) THEN
@@ -717,6 +804,7 @@ COMMENT ON COLUMN credit.guarded_table.key_columns IS 'Primary key naming held r
 COMMENT ON COLUMN credit.guarded_table.guarded_at IS 'When the guard was attached';
 COMMENT ON COLUMN credit.guarded_table.guarded_by IS 'Who attached it';
 COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
+COMMENT ON COLUMN credit.guarded_table.qualified_name IS 'schema.table of table_name, kept by the DDL watch (on Citus, how workers find the registration: a regclass copied to them is the coordinator''s oid)';
 COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 COMMENT ON FUNCTION credit.guard(regclass, name, name, name, text[], text, text) IS 'Attaches the credit guard to an order table: open orders count toward exposure; an order that fails a credit rule is refused (mode reject, SQLSTATE 23514) or saved with its status set to hold_value and queued in credit.order_hold (mode hold)';
 COMMENT ON FUNCTION credit.unguard(regclass) IS 'Removes the credit guard from a table; its open orders stop counting';

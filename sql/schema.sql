@@ -9,6 +9,17 @@
 --   grants.sql      last (finalize): nothing for PUBLIC, and credit.grant_privileges()
 -- Every name is schema-qualified: the extension's code never depends on the caller's search_path.
 
+-- Whether relation `rel` is pg_credit's table credit.<name>, or on a Citus node one of its shards
+-- (credit.<name>_<shard id>, docs/citus.md): the row triggers that refuse to run on any other
+-- table ask this. Only the extension's owner creates relations in schema credit, so the name is
+-- proof enough.
+CREATE FUNCTION credit._is_own_table(rel oid, name text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pg_class c
+                WHERE c.oid = rel AND c.relnamespace = 'credit'::regnamespace
+                  AND (c.relname = name OR c.relname ~ ('^' || name || '_[0-9]+$')));
+COMMENT ON FUNCTION credit._is_own_table(oid, text) IS 'Internal: whether a relation is credit.<name> or one of its Citus shards';
+
 -- Shipped default rows (aging buckets, grades, score weights) that survive dump and restore:
 -- pg_dump keeps only rows a DBA touched (NOT is_default); deleting a default retires it (kept,
 -- hidden) so a restore does not bring it back; inserting a default's or retired row's key replaces

@@ -5,7 +5,7 @@
 //! The row itself — its read model, locks and counters — belongs to store::account.
 use crate::guard::tables;
 use crate::pg::args;
-use crate::pg::error::{self, Code, OrRaise};
+use crate::pg::error::{self, Code};
 use crate::pg::numeric::numeric;
 use crate::pg::settings;
 use crate::store::{self, account, reservations};
@@ -36,9 +36,13 @@ pub unsafe extern "C-unwind" fn credit_protect_account(fcinfo: pg_sys::FunctionC
             None,
         )
     }
-    if store::is_writing() {
-        // SAFETY: called as a trigger (checked above), so the context is its TriggerData.
-        return pg_sys::Datum::from(unsafe { (*((*fcinfo).context as *mut pg_sys::TriggerData)).tg_newtuple });
+    // SAFETY: called as a trigger (checked above), so the context is its TriggerData.
+    let td = unsafe { (*fcinfo).context as *mut pg_sys::TriggerData };
+    // SAFETY: the trigger's relation is open for the call.
+    if store::is_writing() || unsafe { store::is_remote_own_write((*td).tg_relation, store::fast_read::account_rel()) }
+    {
+        // SAFETY: as above.
+        return pg_sys::Datum::from(unsafe { (*td).tg_newtuple });
     }
     error::raise(
         Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -75,7 +79,7 @@ pub unsafe extern "C-unwind" fn credit_account_written(fcinfo: pg_sys::FunctionC
     unsafe {
         let td = (*fcinfo).context as *mut pg_sys::TriggerData;
         let rel = (*td).tg_relation;
-        if (*rel).rd_id != store::fast_read::account_rel() {
+        if (*rel).rd_id != store::fast_read::account_rel() && !store::is_own_table(rel, "account") {
             only_on_account_error("credit._account_written")
         }
         let op = (*td).tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
@@ -171,10 +175,8 @@ fn _account_insert<'a>(
 /// The account triggers are SECURITY DEFINER: fired on another table (a trigger created by hand,
 /// with EXECUTE granted too widely) they would write credit's counters from fake rows.
 fn only_on_account(trigger: &PgTrigger<'_>, function: &str) {
-    let relid = trigger.relid().ok();
-    let account =
-        Spi::get_one::<pg_sys::Oid>("SELECT 'credit.account'::pg_catalog.regclass::pg_catalog.oid").or_raise();
-    if relid.is_none() || relid != account {
+    // SAFETY: a trigger's relation is open for the call.
+    if !unsafe { store::is_own_table(trigger.trigger_data().tg_relation, "account") } {
         only_on_account_error(function)
     }
 }

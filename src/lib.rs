@@ -202,6 +202,7 @@ extension_sql_file!(
     name = "fast_path",
     requires = ["guard", fast_path::fast_path_status, fast_path::flush_open_orders, fast_path::_fast_path_open_orders]
 );
+extension_sql_file!("../sql/citus.sql", name = "citus", requires = ["guard", "holds", "history", "privileges"]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]

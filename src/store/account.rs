@@ -4,6 +4,7 @@
 //! The guard's statements are prepared once per backend and kept (SPI_keepplan); operators are
 //! schema-qualified because the guard's trigger does not pin search_path (that would cost a GUC
 //! save and restore on every row).
+use crate::pg::args;
 use crate::pg::error::{self, Code, OrRaise, Required};
 use crate::pg::numeric::{decimal, decimal_opt, numeric};
 use crate::store;
@@ -18,44 +19,56 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::LazyLock;
 
-/// SQL: the limit in force today on one row — the temporary limit while it lasts, capped by the
-/// policy maximum.
-const LIMIT_IN_FORCE: &str = "LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) CURRENT_DATE \
-                                          THEN temporary_limit ELSE credit_limit END, policy_max_limit)";
+/// SQL: the limit in force on day `today` (an SQL expression: a parameter) on one row — the
+/// temporary limit while it lasts, capped by the policy maximum. Today's date is a parameter, not
+/// CURRENT_DATE: Citus refuses non-immutable functions in the CASE of a statement on a distributed
+/// table (docs/citus.md), and a parameter costs nothing on one node.
+fn limit_in_force(today: &str) -> String {
+    format!(
+        "LEAST(CASE WHEN temporary_limit_until OPERATOR(pg_catalog.>=) {today} \
+                    THEN temporary_limit ELSE credit_limit END, policy_max_limit)"
+    )
+}
 
 /// SQL: what a decision needs from one row, in the order [`Loaded::from_row`] reads it.
-static DECISION_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+fn decision_columns(today: &str) -> String {
     format!(
-        "{LIMIT_IN_FORCE}, exposure OPERATOR(pg_catalog.+) member_exposure, status, policy_prepayment_only, \
-         CURRENT_DATE OPERATOR(pg_catalog.-) oldest_open_due, policy_overdue_block_days, policy_warn_ratio, parent"
+        "{}, exposure OPERATOR(pg_catalog.+) member_exposure, status, policy_prepayment_only, \
+         {today} OPERATOR(pg_catalog.-) oldest_open_due, policy_overdue_block_days, policy_warn_ratio, parent",
+        limit_in_force(today)
     )
-});
+}
 
 /// SQL: the order of amount $2 fits the row — the account is active, not blocked by the overdue
 /// rule, and exposure plus the order stays within the usable limit (0 for prepayment-only
 /// customers): `credit_core::decision`'s rule, as a condition on one row (a property test holds
 /// the two to each other, src/pg_tests.rs).
-static FITS: LazyLock<String> = LazyLock::new(|| {
+fn fits(today: &str) -> String {
     format!(
         "status OPERATOR(pg_catalog.=) 'active' \
          AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) \
-             CASE WHEN policy_prepayment_only THEN 0 ELSE {LIMIT_IN_FORCE} END \
+             CASE WHEN policy_prepayment_only THEN 0 ELSE {} END \
          AND (oldest_open_due IS NULL OR policy_overdue_block_days IS NULL \
-              OR oldest_open_due OPERATOR(pg_catalog.>=) (CURRENT_DATE OPERATOR(pg_catalog.-) policy_overdue_block_days))"
+              OR oldest_open_due OPERATOR(pg_catalog.>=) ({today} OPERATOR(pg_catalog.-) policy_overdue_block_days))",
+        limit_in_force(today)
     )
-});
+}
 
 /// SQL: this reservation of $2 crossed the warning line — at or above it now, below it before.
 /// Evaluated in the reserving UPDATE, so the common case costs a few numeric comparisons and the
 /// guard reads back one boolean.
-static CROSSED_WARNING: LazyLock<String> = LazyLock::new(|| {
+fn crossed_warning(today: &str) -> String {
+    let limit = limit_in_force(today);
     format!(
         "policy_warn_ratio IS NOT NULL AND credit_limit OPERATOR(pg_catalog.>) 0 AND NOT policy_prepayment_only \
-         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.>=) ({LIMIT_IN_FORCE} OPERATOR(pg_catalog.*) policy_warn_ratio) \
+         AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.>=) ({limit} OPERATOR(pg_catalog.*) policy_warn_ratio) \
          AND exposure OPERATOR(pg_catalog.+) member_exposure OPERATOR(pg_catalog.-) $2 OPERATOR(pg_catalog.<) \
-             ({LIMIT_IN_FORCE} OPERATOR(pg_catalog.*) policy_warn_ratio)"
+             ({limit} OPERATOR(pg_catalog.*) policy_warn_ratio)"
     )
-});
+}
+
+/// The reading statement's decision columns, with today as its parameter $2.
+static DECISION_COLUMNS: LazyLock<String> = LazyLock::new(|| decision_columns("$2::pg_catalog.date"));
 
 /// SQL: due date of customer $1's oldest open invoice not in dispute (the overdue rule reads it).
 const OLDEST_OPEN_DUE: &str = "(SELECT min(i.due_date) FROM credit.invoice i \
@@ -131,7 +144,7 @@ pub fn load(customer: &str) -> Option<Loaded> {
             .select(
                 &format!("SELECT {} FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1", *DECISION_COLUMNS),
                 Some(1),
-                &[customer.into()],
+                &[customer.into(), args::today().into()],
             )
             .or_raise();
         if t.is_empty() {
@@ -349,6 +362,7 @@ pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
     }
     let text = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
     let numeric = PgOid::BuiltIn(PgBuiltInOids::NUMERICOID);
+    let date = PgOid::BuiltIn(PgBuiltInOids::DATEOID);
     let prepare = |sql: &str, args: &[PgOid]| c.prepare_mut(sql, args).or_raise().keep();
     let moves = Rc::new(OrderMoves {
         reserve: prepare(
@@ -356,9 +370,10 @@ pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
                 "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
                      exposure = exposure OPERATOR(pg_catalog.+) $2 \
                  WHERE customer OPERATOR(pg_catalog.=) $1 AND {} RETURNING parent, {}",
-                *FITS, *CROSSED_WARNING
+                fits("$3"),
+                crossed_warning("$3")
             ),
-            &[text, numeric],
+            &[text, numeric, date],
         ),
         shift: prepare(
             "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
@@ -370,9 +385,10 @@ pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
             &format!(
                 "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
                  WHERE customer OPERATOR(pg_catalog.=) $1 AND {} RETURNING NULL::pg_catalog.text, {}",
-                *FITS, *CROSSED_WARNING
+                fits("$3"),
+                crossed_warning("$3")
             ),
-            &[text, numeric],
+            &[text, numeric, date],
         ),
         group_shift: prepare(
             "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
@@ -384,7 +400,7 @@ pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
                 "SELECT {} FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
                 *DECISION_COLUMNS
             ),
-            &[text],
+            &[text, date],
         ),
     });
     ORDER_MOVES.with(|slot| *slot.borrow_mut() = Some(moves.clone()));
@@ -405,7 +421,7 @@ impl OrderMoves {
         }
         let plan = if group { &self.group_reserve } else { &self.reserve };
         store::writing(|| {
-            let t = c.update(plan, None, &[customer.into(), amount.clone().into()]).or_raise();
+            let t = c.update(plan, None, &[customer.into(), amount.clone().into(), args::today().into()]).or_raise();
             if t.len() != 1 {
                 return None;
             }
@@ -435,7 +451,7 @@ impl OrderMoves {
                 Fast::RowPath => {}
             }
         }
-        let t = c.update(&self.lookup, Some(1), &[customer.into()]).or_raise();
+        let t = c.update(&self.lookup, Some(1), &[customer.into(), args::today().into()]).or_raise();
         if t.is_empty() {
             return None;
         }
@@ -507,7 +523,7 @@ impl OrderMoves {
 
     /// Locks and reads the row for a decision (see [`lock_for_decision`]).
     pub fn lookup_locked(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
-        let t = c.update(&self.lookup, Some(1), &[customer.into()]).or_raise();
+        let t = c.update(&self.lookup, Some(1), &[customer.into(), args::today().into()]).or_raise();
         if t.is_empty() {
             return None;
         }
@@ -605,7 +621,7 @@ pub fn fast_shift(customer: &str, delta: Decimal) -> bool {
 /// property test holds the guard's SQL rule and the core's decision to each other with it.
 #[cfg(any(test, feature = "pg_test"))]
 pub fn fits_over_values(columns: &str) -> String {
-    format!("SELECT {}, {} FROM (SELECT {columns}) AS a", *DECISION_COLUMNS, *FITS)
+    format!("SELECT {}, {} FROM (SELECT {columns}) AS a", decision_columns("CURRENT_DATE"), fits("CURRENT_DATE"))
 }
 
 /// Customers that are not in credit.account, of those given.

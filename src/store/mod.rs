@@ -74,3 +74,67 @@ pub fn writing<R>(f: impl FnOnce() -> R) -> R {
 pub fn is_writing() -> bool {
     DEPTH.with(|d| d.get() > 0)
 }
+
+/// Whether `rel` is pg_credit's table `credit.<name>`, or on a Citus node one of its shards
+/// (`credit.<name>_<shard id>`, docs/citus.md): the row triggers that refuse any other table ask
+/// this. Only the extension's owner creates relations in schema credit, so the name is proof.
+/// The same rule as SQL's `credit._is_own_table`.
+///
+/// # Safety
+/// `rel` must be an open relation (a trigger's `tg_relation`).
+pub unsafe fn is_own_table(rel: pgrx::pg_sys::Relation, name: &str) -> bool {
+    use pgrx::pg_sys;
+    // SAFETY: an open relation's descriptor and its pg_class row are valid while it is open.
+    let (namespace, relname) = unsafe {
+        let form = (*rel).rd_rel;
+        ((*form).relnamespace, std::ffi::CStr::from_ptr((*form).relname.data.as_ptr()).to_bytes().to_vec())
+    };
+    // SAFETY: a syscache lookup by name; missing_ok, so no error.
+    if namespace != unsafe { pg_sys::get_namespace_oid(c"credit".as_ptr(), true) } {
+        return false;
+    }
+    is_name_or_shard(&relname, name.as_bytes())
+}
+
+/// `relname` is `name`, or `name` followed by `_` and a Citus shard id.
+fn is_name_or_shard(relname: &[u8], name: &[u8]) -> bool {
+    match relname.strip_prefix(name) {
+        Some([]) => true,
+        Some([b'_', digits @ ..]) => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_name_or_shard;
+
+    #[test]
+    fn shard_names() {
+        assert!(is_name_or_shard(b"account", b"account"));
+        assert!(is_name_or_shard(b"account_102008", b"account"));
+        assert!(!is_name_or_shard(b"account_", b"account"));
+        assert!(!is_name_or_shard(b"account_x1", b"account"));
+        assert!(!is_name_or_shard(b"accounts", b"account"));
+        assert!(!is_name_or_shard(b"event_chain", b"event"));
+    }
+}
+
+/// On a Citus node: whether this write of `rel`, a shard of one of pg_credit's tables, comes from
+/// pg_credit's own code on another node (docs/citus.md). Such a write arrives over a Citus
+/// connection without this backend's [`writing`] flag; it runs as a superuser because every
+/// pg_credit function that writes maintained columns or the ledger is a SECURITY DEFINER function
+/// owned by the extension's superuser, and no role below that can run a statement as one.
+///
+/// # Safety
+/// `rel` must be an open relation (a trigger's `tg_relation`).
+pub unsafe fn is_remote_own_write(rel: pgrx::pg_sys::Relation, base: pgrx::pg_sys::Oid) -> bool {
+    use pgrx::pg_sys;
+    // SAFETY: the relation is open; superuser() and the application_name GUC are plain reads.
+    unsafe {
+        if (*rel).rd_id == base || !pg_sys::superuser() || pg_sys::application_name.is_null() {
+            return false;
+        }
+        std::ffi::CStr::from_ptr(pg_sys::application_name).to_bytes().starts_with(b"citus_internal gpid=")
+    }
+}

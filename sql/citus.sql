@@ -1,0 +1,139 @@
+-- Citus (docs/citus.md): one call lays pg_credit's tables out on a Citus cluster so that every
+-- customer's credit lives on the node that holds its orders. Run on the coordinator, after
+-- CREATE EXTENSION citus and pg_credit on every node and citus_add_node for the workers.
+--
+-- Configuration every node reads (policies, grades, buckets, tiers, the ladder, levels, the
+-- registry of guarded tables) becomes reference tables: a copy on every node, written through
+-- the coordinator. The per-customer tables the order guard reads and writes (accounts, held
+-- orders, credit history) are distributed by customer and colocated, so the guard's trigger on an
+-- order shard finds its customer's account row on the same node, in the same transaction, and a
+-- shard move carries the row with its orders. Guarded order tables are distributed by their
+-- customer column, colocated with credit.account.
+
+-- The tables, by their place on Citus. Everything not listed stays on the coordinator.
+CREATE FUNCTION credit._citus_layout() RETURNS TABLE (table_name regclass, layout text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    VALUES
+    -- Read by the guard, the account triggers and the privilege checks on every node.
+    ('credit.access_role'::regclass, 'reference'), ('credit.trusted_proxy'::regclass, 'reference'),
+    ('credit.policy'::regclass, 'reference'), ('credit.grade'::regclass, 'reference'),
+    ('credit.term_tier'::regclass, 'reference'), ('credit.terms_window'::regclass, 'reference'),
+    ('credit.aging_bucket'::regclass, 'reference'), ('credit.dunning_level'::regclass, 'reference'),
+    ('credit.approval_rule'::regclass, 'reference'), ('credit.score_weight'::regclass, 'reference'),
+    ('credit.provision_rate'::regclass, 'reference'), ('credit.reference_rate'::regclass, 'reference'),
+    ('credit.guarded_table'::regclass, 'reference'),
+    -- With their customer's orders.
+    ('credit.account'::regclass, 'customer'), ('credit.order_hold'::regclass, 'customer'),
+    ('credit.history'::regclass, 'customer')
+$$;
+
+-- How a guarded or to-be-guarded table stands on Citus: NULL when it is distributed by `column`
+-- and colocated with credit.account (or when this database is not distributed); otherwise what
+-- is wrong, for a message.
+CREATE FUNCTION credit._citus_placement_problem(orders regclass, customer_column name) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+BEGIN
+    IF NOT credit.is_distributed() THEN
+        RETURN NULL;
+    END IF;
+    SELECT d.partmethod, d.colocationid, column_to_column_name(d.logicalrelid, d.partkey) AS dist_column INTO p
+      FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = orders;
+    IF NOT FOUND THEN
+        RETURN 'it is not a distributed table';
+    ELSIF p.partmethod <> 'h' OR p.dist_column IS DISTINCT FROM customer_column::text THEN
+        RETURN format('it is not distributed by its customer column %I', customer_column);
+    ELSIF p.colocationid <> (SELECT a.colocationid FROM pg_catalog.pg_dist_partition a
+                              WHERE a.logicalrelid = 'credit.account'::regclass) THEN
+        RETURN 'it is not colocated with credit.account';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION credit.distribute() RETURNS TABLE (table_name regclass, layout text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t     record;
+    g     credit.guarded_table;
+    args  text;
+    key   name[];
+BEGIN
+    PERFORM credit._require('admin', 'laying pg_credit out on Citus');
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RAISE EXCEPTION 'Citus is not installed in this database' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'CREATE EXTENSION citus on every node first, and add the workers with citus_add_node().';
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'credit.distribute() runs on the coordinator' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF credit.is_distributed() THEN
+        RAISE EXCEPTION 'pg_credit is already distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_credit($|[ ,])' THEN
+        RAISE EXCEPTION 'the fast path and Citus do not work together yet' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'pg_credit is in shared_preload_libraries; its reservations in shared memory do not follow shards.',
+            HINT = 'Remove pg_credit from shared_preload_libraries on every node (docs/citus.md).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM credit.invoice) OR EXISTS (SELECT 1 FROM credit.settlement) THEN
+        RAISE EXCEPTION 'the receivables ledger cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'credit.invoice or credit.settlement has rows; postings do not run on Citus yet (docs/citus.md).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node n WHERE n.shouldhaveshards AND n.isactive AND n.noderole = 'primary') THEN
+        RAISE EXCEPTION 'the Citus cluster has no worker to hold shards' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add workers with citus_add_node() first.';
+    END IF;
+    -- A table guarded before it was distributed: its open orders are counted already, so it is
+    -- distributed without its guard (the copy fires no trigger), and guarded again after.
+    FOR g IN SELECT * FROM credit.guarded_table x ORDER BY x.table_name LOOP
+        IF g.root <> g.table_name OR g.kind <> 'table' THEN
+            RAISE EXCEPTION 'guarded table % has partitions or children', g.root USING ERRCODE = 'feature_not_supported',
+                HINT = 'Unguard it first; partitioned tables are distributed by Citus as a whole (docs/citus.md).';
+        END IF;
+        IF g.mode = 'hold' THEN
+            RAISE EXCEPTION 'guarded table % is in hold mode, which does not work on Citus yet', g.table_name
+                USING ERRCODE = 'feature_not_supported', HINT = 'Guard it in reject mode (docs/citus.md).';
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = g.table_name) THEN
+            RAISE EXCEPTION 'guarded table % is distributed already', g.table_name USING ERRCODE = 'object_not_in_prerequisite_state',
+                HINT = 'Unguard it, run credit.distribute(), then guard it again.';
+        END IF;
+    END LOOP;
+
+    PERFORM credit._ddl_quiet(true);
+    UPDATE credit.guarded_table x SET qualified_name = credit._qualified_name(x.table_name);
+    FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'reference' LOOP
+        PERFORM pg_catalog.create_reference_table(t.table_name);
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
+    END LOOP;
+    -- Unique keys of a distributed table include its distribution column.
+    ALTER TABLE credit.order_hold DROP CONSTRAINT order_hold_pkey,
+        ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id);
+    -- The shards' rows are copies of rows pg_credit wrote: the copy fires no trigger.
+    PERFORM pg_catalog.create_distributed_table('credit.account', 'customer');
+    PERFORM pg_catalog.create_distributed_table('credit.order_hold', 'customer', colocate_with => 'credit.account');
+    PERFORM pg_catalog.create_distributed_table('credit.history', 'customer', colocate_with => 'credit.account');
+    FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
+    END LOOP;
+    FOR g IN SELECT * FROM credit.guarded_table x ORDER BY x.table_name LOOP
+        EXECUTE format('DROP TRIGGER credit_guard ON %s', g.table_name);
+        EXECUTE format('DROP TRIGGER IF EXISTS credit_guard_truncate ON %s', g.table_name);
+        PERFORM pg_catalog.create_distributed_table(g.table_name, g.customer_column, colocate_with => 'credit.account');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(g.table_name);
+        EXECUTE format('CREATE TRIGGER credit_guard AFTER INSERT OR UPDATE OR DELETE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION credit._guard_row(%s)', g.table_name,
+                       (SELECT string_agg(quote_literal(a), ', ') FROM unnest(credit._guard_trigger_args(g)) a));
+        EXECUTE format('CREATE TRIGGER credit_guard_truncate BEFORE TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate()', g.table_name);
+    END LOOP;
+    PERFORM credit._ddl_quiet(false);
+    RETURN QUERY SELECT l.table_name, l.layout FROM credit._citus_layout() l
+                 UNION ALL SELECT x.table_name, 'customer (guarded orders)' FROM credit.guarded_table x;
+END
+$$;
+
+COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
+COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';
+COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders and credit history distributed by customer, colocated with the guarded order tables (docs/citus.md)';
