@@ -105,21 +105,6 @@ fn is_name_or_shard(relname: &[u8], name: &[u8]) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_name_or_shard;
-
-    #[test]
-    fn shard_names() {
-        assert!(is_name_or_shard(b"account", b"account"));
-        assert!(is_name_or_shard(b"account_102008", b"account"));
-        assert!(!is_name_or_shard(b"account_", b"account"));
-        assert!(!is_name_or_shard(b"account_x1", b"account"));
-        assert!(!is_name_or_shard(b"accounts", b"account"));
-        assert!(!is_name_or_shard(b"event_chain", b"event"));
-    }
-}
-
 /// On a Citus node: whether this write of `rel`, a shard of one of pg_credit's tables, comes from
 /// pg_credit's own code on another node (docs/citus.md). Such a write arrives over a Citus
 /// connection without this backend's [`writing`] flag; it runs as a superuser because every
@@ -136,5 +121,20 @@ pub unsafe fn is_remote_own_write(rel: pgrx::pg_sys::Relation, base: pgrx::pg_sy
             return false;
         }
         std::ffi::CStr::from_ptr(pg_sys::application_name).to_bytes().starts_with(b"citus_internal gpid=")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_name_or_shard;
+
+    #[test]
+    fn shard_names() {
+        assert!(is_name_or_shard(b"account", b"account"));
+        assert!(is_name_or_shard(b"account_102008", b"account"));
+        assert!(!is_name_or_shard(b"account_", b"account"));
+        assert!(!is_name_or_shard(b"account_x1", b"account"));
+        assert!(!is_name_or_shard(b"accounts", b"account"));
+        assert!(!is_name_or_shard(b"event_chain", b"event"));
     }
 }
