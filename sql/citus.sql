@@ -3,7 +3,7 @@
 -- CREATE EXTENSION citus and pg_credit on every node and citus_add_node for the workers.
 --
 -- Configuration every node reads (policies, grades, buckets, tiers, the ladder, levels, the
--- registry of guarded tables) becomes reference tables: a copy on every node, written through
+-- guard triggers' registration) becomes reference tables: a copy on every node, written through
 -- the coordinator. The per-customer tables the order guard reads and writes (accounts, held
 -- orders, credit history) are distributed by customer and colocated, so the guard's trigger on an
 -- order shard finds its customer's account row on the same node, in the same transaction, and a
@@ -21,11 +21,59 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('credit.aging_bucket'::regclass, 'reference'), ('credit.dunning_level'::regclass, 'reference'),
     ('credit.approval_rule'::regclass, 'reference'), ('credit.score_weight'::regclass, 'reference'),
     ('credit.provision_rate'::regclass, 'reference'), ('credit.reference_rate'::regclass, 'reference'),
-    ('credit.guarded_table'::regclass, 'reference'),
+    ('credit.guard_registration'::regclass, 'reference'),
     -- With their customer's orders.
     ('credit.account'::regclass, 'customer'), ('credit.order_hold'::regclass, 'customer'),
     ('credit.history'::regclass, 'customer')
 $$;
+
+-- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
+-- each guarded relation by name, with the arguments credit.guard() gave its trigger. A reference
+-- table, so that every node reads it locally. credit.guarded_table itself stays on the
+-- coordinator: the DDL watch reads it there while Citus runs ALTER TABLE, when Citus returns no
+-- rows from its own tables; and its regclass values are the coordinator's oids.
+CREATE TABLE credit.guard_registration (
+    qualified_name text PRIMARY KEY,
+    trigger_args   text[] NOT NULL
+);
+COMMENT ON TABLE credit.guard_registration IS 'On Citus: credit.guarded_table by name, with each guard trigger''s arguments, on every node (kept by pg_credit; empty elsewhere)';
+COMMENT ON COLUMN credit.guard_registration.qualified_name IS 'schema.table of the guarded relation';
+COMMENT ON COLUMN credit.guard_registration.trigger_args IS 'The arguments of its credit_guard trigger (credit._guard_trigger_args)';
+
+-- Rewrites credit.guard_registration from credit.guarded_table, on Citus's coordinator after
+-- every change of the registry and after DDL (a renamed table); nothing elsewhere.
+CREATE FUNCTION credit._sync_guard_registration() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g           credit.guarded_table;
+    coordinator boolean;
+BEGIN
+    IF NOT credit.is_distributed() THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+    IF NOT coordinator THEN
+        RETURN;
+    END IF;
+    DELETE FROM credit.guard_registration;
+    FOR g IN SELECT * FROM credit.guarded_table x ORDER BY x.table_name LOOP
+        INSERT INTO credit.guard_registration (qualified_name, trigger_args)
+        VALUES (credit._qualified_name(g.table_name), credit._guard_trigger_args(g));
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION credit._sync_guard_registration() IS 'Internal: on Citus''s coordinator, rewrites credit.guard_registration from credit.guarded_table';
+
+CREATE FUNCTION credit._guarded_table_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._sync_guard_registration();
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION credit._guarded_table_changed() IS 'Internal: keeps credit.guard_registration after a change of credit.guarded_table';
+CREATE TRIGGER guarded_table_changed AFTER INSERT OR UPDATE OR DELETE ON credit.guarded_table
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._guarded_table_changed();
 
 -- How a guarded or to-be-guarded table stands on Citus: NULL when it is distributed by `column`
 -- and colocated with credit.account (or when this database is not distributed); otherwise what
@@ -80,6 +128,11 @@ BEGIN
         RAISE EXCEPTION 'the receivables ledger cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
             DETAIL = 'credit.invoice or credit.settlement has rows; postings do not run on Citus yet (docs/citus.md).';
     END IF;
+    IF EXISTS (SELECT 1 FROM credit.account a WHERE a.parent IS NOT NULL) THEN
+        RAISE EXCEPTION 'credit groups do not work on Citus' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'Some accounts belong to a credit group; a group''s head may sit on another node than its members'' orders.',
+            HINT = 'Take the members out of their groups (UPDATE credit.account SET parent = NULL) first (docs/citus.md).';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node n WHERE n.shouldhaveshards AND n.isactive AND n.noderole = 'primary') THEN
         RAISE EXCEPTION 'the Citus cluster has no worker to hold shards' USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Add workers with citus_add_node() first.';
@@ -102,7 +155,6 @@ BEGIN
     END LOOP;
 
     PERFORM credit._ddl_quiet(true);
-    UPDATE credit.guarded_table x SET qualified_name = credit._qualified_name(x.table_name);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'reference' LOOP
         PERFORM pg_catalog.create_reference_table(t.table_name);
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
@@ -128,6 +180,7 @@ BEGIN
         EXECUTE format('CREATE TRIGGER credit_guard_truncate BEFORE TRUNCATE ON %s '
                        'FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate()', g.table_name);
     END LOOP;
+    PERFORM credit._sync_guard_registration();
     PERFORM credit._ddl_quiet(false);
     RETURN QUERY SELECT l.table_name, l.layout FROM credit._citus_layout() l
                  UNION ALL SELECT x.table_name, 'customer (guarded orders)' FROM credit.guarded_table x;

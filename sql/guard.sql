@@ -31,9 +31,6 @@ CREATE TABLE credit.guarded_table (
     -- registered by itself (kind 'partition' or 'child') with the same configuration.
     root             regclass NOT NULL,
     kind             text NOT NULL DEFAULT 'table' CHECK (kind IN ('table', 'partition', 'child')),
-    -- schema.table, kept by the DDL watch: on Citus this table is a reference table, and the
-    -- regclass above is the coordinator's oid, which names nothing on a worker (docs/citus.md).
-    qualified_name   text,
     CONSTRAINT guarded_table_statuses_need_column CHECK (status_column IS NOT NULL OR open_statuses IS NULL),
     CONSTRAINT guarded_table_hold_needs_status CHECK (mode = 'reject' OR (status_column IS NOT NULL AND hold_value IS NOT NULL AND key_columns IS NOT NULL))
 );
@@ -86,23 +83,7 @@ $$;
 
 COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
 
--- Whether this node keeps the registry's qualified names: one node, or Citus's coordinator (a
--- worker's regclass of a registry row is the coordinator's oid).
-CREATE FUNCTION credit._keeps_registry() RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    coordinator boolean;
-BEGIN
-    IF NOT credit.is_distributed() THEN
-        RETURN true;
-    END IF;
-    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
-    RETURN coordinator;
-END
-$$;
-COMMENT ON FUNCTION credit._keeps_registry() IS 'Internal: whether this node keeps the qualified names of credit.guarded_table (one node, or the Citus coordinator)';
-
--- schema.table of a relation, quoted where needed (credit.guarded_table.qualified_name).
+-- schema.table of a relation, quoted where needed (credit.guard_registration on Citus).
 CREATE FUNCTION credit._qualified_name(rel regclass) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 RETURN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -230,21 +211,23 @@ $$;
 CREATE FUNCTION credit._open_orders_query(relid oid DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    g credit.guarded_table;
     q text;
 BEGIN
     PERFORM credit._internal('credit._open_orders_query');
-    SELECT string_agg(format(
+    -- One registry row at a time: on Citus the registry is a reference table, which Citus joins
+    -- with no set-returning function.
+    FOR g IN SELECT * FROM credit.guarded_table x WHERE relid IS NULL OR x.table_name = relid ORDER BY x.table_name LOOP
+        CONTINUE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = g.table_name) IS DISTINCT FROM 'r'
+                   OR EXISTS (SELECT 1 FROM credit._guard_problems(g.table_name) p WHERE p.fatal);
+        q := concat_ws(' UNION ALL ', q, format(
                'SELECT (t.%I)::pg_catalog.text COLLATE pg_catalog."C" AS customer, (t.%I)::pg_catalog.numeric AS amount '
                'FROM ONLY %s t%s',
                g.customer_column, g.amount_column, g.table_name::text,
                CASE WHEN g.status_column IS NULL THEN ''
                     ELSE format(' WHERE (t.%I)::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])',
-                                g.status_column, g.open_statuses) END),
-           ' UNION ALL ')
-      INTO q
-      FROM credit.guarded_table g JOIN pg_class c ON c.oid = g.table_name
-     WHERE (relid IS NULL OR g.table_name = relid) AND c.relkind = 'r'
-       AND NOT EXISTS (SELECT 1 FROM credit._guard_problems(g.table_name) p WHERE p.fatal);
+                                g.status_column, g.open_statuses) END));
+    END LOOP;
     RETURN coalesce(
         'SELECT customer, amount FROM (' || q || ') o WHERE customer IS NOT NULL '
         'AND amount OPERATOR(pg_catalog.>=) 0 AND amount OPERATOR(pg_catalog.<=) 1000000000000000',
@@ -365,9 +348,9 @@ BEGIN
                   DETAIL = 'Foreign tables and views cannot be guarded; their rows would be orders nobody checks.';
     END IF;
     INSERT INTO credit.guarded_table (table_name, customer_column, amount_column, status_column, open_statuses, mode,
-                                      hold_value, key_columns, guarded_by, root, kind, qualified_name)
+                                      hold_value, key_columns, guarded_by, root, kind)
     VALUES (rel, g.customer_column, g.amount_column, g.status_column, g.open_statuses, g.mode,
-            g.hold_value, g.key_columns, session_user, root_rel, kind, credit._qualified_name(rel));
+            g.hold_value, g.key_columns, session_user, root_rel, kind);
     IF kind = 'child' THEN
         EXECUTE format('CREATE TRIGGER credit_guard AFTER INSERT OR UPDATE OR DELETE ON %s '
                        'FOR EACH ROW EXECUTE FUNCTION credit._guard_row(%s)', rel,
@@ -421,6 +404,7 @@ DECLARE
     item       record;
     problem    text;
     col        record;
+    customers  text[];
 BEGIN
     PERFORM credit._require('admin', 'guarding a table');
     IF mode IS NULL OR mode NOT IN ('reject', 'hold') THEN
@@ -536,9 +520,9 @@ BEGIN
     EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', orders);
     PERFORM credit._ddl_quiet(true);
     INSERT INTO credit.guarded_table (table_name, customer_column, amount_column, status_column, open_statuses, mode,
-                                      hold_value, key_columns, guarded_by, root, kind, qualified_name)
+                                      hold_value, key_columns, guarded_by, root, kind)
     VALUES (orders, customer_column, amount_column, status_column, statuses, mode, hold_value, keys, session_user,
-            orders, 'table', credit._qualified_name(orders))
+            orders, 'table')
     RETURNING * INTO g;
     -- On a partitioned table PostgreSQL clones the row trigger onto every partition, now and later.
     EXECUTE format('CREATE TRIGGER credit_guard AFTER INSERT OR UPDATE OR DELETE ON %s '
@@ -555,9 +539,9 @@ BEGIN
         PERFORM credit._guard_register(item.relid, orders, item.kind, false);
     END LOOP;
     PERFORM credit._ddl_quiet(false);
-    SELECT count(DISTINCT o.customer) INTO missing
-      FROM credit._open_orders_of_tree(orders) o
-     WHERE NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer = o.customer);
+    -- Without a correlated subquery: Citus joins its tables with no set-returning function.
+    customers := ARRAY(SELECT DISTINCT o.customer FROM credit._open_orders_of_tree(orders) o);
+    SELECT cardinality(customers) - count(*) INTO missing FROM credit.account a WHERE a.customer = ANY (customers);
     IF missing > 0 THEN
         RAISE NOTICE '% customer(s) with open orders in % have no credit account; their orders are not counted', missing, orders
             USING HINT = 'Creating their credit.account rows counts those orders.';
@@ -704,10 +688,10 @@ DECLARE
     admin    boolean;
 BEGIN
     PERFORM credit._internal('credit._guard_reconcile');
-    -- Renamed or moved tables (on Citus only the coordinator knows the registry's oids).
-    IF credit._keeps_registry() THEN
-        UPDATE credit.guarded_table x SET qualified_name = credit._qualified_name(x.table_name)
-         WHERE x.qualified_name IS DISTINCT FROM credit._qualified_name(x.table_name);
+    -- On Citus, the workers' copy follows renamed and moved tables (sql/citus.sql, which
+    -- CREATE EXTENSION runs after DDL this watches).
+    IF to_regprocedure('credit._sync_guard_registration()') IS NOT NULL THEN
+        PERFORM credit._sync_guard_registration();
     END IF;
     -- Left: partitions detached, children no longer inheriting.
     FOR g IN SELECT x.* FROM credit.guarded_table x
@@ -804,7 +788,6 @@ COMMENT ON COLUMN credit.guarded_table.key_columns IS 'Primary key naming held r
 COMMENT ON COLUMN credit.guarded_table.guarded_at IS 'When the guard was attached';
 COMMENT ON COLUMN credit.guarded_table.guarded_by IS 'Who attached it';
 COMMENT ON COLUMN credit.guarded_table.root IS 'The table credit.guard() was called on (itself for it)';
-COMMENT ON COLUMN credit.guarded_table.qualified_name IS 'schema.table of table_name, kept by the DDL watch (on Citus, how workers find the registration: a regclass copied to them is the coordinator''s oid)';
 COMMENT ON COLUMN credit.guarded_table.kind IS 'table (credit.guard was called on it), partition or child (guarded with it, created or attached at any time)';
 COMMENT ON FUNCTION credit.guard(regclass, name, name, name, text[], text, text) IS 'Attaches the credit guard to an order table: open orders count toward exposure; an order that fails a credit rule is refused (mode reject, SQLSTATE 23514) or saved with its status set to hold_value and queued in credit.order_hold (mode hold)';
 COMMENT ON FUNCTION credit.unguard(regclass) IS 'Removes the credit guard from a table; its open orders stop counting';

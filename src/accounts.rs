@@ -161,6 +161,9 @@ fn _account_insert<'a>(
     let restoring = unsafe { pg_sys::superuser_arg(pg_sys::GetOuterUserId()) }
         && created_at
             .is_some_and(|t| pg_sys::TimestampTz::from(t) < unsafe { pg_sys::GetCurrentTransactionStartTimestamp() });
+    if let Some(p) = &parent {
+        refuse_group_on_citus(&customer, p);
+    }
     let policy = Spi::connect_mut(|c| -> Result<_, pgrx::datum::TryFromDatumError> {
         if let Some(p) = parent.as_ref().filter(|_| !restoring) {
             account::check_group_head(c, &customer, p);
@@ -178,6 +181,21 @@ fn only_on_account(trigger: &PgTrigger<'_>, function: &str) {
     // SAFETY: a trigger's relation is open for the call.
     if !unsafe { store::is_own_table(trigger.trigger_data().tg_relation, "account") } {
         only_on_account_error(function)
+    }
+}
+
+/// On Citus a group's head may sit on another node than its members' orders, where the guard's
+/// trigger cannot reach it (docs/citus.md).
+fn refuse_group_on_citus(customer: &str, parent: &str) {
+    if crate::pg::citus::distributed() {
+        error::raise(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "credit groups do not work on Citus",
+            Some(format!(
+                "Customer \"{customer}\" would join the group of \"{parent}\", whose account may sit on another node."
+            )),
+            Some("Give each customer a limit of its own (docs/citus.md)."),
+        )
     }
 }
 
@@ -384,6 +402,9 @@ fn _account_derive<'a>(
     }
     let new_customer: String = row.get_by_name("customer")?.unwrap_or_default();
     let new_parent: Option<String> = row.get_by_name("parent")?;
+    if let Some(p) = new_parent.as_ref().filter(|p| old_parent.as_ref() != Some(*p)) {
+        refuse_group_on_citus(&new_customer, p);
+    }
     let mut exposure: AnyNumeric = row.get_by_name("exposure")?.unwrap_or_default();
     if new_customer != old_customer && Spi::connect(|c| account::has_members(c, &old_customer)) {
         error::raise(

@@ -28,6 +28,7 @@ fn post_invoice(
     product_category: default!(Option<&str>, "NULL"),
 ) -> i64 {
     privileges::require("clerk", "posting an invoice");
+    crate::pg::citus::refuse_if_distributed("Posting an invoice");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let amount = args::positive_amount(amount.as_ref(), "amount");
@@ -118,6 +119,7 @@ fn post_payment(
     reference: default!(Option<&str>, "NULL"),
 ) -> i64 {
     privileges::require("clerk", "posting a payment");
+    crate::pg::citus::refuse_if_distributed("Posting a payment");
     let customer = args::text(customer, "customer");
     let amount = args::positive_amount(amount.as_ref(), "amount");
     let paid_on = args::date(paid_on, "paid_on");
@@ -139,6 +141,7 @@ fn post_credit_note(
     reason: default!(Option<&str>, "NULL"),
 ) -> i64 {
     privileges::require("clerk", "posting a credit note");
+    crate::pg::citus::refuse_if_distributed("Posting a credit note");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let amount = args::positive_amount(amount.as_ref(), "amount");
@@ -158,6 +161,7 @@ fn write_off(
     reason: default!(Option<&str>, "NULL"),
 ) -> i64 {
     privileges::require("manager", "writing off");
+    crate::pg::citus::refuse_if_distributed("Writing off");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let requested = amount.as_ref().map(|a| args::positive_amount(Some(a), "amount"));
@@ -216,6 +220,7 @@ fn reverse_settlement(
     reversed_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
     privileges::require("manager", "reversing a settlement");
+    crate::pg::citus::refuse_if_distributed("Reversing a settlement");
     let Some(settlement_id) = settlement_id else { error::null_arg("settlement_id") };
     let reason = args::text(reason, "reason");
     let on = args::not_future(reversed_on, "reversed_on");
@@ -301,6 +306,7 @@ fn cancel_invoice(
     cancelled_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
     privileges::require("manager", "cancelling an invoice");
+    crate::pg::citus::refuse_if_distributed("Cancelling an invoice");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let reason = args::text(reason, "reason");

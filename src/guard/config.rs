@@ -116,13 +116,10 @@ fn check_registration(relid: Oid, args: &[String], table: &str) {
     if !current {
         return;
     }
-    // The row goes through jsonb: on a Citus node the registry is a reference table, read from its
-    // local shard, whose row type is the shard's own (credit.guarded_table_<shard id>).
     let registered: Option<Vec<Option<String>>> = Spi::connect(|c| {
         let t = c
             .select(
-                "SELECT credit._guard_trigger_args(pg_catalog.jsonb_populate_record(NULL::credit.guarded_table, pg_catalog.to_jsonb(g))) \
-                 FROM credit.guarded_table g \
+                "SELECT credit._guard_trigger_args(g) FROM credit.guarded_table g \
                  WHERE g.table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
                 Some(1),
                 &[relid.into()],
@@ -131,10 +128,10 @@ fn check_registration(relid: Oid, args: &[String], table: &str) {
         if !t.is_empty() {
             return Some(t.first().get_one::<Vec<Option<String>>>().or_raise().unwrap_or_default());
         }
-        // On a Citus node the trigger fires on a shard: its table's registration (older SQL has
-        // no credit._shard_of, and no Citus support).
+        // On a Citus node the trigger fires on a shard: its table's registration, by name (older
+        // SQL has no Citus support).
         let citus_aware = c
-            .select("SELECT pg_catalog.to_regprocedure('credit._shard_of(oid)') IS NOT NULL", Some(1), &[])
+            .select("SELECT pg_catalog.to_regclass('credit.guard_registration') IS NOT NULL", Some(1), &[])
             .or_raise()
             .first()
             .get_one::<bool>()
@@ -144,9 +141,8 @@ fn check_registration(relid: Oid, args: &[String], table: &str) {
         }
         let t = c
             .select(
-                "SELECT credit._guard_trigger_args(pg_catalog.jsonb_populate_record(NULL::credit.guarded_table, pg_catalog.to_jsonb(g))) \
-                 FROM credit.guarded_table g \
-                 WHERE g.qualified_name OPERATOR(pg_catalog.=) credit._qualified_name(credit._shard_of($1))",
+                "SELECT r.trigger_args FROM credit.guard_registration r \
+                 WHERE r.qualified_name OPERATOR(pg_catalog.=) credit._qualified_name(credit._shard_of($1))",
                 Some(1),
                 &[relid.into()],
             )

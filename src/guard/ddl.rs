@@ -44,8 +44,12 @@ thread_local! {
         RefCell::new((None, HashMap::new()));
 }
 
+/// On a Citus node, DDL that another node sends over a Citus connection (a shard's CREATE TABLE, a
+/// propagated ALTER TABLE) was watched on the node that ran it, on the distributed table; inside
+/// the task Citus refuses the watch's reads of the registry (a reference table). docs/citus.md
+/// says why workers admit no one but the coordinator and admins.
 fn quiet() -> bool {
-    BUSY.with(|b| b.get() > 0) || QUIET.with(|q| q.get() == Some(scope_now())) || from_citus_node()
+    BUSY.with(|b| b.get() > 0) || QUIET.with(|q| q.get() == Some(scope_now())) || crate::pg::citus::from_other_node()
 }
 
 fn busy<R>(f: impl FnOnce() -> R) -> R {
@@ -58,18 +62,6 @@ fn busy<R>(f: impl FnOnce() -> R) -> R {
     BUSY.with(|b| b.set(b.get() + 1));
     let _r = Reset;
     f()
-}
-
-/// On a Citus node, DDL that another node sends over a Citus connection: a shard's CREATE TABLE,
-/// a propagated ALTER TABLE. The node that ran the command watched it on the distributed table;
-/// inside the task Citus refuses the watch's reads of the registry (a reference table).
-/// docs/citus.md says why workers admit no one but the coordinator and admins.
-fn from_citus_node() -> bool {
-    // SAFETY: a read of the application_name GUC.
-    unsafe {
-        !pg_sys::application_name.is_null()
-            && std::ffi::CStr::from_ptr(pg_sys::application_name).to_bytes().starts_with(b"citus_internal gpid=")
-    }
 }
 
 /// Internal: quiets the watch for the current (sub)transaction while credit.guard() or

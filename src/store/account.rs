@@ -171,6 +171,11 @@ pub fn parent_of(c: &SpiClient<'_>, customer: &str) -> Option<Option<String>> {
 
 /// Whether a customer heads a credit group.
 pub fn has_members(c: &SpiClient<'_>, customer: &str) -> bool {
+    // Citus has no groups (docs/citus.md), and from an account shard's trigger this would be a
+    // query over every shard, which Citus refuses there.
+    if crate::pg::citus::distributed() {
+        return false;
+    }
     !c.select("SELECT 1 FROM credit.account WHERE parent = $1 LIMIT 1", Some(1), &[customer.into()])
         .or_raise()
         .is_empty()
@@ -274,6 +279,9 @@ pub fn refresh_oldest_due(c: &mut SpiClient<'_>, customer: &str) {
 /// recomputation from the source rows (`credit._recomputed()`, the rule `credit.verify()` checks);
 /// returns the number of accounts that changed.
 pub fn rebuild(customer: Option<&str>) -> i64 {
+    if crate::pg::citus::distributed() {
+        return rebuild_distributed(customer);
+    }
     // The recount writes the truth: fast reservations in flight wait (or finish) first, and what
     // shared memory holds committed is discarded with the recount's commit.
     if let Some(one) = customer {
@@ -306,6 +314,57 @@ pub fn rebuild(customer: Option<&str>) -> i64 {
             )
             .or_raise()
             .len() as i64
+        })
+    })
+}
+
+/// [`rebuild`] on Citus (docs/citus.md): Citus locks rows only in statements that name one
+/// customer, and updates a distributed table from no function. So the accounts are locked as a
+/// table on every node (orders wait for the repair), and each drifted account is written by a
+/// statement of its own, routed to its node. No groups and no fast path run on Citus.
+fn rebuild_distributed(customer: Option<&str>) -> i64 {
+    store::writing(|| {
+        Spi::connect_mut(|c| {
+            c.update("LOCK TABLE credit.account IN EXCLUSIVE MODE", None, &[]).or_raise();
+            if let Some(cust) = customer {
+                if c.select("SELECT 1 FROM credit.account WHERE customer = $1", Some(1), &[cust.into()])
+                    .or_raise()
+                    .is_empty()
+                {
+                    error::unknown_customer(cust)
+                }
+            }
+            let drifted: Vec<[pgrx::datum::DatumWithOid<'static>; 7]> = c
+                .update(
+                    "SELECT v.customer, v.actual_open_ar, v.actual_unapplied_credit, v.actual_open_orders, \
+                            v.actual_exposure, v.actual_member_exposure, v.actual_oldest_open_due \
+                       FROM credit.verify() v WHERE $1::text IS NULL OR v.customer = $1 ORDER BY v.customer",
+                    None,
+                    &[customer.into()],
+                )
+                .or_raise()
+                .map(|r| {
+                    [
+                        r.get::<String>(1).or_raise().into(),
+                        r.get::<AnyNumeric>(2).or_raise().into(),
+                        r.get::<AnyNumeric>(3).or_raise().into(),
+                        r.get::<AnyNumeric>(4).or_raise().into(),
+                        r.get::<AnyNumeric>(5).or_raise().into(),
+                        r.get::<AnyNumeric>(6).or_raise().into(),
+                        r.get::<pgrx::datum::Date>(7).or_raise().into(),
+                    ]
+                })
+                .collect();
+            for row in &drifted {
+                c.update(
+                    "UPDATE credit.account SET open_ar = $2, unapplied_credit = $3, open_orders = $4, exposure = $5, \
+                     member_exposure = $6, oldest_open_due = $7 WHERE customer = $1",
+                    None,
+                    row,
+                )
+                .or_raise();
+            }
+            drifted.len() as i64
         })
     })
 }
@@ -627,8 +686,9 @@ pub fn fits_over_values(columns: &str) -> String {
 /// Customers that are not in credit.account, of those given.
 pub fn without_account(c: &SpiClient<'_>, customers: Vec<String>) -> i64 {
     c.select(
-        "SELECT pg_catalog.count(*) FROM pg_catalog.unnest($1::pg_catalog.text[]) x(c) \
-          WHERE NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer OPERATOR(pg_catalog.=) x.c)",
+        // No correlated subquery: Citus joins its tables with no set-returning function.
+        "SELECT pg_catalog.cardinality($1::pg_catalog.text[]) OPERATOR(pg_catalog.-) pg_catalog.count(*) \
+           FROM credit.account a WHERE a.customer OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[])",
         Some(1),
         &[customers.into()],
     )

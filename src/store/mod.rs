@@ -115,13 +115,8 @@ fn is_name_or_shard(relname: &[u8], name: &[u8]) -> bool {
 /// `rel` must be an open relation (a trigger's `tg_relation`).
 pub unsafe fn is_remote_own_write(rel: pgrx::pg_sys::Relation, base: pgrx::pg_sys::Oid) -> bool {
     use pgrx::pg_sys;
-    // SAFETY: the relation is open; superuser() and the application_name GUC are plain reads.
-    unsafe {
-        if (*rel).rd_id == base || !pg_sys::superuser() || pg_sys::application_name.is_null() {
-            return false;
-        }
-        std::ffi::CStr::from_ptr(pg_sys::application_name).to_bytes().starts_with(b"citus_internal gpid=")
-    }
+    // SAFETY: the relation is open; superuser() reads the current user's role.
+    unsafe { (*rel).rd_id != base && pg_sys::superuser() && crate::pg::citus::from_other_node() }
 }
 
 #[cfg(test)]

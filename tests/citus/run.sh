@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# pg_credit on Citus (docs/citus.md): a coordinator and two workers on loopback ports, started here
+# (tests/citus/cluster.sh); Citus 13.2.2 must be installed (scripts/common.sh ensure_citus).
+#   1. pg_regress through the coordinator: the layout credit.distribute() makes, orders decided on
+#      their shard's node, what does not run on Citus refused clearly, repairs cluster-wide
+#                                                                        (tests/citus/sql)
+#   2. the race: 32 sessions order, grow and cancel over 100 customers with tight limits while a
+#      monitor compares every customer's open orders and counter with its limit; in the middle of
+#      the load one shard group moves to the other worker (citus_move_shard_placement, logical
+#      replication). Passes when no limit was ever crossed, orders were accepted and refused, no
+#      client failed otherwise, the shard moved, and credit.verify() is empty.
+#   tests/citus/run.sh BASE_DIR PORT [SECONDS]
+set -uo pipefail
+source "$(dirname "$0")/../../scripts/common.sh"
+source "$(dirname "$0")/cluster.sh"
+set +e
+BASE=$1 PORT=$2 SECS=${3:-30}
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT="$ROOT/target/test-results/citus"
+rm -rf "$OUT"; mkdir -p "$OUT"
+rc=0
+fail() { echo "FAIL: $*"; rc=1; }
+C="$BASE/coordinator"
+q() { "$PGBIN/psql" -X -q -At -h "$C" -p "$PORT" -U postgres "$@"; }
+
+citus_start "$BASE" "$PORT" || { echo "FAIL: the Citus cluster did not start"; exit 1; }
+trap 'citus_stop "$BASE"' EXIT
+
+# 1. The contract, through the coordinator.
+citus_db "$BASE" "$PORT" pg_credit_citus || fail "database pg_credit_citus"
+"$PGXS_TEST/regress/pg_regress" --host="$C" --port="$PORT" --user=postgres --use-existing \
+    --dbname=pg_credit_citus --inputdir="$HERE" --outputdir="$OUT/regress" citus_orders \
+    || { cat "$OUT/regress/regression.diffs" 2>/dev/null | head -300; fail "pg_regress"; }
+
+# 2. The race, with a shard move in the middle.
+DB=pg_credit_race
+citus_db "$BASE" "$PORT" $DB || fail "database $DB"
+q -d $DB -f "$HERE/race/setup.sql" >/dev/null || fail "race setup"
+run_bench() { "$PGBIN/pgbench" -n -h "$C" -p "$PORT" -U postgres -T "$SECS" "$@" $DB; }
+run_bench -c 32 -j 2 -f "$HERE/race/place.pgbench@3" -f "$HERE/race/change.pgbench@1" >"$OUT/race.log" 2>&1 &
+clients=$!
+run_bench -c 1 -f "$HERE/race/monitor.pgbench" >"$OUT/monitor.log" 2>&1 &
+monitor=$!
+# The account shard group with most customers on worker 1 moves to worker 2 a third of the way in.
+sleep $((SECS / 3))
+read -r shard moved_customers <<<"$(q -d $DB -F ' ' -c "
+    WITH per_shard AS MATERIALIZED (
+        SELECT get_shard_id_for_distribution_column('credit.account', a.customer) AS shardid, count(*) AS customers
+          FROM credit.account a GROUP BY 1)
+    SELECT x.shardid, x.customers FROM per_shard x JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+     WHERE n.nodeport = $((PORT + 1)) ORDER BY x.customers DESC, x.shardid LIMIT 1")"
+move_start=$SECONDS
+q -d $DB -c "SELECT citus_move_shard_placement($shard, '127.0.0.1', $((PORT + 1)), '127.0.0.1', $((PORT + 2)))" >/dev/null \
+    || fail "citus_move_shard_placement of shard $shard"
+echo "citus: shard $shard ($moved_customers customers, with their orders) moved from worker 1 to worker 2 under load in $((SECONDS - move_start)) s"
+wait $clients || fail "a race client failed: $(grep -m3 -E 'ERROR|aborted' "$OUT/race.log")"
+wait $monitor || fail "the monitor failed: $(grep -m3 -E 'ERROR|aborted' "$OUT/monitor.log")"
+grep -E "number of transactions actually processed|tps" "$OUT/race.log" | head -2
+q -d $DB -c "SELECT race.monitor()" >/dev/null
+read -r accepted refused violations drift node <<<"$(q -d $DB -F ' ' -c "
+    SELECT (SELECT count(*) FROM race.attempt WHERE accepted), (SELECT count(*) FROM race.attempt WHERE NOT accepted),
+           (SELECT count(*) FROM race.violation), (SELECT count(*) FROM credit.verify()),
+           (SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = $shard)")"
+echo "citus race: accepted $accepted, refused $refused; limits crossed $violations, drifting accounts $drift; shard $shard now on port $node"
+q -d $DB -c "SELECT what FROM race.violation LIMIT 5"
+[ "${accepted:-0}" -gt 0 ] && [ "${refused:-0}" -gt 0 ] || fail "the race accepted $accepted and refused $refused orders"
+[ "$violations" = 0 ] || fail "$violations limit crossings seen"
+[ "$drift" = 0 ] || fail "credit.verify() found $drift drifting accounts"
+[ "$node" = $((PORT + 2)) ] || fail "shard $shard is on port $node, not on worker 2"
+exit $rc

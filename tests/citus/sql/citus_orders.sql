@@ -1,0 +1,163 @@
+-- pg_credit on Citus, through the coordinator: the layout credit.distribute() makes, the guard on
+-- a distributed order table (each order decided on the node of its shard, against the account row
+-- beside it), what Citus refuses clearly, and the repairs cluster-wide. The cluster: a coordinator
+-- and two workers (tests/citus/run.sh).
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+-- Helper: the SQLSTATE a statement fails with, 'ok' when it succeeds (its effects stay).
+CREATE SCHEMA regress_citus;
+CREATE FUNCTION regress_citus.state_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END $$;
+
+-- Accounts, and an order table guarded before distribution, with orders already in it.
+INSERT INTO credit.account (customer, credit_limit) VALUES
+    ('C-01', 1000), ('C-02', 1000), ('C-03', 500), ('C-04', 500), ('C-05', 2000), ('C-06', 300);
+CREATE TABLE orders (id bigint NOT NULL, customer text NOT NULL, amount numeric NOT NULL,
+                     status text NOT NULL DEFAULT 'open', PRIMARY KEY (customer, id));
+SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}');
+INSERT INTO orders VALUES (1, 'C-01', 400), (2, 'C-02', 300), (3, 'C-05', 1500);
+SELECT customer, open_orders, exposure FROM credit.account ORDER BY customer;
+
+-- A credit group does not run on Citus: credit.distribute() says so before it changes anything.
+UPDATE credit.account SET parent = 'C-05' WHERE customer = 'C-06';
+SELECT credit.distribute();
+UPDATE credit.account SET parent = NULL WHERE customer = 'C-06';
+
+-- The layout: configuration on every node, per-customer tables with the orders.
+SELECT table_name, layout FROM credit.distribute() ORDER BY layout, table_name::text;
+SELECT credit.is_distributed();
+SELECT logicalrelid, partmethod, column_to_column_name(logicalrelid, partkey) AS by_column,
+       colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'credit.account'::regclass) AS with_accounts
+  FROM pg_dist_partition
+ WHERE logicalrelid IN ('credit.account'::regclass, 'credit.order_hold'::regclass, 'credit.history'::regclass,
+                        'orders'::regclass, 'credit.policy'::regclass, 'credit.guard_registration'::regclass)
+ ORDER BY logicalrelid::text;
+-- Both workers hold accounts; the orders already there were counted once, not again.
+SELECT count(DISTINCT n.nodeport) AS nodes_with_accounts
+  FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+ WHERE s.logicalrelid = 'credit.account'::regclass;
+SELECT customer, open_orders, exposure FROM credit.account ORDER BY customer;
+SELECT count(*) AS drift FROM credit.verify();
+-- Once is enough.
+SELECT credit.distribute();
+
+-- Orders through the coordinator: each is decided on its shard's node.
+INSERT INTO orders VALUES (10, 'C-01', 500);
+INSERT INTO orders VALUES (11, 'C-01', 200);
+INSERT INTO orders VALUES (12, 'C-03', 501);
+INSERT INTO orders VALUES (13, 'NOBODY', 1);
+-- Many rows in one statement, over both workers: all or nothing.
+INSERT INTO orders VALUES (20, 'C-02', 100), (21, 'C-03', 100), (22, 'C-04', 100), (23, 'C-06', 400);
+INSERT INTO orders VALUES (20, 'C-02', 100), (21, 'C-03', 100), (22, 'C-04', 100), (23, 'C-06', 300);
+SELECT customer, open_orders, exposure FROM credit.account ORDER BY customer;
+-- Changing an order: a larger amount is checked, a cancellation or a delete gives the credit back.
+UPDATE orders SET amount = 150 WHERE customer = 'C-06' AND id = 23;
+UPDATE orders SET amount = 250 WHERE customer = 'C-06' AND id = 23;
+UPDATE orders SET status = 'cancelled' WHERE customer = 'C-01' AND id = 10;
+DELETE FROM orders WHERE customer = 'C-02' AND id = 20;
+SELECT customer, open_orders, exposure FROM credit.account ORDER BY customer;
+
+-- The DBA's policy through the coordinator: limits, a temporary limit, status.
+UPDATE credit.account SET credit_limit = 1200 WHERE customer = 'C-01';
+INSERT INTO orders VALUES (30, 'C-01', 600);
+UPDATE credit.account SET temporary_limit = 1000, temporary_limit_until = CURRENT_DATE + 7 WHERE customer = 'C-03';
+INSERT INTO orders VALUES (31, 'C-03', 700);
+UPDATE credit.account SET temporary_limit = 1000, temporary_limit_until = CURRENT_DATE - 1 WHERE customer = 'C-04';
+INSERT INTO orders VALUES (32, 'C-04', 450);
+SELECT credit.blacklist('C-05', 'fraud');
+INSERT INTO orders VALUES (33, 'C-05', 1);
+UPDATE credit.account SET status = 'hold' WHERE customer = 'C-02';
+INSERT INTO orders VALUES (34, 'C-02', 1);
+UPDATE credit.account SET status = 'active' WHERE customer = 'C-02';
+INSERT INTO orders VALUES (34, 'C-02', 1);
+-- Reads through the coordinator.
+SELECT c.customer, (credit.check(c.customer, 100)).*
+  FROM (VALUES ('C-01'), ('C-03'), ('C-05')) c(customer) ORDER BY 1;
+SELECT credit.exposure('C-01'), credit.available_credit('C-01');
+
+-- Not on Citus yet: the ledger (refused before it writes anything), hold mode, groups.
+SELECT regress_citus.state_of($$SELECT credit.post_invoice('C-01', 'INV-1', 100)$$) AS post_invoice,
+       regress_citus.state_of($$SELECT credit.post_payment('C-01', 100)$$) AS post_payment;
+SELECT credit.post_invoice('C-01', 'INV-1', 100);
+CREATE TABLE held_orders (id bigint, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL,
+                          PRIMARY KEY (customer, id));
+SELECT create_distributed_table('held_orders', 'customer', colocate_with => 'credit.account');
+SELECT credit.guard('held_orders', 'customer', 'amount', 'status', '{open}', 'hold', 'credit_hold');
+UPDATE credit.account SET parent = 'C-05' WHERE customer = 'C-06';
+-- Tables the guard cannot run on: local, distributed by another column, not with the accounts.
+CREATE TABLE local_orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);
+SELECT credit.guard('local_orders', 'customer', 'amount');
+CREATE TABLE orders_by_id (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);
+SELECT create_distributed_table('orders_by_id', 'id');
+SELECT credit.guard('orders_by_id', 'customer', 'amount');
+CREATE TABLE orders_apart (id bigint, customer text NOT NULL, amount numeric NOT NULL, PRIMARY KEY (customer, id));
+SELECT create_distributed_table('orders_apart', 'customer', colocate_with => 'none', shard_count => 4);
+SELECT credit.guard('orders_apart', 'customer', 'amount');
+SELECT count(*) AS guarded_tables FROM credit.guarded_table;
+
+-- The table's owner, with no credit level, orders through the guard and cannot get around it.
+CREATE ROLE regress_citus_app LOGIN;
+ALTER TABLE orders OWNER TO regress_citus_app;
+GRANT USAGE ON SCHEMA credit TO regress_citus_app;
+GRANT CREATE ON SCHEMA public TO regress_citus_app;
+SELECT bool_and(success) AS granted_on_workers
+  FROM run_command_on_workers('GRANT CREATE ON SCHEMA public TO regress_citus_app');
+SET ROLE regress_citus_app;
+INSERT INTO orders VALUES (40, 'C-06', 10);
+INSERT INTO orders VALUES (41, 'C-06', 1000);
+UPDATE credit.account SET open_orders = 0 WHERE customer = 'C-06';
+ALTER TABLE orders DISABLE TRIGGER credit_guard;
+-- A guard trigger made by hand counts nothing: on a table of their own, colocated...
+CREATE TABLE public.my_orders (id bigint, customer text NOT NULL, amount numeric NOT NULL, PRIMARY KEY (customer, id));
+SELECT create_distributed_table('public.my_orders', 'customer', colocate_with => 'credit.account');
+CREATE TRIGGER fake AFTER INSERT OR UPDATE OR DELETE ON public.my_orders
+    FOR EACH ROW EXECUTE FUNCTION credit._guard_row('customer', 'amount', '', 'reject', '', '0');
+-- ...or on a plain table named like a shard of the guarded table (the coordinator holds none).
+RESET ROLE;
+SELECT format('CREATE TABLE public.%I (id bigint, customer text, amount numeric, status text)',
+              'orders_' || min(shardid)) AS lookalike,
+       format('CREATE TRIGGER fake AFTER INSERT ON public.%I FOR EACH ROW EXECUTE FUNCTION credit._guard_row(%s)',
+              'orders_' || min(shardid), (SELECT string_agg(quote_literal(a), ', ') FROM credit.guard_registration r, unnest(r.trigger_args) a)) AS fake_trigger
+  FROM pg_dist_shard WHERE logicalrelid = 'orders'::regclass \gset
+SELECT qualified_name, trigger_args FROM credit.guard_registration;
+SET citus.enable_ddl_propagation = off;
+SET ROLE regress_citus_app;
+:lookalike;
+:fake_trigger;
+RESET ROLE;
+RESET citus.enable_ddl_propagation;
+SELECT customer, open_orders, exposure FROM credit.account WHERE customer = 'C-06';
+
+-- Drift (a superuser's direct write, which a Citus worker cannot tell from pg_credit's own:
+-- docs/citus.md) is found and repaired cluster-wide.
+UPDATE credit.account SET open_orders = open_orders + 5, exposure = exposure + 5 WHERE customer IN ('C-01', 'C-04');
+SELECT customer, stored_open_orders, actual_open_orders FROM credit.verify() ORDER BY customer;
+SELECT credit.rebuild_exposure('C-01');
+SELECT credit.rebuild_exposure();
+SELECT count(*) AS drift FROM credit.verify();
+
+-- Accounts created and deleted through the coordinator; Citus moves no row to another customer
+-- (a rename is a new account).
+INSERT INTO credit.account (customer, credit_limit) VALUES ('C-90', 100);
+UPDATE credit.account SET customer = 'C-91' WHERE customer = 'C-90';
+DELETE FROM credit.account WHERE customer = 'C-90';
+SELECT count(*) AS accounts FROM credit.account;
+
+-- TRUNCATE, unguard, guard again, DROP: open orders leave and come back exactly.
+SELECT sum(open_orders) AS open_orders FROM credit.account;
+SELECT credit.unguard('orders');
+SELECT sum(open_orders) AS open_orders FROM credit.account;
+SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}');
+SELECT sum(open_orders) AS open_orders FROM credit.account;
+TRUNCATE orders;
+SELECT sum(open_orders) AS open_orders FROM credit.account;
+INSERT INTO orders VALUES (50, 'C-01', 100), (51, 'C-03', 100);
+DROP TABLE orders;
+SELECT (SELECT sum(open_orders) FROM credit.account) AS open_orders, (SELECT count(*) FROM credit.guarded_table) AS guarded;
+SELECT count(*) AS drift FROM credit.verify();
