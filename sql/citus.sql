@@ -43,11 +43,12 @@ COMMENT ON COLUMN credit.guard_registration.trigger_args IS 'The arguments of it
 -- Rewrites credit.guard_registration from credit.guarded_table, on Citus's coordinator after
 -- every change of the registry and after DDL (a renamed table); nothing elsewhere.
 CREATE FUNCTION credit._sync_guard_registration() RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g           credit.guarded_table;
     coordinator boolean;
 BEGIN
+    PERFORM credit._internal('credit._sync_guard_registration');
     IF NOT credit.is_distributed() THEN
         RETURN;
     END IF;
@@ -64,8 +65,9 @@ END
 $$;
 COMMENT ON FUNCTION credit._sync_guard_registration() IS 'Internal: on Citus''s coordinator, rewrites credit.guard_registration from credit.guarded_table';
 
+-- Only pg_credit's SECURITY DEFINER functions write credit.guarded_table: this runs as its owner.
 CREATE FUNCTION credit._guarded_table_changed() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM credit._sync_guard_registration();
     RETURN NULL;

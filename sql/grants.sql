@@ -24,13 +24,14 @@ DECLARE
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade regrade_summary act_for '
         'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
         'file_html portfolio_html map_rating payment_prediction evaluate_payment_model '
-        'cash_forecast contacts fast_path_status',
+        'cash_forecast contacts fast_path_status is_distributed',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items set_contact opt_out opt_in retry_delivery flush_open_orders',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
         'cancel_invoice arrange cancel_arrangement backfill_history import_rating train_payment_model',
-        'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report'];
+        'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report '
+        'distribute'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
                             'dunning_level', 'approval_rule',

@@ -17,6 +17,7 @@ max_worker_processes = 32
 max_connections = 300
 max_prepared_transactions = 300
 citus.shard_count = 8
+shared_buffers = 128MB
 citus.enable_unsafe_triggers = on
 log_error_verbosity = verbose
 ${EXTRA_CITUS_CONF:-}" start_cluster "$base/$n" $((port + i)) || return 1

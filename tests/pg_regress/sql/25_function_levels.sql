@@ -75,7 +75,9 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     'set_contact:clerk opt_out:clerk opt_in:clerk contacts:reader retry_delivery:clerk grant_courier:admin '
     'courier_plan:admin courier_claim:admin courier_report:admin _require_courier:any _render_message:any '
     '_template_fields:any _money_text:any _json_numbers_as_text:any _message_figures:any '
-    'fast_path_status:reader flush_open_orders:clerk _fast_path_open_orders:internal',
+    'fast_path_status:reader flush_open_orders:clerk _fast_path_open_orders:internal '
+    'distribute:admin is_distributed:any _citus_layout:any _citus_placement_problem:any _shard_of:any _qualified_name:any '
+    '_is_own_table:any _sync_guard_registration:internal',
     ' ')) x;
 INSERT INTO fl_level
 SELECT p.proname, 'trigger' FROM pg_proc p
