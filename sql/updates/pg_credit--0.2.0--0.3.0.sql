@@ -407,21 +407,23 @@ $$;
 CREATE OR REPLACE FUNCTION credit._open_orders_query(relid oid DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    g credit.guarded_table;
     q text;
 BEGIN
     PERFORM credit._internal('credit._open_orders_query');
-    SELECT string_agg(format(
+    -- One registry row at a time: on Citus the registry is a reference table, which Citus joins
+    -- with no set-returning function.
+    FOR g IN SELECT * FROM credit.guarded_table x WHERE relid IS NULL OR x.table_name = relid ORDER BY x.table_name LOOP
+        CONTINUE WHEN (SELECT c.relkind FROM pg_class c WHERE c.oid = g.table_name) IS DISTINCT FROM 'r'
+                   OR EXISTS (SELECT 1 FROM credit._guard_problems(g.table_name) p WHERE p.fatal);
+        q := concat_ws(' UNION ALL ', q, format(
                'SELECT (t.%I)::pg_catalog.text COLLATE pg_catalog."C" AS customer, (t.%I)::pg_catalog.numeric AS amount '
                'FROM ONLY %s t%s',
                g.customer_column, g.amount_column, g.table_name::text,
                CASE WHEN g.status_column IS NULL THEN ''
                     ELSE format(' WHERE (t.%I)::pg_catalog.text COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])',
-                                g.status_column, g.open_statuses) END),
-           ' UNION ALL ')
-      INTO q
-      FROM credit.guarded_table g JOIN pg_class c ON c.oid = g.table_name
-     WHERE (relid IS NULL OR g.table_name = relid) AND c.relkind = 'r'
-       AND NOT EXISTS (SELECT 1 FROM credit._guard_problems(g.table_name) p WHERE p.fatal);
+                                g.status_column, g.open_statuses) END));
+    END LOOP;
     RETURN coalesce(
         'SELECT customer, amount FROM (' || q || ') o WHERE customer IS NOT NULL '
         'AND amount OPERATOR(pg_catalog.>=) 0 AND amount OPERATOR(pg_catalog.<=) 1000000000000000',
@@ -580,6 +582,7 @@ DECLARE
     item       record;
     problem    text;
     col        record;
+    customers  text[];
 BEGIN
     PERFORM credit._require('admin', 'guarding a table');
     IF mode IS NULL OR mode NOT IN ('reject', 'hold') THEN
@@ -675,6 +678,18 @@ BEGIN
     ELSIF hold_value IS NOT NULL THEN
         RAISE EXCEPTION 'hold_value is only for mode ''hold''' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- On Citus the guard's trigger runs on the node of each order's shard, against the account
+    -- row beside it (sql/citus.sql).
+    IF mode = 'hold' AND credit.is_distributed() THEN
+        RAISE EXCEPTION 'hold mode does not work on Citus yet' USING ERRCODE = 'feature_not_supported',
+            HINT = 'Guard the table in reject mode (docs/citus.md).';
+    END IF;
+    problem := credit._citus_placement_problem(orders, customer_column);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'table % cannot be guarded on Citus: %', orders, problem USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = format('Distribute it by its customer column with the accounts first: SELECT create_distributed_table(%L, %L, colocate_with => ''credit.account'');',
+                          orders::text, customer_column::text);
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = orders AND tgname IN ('credit_guard', 'credit_guard_truncate')) THEN
         RAISE EXCEPTION 'table % already has a trigger named credit_guard', orders USING ERRCODE = 'duplicate_object';
     END IF;
@@ -702,9 +717,9 @@ BEGIN
         PERFORM credit._guard_register(item.relid, orders, item.kind, false);
     END LOOP;
     PERFORM credit._ddl_quiet(false);
-    SELECT count(DISTINCT o.customer) INTO missing
-      FROM credit._open_orders_of_tree(orders) o
-     WHERE NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer = o.customer);
+    -- Without a correlated subquery: Citus joins its tables with no set-returning function.
+    customers := ARRAY(SELECT DISTINCT o.customer FROM credit._open_orders_of_tree(orders) o);
+    SELECT cardinality(customers) - count(*) INTO missing FROM credit.account a WHERE a.customer = ANY (customers);
     IF missing > 0 THEN
         RAISE NOTICE '% customer(s) with open orders in % have no credit account; their orders are not counted', missing, orders
             USING HINT = 'Creating their credit.account rows counts those orders.';
@@ -809,6 +824,11 @@ DECLARE
     admin    boolean;
 BEGIN
     PERFORM credit._internal('credit._guard_reconcile');
+    -- On Citus, the workers' copy follows renamed and moved tables (sql/citus.sql, which
+    -- CREATE EXTENSION runs after DDL this watches).
+    IF to_regprocedure('credit._sync_guard_registration()') IS NOT NULL THEN
+        PERFORM credit._sync_guard_registration();
+    END IF;
     -- Left: partitions detached, children no longer inheriting.
     FOR g IN SELECT x.* FROM credit.guarded_table x
               WHERE x.kind <> 'table' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.table_name)
@@ -846,6 +866,10 @@ $$;
 CREATE OR REPLACE FUNCTION credit._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- A drop another Citus node sends (a shard, a propagated DROP TABLE): that node watched it.
+    IF current_setting('application_name') LIKE 'citus_internal gpid=%' THEN
+        RETURN;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
                 JOIN credit.guarded_table g ON g.table_name::oid = d.objid
                WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0) THEN
@@ -861,7 +885,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n bigint;
 BEGIN
-    IF TG_RELID <> 'credit.event'::regclass THEN
+    IF NOT credit._is_own_table(TG_RELID, 'event') THEN
         RAISE EXCEPTION 'credit._event_publish() publishes credit.event only' USING ERRCODE = 'insufficient_privilege';
     END IF;
     -- Rows a restore brings back were published where they happened (and their outbox rows are
@@ -882,8 +906,13 @@ BEGIN
                                'acting_as', NEW.acting_as, 'application_name', NEW.application_name,
                                'transaction_id', NEW.transaction_id::text));
     -- A notification carries at most 8000 bytes: the id and kind, and the customer when short.
-    PERFORM pg_notify('credit_events', json_build_object('id', n, 'kind', NEW.kind,
-        'customer', CASE WHEN octet_length(NEW.customer) <= 1000 THEN NEW.customer END)::text);
+    -- Not from a Citus node's task of a distributed transaction: it may be prepared (two-phase
+    -- commit), which a transaction that notified cannot be. The event is in the outbox all the
+    -- same; a listener of the node learns of it at the next notification or poll (docs/citus.md).
+    IF current_setting('application_name') NOT LIKE 'citus_internal gpid=%' THEN
+        PERFORM pg_notify('credit_events', json_build_object('id', n, 'kind', NEW.kind,
+            'customer', CASE WHEN octet_length(NEW.customer) <= 1000 THEN NEW.customer END)::text);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -1006,7 +1035,7 @@ DECLARE
     caller name := credit._caller();
     change record;
 BEGIN
-    IF TG_RELID <> 'credit.account'::regclass THEN
+    IF NOT credit._is_own_table(TG_RELID, 'account') THEN
         RAISE EXCEPTION 'credit._account_history() records credit.account only' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NEW.customer IS DISTINCT FROM OLD.customer) THEN
@@ -1429,13 +1458,14 @@ DECLARE
         'terms_for verify verify_audit audit_head weighted_days_late weighted_days_late_clamped regrade regrade_summary act_for '
         'statement statement_html reconciliation_trace arrangement_schedule late_interest provision_adjustment file '
         'file_html portfolio_html map_rating payment_prediction evaluate_payment_model '
-        'cash_forecast contacts fast_path_status',
+        'cash_forecast contacts fast_path_status is_distributed',
         'post_invoice post_payment post_credit_note log_contact dispute request_limit release_hold cancel_hold '
         'release_fitting_holds record_refusals statement_run request_confirmation record_confirmation '
         'remind_confirmations reconcile load_finance_items set_contact opt_out opt_in retry_delivery flush_open_orders',
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
         'cancel_invoice arrange cancel_arrangement backfill_history import_rating train_payment_model',
-        'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report'];
+        'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report '
+        'distribute'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
                             'dunning_level', 'approval_rule',
@@ -5726,6 +5756,262 @@ CREATE EVENT TRIGGER credit_guard_ddl_end ON ddl_command_end
 -- As finalize.sql does for every table of a fresh install (it leaves the owner's privileges spelled out).
 REVOKE ALL ON TABLE credit.outbox_lock, credit.collections_lock, credit.daily_lock, credit.trusted_proxy, credit.refusal_spool,
     credit.guard_status, credit.refusal_recording FROM PUBLIC;
+
+-- Citus (issue 19, docs/citus.md): the layout credit.distribute() makes, and what the guard's
+-- triggers need to run on Citus's shards. Nothing changes in a database that is not distributed.
+
+-- Whether relation `rel` is pg_credit's table credit.<name>, or on a Citus node one of its shards
+-- (credit.<name>_<shard id>, docs/citus.md): the row triggers that refuse to run on any other
+-- table ask this. Only the extension's owner creates relations in schema credit, so the name is
+-- proof enough.
+CREATE FUNCTION credit._is_own_table(rel oid, name text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pg_class c
+                WHERE c.oid = rel AND c.relnamespace = 'credit'::regnamespace
+                  AND (c.relname = name OR c.relname ~ ('^' || name || '_[0-9]+$')));
+COMMENT ON FUNCTION credit._is_own_table(oid, text) IS 'Internal: whether a relation is credit.<name> or one of its Citus shards';
+
+-- Whether this database runs pg_credit on Citus: credit.account is a distributed table.
+CREATE FUNCTION credit.is_distributed() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'credit.account'::regclass);
+END
+$$;
+
+COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
+
+-- schema.table of a relation, quoted where needed (credit.guard_registration on Citus).
+CREATE FUNCTION credit._qualified_name(rel regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = rel);
+COMMENT ON FUNCTION credit._qualified_name(regclass) IS 'Internal: schema.table of a relation, quoted where needed';
+
+-- On a Citus node: the distributed table whose shard relation `rel` is, when that shard has a
+-- placement on this node (docs/citus.md); NULL otherwise, and always without Citus. The guard's
+-- trigger fires on the shards, and counts a shard's orders as its table's. The placement check
+-- keeps a look-alike (a table named like a shard placed elsewhere) from passing for one.
+CREATE FUNCTION credit._shard_of(rel oid) RETURNS regclass
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- Through regclass, not a query of pg_class: Citus hides shards from such queries.
+    ident  text[] := parse_ident(rel::regclass::text);
+    shard  bigint := substring(ident[cardinality(ident)] FROM '_([0-9]{1,18})$')::bigint;
+    result regclass;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_placement') IS NULL OR shard IS NULL OR cardinality(ident) <> 2 THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT s.logicalrelid FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_class b ON b.oid = s.logicalrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = b.relnamespace
+              WHERE s.shardid = $2 AND n.nspname = $1[1] AND b.relname || ''_'' || $2::text = $1[2]
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
+                             WHERE p.shardid = s.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
+      INTO result USING ident, shard;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION credit._shard_of(oid) IS 'Internal: the Citus distributed table a shard placed on this node belongs to';
+
+-- Citus (docs/citus.md): one call lays pg_credit's tables out on a Citus cluster so that every
+-- customer's credit lives on the node that holds its orders. Run on the coordinator, after
+-- CREATE EXTENSION citus and pg_credit on every node and citus_add_node for the workers.
+--
+-- Configuration every node reads (policies, grades, buckets, tiers, the ladder, levels, the
+-- guard triggers' registration) becomes reference tables: a copy on every node, written through
+-- the coordinator. The per-customer tables the order guard reads and writes (accounts, held
+-- orders, credit history) are distributed by customer and colocated, so the guard's trigger on an
+-- order shard finds its customer's account row on the same node, in the same transaction, and a
+-- shard move carries the row with its orders. Guarded order tables are distributed by their
+-- customer column, colocated with credit.account.
+
+-- The tables, by their place on Citus. Everything not listed stays on the coordinator.
+CREATE FUNCTION credit._citus_layout() RETURNS TABLE (table_name regclass, layout text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    VALUES
+    -- Read by the guard, the account triggers and the privilege checks on every node.
+    ('credit.access_role'::regclass, 'reference'), ('credit.trusted_proxy'::regclass, 'reference'),
+    ('credit.policy'::regclass, 'reference'), ('credit.grade'::regclass, 'reference'),
+    ('credit.term_tier'::regclass, 'reference'), ('credit.terms_window'::regclass, 'reference'),
+    ('credit.aging_bucket'::regclass, 'reference'), ('credit.dunning_level'::regclass, 'reference'),
+    ('credit.approval_rule'::regclass, 'reference'), ('credit.score_weight'::regclass, 'reference'),
+    ('credit.provision_rate'::regclass, 'reference'), ('credit.reference_rate'::regclass, 'reference'),
+    ('credit.guard_registration'::regclass, 'reference'),
+    -- With their customer's orders.
+    ('credit.account'::regclass, 'customer'), ('credit.order_hold'::regclass, 'customer'),
+    ('credit.history'::regclass, 'customer')
+$$;
+
+-- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
+-- each guarded relation by name, with the arguments credit.guard() gave its trigger. A reference
+-- table, so that every node reads it locally. credit.guarded_table itself stays on the
+-- coordinator: the DDL watch reads it there while Citus runs ALTER TABLE, when Citus returns no
+-- rows from its own tables; and its regclass values are the coordinator's oids.
+CREATE TABLE credit.guard_registration (
+    qualified_name text PRIMARY KEY,
+    trigger_args   text[] NOT NULL
+);
+COMMENT ON TABLE credit.guard_registration IS 'On Citus: credit.guarded_table by name, with each guard trigger''s arguments, on every node (kept by pg_credit; empty elsewhere)';
+COMMENT ON COLUMN credit.guard_registration.qualified_name IS 'schema.table of the guarded relation';
+COMMENT ON COLUMN credit.guard_registration.trigger_args IS 'The arguments of its credit_guard trigger (credit._guard_trigger_args)';
+
+-- Rewrites credit.guard_registration from credit.guarded_table, on Citus's coordinator after
+-- every change of the registry and after DDL (a renamed table); nothing elsewhere.
+CREATE FUNCTION credit._sync_guard_registration() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g           credit.guarded_table;
+    coordinator boolean;
+BEGIN
+    PERFORM credit._internal('credit._sync_guard_registration');
+    IF NOT credit.is_distributed() THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+    IF NOT coordinator THEN
+        RETURN;
+    END IF;
+    DELETE FROM credit.guard_registration;
+    FOR g IN SELECT * FROM credit.guarded_table x ORDER BY x.table_name LOOP
+        INSERT INTO credit.guard_registration (qualified_name, trigger_args)
+        VALUES (credit._qualified_name(g.table_name), credit._guard_trigger_args(g));
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION credit._sync_guard_registration() IS 'Internal: on Citus''s coordinator, rewrites credit.guard_registration from credit.guarded_table';
+
+-- Only pg_credit's SECURITY DEFINER functions write credit.guarded_table: this runs as its owner.
+CREATE FUNCTION credit._guarded_table_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._sync_guard_registration();
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION credit._guarded_table_changed() IS 'Internal: keeps credit.guard_registration after a change of credit.guarded_table';
+CREATE TRIGGER guarded_table_changed AFTER INSERT OR UPDATE OR DELETE ON credit.guarded_table
+    FOR EACH STATEMENT EXECUTE FUNCTION credit._guarded_table_changed();
+
+-- How a guarded or to-be-guarded table stands on Citus: NULL when it is distributed by `column`
+-- and colocated with credit.account (or when this database is not distributed); otherwise what
+-- is wrong, for a message.
+CREATE FUNCTION credit._citus_placement_problem(orders regclass, customer_column name) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+BEGIN
+    IF NOT credit.is_distributed() THEN
+        RETURN NULL;
+    END IF;
+    SELECT d.partmethod, d.colocationid, column_to_column_name(d.logicalrelid, d.partkey) AS dist_column INTO p
+      FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = orders;
+    IF NOT FOUND THEN
+        RETURN 'it is not a distributed table';
+    ELSIF p.partmethod <> 'h' OR p.dist_column IS DISTINCT FROM customer_column::text THEN
+        RETURN format('it is not distributed by its customer column %I', customer_column);
+    ELSIF p.colocationid <> (SELECT a.colocationid FROM pg_catalog.pg_dist_partition a
+                              WHERE a.logicalrelid = 'credit.account'::regclass) THEN
+        RETURN 'it is not colocated with credit.account';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION credit.distribute() RETURNS TABLE (table_name regclass, layout text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t     record;
+    g     credit.guarded_table;
+    args  text;
+    key   name[];
+BEGIN
+    PERFORM credit._require('admin', 'laying pg_credit out on Citus');
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RAISE EXCEPTION 'Citus is not installed in this database' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'CREATE EXTENSION citus on every node first, and add the workers with citus_add_node().';
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'credit.distribute() runs on the coordinator' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF credit.is_distributed() THEN
+        RAISE EXCEPTION 'pg_credit is already distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_credit($|[ ,])' THEN
+        RAISE EXCEPTION 'the fast path and Citus do not work together yet' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'pg_credit is in shared_preload_libraries; its reservations in shared memory do not follow shards.',
+            HINT = 'Remove pg_credit from shared_preload_libraries on every node (docs/citus.md).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM credit.invoice) OR EXISTS (SELECT 1 FROM credit.settlement) THEN
+        RAISE EXCEPTION 'the receivables ledger cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'credit.invoice or credit.settlement has rows; postings do not run on Citus yet (docs/citus.md).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM credit.account a WHERE a.parent IS NOT NULL) THEN
+        RAISE EXCEPTION 'credit groups do not work on Citus' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'Some accounts belong to a credit group; a group''s head may sit on another node than its members'' orders.',
+            HINT = 'Take the members out of their groups (UPDATE credit.account SET parent = NULL) first (docs/citus.md).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node n WHERE n.shouldhaveshards AND n.isactive AND n.noderole = 'primary') THEN
+        RAISE EXCEPTION 'the Citus cluster has no worker to hold shards' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Add workers with citus_add_node() first.';
+    END IF;
+    -- A table guarded before it was distributed: its open orders are counted already, so it is
+    -- distributed without its guard (the copy fires no trigger), and guarded again after.
+    FOR g IN SELECT * FROM credit.guarded_table x ORDER BY x.table_name LOOP
+        IF g.root <> g.table_name OR g.kind <> 'table' THEN
+            RAISE EXCEPTION 'guarded table % has partitions or children', g.root USING ERRCODE = 'feature_not_supported',
+                HINT = 'Unguard it first; partitioned tables are distributed by Citus as a whole (docs/citus.md).';
+        END IF;
+        IF g.mode = 'hold' THEN
+            RAISE EXCEPTION 'guarded table % is in hold mode, which does not work on Citus yet', g.table_name
+                USING ERRCODE = 'feature_not_supported', HINT = 'Guard it in reject mode (docs/citus.md).';
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = g.table_name) THEN
+            RAISE EXCEPTION 'guarded table % is distributed already', g.table_name USING ERRCODE = 'object_not_in_prerequisite_state',
+                HINT = 'Unguard it, run credit.distribute(), then guard it again.';
+        END IF;
+    END LOOP;
+
+    PERFORM credit._ddl_quiet(true);
+    FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'reference' LOOP
+        PERFORM pg_catalog.create_reference_table(t.table_name);
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
+    END LOOP;
+    -- Unique keys of a distributed table include its distribution column.
+    ALTER TABLE credit.order_hold DROP CONSTRAINT order_hold_pkey,
+        ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id);
+    -- The shards' rows are copies of rows pg_credit wrote: the copy fires no trigger.
+    PERFORM pg_catalog.create_distributed_table('credit.account', 'customer');
+    PERFORM pg_catalog.create_distributed_table('credit.order_hold', 'customer', colocate_with => 'credit.account');
+    PERFORM pg_catalog.create_distributed_table('credit.history', 'customer', colocate_with => 'credit.account');
+    FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
+    END LOOP;
+    FOR g IN SELECT * FROM credit.guarded_table x ORDER BY x.table_name LOOP
+        EXECUTE format('DROP TRIGGER credit_guard ON %s', g.table_name);
+        EXECUTE format('DROP TRIGGER IF EXISTS credit_guard_truncate ON %s', g.table_name);
+        PERFORM pg_catalog.create_distributed_table(g.table_name, g.customer_column, colocate_with => 'credit.account');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(g.table_name);
+        EXECUTE format('CREATE TRIGGER credit_guard AFTER INSERT OR UPDATE OR DELETE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION credit._guard_row(%s)', g.table_name,
+                       (SELECT string_agg(quote_literal(a), ', ') FROM unnest(credit._guard_trigger_args(g)) a));
+        EXECUTE format('CREATE TRIGGER credit_guard_truncate BEFORE TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate()', g.table_name);
+    END LOOP;
+    PERFORM credit._sync_guard_registration();
+    PERFORM credit._ddl_quiet(false);
+    RETURN QUERY SELECT l.table_name, l.layout FROM credit._citus_layout() l
+                 UNION ALL SELECT x.table_name, 'customer (guarded orders)' FROM credit.guarded_table x;
+END
+$$;
+
+COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
+COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';
+COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders and credit history distributed by customer, colocated with the guarded order tables (docs/citus.md)';
 
 -- As finalize.sql does in a fresh install: nothing for PUBLIC but the guard's row trigger.
 REVOKE ALL ON ALL TABLES IN SCHEMA credit FROM PUBLIC;

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# pg_credit on Citus against one node, on the same machine (docs/citus.md): orders per second
+# through a coordinator with two workers (tests/citus/cluster.sh) and on a single node, each with
+# and without the guard, 10,000 customers and one hot customer; medians of interleaved rounds.
+# The single node runs the row path (no shared_preload_libraries), as Citus does.
+#   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
+#   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus.sh
+# Results are printed and written to target/bench/citus.md (BENCHMARKS.md quotes them).
+source "$(dirname "$0")/../scripts/common.sh"
+source "$ROOT/tests/citus/cluster.sh"
+ROUNDS=${ROUNDS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
+CLIENTS=${CLIENTS:-16}
+ONE=/tmp/pg_credit_bench_one ONE_PORT=5495
+CITUS=/tmp/pg_credit_bench_citus CITUS_PORT=5520
+OUT="$ROOT/target/bench"
+mkdir -p "$OUT"
+
+ensure_deps
+ensure_citus || { log "Citus could not be built: no benchmark"; exit 1; }
+install_extension release
+# Both sides get the same settings, the single node also 128MB of shared buffers per node.
+EXTRA_CONF="shared_buffers = 128MB
+max_connections = 300" start_cluster "$ONE" "$ONE_PORT"
+citus_start "$CITUS" "$CITUS_PORT"
+trap 'stop_cluster "$ONE"; citus_stop "$CITUS"' EXIT
+pg "$ONE" "$ONE_PORT" -c "CREATE DATABASE bench" -d postgres
+pg "$ONE" "$ONE_PORT" -d bench -c "CREATE EXTENSION pg_credit"
+pg "$ONE" "$ONE_PORT" -d bench -v citus=0 -f "$ROOT/bench/citus_setup.sql" >/dev/null
+citus_db "$CITUS" "$CITUS_PORT" bench
+pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -v citus=1 -f "$ROOT/bench/citus_setup.sql" >/dev/null
+
+tps() { # host port script
+    "$PGBIN/pgbench" -n -M prepared -h "$1" -p "$2" -U postgres -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" -f "$3" bench 2>&1 \
+        | awk '/^tps = /{print $3}'
+}
+declare -A results
+for r in $(seq 1 "$ROUNDS"); do
+    for v in plain guarded hot_guarded; do
+        script="$ROOT/bench/insert_$v.pgbench"
+        [ $v = hot_guarded ] && script="$ROOT/bench/insert_hot_guarded.pgbench"
+        t=$(tps "$ONE" "$ONE_PORT" "$script"); results[one_$v]+="$t "; log "round $r one node $v: $t tps"
+        t=$(tps "$CITUS/coordinator" "$CITUS_PORT" "$script"); results[citus_$v]+="$t "; log "round $r Citus $v: $t tps"
+    done
+done
+drift_one=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
+drift_citus=$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
+m() { median <<<"${results[$1]}"; }
+{
+    echo "### pg_credit on Citus against one node ($(date -u +%Y-%m-%d), $(nproc) cores, $CLIENTS clients, $ROUNDS rounds of $SECONDS_PER_RUN s, medians)"
+    echo
+    echo "Citus $CITUS_VERSION: a coordinator and two workers on this machine; one node: the same PostgreSQL 15, row path."
+    echo
+    echo "| variant | one node, tps | Citus, tps | Citus / one node |"
+    echo "|---|---:|---:|---:|"
+    for v in plain guarded hot_guarded; do
+        echo "| $v | $(m one_$v) | $(m citus_$v) | $(ratio "$(m citus_$v)" "$(m one_$v)") |"
+    done
+    echo
+    echo "The guard's cost: guarded / plain = $(ratio "$(m one_guarded)" "$(m one_plain)") on one node, $(ratio "$(m citus_guarded)" "$(m citus_plain)") on Citus."
+    echo "All rounds: one node guarded ${results[one_guarded]}; Citus guarded ${results[citus_guarded]}."
+    echo "credit.verify() after the run: $drift_one drifting accounts on one node, $drift_citus on Citus."
+} | tee "$OUT/citus.md"
