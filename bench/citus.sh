@@ -54,7 +54,7 @@ m() { median <<<"${results[$1]}"; }
     echo "| variant | one node, tps | Citus, tps | Citus / one node |"
     echo "|---|---:|---:|---:|"
     for v in plain guarded hot_guarded; do
-        echo "| $v | $(m one_$v) | $(m citus_$v) | $(ratio "$(m citus_$v)" "$(m one_$v)") |"
+        printf "| %s | %.0f | %.0f | %s |\n" "$v" "$(m one_$v)" "$(m citus_$v)" "$(ratio "$(m citus_$v)" "$(m one_$v)")"
     done
     echo
     echo "The guard's cost: guarded / plain = $(ratio "$(m one_guarded)" "$(m one_plain)") on one node, $(ratio "$(m citus_guarded)" "$(m citus_plain)") on Citus."

@@ -182,6 +182,12 @@ BEGIN
         EXECUTE format('CREATE TRIGGER credit_guard_truncate BEFORE TRUNCATE ON %s '
                        'FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate()', g.table_name);
     END LOOP;
+    -- A credit check naming one customer runs on that customer's node: the coordinator hands the
+    -- whole call to it (Citus's function delegation, by the customer argument).
+    PERFORM pg_catalog.create_distributed_function(f, 'customer', colocate_with => 'credit.account',
+                                                   force_delegation => true)
+       FROM unnest(ARRAY['credit.check(text,numeric)', 'credit.exposure(text)',
+                         'credit.available_credit(text)']::regprocedure[]) f;
     PERFORM credit._sync_guard_registration();
     PERFORM credit._ddl_quiet(false);
     RETURN QUERY SELECT l.table_name, l.layout FROM credit._citus_layout() l

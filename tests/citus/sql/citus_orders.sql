@@ -80,6 +80,14 @@ INSERT INTO orders VALUES (34, 'C-02', 1);
 SELECT c.customer, (credit.check(c.customer, 100)).*
   FROM (VALUES ('C-01'), ('C-03'), ('C-05')) c(customer) ORDER BY 1;
 SELECT credit.exposure('C-01'), credit.available_credit('C-01');
+-- A call naming one customer runs on that customer's node (Citus hands it over whole).
+SELECT objid::regprocedure AS routed_by_customer, distribution_argument_index,
+       colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'credit.account'::regclass) AS with_accounts
+  FROM pg_dist_object WHERE classid = 'pg_proc'::regclass AND objid::regprocedure::text LIKE 'credit.%'
+ ORDER BY objid::regprocedure::text;
+EXPLAIN (COSTS OFF) SELECT credit.check('C-03', 100);
+SELECT credit.check('C-03', 100), credit.exposure('C-02');
+SELECT credit.available_credit('NOBODY');
 
 -- Not on Citus yet: the ledger (refused before it writes anything), hold mode, groups.
 SELECT regress_citus.state_of($$SELECT credit.post_invoice('C-01', 'INV-1', 100)$$) AS post_invoice,
