@@ -117,6 +117,35 @@ END
 $$;
 COMMENT ON FUNCTION credit._shard_of(oid) IS 'Internal: the Citus distributed table a shard placed on this node belongs to';
 
+-- On a Citus node: for an order shard placed here (credit._shard_of), the account shard with the
+-- same hash range when it is placed here too, as 'credit.account_<shard id>'; NULL otherwise.
+-- Every customer of the order shard has its account row there (src/guard/config.rs).
+CREATE FUNCTION credit._colocated_account_shard(rel oid) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ident  text[];
+    result text;
+BEGIN
+    IF credit._shard_of(rel) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    ident := parse_ident(rel::regclass::text);
+    EXECUTE 'SELECT format(''credit.%I'', ''account_'' || a.shardid)
+               FROM pg_catalog.pg_dist_shard o
+               JOIN pg_catalog.pg_dist_shard a ON a.logicalrelid = ''credit.account''::regclass
+                AND a.shardminvalue = o.shardminvalue AND a.shardmaxvalue = o.shardmaxvalue
+              WHERE o.shardid = $1
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
+                             WHERE p.shardid = a.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
+      INTO result USING substring(ident[2] FROM '_([0-9]{1,18})$')::bigint;
+    IF result IS NULL OR to_regclass(result) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION credit._colocated_account_shard(oid) IS 'Internal: on a Citus node, the account shard colocated with an order shard placed here';
+
 -- The arguments the guard's row trigger carries for a configuration: customer column, amount
 -- column, status column ('' for none), mode, hold value ('' for none), number of key columns,
 -- the key columns, the open statuses. Column names, not numbers: pg_dump/restore keeps them valid.

@@ -43,6 +43,11 @@ pub struct Config {
     pub open_statuses: Vec<String>,
     /// None: reject mode.
     pub hold: Option<HoldMode>,
+    /// On a Citus node, when the trigger fires on an order shard: the account shard colocated with
+    /// it (`credit.account_<shard id>`, on this node), which holds the account row of every
+    /// customer of this order shard. The guard writes it as the plain table it is, without
+    /// Citus's planning of a statement on a distributed table (docs/citus.md).
+    pub account_shard: Option<String>,
 }
 
 thread_local! {
@@ -221,8 +226,42 @@ pub fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
         ("hold", None) => unusable_arguments(),
         _ => None,
     };
-    let cfg =
-        Rc::new(Config { customer, amount, amount_kind, status, open_statuses: args[6 + nkeys..].to_vec(), hold });
+    let account_shard = colocated_account_shard(relid);
+    let cfg = Rc::new(Config {
+        customer,
+        amount,
+        amount_kind,
+        status,
+        open_statuses: args[6 + nkeys..].to_vec(),
+        hold,
+        account_shard,
+    });
     CONFIGS.with(|c| c.borrow_mut().insert(tg.tgoid, cfg.clone()));
     cfg
+}
+
+/// On a Citus node, for an order shard placed here: the colocated account shard (same hash range)
+/// when it is placed here too, as `credit.account_<shard id>`; None elsewhere (one node, or a
+/// database on older SQL).
+fn colocated_account_shard(relid: Oid) -> Option<String> {
+    Spi::connect(|c| {
+        let citus_aware = c
+            .select(
+                "SELECT pg_catalog.to_regprocedure('credit._colocated_account_shard(oid)') IS NOT NULL",
+                Some(1),
+                &[],
+            )
+            .or_raise()
+            .first()
+            .get_one::<bool>()
+            .or_raise();
+        if citus_aware != Some(true) {
+            return None;
+        }
+        c.select("SELECT credit._colocated_account_shard($1)", Some(1), &[relid.into()])
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+    })
 }

@@ -124,7 +124,13 @@ fn guard_row<'a>(trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, Allocated
     if !change.was_held && fast(&change, &deltas) {
         return None;
     }
-    owner::in_own_context(|| store::writing(|| Spi::connect_mut(|c| settle(c, &cfg, relid, &change, &deltas))));
+    owner::in_own_context(|| {
+        store::writing(|| {
+            account::on_table(cfg.account_shard.as_deref(), || {
+                Spi::connect_mut(|c| settle(c, &cfg, relid, &change, &deltas))
+            })
+        })
+    });
     // AFTER ROW: the return value is ignored.
     None
 }

@@ -16,6 +16,7 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData};
 use pgrx::{AnyNumeric, PgBuiltInOids, PgOid};
 use rust_decimal::Decimal;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::LazyLock;
 
@@ -394,7 +395,9 @@ pub struct Reserved {
 }
 
 thread_local! {
-    static ORDER_MOVES: RefCell<Option<Rc<OrderMoves>>> = const { RefCell::new(None) };
+    static ORDER_MOVES: RefCell<HashMap<Option<String>, Rc<OrderMoves>>> = RefCell::new(HashMap::new());
+    /// The table [`on_table`] set (None: credit.account).
+    static TABLE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// Whether credit.account was created by the current transaction (CREATE EXTENSION in it).
@@ -414,11 +417,14 @@ fn account_created_here(c: &SpiClient<'_>) -> bool {
     xid != 0 && unsafe { pg_sys::TransactionIdIsCurrentTransactionId(xid.into()) }
 }
 
-/// The prepared statements, prepared on first use.
+/// The prepared statements of the table accounts are read and written in (see [`on_table`]),
+/// prepared on first use.
 pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
-    if let Some(p) = ORDER_MOVES.with(|p| p.borrow().clone()) {
+    let table = TABLE.with(|t| t.borrow().clone());
+    if let Some(p) = ORDER_MOVES.with(|p| p.borrow().get(&table).cloned()) {
         return p;
     }
+    let account = table.as_deref().unwrap_or("credit.account");
     let text = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
     let numeric = PgOid::BuiltIn(PgBuiltInOids::NUMERICOID);
     let date = PgOid::BuiltIn(PgBuiltInOids::DATEOID);
@@ -426,7 +432,7 @@ pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
     let moves = Rc::new(OrderMoves {
         reserve: prepare(
             &format!(
-                "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
+                "UPDATE {account} SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
                      exposure = exposure OPERATOR(pg_catalog.+) $2 \
                  WHERE customer OPERATOR(pg_catalog.=) $1 AND {} RETURNING parent, {}",
                 fits("$3"),
@@ -435,14 +441,16 @@ pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
             &[text, numeric, date],
         ),
         shift: prepare(
-            "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
-                 exposure = exposure OPERATOR(pg_catalog.+) $2 \
-             WHERE customer OPERATOR(pg_catalog.=) $1 RETURNING parent",
+            &format!(
+                "UPDATE {account} SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
+                     exposure = exposure OPERATOR(pg_catalog.+) $2 \
+                 WHERE customer OPERATOR(pg_catalog.=) $1 RETURNING parent"
+            ),
             &[text, numeric],
         ),
         group_reserve: prepare(
             &format!(
-                "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
+                "UPDATE {account} SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
                  WHERE customer OPERATOR(pg_catalog.=) $1 AND {} RETURNING NULL::pg_catalog.text, {}",
                 fits("$3"),
                 crossed_warning("$3")
@@ -450,20 +458,37 @@ pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
             &[text, numeric, date],
         ),
         group_shift: prepare(
-            "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
-             WHERE customer OPERATOR(pg_catalog.=) $1",
+            &format!(
+                "UPDATE {account} SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
+                 WHERE customer OPERATOR(pg_catalog.=) $1"
+            ),
             &[text, numeric],
         ),
         lookup: prepare(
             &format!(
-                "SELECT {} FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+                "SELECT {} FROM {account} WHERE customer OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
                 *DECISION_COLUMNS
             ),
             &[text, date],
         ),
     });
-    ORDER_MOVES.with(|slot| *slot.borrow_mut() = Some(moves.clone()));
+    ORDER_MOVES.with(|slot| slot.borrow_mut().insert(table, moves.clone()));
     moves
+}
+
+/// Runs `f` with the guard's account statements on `table` instead of `credit.account`: on a
+/// Citus node, the account shard colocated with the order shard whose trigger fires (a plain
+/// table there, so PostgreSQL plans the statements once and Citus not at all). None: the table
+/// itself.
+pub fn on_table<R>(table: Option<&str>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<String>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TABLE.with(|t| *t.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(TABLE.with(|t| t.replace(table.map(str::to_owned))));
+    f()
 }
 
 impl OrderMoves {
