@@ -31,7 +31,7 @@ DECLARE
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
         'cancel_invoice arrange cancel_arrangement backfill_history import_rating train_payment_model',
         'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report '
-        'distribute'];
+        'distribute relay_events'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
                             'dunning_level', 'approval_rule',

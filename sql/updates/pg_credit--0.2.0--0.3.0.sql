@@ -1465,7 +1465,7 @@ DECLARE
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
         'cancel_invoice arrange cancel_arrangement backfill_history import_rating train_payment_model',
         'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report '
-        'distribute'];
+        'distribute relay_events'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
                             'dunning_level', 'approval_rule',
@@ -5818,35 +5818,6 @@ END
 $$;
 COMMENT ON FUNCTION credit._shard_of(oid) IS 'Internal: the Citus distributed table a shard placed on this node belongs to';
 
--- Citus (docs/citus.md): one call lays pg_credit's tables out on a Citus cluster so that every
--- customer's credit lives on the node that holds its orders. Run on the coordinator, after
--- CREATE EXTENSION citus and pg_credit on every node and citus_add_node for the workers.
---
--- Configuration every node reads (policies, grades, buckets, tiers, the ladder, levels, the
--- guard triggers' registration) becomes reference tables: a copy on every node, written through
--- the coordinator. The per-customer tables the order guard reads and writes (accounts, held
--- orders, credit history) are distributed by customer and colocated, so the guard's trigger on an
--- order shard finds its customer's account row on the same node, in the same transaction, and a
--- shard move carries the row with its orders. Guarded order tables are distributed by their
--- customer column, colocated with credit.account.
-
--- The tables, by their place on Citus. Everything not listed stays on the coordinator.
-CREATE FUNCTION credit._citus_layout() RETURNS TABLE (table_name regclass, layout text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    VALUES
-    -- Read by the guard, the account triggers and the privilege checks on every node.
-    ('credit.access_role'::regclass, 'reference'), ('credit.trusted_proxy'::regclass, 'reference'),
-    ('credit.policy'::regclass, 'reference'), ('credit.grade'::regclass, 'reference'),
-    ('credit.term_tier'::regclass, 'reference'), ('credit.terms_window'::regclass, 'reference'),
-    ('credit.aging_bucket'::regclass, 'reference'), ('credit.dunning_level'::regclass, 'reference'),
-    ('credit.approval_rule'::regclass, 'reference'), ('credit.score_weight'::regclass, 'reference'),
-    ('credit.provision_rate'::regclass, 'reference'), ('credit.reference_rate'::regclass, 'reference'),
-    ('credit.guard_registration'::regclass, 'reference'),
-    -- With their customer's orders.
-    ('credit.account'::regclass, 'customer'), ('credit.order_hold'::regclass, 'customer'),
-    ('credit.history'::regclass, 'customer')
-$$;
-
 -- On a Citus node: for an order shard placed here (credit._shard_of), the account shard with the
 -- same hash range when it is placed here too, as 'credit.account_<shard id>'; NULL otherwise.
 -- Every customer of the order shard has its account row there (src/guard/config.rs).
@@ -5875,6 +5846,35 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION credit._colocated_account_shard(oid) IS 'Internal: on a Citus node, the account shard colocated with an order shard placed here';
+
+-- Citus (docs/citus.md): one call lays pg_credit's tables out on a Citus cluster so that every
+-- customer's credit lives on the node that holds its orders. Run on the coordinator, after
+-- CREATE EXTENSION citus and pg_credit on every node and citus_add_node for the workers.
+--
+-- Configuration every node reads (policies, grades, buckets, tiers, the ladder, levels, the
+-- guard triggers' registration) becomes reference tables: a copy on every node, written through
+-- the coordinator. The per-customer tables the order guard reads and writes (accounts, held
+-- orders, credit history) are distributed by customer and colocated, so the guard's trigger on an
+-- order shard finds its customer's account row on the same node, in the same transaction, and a
+-- shard move carries the row with its orders. Guarded order tables are distributed by their
+-- customer column, colocated with credit.account.
+
+-- The tables, by their place on Citus. Everything not listed stays on the coordinator.
+CREATE FUNCTION credit._citus_layout() RETURNS TABLE (table_name regclass, layout text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    VALUES
+    -- Read by the guard, the account triggers and the privilege checks on every node.
+    ('credit.access_role'::regclass, 'reference'), ('credit.trusted_proxy'::regclass, 'reference'),
+    ('credit.policy'::regclass, 'reference'), ('credit.grade'::regclass, 'reference'),
+    ('credit.term_tier'::regclass, 'reference'), ('credit.terms_window'::regclass, 'reference'),
+    ('credit.aging_bucket'::regclass, 'reference'), ('credit.dunning_level'::regclass, 'reference'),
+    ('credit.approval_rule'::regclass, 'reference'), ('credit.score_weight'::regclass, 'reference'),
+    ('credit.provision_rate'::regclass, 'reference'), ('credit.reference_rate'::regclass, 'reference'),
+    ('credit.guard_registration'::regclass, 'reference'),
+    -- With their customer's orders.
+    ('credit.account'::regclass, 'customer'), ('credit.order_hold'::regclass, 'customer'),
+    ('credit.history'::regclass, 'customer')
+$$;
 
 -- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
 -- each guarded relation by name, with the arguments credit.guard() gave its trigger. A reference
@@ -6031,6 +6031,18 @@ BEGIN
         EXECUTE format('CREATE TRIGGER credit_guard_truncate BEFORE TRUNCATE ON %s '
                        'FOR EACH STATEMENT EXECUTE FUNCTION credit._guard_truncate()', g.table_name);
     END LOOP;
+    -- A statement over many shards runs on one connection per worker, so that all its work on a
+    -- worker is one transaction there. Two would each hold the outbox's lock (taken by the events
+    -- they record) from PREPARE to COMMIT PREPARED, one waiting for the other: a distributed
+    -- deadlock, which Citus resolves by cancelling the statement.
+    EXECUTE format('ALTER DATABASE %I SET citus.multi_shard_modify_mode TO sequential', current_database());
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', false);
+    -- A credit check naming one customer runs on that customer's node: the coordinator hands the
+    -- whole call to it (Citus's function delegation, by the customer argument).
+    PERFORM pg_catalog.create_distributed_function(f, 'customer', colocate_with => 'credit.account',
+                                                   force_delegation => true)
+       FROM unnest(ARRAY['credit.check(text,numeric)', 'credit.exposure(text)',
+                         'credit.available_credit(text)']::regprocedure[]) f;
     PERFORM credit._sync_guard_registration();
     PERFORM credit._ddl_quiet(false);
     RETURN QUERY SELECT l.table_name, l.layout FROM credit._citus_layout() l
@@ -6041,6 +6053,82 @@ $$;
 COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
 COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';
 COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders and credit history distributed by customer, colocated with the guarded order tables (docs/citus.md)';
+
+-- Events across nodes. On Citus every node keeps its own credit.event, outbox and audit chain:
+-- an order's warning or refusal is recorded on the node that decided it (the refusal recorder of
+-- that node spools and records it there). Their global order is (node group, outbox id): outbox
+-- ids follow commit order on each node. A node's task of a distributed transaction sends no
+-- NOTIFY (sql/audit.sql); the relay below publishes the workers' events from the coordinator.
+
+-- How far credit.relay_events has published each worker's outbox.
+CREATE TABLE credit.relay_cursor (
+    node_group     integer PRIMARY KEY,
+    last_outbox_id bigint NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('credit.relay_cursor', '');
+COMMENT ON TABLE credit.relay_cursor IS 'On Citus: how far credit.relay_events has published each worker''s outbox';
+COMMENT ON COLUMN credit.relay_cursor.node_group IS 'The worker''s group (pg_dist_node.groupid)';
+COMMENT ON COLUMN credit.relay_cursor.last_outbox_id IS 'The last outbox id of that worker published';
+
+-- Publishes the workers' new outbox rows on the coordinator, in their global order (node group,
+-- outbox id): each as NOTIFY credit_events with its node (delivered when this transaction
+-- commits, with the cursor), and as a row returned. Run it on a schedule (pg_cron) or after a
+-- batch; each row is published once. At most max_rows per worker per call.
+CREATE FUNCTION credit.relay_events(max_rows integer DEFAULT 1000)
+RETURNS TABLE (node_group integer, outbox_id bigint, event_id bigint, kind text, customer text, payload jsonb)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n           record;
+    got         record;
+    o           jsonb;
+    last        bigint;
+    coordinator boolean;
+BEGIN
+    PERFORM credit._require('admin', 'relaying the events of Citus workers');
+    IF max_rows IS NULL OR max_rows < 1 THEN
+        RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT credit.is_distributed() THEN
+        RAISE EXCEPTION 'pg_credit is not distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'On one node every event is announced by NOTIFY credit_events as it commits.';
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+    IF NOT coordinator THEN
+        RAISE EXCEPTION 'credit.relay_events() runs on the coordinator' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    -- One relay at a time: each row is published once, in order.
+    LOCK TABLE credit.relay_cursor IN EXCLUSIVE MODE;
+    FOR n IN EXECUTE 'SELECT d.groupid, d.nodename, d.nodeport FROM pg_catalog.pg_dist_node d
+                       WHERE d.groupid <> 0 AND d.noderole = ''primary'' AND d.isactive ORDER BY d.groupid' LOOP
+        last := coalesce((SELECT c.last_outbox_id FROM credit.relay_cursor c WHERE c.node_group = n.groupid), 0);
+        EXECUTE 'SELECT r.success, r.result FROM pg_catalog.master_run_on_worker(ARRAY[$1], ARRAY[$2], ARRAY[$3], false) r'
+           INTO got
+          USING n.nodename, n.nodeport,
+                format('SELECT coalesce(json_agg(o ORDER BY o.id), ''[]'') FROM (SELECT x.id, x.event_id, x.kind, x.customer, x.payload '
+                       'FROM credit.outbox x WHERE x.id > %s ORDER BY x.id LIMIT %s) o', last, max_rows);
+        IF NOT got.success THEN
+            RAISE EXCEPTION 'could not read the outbox of worker %:%', n.nodename, n.nodeport
+                USING ERRCODE = 'connection_failure', DETAIL = got.result,
+                      HINT = 'Nothing was published; the next call starts where this one did.';
+        END IF;
+        FOR o IN SELECT x FROM jsonb_array_elements(got.result::jsonb) x LOOP
+            node_group := n.groupid;
+            outbox_id := (o ->> 'id')::bigint;
+            event_id := (o ->> 'event_id')::bigint;
+            kind := o ->> 'kind';
+            customer := o ->> 'customer';
+            payload := o -> 'payload';
+            PERFORM pg_notify('credit_events', json_build_object('node', node_group, 'id', outbox_id, 'kind', kind,
+                'customer', CASE WHEN octet_length(customer) <= 1000 THEN customer END)::text);
+            last := outbox_id;
+            RETURN NEXT;
+        END LOOP;
+        INSERT INTO credit.relay_cursor AS c (node_group, last_outbox_id) VALUES (n.groupid, last)
+        ON CONFLICT ON CONSTRAINT relay_cursor_pkey DO UPDATE SET last_outbox_id = EXCLUDED.last_outbox_id;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION credit.relay_events(integer) IS 'On Citus''s coordinator: publishes the workers'' new outbox rows in their global order (node group, outbox id), as NOTIFY credit_events and as rows; each once';
 
 -- As finalize.sql does in a fresh install: nothing for PUBLIC but the guard's row trigger.
 REVOKE ALL ON ALL TABLES IN SCHEMA credit FROM PUBLIC;

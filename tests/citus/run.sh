@@ -67,4 +67,20 @@ q -d $DB -c "SELECT what FROM race.violation LIMIT 5"
 [ "$violations" = 0 ] || fail "$violations limit crossings seen"
 [ "$drift" = 0 ] || fail "credit.verify() found $drift drifting accounts"
 [ "$node" = $((PORT + 2)) ] || fail "shard $shard is on port $node, not on worker 2"
+# The workers' events, published from the coordinator: a listener hears each relayed row once.
+q -d $DB -c "SELECT count(*) FROM credit.relay_events(100000)" >/dev/null   # the race's backlog
+q -d $DB -c "INSERT INTO race.orders (customer, amount) VALUES ('R001', 100000)" >/dev/null 2>&1
+q -d $DB -c "UPDATE credit.account SET credit_limit = credit_limit + 1" >/dev/null
+"$PGBIN/psql" -X -At -h "$C" -p "$PORT" -U postgres -d $DB -c "LISTEN credit_events" -c "SELECT pg_sleep(3)" \
+    >"$OUT/listen.log" 2>&1 &
+listener=$!
+sleep 1
+q -d $DB -c "SELECT count(*) FROM run_command_on_workers('SELECT credit.record_refusals()')" >/dev/null
+relayed=$(q -d $DB -c "SELECT count(*) FROM credit.relay_events(100000)")
+again=$(q -d $DB -c "SELECT count(*) FROM credit.relay_events(100000)")
+wait $listener
+heard=$(grep -c 'notification "credit_events" with payload "{"node"' "$OUT/listen.log")
+echo "citus events: $relayed relayed from the workers, $heard heard by a listener on the coordinator, $again relayed again"
+[ "$relayed" -ge 101 ] && [ "$heard" = "$relayed" ] && [ "$again" = 0 ] \
+    || fail "relay: $relayed relayed (expected the refusal and 100 limit changes at least), $heard heard, $again again"
 exit $rc

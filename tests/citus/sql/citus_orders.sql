@@ -89,6 +89,22 @@ EXPLAIN (COSTS OFF) SELECT credit.check('C-03', 100);
 SELECT credit.check('C-03', 100), credit.exposure('C-02');
 SELECT credit.available_credit('NOBODY');
 
+-- One statement over every account: events on several shards of each worker, one transaction
+-- per worker (credit.distribute() sets citus.multi_shard_modify_mode to sequential).
+SHOW citus.multi_shard_modify_mode;
+UPDATE credit.account SET credit_limit = credit_limit + 100 WHERE customer <> 'C-05';
+SELECT customer, credit_limit FROM credit.account ORDER BY customer;
+
+-- Events: each worker records the warnings and refusals of its orders (and its accounts'
+-- changes) in its own credit.event; the relay publishes them from the coordinator, each once, in
+-- the order (node group, outbox id).
+SELECT bool_and(success) AS refusals_recorded FROM run_command_on_workers('SELECT credit.record_refusals()');
+SELECT node_group, kind, count(*) AS events, string_agg(DISTINCT customer, ' ' ORDER BY customer) AS customers
+  FROM credit.relay_events() GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT count(*) AS published_again FROM credit.relay_events();
+SELECT node_group, last_outbox_id > 0 AS published FROM credit.relay_cursor ORDER BY 1;
+SELECT credit.relay_events(0);
+
 -- Not on Citus yet: the ledger (refused before it writes anything), hold mode, groups.
 SELECT regress_citus.state_of($$SELECT credit.post_invoice('C-01', 'INV-1', 100)$$) AS post_invoice,
        regress_citus.state_of($$SELECT credit.post_payment('C-01', 100)$$) AS post_payment;
