@@ -121,11 +121,6 @@ BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION 'pg_credit is already distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF current_setting('shared_preload_libraries') ~ '(^|[ ,])pg_credit($|[ ,])' THEN
-        RAISE EXCEPTION 'the fast path and Citus do not work together yet' USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'pg_credit is in shared_preload_libraries; its reservations in shared memory do not follow shards.',
-            HINT = 'Remove pg_credit from shared_preload_libraries on every node (docs/citus.md).';
-    END IF;
     IF EXISTS (SELECT 1 FROM credit.invoice) OR EXISTS (SELECT 1 FROM credit.settlement) THEN
         RAISE EXCEPTION 'the receivables ledger cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
             DETAIL = 'credit.invoice or credit.settlement has rows; postings do not run on Citus yet (docs/citus.md).';

@@ -476,6 +476,18 @@ pub fn order_moves(c: &SpiClient<'_>) -> Rc<OrderMoves> {
     moves
 }
 
+/// Whether the guard works on an account shard of a Citus node ([`on_table`]).
+fn on_shard() -> bool {
+    TABLE.with(|t| t.borrow().is_some())
+}
+
+/// Whether orders reserve in shared memory here: the fast path is on, and the accounts are
+/// `credit.account` itself. On a Citus node they are a shard, which the fast path (reading and
+/// caching `credit.account`) does not know: orders there take the row path (docs/citus.md).
+fn fast_path_here() -> bool {
+    reservations::ready() && !on_shard()
+}
+
 /// Runs `f` with the guard's account statements on `table` instead of `credit.account`: on a
 /// Citus node, the account shard colocated with the order shard whose trigger fires (a plain
 /// table there, so PostgreSQL plans the statements once and Citus not at all). None: the table
@@ -496,11 +508,13 @@ impl OrderMoves {
     /// group head (`group`) against the whole group's. None: it did not fit by the row version the
     /// statement saw (or the customer has no account); the caller decides on the locked row.
     pub fn reserve(&self, c: &mut SpiClient<'_>, customer: &str, amount: &AnyNumeric, group: bool) -> Option<Reserved> {
-        if reservations::ready() {
+        if fast_path_here() {
             return self.reserve_with_counters(c, customer, amount, group);
         }
-        reservations::wait_for_recount(|| account_created_here(c));
-        if reservations::ready() {
+        if !on_shard() {
+            reservations::wait_for_recount(|| account_created_here(c));
+        }
+        if fast_path_here() {
             return self.reserve_with_counters(c, customer, amount, group);
         }
         let plan = if group { &self.group_reserve } else { &self.reserve };
@@ -560,7 +574,7 @@ impl OrderMoves {
     /// head (a head's own move never has one).
     pub fn shift(&self, c: &mut SpiClient<'_>, customer: &str, delta: &AnyNumeric, group: bool) -> Option<String> {
         let d = decimal(delta);
-        if !group && !d.is_zero() && reservations::ready() && fast_shift(customer, d) {
+        if !group && !d.is_zero() && fast_path_here() && fast_shift(customer, d) {
             return None;
         }
         self.shift_row(c, customer, delta, group)
@@ -586,7 +600,7 @@ impl OrderMoves {
     /// warning's numbers: with the fast path, read without a lock (a lock held to the end of the
     /// transaction would make the customer's next orders wait); otherwise locked.
     pub fn lookup_latest(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
-        if reservations::ready() {
+        if fast_path_here() {
             let cached = reservations::cached_row(customer).map(|raw| fast_read::Row {
                 account: raw.account(fast_read::today()),
                 raw,

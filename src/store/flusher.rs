@@ -58,7 +58,8 @@ pub extern "C-unwind" fn pg_credit_fast_path_worker(_arg: pg_sys::Datum) {
                 .or_raise()
                 .unwrap_or(false)
         });
-        if !installed {
+        // On Citus the accounts are shards, which the fast path does not know (docs/citus.md).
+        if !installed || BackgroundWorker::transaction(crate::pg::citus::distributed) {
             break;
         }
         wait = Duration::from_millis(reservations::FLUSH_MS.get().max(10) as u64);

@@ -1492,6 +1492,9 @@ pub fn status() -> FastPathStatus {
         };
     }
     let on = ready();
+    // Read before the lock (SPI): on Citus the accounts are shards, which the fast path does not
+    // know; orders there take the row path (src/store/account.rs).
+    let citus = crate::pg::citus::distributed();
     let l = Locked::exclusive();
     let db = my_db();
     let (mut pending, mut unflushed, mut n) = (0i128, 0i128, 0i64);
@@ -1507,6 +1510,7 @@ pub fn status() -> FastPathStatus {
     let standby = unsafe { pg_sys::RecoveryInProgress() };
     let state = match s {
         _ if standby => "off (a standby takes no orders)",
+        _ if citus => "off (Citus: orders take the row path on the shards)",
         _ if !ENABLED.get() => "off in this session (pg_credit.fast_path)",
         Some(s) if s.state == READY && s.draining > 0 => "draining",
         Some(s) if s.state == READY => "on",

@@ -8,7 +8,10 @@
 #      monitor compares every customer's open orders and counter with its limit; in the middle of
 #      the load one shard group moves to the other worker (citus_move_shard_placement, logical
 #      replication). Passes when no limit was ever crossed, orders were accepted and refused, no
-#      client failed otherwise, the shard moved, and credit.verify() is empty.
+#      client failed otherwise, the shard moved, and credit.verify() is empty. Then a listener on
+#      the coordinator hears each event credit.relay_events() publishes from the workers, once.
+#   3. the race again with pg_credit preloaded on every node: orders on the shards take the row
+#      path (the fast path does not run on Citus), exact all the same
 #   tests/citus/run.sh BASE_DIR PORT [SECONDS]
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/common.sh"
@@ -33,40 +36,44 @@ citus_db "$BASE" "$PORT" pg_credit_citus || fail "database pg_credit_citus"
     || { cat "$OUT/regress/regression.diffs" 2>/dev/null | head -300; fail "pg_regress"; }
 
 # 2. The race, with a shard move in the middle.
+race() { # database seconds: 32 sessions over 100 tight limits, a shard group moved a third of the way in
+    local DB=$1 SECS=$2 shard moved_customers move_start clients monitor accepted refused violations drift node
+    citus_db "$BASE" "$PORT" $DB || fail "database $DB"
+    q -d $DB -f "$HERE/race/setup.sql" >/dev/null || fail "race setup"
+    run_bench() { "$PGBIN/pgbench" -n -h "$C" -p "$PORT" -U postgres -T "$SECS" "$@" $DB; }
+    run_bench -c 32 -j 2 -f "$HERE/race/place.pgbench@3" -f "$HERE/race/change.pgbench@1" >"$OUT/$DB.log" 2>&1 &
+    clients=$!
+    run_bench -c 1 -f "$HERE/race/monitor.pgbench" >"$OUT/$DB.monitor.log" 2>&1 &
+    monitor=$!
+    # The account shard group with most customers on worker 1 moves to worker 2.
+    sleep $((SECS / 3))
+    read -r shard moved_customers <<<"$(q -d $DB -F ' ' -c "
+        WITH per_shard AS MATERIALIZED (
+            SELECT get_shard_id_for_distribution_column('credit.account', a.customer) AS shardid, count(*) AS customers
+              FROM credit.account a GROUP BY 1)
+        SELECT x.shardid, x.customers FROM per_shard x JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+         WHERE n.nodeport = $((PORT + 1)) ORDER BY x.customers DESC, x.shardid LIMIT 1")"
+    move_start=$SECONDS
+    q -d $DB -c "SELECT citus_move_shard_placement($shard, '127.0.0.1', $((PORT + 1)), '127.0.0.1', $((PORT + 2)))" >/dev/null \
+        || fail "$DB: citus_move_shard_placement of shard $shard"
+    echo "citus $DB: shard $shard ($moved_customers customers, with their orders) moved from worker 1 to worker 2 under load in $((SECONDS - move_start)) s"
+    wait $clients || fail "$DB: a race client failed: $(grep -m3 -E 'ERROR|aborted' "$OUT/$DB.log")"
+    wait $monitor || fail "$DB: the monitor failed: $(grep -m3 -E 'ERROR|aborted' "$OUT/$DB.monitor.log")"
+    grep -E "number of transactions actually processed|tps" "$OUT/$DB.log" | head -2
+    q -d $DB -c "SELECT race.monitor()" >/dev/null
+    read -r accepted refused violations drift node <<<"$(q -d $DB -F ' ' -c "
+        SELECT (SELECT count(*) FROM race.attempt WHERE accepted), (SELECT count(*) FROM race.attempt WHERE NOT accepted),
+               (SELECT count(*) FROM race.violation), (SELECT count(*) FROM credit.verify()),
+               (SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = $shard)")"
+    echo "citus $DB: accepted $accepted, refused $refused; limits crossed $violations, drifting accounts $drift; shard $shard now on port $node"
+    q -d $DB -c "SELECT what FROM race.violation LIMIT 5"
+    [ "${accepted:-0}" -gt 0 ] && [ "${refused:-0}" -gt 0 ] || fail "$DB: the race accepted $accepted and refused $refused orders"
+    [ "$violations" = 0 ] || fail "$DB: $violations limit crossings seen"
+    [ "$drift" = 0 ] || fail "$DB: credit.verify() found $drift drifting accounts"
+    [ "$node" = $((PORT + 2)) ] || fail "$DB: shard $shard is on port $node, not on worker 2"
+}
 DB=pg_credit_race
-citus_db "$BASE" "$PORT" $DB || fail "database $DB"
-q -d $DB -f "$HERE/race/setup.sql" >/dev/null || fail "race setup"
-run_bench() { "$PGBIN/pgbench" -n -h "$C" -p "$PORT" -U postgres -T "$SECS" "$@" $DB; }
-run_bench -c 32 -j 2 -f "$HERE/race/place.pgbench@3" -f "$HERE/race/change.pgbench@1" >"$OUT/race.log" 2>&1 &
-clients=$!
-run_bench -c 1 -f "$HERE/race/monitor.pgbench" >"$OUT/monitor.log" 2>&1 &
-monitor=$!
-# The account shard group with most customers on worker 1 moves to worker 2 a third of the way in.
-sleep $((SECS / 3))
-read -r shard moved_customers <<<"$(q -d $DB -F ' ' -c "
-    WITH per_shard AS MATERIALIZED (
-        SELECT get_shard_id_for_distribution_column('credit.account', a.customer) AS shardid, count(*) AS customers
-          FROM credit.account a GROUP BY 1)
-    SELECT x.shardid, x.customers FROM per_shard x JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
-     WHERE n.nodeport = $((PORT + 1)) ORDER BY x.customers DESC, x.shardid LIMIT 1")"
-move_start=$SECONDS
-q -d $DB -c "SELECT citus_move_shard_placement($shard, '127.0.0.1', $((PORT + 1)), '127.0.0.1', $((PORT + 2)))" >/dev/null \
-    || fail "citus_move_shard_placement of shard $shard"
-echo "citus: shard $shard ($moved_customers customers, with their orders) moved from worker 1 to worker 2 under load in $((SECONDS - move_start)) s"
-wait $clients || fail "a race client failed: $(grep -m3 -E 'ERROR|aborted' "$OUT/race.log")"
-wait $monitor || fail "the monitor failed: $(grep -m3 -E 'ERROR|aborted' "$OUT/monitor.log")"
-grep -E "number of transactions actually processed|tps" "$OUT/race.log" | head -2
-q -d $DB -c "SELECT race.monitor()" >/dev/null
-read -r accepted refused violations drift node <<<"$(q -d $DB -F ' ' -c "
-    SELECT (SELECT count(*) FROM race.attempt WHERE accepted), (SELECT count(*) FROM race.attempt WHERE NOT accepted),
-           (SELECT count(*) FROM race.violation), (SELECT count(*) FROM credit.verify()),
-           (SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = $shard)")"
-echo "citus race: accepted $accepted, refused $refused; limits crossed $violations, drifting accounts $drift; shard $shard now on port $node"
-q -d $DB -c "SELECT what FROM race.violation LIMIT 5"
-[ "${accepted:-0}" -gt 0 ] && [ "${refused:-0}" -gt 0 ] || fail "the race accepted $accepted and refused $refused orders"
-[ "$violations" = 0 ] || fail "$violations limit crossings seen"
-[ "$drift" = 0 ] || fail "credit.verify() found $drift drifting accounts"
-[ "$node" = $((PORT + 2)) ] || fail "shard $shard is on port $node, not on worker 2"
+race $DB "$SECS"
 # The workers' events, published from the coordinator: a listener hears each relayed row once.
 q -d $DB -c "SELECT count(*) FROM credit.relay_events(100000)" >/dev/null   # the race's backlog
 q -d $DB -c "INSERT INTO race.orders (customer, amount) VALUES ('R001', 100000)" >/dev/null 2>&1
@@ -83,4 +90,16 @@ heard=$(grep -c 'notification "credit_events" with payload "{"node"' "$OUT/liste
 echo "citus events: $relayed relayed from the workers, $heard heard by a listener on the coordinator, $again relayed again"
 [ "$relayed" -ge 101 ] && [ "$heard" = "$relayed" ] && [ "$again" = 0 ] \
     || fail "relay: $relayed relayed (expected the refusal and 100 limit changes at least), $heard heard, $again again"
+
+# 3. pg_credit preloaded on every node: the fast path does not run on Citus's shards, orders there
+#    take the row path, and the race stays exact.
+for n in "${citus_nodes[@]}"; do
+    sed -i "s/^shared_preload_libraries = 'citus'$/shared_preload_libraries = 'citus,pg_credit'/" "$BASE/$n/data/postgresql.conf"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$BASE/$n/data" -l "$BASE/$n/server.log" -w restart >/dev/null || fail "restart of $n"
+done
+race pg_credit_race_preloaded $((SECS / 2))
+state=$("$PGBIN/psql" -X -At -h "$BASE/worker1" -p $((PORT + 1)) -U postgres -d pg_credit_race_preloaded \
+    -c "SELECT state FROM credit.fast_path_status()")
+echo "citus, pg_credit preloaded: the fast path on a worker is \"$state\""
+[ "$state" = "off (Citus: orders take the row path on the shards)" ] || fail "fast path state on a worker: $state"
 exit $rc
