@@ -44,12 +44,11 @@ thread_local! {
         RefCell::new((None, HashMap::new()));
 }
 
-/// On a Citus node, DDL that another node sends over a Citus connection (a shard's CREATE TABLE, a
-/// propagated ALTER TABLE) was watched on the node that ran it, on the distributed table; inside
-/// the task Citus refuses the watch's reads of the registry (a reference table). docs/citus.md
-/// says why workers admit no one but the coordinator and admins.
+/// On a Citus worker, DDL that another node sends over a Citus connection (a shard's CREATE TABLE,
+/// a propagated ALTER TABLE) was watched on the node that ran it, on the distributed table; inside
+/// the task Citus refuses the watch's reads of reference tables (pg::citus says who counts).
 fn quiet() -> bool {
-    BUSY.with(|b| b.get() > 0) || QUIET.with(|q| q.get() == Some(scope_now())) || crate::pg::citus::from_other_node()
+    BUSY.with(|b| b.get() > 0) || QUIET.with(|q| q.get() == Some(scope_now())) || crate::pg::citus::command_from_another_node()
 }
 
 fn busy<R>(f: impl FnOnce() -> R) -> R {

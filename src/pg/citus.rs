@@ -42,6 +42,21 @@ pub fn distributed() -> bool {
     })
 }
 
+/// Whether this backend carries a command another node sent to this Citus **worker**: the
+/// connection says so, this database is distributed, and this node is not the coordinator. The
+/// node that ran the command checked it; here the DDL watch leaves it alone. A client that sets
+/// the same application_name gets nothing from it on one node or on the coordinator (where the
+/// watch always runs); docs/citus.md says why workers admit only the coordinator and admins.
+pub fn command_from_another_node() -> bool {
+    if !from_other_node() || !distributed() {
+        return false;
+    }
+    let coordinator = Spi::connect(|c| {
+        c.select("SELECT pg_catalog.citus_is_coordinator()", Some(1), &[]).or_raise().first().get_one::<bool>().or_raise()
+    });
+    coordinator == Some(false)
+}
+
 /// Refuses what does not run on Citus yet, with the page that says so.
 pub fn refuse_if_distributed(what: &str) {
     if distributed() {

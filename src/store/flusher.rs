@@ -53,13 +53,15 @@ pub extern "C-unwind" fn pg_credit_fast_path_worker(_arg: pg_sys::Datum) {
             // SAFETY: re-reads the configuration file, as PostgreSQL's own workers do on SIGHUP.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        let installed = BackgroundWorker::transaction(|| {
+        // Nothing to do once pg_credit is dropped, or on Citus, whose accounts are shards the fast
+        // path does not know (docs/citus.md).
+        let wanted = BackgroundWorker::transaction(|| {
             Spi::get_one::<bool>("SELECT pg_catalog.to_regclass('credit.account') IS NOT NULL")
                 .or_raise()
                 .unwrap_or(false)
+                && !crate::pg::citus::distributed()
         });
-        // On Citus the accounts are shards, which the fast path does not know (docs/citus.md).
-        if !installed || BackgroundWorker::transaction(crate::pg::citus::distributed) {
+        if !wanted {
             break;
         }
         wait = Duration::from_millis(reservations::FLUSH_MS.get().max(10) as u64);

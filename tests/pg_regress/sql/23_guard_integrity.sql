@@ -32,6 +32,12 @@ ALTER TABLE gi_orders DISABLE TRIGGER credit_guard;
 ALTER TABLE gi_orders ENABLE REPLICA TRIGGER credit_guard;
 DROP TRIGGER credit_guard ON gi_orders;
 DROP TRIGGER credit_guard_truncate ON gi_orders;
+-- Posing as a Citus node's connection (whose DDL a Citus worker leaves to the node that sent it)
+-- changes nothing here: this database is not distributed.
+SET application_name = 'citus_internal gpid=10000000001';
+ALTER TABLE gi_orders DISABLE TRIGGER credit_guard;
+DROP TRIGGER credit_guard ON gi_orders;
+RESET application_name;
 -- A second guard trigger of the owner's own making (EXECUTE on the trigger function is public,
 -- so that partitions can be created): refused.
 CREATE TRIGGER my_guard AFTER INSERT ON gi_orders FOR EACH ROW
