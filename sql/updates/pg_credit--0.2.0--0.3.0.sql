@@ -866,8 +866,9 @@ $$;
 CREATE OR REPLACE FUNCTION credit._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    -- A drop another Citus node sends (a shard, a propagated DROP TABLE): that node watched it.
-    IF current_setting('application_name') LIKE 'citus_internal gpid=%' THEN
+    -- On a Citus worker, a drop another node sends (a shard, a propagated DROP TABLE): that node
+    -- watched it (src/pg/citus.rs, command_from_another_node, says who counts).
+    IF current_setting('application_name') LIKE 'citus_internal gpid=%' AND credit._on_citus_worker() THEN
         RETURN;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
@@ -5783,6 +5784,21 @@ END
 $$;
 
 COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
+
+-- Whether this node is a Citus worker of a distributed pg_credit (not the coordinator).
+CREATE FUNCTION credit._on_citus_worker() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    coordinator boolean;
+BEGIN
+    IF NOT credit.is_distributed() THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+    RETURN NOT coordinator;
+END
+$$;
+COMMENT ON FUNCTION credit._on_citus_worker() IS 'Internal: whether this node is a Citus worker of a distributed pg_credit';
 
 -- schema.table of a relation, quoted where needed (credit.guard_registration on Citus).
 CREATE FUNCTION credit._qualified_name(rel regclass) RETURNS text

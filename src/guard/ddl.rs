@@ -48,7 +48,9 @@ thread_local! {
 /// a propagated ALTER TABLE) was watched on the node that ran it, on the distributed table; inside
 /// the task Citus refuses the watch's reads of reference tables (pg::citus says who counts).
 fn quiet() -> bool {
-    BUSY.with(|b| b.get() > 0) || QUIET.with(|q| q.get() == Some(scope_now())) || crate::pg::citus::command_from_another_node()
+    BUSY.with(|b| b.get() > 0)
+        || QUIET.with(|q| q.get() == Some(scope_now()))
+        || crate::pg::citus::command_from_another_node()
 }
 
 fn busy<R>(f: impl FnOnce() -> R) -> R {

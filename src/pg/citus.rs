@@ -52,7 +52,11 @@ pub fn command_from_another_node() -> bool {
         return false;
     }
     let coordinator = Spi::connect(|c| {
-        c.select("SELECT pg_catalog.citus_is_coordinator()", Some(1), &[]).or_raise().first().get_one::<bool>().or_raise()
+        c.select("SELECT pg_catalog.citus_is_coordinator()", Some(1), &[])
+            .or_raise()
+            .first()
+            .get_one::<bool>()
+            .or_raise()
     });
     coordinator == Some(false)
 }
