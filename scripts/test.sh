@@ -136,7 +136,7 @@ citus() {
         skipped+=("Citus")
         return 0
     fi
-    "$ROOT/tests/citus/run.sh" /tmp/pg_credit_citus 5510
+    "$ROOT/tests/citus/run.sh" /tmp/pg_credit_citus 5500
 }
 layer "Citus: coordinator and two workers" citus
 

@@ -377,6 +377,7 @@ BEGIN
         RAISE EXCEPTION 'as_of % is in the future or not a date', as_of USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM credit._require('manager', 'running the daily job');
+    PERFORM credit._refuse_on_citus('The daily job');
     LOCK TABLE credit.daily_lock IN EXCLUSIVE MODE;   -- one daily run at a time
     step := 'temporary_limits_expired';
     changes := credit._expire_temporary_limits(as_of);

@@ -24,6 +24,7 @@ $$;
 
 CREATE FUNCTION credit.file(customer text, as_of date DEFAULT current_date) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT credit._refuse_on_citus('The credit file');
     WITH a0 AS (SELECT x.* FROM credit.account x
                  WHERE credit._file_args(file.customer, file.as_of) AND x.customer = file.customer),
     -- The permanent limit on the day: the last change by then, else the value the first later

@@ -83,6 +83,20 @@ $$;
 
 COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
 
+-- What does not run on Citus yet refuses (0A000) before it starts; the same message as
+-- src/pg/citus.rs.
+CREATE FUNCTION credit._refuse_on_citus(what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF credit.is_distributed() THEN
+        RAISE EXCEPTION '% does not work on Citus yet', what USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'pg_credit is distributed in this database (credit.distribute()); the receivables ledger, which it reads or writes, is not yet.',
+            HINT = 'docs/citus.md lists what runs on Citus.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION credit._refuse_on_citus(text) IS 'Internal: refuses (0A000) what does not run on Citus yet, in a distributed database';
+
 -- Whether this node is a Citus worker of a distributed pg_credit (not the coordinator).
 CREATE FUNCTION credit._on_citus_worker() RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$

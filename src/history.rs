@@ -267,6 +267,7 @@ fn rows_of(l: &Ledger, lowers: &[i32], from: i32, to: i32) -> Vec<Row> {
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn backfill_history(from_date: Option<Date>, to_date: Option<Date>) -> i64 {
+    crate::pg::citus::refuse_if_distributed("Backfilling the credit history");
     privileges::require("manager", "backfilling the credit history");
     backfill(from_date, to_date)
 }

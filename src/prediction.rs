@@ -180,6 +180,7 @@ fn train_payment_model(
     late_after: default!(Option<i32>, "0"),
     very_late_after: default!(Option<i32>, "30"),
 ) -> TableIterator<'static, (name!(model_id, i64), name!(kind, String), name!(examples, i64))> {
+    crate::pg::citus::refuse_if_distributed("Training the payment model");
     privileges::require("manager", "training the payment model");
     let until = args::not_future(trained_until, "trained_until");
     let from = args::optional_date(trained_from, "trained_from");

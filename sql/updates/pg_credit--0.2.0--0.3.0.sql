@@ -281,6 +281,124 @@ DROP FUNCTION credit.verify_audit();
 
 ALTER TABLE credit.event ALTER COLUMN actor SET DEFAULT credit._person();
 
+-- Citus (issue 19, docs/citus.md): the helpers the changed functions below call (whether this database
+-- is distributed, refusing what does not run there yet, shards of pg_credit's and guarded tables).
+-- Whether relation `rel` is pg_credit's table credit.<name>, or on a Citus node one of its shards
+-- (credit.<name>_<shard id>, docs/citus.md): the row triggers that refuse to run on any other
+-- table ask this. Only the extension's owner creates relations in schema credit, so the name is
+-- proof enough.
+CREATE FUNCTION credit._is_own_table(rel oid, name text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM pg_class c
+                WHERE c.oid = rel AND c.relnamespace = 'credit'::regnamespace
+                  AND (c.relname = name OR c.relname ~ ('^' || name || '_[0-9]+$')));
+COMMENT ON FUNCTION credit._is_own_table(oid, text) IS 'Internal: whether a relation is credit.<name> or one of its Citus shards';
+
+-- Whether this database runs pg_credit on Citus: credit.account is a distributed table.
+CREATE FUNCTION credit.is_distributed() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'credit.account'::regclass);
+END
+$$;
+
+COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
+
+-- What does not run on Citus yet refuses (0A000) before it starts; the same message as
+-- src/pg/citus.rs.
+CREATE FUNCTION credit._refuse_on_citus(what text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF credit.is_distributed() THEN
+        RAISE EXCEPTION '% does not work on Citus yet', what USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'pg_credit is distributed in this database (credit.distribute()); the receivables ledger, which it reads or writes, is not yet.',
+            HINT = 'docs/citus.md lists what runs on Citus.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION credit._refuse_on_citus(text) IS 'Internal: refuses (0A000) what does not run on Citus yet, in a distributed database';
+
+-- Whether this node is a Citus worker of a distributed pg_credit (not the coordinator).
+CREATE FUNCTION credit._on_citus_worker() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    coordinator boolean;
+BEGIN
+    IF NOT credit.is_distributed() THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+    RETURN NOT coordinator;
+END
+$$;
+COMMENT ON FUNCTION credit._on_citus_worker() IS 'Internal: whether this node is a Citus worker of a distributed pg_credit';
+
+-- schema.table of a relation, quoted where needed (credit.guard_registration on Citus).
+CREATE FUNCTION credit._qualified_name(rel regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = rel);
+COMMENT ON FUNCTION credit._qualified_name(regclass) IS 'Internal: schema.table of a relation, quoted where needed';
+
+-- On a Citus node: the distributed table whose shard relation `rel` is, when that shard has a
+-- placement on this node (docs/citus.md); NULL otherwise, and always without Citus. The guard's
+-- trigger fires on the shards, and counts a shard's orders as its table's. The placement check
+-- keeps a look-alike (a table named like a shard placed elsewhere) from passing for one.
+CREATE FUNCTION credit._shard_of(rel oid) RETURNS regclass
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- Through regclass, not a query of pg_class: Citus hides shards from such queries.
+    ident  text[] := parse_ident(rel::regclass::text);
+    shard  bigint := substring(ident[cardinality(ident)] FROM '_([0-9]{1,18})$')::bigint;
+    result regclass;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_placement') IS NULL OR shard IS NULL OR cardinality(ident) <> 2 THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT s.logicalrelid FROM pg_catalog.pg_dist_shard s
+               JOIN pg_catalog.pg_class b ON b.oid = s.logicalrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = b.relnamespace
+              WHERE s.shardid = $2 AND n.nspname = $1[1] AND b.relname || ''_'' || $2::text = $1[2]
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
+                             WHERE p.shardid = s.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
+      INTO result USING ident, shard;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION credit._shard_of(oid) IS 'Internal: the Citus distributed table a shard placed on this node belongs to';
+
+-- On a Citus node: for an order shard placed here (credit._shard_of), the account shard with the
+-- same hash range when it is placed here too, as 'credit.account_<shard id>'; NULL otherwise.
+-- Every customer of the order shard has its account row there (src/guard/config.rs).
+CREATE FUNCTION credit._colocated_account_shard(rel oid) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ident  text[];
+    result text;
+BEGIN
+    IF credit._shard_of(rel) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    ident := parse_ident(rel::regclass::text);
+    EXECUTE 'SELECT format(''credit.%I'', ''account_'' || a.shardid)
+               FROM pg_catalog.pg_dist_shard o
+               JOIN pg_catalog.pg_dist_shard a ON a.logicalrelid = ''credit.account''::regclass
+                AND a.shardminvalue = o.shardminvalue AND a.shardmaxvalue = o.shardmaxvalue
+              WHERE o.shardid = $1
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
+                             WHERE p.shardid = a.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
+      INTO result USING substring(ident[2] FROM '_([0-9]{1,18})$')::bigint;
+    IF result IS NULL OR to_regclass(result) IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION credit._colocated_account_shard(oid) IS 'Internal: on a Citus node, the account shard colocated with an order shard placed here';
+
 -- SQL functions, new and changed (their 0.3.0 text).
 
 CREATE FUNCTION credit._guard_type_problem(col_type oid, purpose text) RETURNS text
@@ -1364,6 +1482,7 @@ BEGIN
         RAISE EXCEPTION 'as_of % is in the future or not a date', as_of USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM credit._require('manager', 'running the daily job');
+    PERFORM credit._refuse_on_citus('The daily job');
     LOCK TABLE credit.daily_lock IN EXCLUSIVE MODE;   -- one daily run at a time
     step := 'temporary_limits_expired';
     changes := credit._expire_temporary_limits(as_of);
@@ -4501,6 +4620,7 @@ $$;
 
 CREATE FUNCTION credit.file(customer text, as_of date DEFAULT current_date) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT credit._refuse_on_citus('The credit file');
     WITH a0 AS (SELECT x.* FROM credit.account x
                  WHERE credit._file_args(file.customer, file.as_of) AND x.customer = file.customer),
     -- The permanent limit on the day: the last change by then, else the value the first later
@@ -5760,108 +5880,6 @@ REVOKE ALL ON TABLE credit.outbox_lock, credit.collections_lock, credit.daily_lo
 
 -- Citus (issue 19, docs/citus.md): the layout credit.distribute() makes, and what the guard's
 -- triggers need to run on Citus's shards. Nothing changes in a database that is not distributed.
-
--- Whether relation `rel` is pg_credit's table credit.<name>, or on a Citus node one of its shards
--- (credit.<name>_<shard id>, docs/citus.md): the row triggers that refuse to run on any other
--- table ask this. Only the extension's owner creates relations in schema credit, so the name is
--- proof enough.
-CREATE FUNCTION credit._is_own_table(rel oid, name text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN EXISTS (SELECT 1 FROM pg_class c
-                WHERE c.oid = rel AND c.relnamespace = 'credit'::regnamespace
-                  AND (c.relname = name OR c.relname ~ ('^' || name || '_[0-9]+$')));
-COMMENT ON FUNCTION credit._is_own_table(oid, text) IS 'Internal: whether a relation is credit.<name> or one of its Citus shards';
-
--- Whether this database runs pg_credit on Citus: credit.account is a distributed table.
-CREATE FUNCTION credit.is_distributed() RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN false;
-    END IF;
-    RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'credit.account'::regclass);
-END
-$$;
-
-COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
-
--- Whether this node is a Citus worker of a distributed pg_credit (not the coordinator).
-CREATE FUNCTION credit._on_citus_worker() RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    coordinator boolean;
-BEGIN
-    IF NOT credit.is_distributed() THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
-    RETURN NOT coordinator;
-END
-$$;
-COMMENT ON FUNCTION credit._on_citus_worker() IS 'Internal: whether this node is a Citus worker of a distributed pg_credit';
-
--- schema.table of a relation, quoted where needed (credit.guard_registration on Citus).
-CREATE FUNCTION credit._qualified_name(rel regclass) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.oid = rel);
-COMMENT ON FUNCTION credit._qualified_name(regclass) IS 'Internal: schema.table of a relation, quoted where needed';
-
--- On a Citus node: the distributed table whose shard relation `rel` is, when that shard has a
--- placement on this node (docs/citus.md); NULL otherwise, and always without Citus. The guard's
--- trigger fires on the shards, and counts a shard's orders as its table's. The placement check
--- keeps a look-alike (a table named like a shard placed elsewhere) from passing for one.
-CREATE FUNCTION credit._shard_of(rel oid) RETURNS regclass
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    -- Through regclass, not a query of pg_class: Citus hides shards from such queries.
-    ident  text[] := parse_ident(rel::regclass::text);
-    shard  bigint := substring(ident[cardinality(ident)] FROM '_([0-9]{1,18})$')::bigint;
-    result regclass;
-BEGIN
-    IF to_regclass('pg_catalog.pg_dist_placement') IS NULL OR shard IS NULL OR cardinality(ident) <> 2 THEN
-        RETURN NULL;
-    END IF;
-    EXECUTE 'SELECT s.logicalrelid FROM pg_catalog.pg_dist_shard s
-               JOIN pg_catalog.pg_class b ON b.oid = s.logicalrelid
-               JOIN pg_catalog.pg_namespace n ON n.oid = b.relnamespace
-              WHERE s.shardid = $2 AND n.nspname = $1[1] AND b.relname || ''_'' || $2::text = $1[2]
-                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
-                             WHERE p.shardid = s.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
-      INTO result USING ident, shard;
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION credit._shard_of(oid) IS 'Internal: the Citus distributed table a shard placed on this node belongs to';
-
--- On a Citus node: for an order shard placed here (credit._shard_of), the account shard with the
--- same hash range when it is placed here too, as 'credit.account_<shard id>'; NULL otherwise.
--- Every customer of the order shard has its account row there (src/guard/config.rs).
-CREATE FUNCTION credit._colocated_account_shard(rel oid) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    ident  text[];
-    result text;
-BEGIN
-    IF credit._shard_of(rel) IS NULL THEN
-        RETURN NULL;
-    END IF;
-    ident := parse_ident(rel::regclass::text);
-    EXECUTE 'SELECT format(''credit.%I'', ''account_'' || a.shardid)
-               FROM pg_catalog.pg_dist_shard o
-               JOIN pg_catalog.pg_dist_shard a ON a.logicalrelid = ''credit.account''::regclass
-                AND a.shardminvalue = o.shardminvalue AND a.shardmaxvalue = o.shardmaxvalue
-              WHERE o.shardid = $1
-                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
-                             WHERE p.shardid = a.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
-      INTO result USING substring(ident[2] FROM '_([0-9]{1,18})$')::bigint;
-    IF result IS NULL OR to_regclass(result) IS NULL THEN
-        RETURN NULL;
-    END IF;
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION credit._colocated_account_shard(oid) IS 'Internal: on a Citus node, the account shard colocated with an order shard placed here';
 
 -- Citus (docs/citus.md): one call lays pg_credit's tables out on a Citus cluster so that every
 -- customer's credit lives on the node that holds its orders. Run on the coordinator, after

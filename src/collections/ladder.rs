@@ -299,6 +299,7 @@ fn run_collections(
         name!(detail, Option<String>),
     ),
 > {
+    crate::pg::citus::refuse_if_distributed("Running collections");
     privileges::require("manager", "running collections");
     let as_of = args::not_future(as_of, "as_of");
     TableIterator::new(run(as_of))

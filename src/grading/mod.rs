@@ -436,6 +436,7 @@ fn regrade(
         name!(reason, String),
     ),
 > {
+    crate::pg::citus::refuse_if_distributed("Re-grading");
     let as_of = args::not_future(as_of, "as_of");
     let Some(dry_run) = dry_run else { error::null_arg("dry_run") };
     privileges::require(if dry_run { "reader" } else { "manager" }, "re-grading");

@@ -152,6 +152,7 @@ SELECT to_char(date_trunc('month', e.paid_on), 'YYYY-MM'), credit.weighted_days_
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn file_html(customer: Option<&str>, lang: default!(Option<&str>, "'zh'")) -> String {
+    crate::pg::citus::refuse_if_distributed("The credit file");
     let customer = args::text(customer, "customer");
     let lang = pages::language(lang);
     let l = labels(lang);

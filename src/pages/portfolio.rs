@@ -94,6 +94,7 @@ fn percent(d: Option<Decimal>) -> String {
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn portfolio_html(as_of: default!(Option<Date>, "CURRENT_DATE"), lang: default!(Option<&str>, "'zh'")) -> String {
+    crate::pg::citus::refuse_if_distributed("The morning page");
     let as_of = args::not_future(as_of, "as_of");
     let lang = pages::language(lang);
     let l = L { zh: lang == "zh" };

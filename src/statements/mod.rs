@@ -68,6 +68,7 @@ fn statement_run(
         name!(lines, i64),
     ),
 > {
+    crate::pg::citus::refuse_if_distributed("A statement run");
     privileges::require("clerk", "issuing statements");
     let period_end = args::not_future(period_end, "period_end");
     let cycle = args::optional_text(cycle, "cycle");

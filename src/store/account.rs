@@ -320,13 +320,16 @@ pub fn rebuild(customer: Option<&str>) -> i64 {
 }
 
 /// [`rebuild`] on Citus (docs/citus.md): Citus locks rows only in statements that name one
-/// customer, and updates a distributed table from no function. So the accounts are locked as a
-/// table on every node (orders wait for the repair), and each drifted account is written by a
-/// statement of its own, routed to its node. No groups and no fast path run on Citus.
+/// customer, and updates a distributed table from no function. So the drifted accounts are found
+/// first (`credit.verify()`), then each is locked on its node, recounted once its lock is held
+/// (orders in flight for it have ended; later ones wait) and written by a statement routed to its
+/// node. No groups and no fast path run on Citus.
 fn rebuild_distributed(customer: Option<&str>) -> i64 {
+    const RECOUNT: &str = "SELECT v.customer, v.actual_open_ar, v.actual_unapplied_credit, v.actual_open_orders, \
+                                  v.actual_exposure, v.actual_member_exposure, v.actual_oldest_open_due \
+                             FROM credit.verify() v WHERE $1::text IS NULL OR v.customer = $1 ORDER BY v.customer";
     store::writing(|| {
         Spi::connect_mut(|c| {
-            c.update("LOCK TABLE credit.account IN EXCLUSIVE MODE", None, &[]).or_raise();
             if let Some(cust) = customer {
                 if c.select("SELECT 1 FROM credit.account WHERE customer = $1", Some(1), &[cust.into()])
                     .or_raise()
@@ -335,37 +338,43 @@ fn rebuild_distributed(customer: Option<&str>) -> i64 {
                     error::unknown_customer(cust)
                 }
             }
-            let drifted: Vec<[pgrx::datum::DatumWithOid<'static>; 7]> = c
-                .update(
-                    "SELECT v.customer, v.actual_open_ar, v.actual_unapplied_credit, v.actual_open_orders, \
-                            v.actual_exposure, v.actual_member_exposure, v.actual_oldest_open_due \
-                       FROM credit.verify() v WHERE $1::text IS NULL OR v.customer = $1 ORDER BY v.customer",
-                    None,
-                    &[customer.into()],
-                )
+            let drifted: Vec<String> = c
+                .update(RECOUNT, None, &[customer.into()])
                 .or_raise()
-                .map(|r| {
-                    [
-                        r.get::<String>(1).or_raise().into(),
-                        r.get::<AnyNumeric>(2).or_raise().into(),
-                        r.get::<AnyNumeric>(3).or_raise().into(),
-                        r.get::<AnyNumeric>(4).or_raise().into(),
-                        r.get::<AnyNumeric>(5).or_raise().into(),
-                        r.get::<AnyNumeric>(6).or_raise().into(),
-                        r.get::<pgrx::datum::Date>(7).or_raise().into(),
-                    ]
-                })
+                .filter_map(|r| r.get::<String>(1).or_raise())
                 .collect();
-            for row in &drifted {
+            let mut written = 0;
+            for cust in &drifted {
+                c.update(
+                    "SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE",
+                    None,
+                    &[cust.as_str().into()],
+                )
+                .or_raise();
+                let t = c.update(RECOUNT, Some(1), &[cust.as_str().into()]).or_raise();
+                if t.is_empty() {
+                    continue; // exact again by the time its lock was held
+                }
+                let r = t.first();
+                let row: [pgrx::datum::DatumWithOid<'static>; 7] = [
+                    cust.as_str().into(),
+                    r.get::<AnyNumeric>(2).or_raise().into(),
+                    r.get::<AnyNumeric>(3).or_raise().into(),
+                    r.get::<AnyNumeric>(4).or_raise().into(),
+                    r.get::<AnyNumeric>(5).or_raise().into(),
+                    r.get::<AnyNumeric>(6).or_raise().into(),
+                    r.get::<pgrx::datum::Date>(7).or_raise().into(),
+                ];
                 c.update(
                     "UPDATE credit.account SET open_ar = $2, unapplied_credit = $3, open_orders = $4, exposure = $5, \
                      member_exposure = $6, oldest_open_due = $7 WHERE customer = $1",
                     None,
-                    row,
+                    &row,
                 )
                 .or_raise();
+                written += 1;
             }
-            drifted.len() as i64
+            written
         })
     })
 }

@@ -103,7 +103,7 @@ sleep 0.5
 q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 q -d $DB -c "CREATE EXTENSION pg_credit" \
   -c "CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL DEFAULT 'open')" \
-  -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('S', 100)" \
+  -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('S', 100), ('S2', 100)" \
   -c "SELECT credit.guard('orders', 'customer', 'amount', 'status', '{open}')" >/dev/null
 wait_on $DB || fail "promote: the fast path did not come on"
 rm -rf "$SDIR"; mkdir -p "$SDIR"; chown postgres: "$SDIR"
@@ -111,15 +111,22 @@ runuser -u postgres -- "$PGBIN/pg_basebackup" -h "$DIR" -p "$PORT" -U postgres -
     || fail "promote: pg_basebackup"
 printf "port = %s\nunix_socket_directories = '%s'\n" "$SPORT" "$SDIR" >>"$SDIR/data/postgresql.conf"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$SDIR/data" -l "$SDIR/server.log" -w start >/dev/null || fail "promote: standby start"
-q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('S', 60)"
-lsn=$(q -d postgres -c "SELECT pg_current_wal_lsn()")
-for _ in $(seq 1 100); do
-    [ "$(qs -d postgres -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
-    sleep 0.1
+# The order must still be unflushed on the primary when it fails. A flush before that (seen once
+# in about seven runs, cause not yet found) makes the case prove nothing: then it is said, with
+# the primary's fast-path state, and the case runs once more with another customer.
+for S in S S2; do
+    q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('$S', 60)"
+    lsn=$(q -d postgres -c "SELECT pg_current_wal_lsn()")
+    for _ in $(seq 1 100); do
+        [ "$(qs -d postgres -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'")" = t ] && break
+        sleep 0.1
+    done
+    row=$(qs -d $DB -c "SELECT open_orders FROM credit.account WHERE customer = '$S'")
+    [ "$row" = 0 ] && break
+    echo "promote: the order of $S was flushed before the failover (open_orders $row on the standby); primary: $(q -d $DB -c "SELECT row(f.*) FROM credit.fast_path_status() f")"
 done
-row=$(qs -d $DB -c "SELECT open_orders FROM credit.account WHERE customer = 'S'")
 state=$(qs -d $DB -c "SELECT state FROM credit.fast_path_status()")
-echo "promote: on the standby, credit.account shows open_orders $row (the primary had not flushed 60); fast path $state"
+echo "promote: on the standby, credit.account shows open_orders $row for $S (the primary had not flushed 60); fast path $state"
 [ "$row" = 0 ] || fail "promote: the order was flushed before the failover; the test proves nothing ($row)"
 [ "$state" = "off (a standby takes no orders)" ] || fail "promote: fast path state on the standby: $state"
 # On the standby every view reads, and every function callable without arguments answers or
@@ -139,10 +146,10 @@ echo "promote: on the standby, every view read and $n functions without argument
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$SDIR/data" -w promote >/dev/null || fail "promote: pg_ctl promote"
 for _ in $(seq 1 600); do [ "$(qs -d $DB -c "SELECT state FROM credit.fast_path_status()" 2>/dev/null)" = on ] && break; sleep 0.1; done
-out=$(qs -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('S', 50)" 2>&1)
+out=$(qs -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('$S', 50)" 2>&1)
 echo "$out" | grep -q "exceeds the credit limit" || fail "promote: 60 (unflushed on the old primary) + 50 was not refused ($out)"
-qs -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('S', 40)" || fail "promote: 60 + 40 refused"
-got=$(qs -d $DB -c "SELECT credit.exposure('S') || ' ' || (SELECT state FROM credit.fast_path_status()) || ' drift=' || (SELECT count(*) FROM credit.verify())")
+qs -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('$S', 40)" || fail "promote: 60 + 40 refused"
+got=$(qs -d $DB -c "SELECT credit.exposure('$S') || ' ' || (SELECT state FROM credit.fast_path_status()) || ' drift=' || (SELECT count(*) FROM credit.verify())")
 echo "promote: after promotion, exposure state drift: $got"
 [ "$got" = "100 on drift=0" ] || fail "promote: after promotion $got"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$SDIR/data" -m fast -w stop >/dev/null

@@ -72,6 +72,27 @@ UPDATE credit.account SET temporary_limit = 1000, temporary_limit_until = CURREN
 INSERT INTO orders VALUES (32, 'C-04', 450);
 SELECT credit.blacklist('C-05', 'fraud');
 INSERT INTO orders VALUES (33, 'C-05', 1);
+SELECT credit.reinstate('C-05', 'cleared');
+SELECT credit.blacklist('C-05', 'fraud again');
+-- A limit increase through four eyes: asked by one person, approved by another (credit.act_for,
+-- for one transaction, as in 14_approval); the approved limit takes effect on C-04's node.
+CREATE ROLE regress_citus_manager NOLOGIN;
+CREATE ROLE regress_citus_mgr_a NOLOGIN IN ROLE regress_citus_manager;
+GRANT USAGE ON SCHEMA credit TO regress_citus_manager;
+GRANT EXECUTE ON FUNCTION credit.approve(bigint, text) TO regress_citus_manager;
+INSERT INTO credit.trusted_proxy (role, note) VALUES (session_user, 'the test stands in for a manager');
+INSERT INTO credit.approval_rule (min_increase, approver_roles) VALUES (0, '{regress_citus_manager}');
+SELECT credit.request_limit('C-04', 800, 'growth') AS request \gset
+SELECT credit.approve(:request);
+BEGIN;
+SELECT credit.act_for('regress_citus_mgr_a') IS NOT NULL AS acting;
+SET ROLE regress_citus_mgr_a;
+SELECT credit.approve(:request, 'seen the orders');
+RESET ROLE;
+COMMIT;
+SELECT status, requested_limit, decided_by FROM credit.limit_request WHERE id = :request;
+SELECT customer, credit_limit FROM credit.account WHERE customer = 'C-04';
+INSERT INTO orders VALUES (35, 'C-04', 300);
 UPDATE credit.account SET status = 'hold' WHERE customer = 'C-02';
 INSERT INTO orders VALUES (34, 'C-02', 1);
 UPDATE credit.account SET status = 'active' WHERE customer = 'C-02';
@@ -107,7 +128,12 @@ SELECT credit.relay_events(0);
 
 -- Not on Citus yet: the ledger (refused before it writes anything), hold mode, groups.
 SELECT regress_citus.state_of($$SELECT credit.post_invoice('C-01', 'INV-1', 100)$$) AS post_invoice,
-       regress_citus.state_of($$SELECT credit.post_payment('C-01', 100)$$) AS post_payment;
+       regress_citus.state_of($$SELECT credit.post_payment('C-01', 100)$$) AS post_payment,
+       regress_citus.state_of($$SELECT credit.run_daily()$$) AS run_daily,
+       regress_citus.state_of($$SELECT credit.run_collections()$$) AS run_collections,
+       regress_citus.state_of($$SELECT credit.regrade(dry_run => true)$$) AS regrade,
+       regress_citus.state_of($$SELECT credit.file('C-01')$$) AS file;
+SELECT * FROM credit.run_daily();
 SELECT credit.post_invoice('C-01', 'INV-1', 100);
 CREATE TABLE held_orders (id bigint, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL,
                           PRIMARY KEY (customer, id));
