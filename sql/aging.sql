@@ -187,8 +187,8 @@ CREATE VIEW credit.payment_experience WITH (security_invoker = true) AS
 SELECT i.customer, i.doc_no, i.doc_date, i.due_date, a.applied_on AS paid_on, a.amount,
        a.applied_on - i.due_date AS days_late, a.applied_on - i.doc_date AS days_to_pay
   FROM credit.allocation a
-  JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment' AND s.reversed_on IS NULL
-  JOIN credit.invoice i ON i.id = a.invoice_id;
+  JOIN credit.settlement s ON s.customer = a.customer AND s.id = a.settlement_id AND s.kind = 'payment' AND s.reversed_on IS NULL
+  JOIN credit.invoice i ON i.customer = a.customer AND i.id = a.invoice_id;
 
 -- Days late at the payment that closes the invoice: one experience per invoice that a payment
 -- settled last (its last application, dated by the rule above, is a payment's), weighted by the
@@ -197,8 +197,9 @@ CREATE VIEW credit.invoice_payment_experience WITH (security_invoker = true) AS
 SELECT i.customer, i.doc_no, i.doc_date, i.due_date, c.applied_on AS paid_on, i.amount,
        c.applied_on - i.due_date AS days_late, c.applied_on - i.doc_date AS days_to_pay
   FROM credit.invoice i
-  CROSS JOIN LATERAL (SELECT a.applied_on, s.kind FROM credit.allocation a JOIN credit.settlement s ON s.id = a.settlement_id
-                       WHERE a.invoice_id = i.id AND a.reversal_id IS NULL AND s.reversed_on IS NULL
+  CROSS JOIN LATERAL (SELECT a.applied_on, s.kind FROM credit.allocation a
+                         JOIN credit.settlement s ON s.customer = a.customer AND s.id = a.settlement_id
+                       WHERE a.customer = i.customer AND a.invoice_id = i.id AND a.reversal_id IS NULL AND s.reversed_on IS NULL
                        ORDER BY a.applied_on DESC, a.id DESC LIMIT 1) c
  WHERE i.open_amount = 0 AND c.kind = 'payment';
 

@@ -85,6 +85,7 @@ DECLARE
     inv record;
 BEGIN
     PERFORM credit._require('manager', 'agreeing a payment arrangement');
+    PERFORM credit._refuse_on_citus('A payment arrangement');
     IF customer IS NULL OR documents IS NULL OR schedule IS NULL THEN
         RAISE EXCEPTION 'customer, documents and schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -230,6 +231,7 @@ DECLARE
     ar credit.arrangement;
 BEGIN
     PERFORM credit._require('manager', 'cancelling a payment arrangement');
+    PERFORM credit._refuse_on_citus('Cancelling a payment arrangement');
     IF arrangement_id IS NULL OR reason IS NULL THEN
         RAISE EXCEPTION 'arrangement_id and reason must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;

@@ -24,7 +24,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('credit.guard_registration'::regclass, 'reference'),
     -- With their customer's orders.
     ('credit.account'::regclass, 'customer'), ('credit.order_hold'::regclass, 'customer'),
-    ('credit.history'::regclass, 'customer')
+    ('credit.history'::regclass, 'customer'),
+    -- The receivables ledger, which postings write under the customer's account row lock.
+    ('credit.invoice'::regclass, 'customer'), ('credit.settlement'::regclass, 'customer'),
+    ('credit.reversal'::regclass, 'customer'), ('credit.allocation'::regclass, 'customer')
 $$;
 
 -- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
@@ -105,10 +108,13 @@ $$;
 CREATE FUNCTION credit.distribute() RETURNS TABLE (table_name regclass, layout text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    t     record;
-    g     credit.guarded_table;
-    args  text;
-    key   name[];
+    t      record;
+    g      credit.guarded_table;
+    args   text;
+    key    name[];
+    ddl    text[];
+    stmt   text;
+    failed text;
 BEGIN
     PERFORM credit._require('admin', 'laying pg_credit out on Citus');
     IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
@@ -121,9 +127,10 @@ BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION 'pg_credit is already distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF EXISTS (SELECT 1 FROM credit.invoice) OR EXISTS (SELECT 1 FROM credit.settlement) THEN
-        RAISE EXCEPTION 'the receivables ledger cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'credit.invoice or credit.settlement has rows; postings do not run on Citus yet (docs/citus.md).';
+    IF EXISTS (SELECT 1 FROM credit.collection_task) OR EXISTS (SELECT 1 FROM credit.promise)
+       OR EXISTS (SELECT 1 FROM credit.invoice_dispute) OR EXISTS (SELECT 1 FROM credit.arrangement) THEN
+        RAISE EXCEPTION 'collections cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'credit.collection_task, credit.promise, credit.invoice_dispute or credit.arrangement has rows; collections do not run on Citus yet (docs/citus.md).';
     END IF;
     IF EXISTS (SELECT 1 FROM credit.account a WHERE a.parent IS NOT NULL) THEN
         RAISE EXCEPTION 'credit groups do not work on Citus' USING ERRCODE = 'feature_not_supported',
@@ -156,13 +163,48 @@ BEGIN
         PERFORM pg_catalog.create_reference_table(t.table_name);
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;
-    -- Unique keys of a distributed table include its distribution column.
-    ALTER TABLE credit.order_hold DROP CONSTRAINT order_hold_pkey,
-        ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id);
+    -- Unique keys of a distributed table include its distribution column; so do foreign keys
+    -- between distributed tables. The collections' keys to the ledger go: collections do not run
+    -- on Citus (their tables are empty, checked above).
+    -- Each worker has these tables too (from CREATE EXTENSION there, without rows); Citus keeps
+    -- them as its shells, so they change the same way, first (idempotent: a failed run may be
+    -- run again).
+    SELECT array_agg(format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', c.conrelid::regclass, c.conname)
+                     ORDER BY c.conrelid::regclass::text, c.conname)
+      INTO ddl
+      FROM pg_catalog.pg_constraint c
+     WHERE c.contype = 'f'
+       AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass);
+    ddl := coalesce(ddl, '{}') || ARRAY[
+        'ALTER TABLE credit.order_hold DROP CONSTRAINT IF EXISTS order_hold_pkey, ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_settlement_id_key, ADD CONSTRAINT reversal_settlement_id_key UNIQUE (customer, settlement_id)',
+        'ALTER TABLE credit.invoice DROP CONSTRAINT IF EXISTS invoice_pkey, ADD CONSTRAINT invoice_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.settlement DROP CONSTRAINT IF EXISTS settlement_pkey, ADD CONSTRAINT settlement_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_pkey, ADD CONSTRAINT reversal_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.allocation DROP CONSTRAINT IF EXISTS allocation_pkey, ADD CONSTRAINT allocation_pkey PRIMARY KEY (customer, id)'];
+    FOREACH stmt IN ARRAY ddl LOOP
+        EXECUTE stmt;
+    END LOOP;
+    SELECT string_agg(format('%s: %s', w.nodename || ':' || w.nodeport, w.result), '; ') INTO failed
+      FROM pg_catalog.run_command_on_workers(array_to_string(ddl, '; ')) w WHERE NOT w.success;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'the workers'' copies of pg_credit''s tables could not be prepared' USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = failed, HINT = 'pg_credit must be installed on every worker, at the coordinator''s version.';
+    END IF;
     -- The shards' rows are copies of rows pg_credit wrote: the copy fires no trigger.
     PERFORM pg_catalog.create_distributed_table('credit.account', 'customer');
     PERFORM pg_catalog.create_distributed_table('credit.order_hold', 'customer', colocate_with => 'credit.account');
     PERFORM pg_catalog.create_distributed_table('credit.history', 'customer', colocate_with => 'credit.account');
+    PERFORM pg_catalog.create_distributed_table(x, 'customer', colocate_with => 'credit.account')
+       FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation']::regclass[]) x;
+    ALTER TABLE credit.reversal ADD CONSTRAINT reversal_customer_settlement_fkey
+        FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
+    ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_settlement_fkey
+        FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
+    ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_invoice_fkey
+        FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
+    ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_reversal_fkey
+        FOREIGN KEY (customer, reversal_id) REFERENCES credit.reversal (customer, id);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;

@@ -81,6 +81,8 @@ CREATE TABLE credit.allocation (
     applied_on     date NOT NULL,
     -- Set on the negative allocation that undoes an application, by a reversal.
     reversal_id    bigint REFERENCES credit.reversal (id),
+    -- The settlement's and the invoice's customer: on Citus the ledger is distributed by it.
+    customer       text NOT NULL,
     CONSTRAINT allocation_amount_check CHECK (amount > 0 AND reversal_id IS NULL OR amount < 0 AND reversal_id IS NOT NULL)
 );
 -- Covering: aging as of a past date sums a touched document's later applications index-only.
@@ -142,6 +144,7 @@ COMMENT ON COLUMN credit.allocation.invoice_id IS 'The invoice';
 COMMENT ON COLUMN credit.allocation.amount IS 'Amount applied';
 COMMENT ON COLUMN credit.allocation.applied_on IS 'Date the amount counts as settled (the later of the settlement and invoice dates); for a reversing allocation, the reversal date';
 COMMENT ON COLUMN credit.allocation.reversal_id IS 'The reversal that undid an application (this row then has the negative amount)';
+COMMENT ON COLUMN credit.allocation.customer IS 'The customer of the settlement and the invoice (the distribution column on Citus)';
 COMMENT ON TABLE credit.reversal IS 'Reversals of payments, credit notes and write-offs (credit.reverse_settlement): each reopens what its settlement paid, on its own date';
 COMMENT ON COLUMN credit.reversal.id IS 'Ledger id';
 COMMENT ON COLUMN credit.reversal.customer IS 'Customer';

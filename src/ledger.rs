@@ -3,6 +3,7 @@
 //! serialised and the maintained counters move in the same transaction as the documents. Invoices
 //! and payments are facts: they are never refused for being over the limit.
 use crate::pg::args;
+use crate::pg::citus;
 use crate::pg::error::{self, Code, OrRaise, Required};
 use crate::pg::numeric::numeric;
 use crate::store::events::{self, Event};
@@ -27,8 +28,8 @@ fn post_invoice(
     due_date: default!(Option<Date>, "NULL"),
     product_category: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    citus::refuse_on_worker("Posting an invoice");
     privileges::require("clerk", "posting an invoice");
-    crate::pg::citus::refuse_if_distributed("Posting an invoice");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let amount = args::positive_amount(amount.as_ref(), "amount");
@@ -62,7 +63,7 @@ fn post_invoice(
         let out = allocation::allocate(amount, &credits);
         let mut applied = Decimal::ZERO;
         for a in &out.allocations {
-            documents::allocate(c, a.id, id, a.amount, doc_date, true);
+            documents::allocate(c, customer, a.id, id, a.amount, doc_date, true);
             applied += a.amount;
         }
         account::move_receivables(c, customer, amount - applied, -applied);
@@ -97,7 +98,7 @@ fn settle(
         let id = documents::insert_settlement(c, customer, kind, doc_no, on, amount, out.remainder, reason);
         let mut applied = Decimal::ZERO;
         for a in &out.allocations {
-            documents::allocate(c, id, a.id, a.amount, on, false);
+            documents::allocate(c, customer, id, a.id, a.amount, on, false);
             applied += a.amount;
         }
         account::move_receivables(c, customer, -applied, out.remainder);
@@ -118,8 +119,8 @@ fn post_payment(
     apply_to: default!(Option<&str>, "NULL"),
     reference: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    citus::refuse_on_worker("Posting a payment");
     privileges::require("clerk", "posting a payment");
-    crate::pg::citus::refuse_if_distributed("Posting a payment");
     let customer = args::text(customer, "customer");
     let amount = args::positive_amount(amount.as_ref(), "amount");
     let paid_on = args::date(paid_on, "paid_on");
@@ -140,8 +141,8 @@ fn post_credit_note(
     doc_date: default!(Option<Date>, "CURRENT_DATE"),
     reason: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    citus::refuse_on_worker("Posting a credit note");
     privileges::require("clerk", "posting a credit note");
-    crate::pg::citus::refuse_if_distributed("Posting a credit note");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let amount = args::positive_amount(amount.as_ref(), "amount");
@@ -160,8 +161,8 @@ fn write_off(
     written_off_on: default!(Option<Date>, "CURRENT_DATE"),
     reason: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    citus::refuse_on_worker("Writing off");
     privileges::require("manager", "writing off");
-    crate::pg::citus::refuse_if_distributed("Writing off");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let requested = amount.as_ref().map(|a| args::positive_amount(Some(a), "amount"));
@@ -191,17 +192,23 @@ fn write_off(
             Decimal::ZERO,
             reason,
         );
-        documents::allocate(c, id, inv.id, amount, on, false);
+        documents::allocate(c, customer, id, inv.id, amount, on, false);
         account::move_receivables(c, customer, -amount, Decimal::ZERO);
-        // Policy: a bad debt may blacklist the customer.
-        c.update(
-            "SELECT credit._set_status(a.customer, $2, 'blacklisted') FROM credit.account a \
-             WHERE a.customer = $1 AND a.status <> 'blacklisted' \
-               AND (SELECT e.blacklist_on_write_off FROM credit.effective_policy(a.customer) e)",
-            None,
-            &[customer.into(), format!("policy: write-off of invoice {doc_no}").into()],
-        )
-        .or_raise();
+        // Policy: a bad debt may blacklist the customer. Read first, then changed by a call of its
+        // own: on Citus no function that queries distributed tables runs inside a shard's query.
+        let mut read = |sql: &str| {
+            c.update(sql, Some(1), &[customer.into()]).or_raise().first().get_one::<bool>().or_raise().unwrap_or(false)
+        };
+        let blacklist = read("SELECT e.blacklist_on_write_off FROM credit.effective_policy($1) e")
+            && read("SELECT a.status <> 'blacklisted' FROM credit.account a WHERE a.customer = $1");
+        if blacklist {
+            c.update(
+                "SELECT credit._set_status($1, $2, 'blacklisted')",
+                None,
+                &[customer.into(), format!("policy: write-off of invoice {doc_no}").into()],
+            )
+            .or_raise();
+        }
         id
     });
     collections::after_settlement(customer);
@@ -219,14 +226,14 @@ fn reverse_settlement(
     reason: Option<&str>,
     reversed_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
+    citus::refuse_on_worker("Reversing a settlement");
     privileges::require("manager", "reversing a settlement");
-    crate::pg::citus::refuse_if_distributed("Reversing a settlement");
     let Some(settlement_id) = settlement_id else { error::null_arg("settlement_id") };
     let reason = args::text(reason, "reason");
     let on = args::not_future(reversed_on, "reversed_on");
     // Exposure goes up: nothing is released; collections pick the reopened invoices up again.
     Spi::connect_mut(|c| {
-        let Some(found) = documents::settlement(c, settlement_id, false) else {
+        let Some(found) = documents::settlement(c, settlement_id, None) else {
             error::raise(
                 Code::ERRCODE_FOREIGN_KEY_VIOLATION,
                 format!("settlement {settlement_id} does not exist"),
@@ -236,7 +243,7 @@ fn reverse_settlement(
         };
         // The lock order: the account row, then its documents.
         account::lock(c, &found.customer);
-        let s = documents::settlement(c, settlement_id, true).required("settlement");
+        let s = documents::settlement(c, settlement_id, Some(&found.customer)).required("settlement");
         refuse_reversal(settlement_id, &s, on);
         let (reversal, reopened_ar, reopened) = documents::reverse(c, settlement_id, &s, on, reason);
         account::move_receivables(c, &s.customer, reopened_ar, -s.unapplied);
@@ -305,8 +312,8 @@ fn cancel_invoice(
     reason: Option<&str>,
     cancelled_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
+    citus::refuse_on_worker("Cancelling an invoice");
     privileges::require("manager", "cancelling an invoice");
-    crate::pg::citus::refuse_if_distributed("Cancelling an invoice");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let reason = args::text(reason, "reason");
@@ -347,7 +354,7 @@ fn cancel_invoice(
             Decimal::ZERO,
             Some(reason),
         );
-        documents::allocate(c, id, inv.id, inv.amount, on, false);
+        documents::allocate(c, customer, id, inv.id, inv.amount, on, false);
         account::move_receivables(c, customer, -inv.amount, Decimal::ZERO);
         events::append(
             c,
@@ -387,10 +394,17 @@ fn protect_ledger<'a>(trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, Allo
     };
     // SAFETY: superuser() reads the current user's role.
     let restore_insert = matches!(op, Some(PgTriggerOperation::Insert)) && unsafe { pg_sys::superuser() };
-    if store::is_writing() || restore_insert {
+    let table = trigger.table_name().unwrap_or_default();
+    // On Citus a posting's statements reach the ledger's shards over Citus connections.
+    let remote = trigger.relation().is_ok_and(|rel| {
+        let base =
+            table.rsplit_once('_').filter(|(_, id)| id.bytes().all(|b| b.is_ascii_digit())).map_or("", |(b, _)| b);
+        // SAFETY: the trigger's relation is open for the call.
+        !base.is_empty() && unsafe { store::is_remote_shard_write(rel.as_ptr(), base) }
+    });
+    if store::is_writing() || restore_insert || remote {
         return row.map(|r| r.into_owned());
     }
-    let table = trigger.table_name().unwrap_or_default();
     error::raise(
         Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
         format!("credit.{table} is written only by pg_credit's posting functions"),

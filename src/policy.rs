@@ -167,8 +167,19 @@ crate::pg::entry::c_trigger!(
 );
 
 /// AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ... FOR EACH STATEMENT on credit.policy.
+/// On Citus credit.policy is a reference table: the trigger fires on each node's copy, and only
+/// the coordinator's applies the change, as a distributed update of the accounts nested in the
+/// write of its copy (which Citus allows when asked: the copy's write runs here, not pushed to a
+/// worker).
 fn policy_changed<'a>(_trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
-    apply_to_all();
+    if !crate::pg::citus::distributed() {
+        apply_to_all();
+        return None;
+    }
+    if crate::pg::citus::on_worker() {
+        return None;
+    }
+    crate::pg::citus::nested(apply_to_all);
     None
 }
 

@@ -314,7 +314,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION '% does not work on Citus yet', what USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'pg_credit is distributed in this database (credit.distribute()); the receivables ledger, which it reads or writes, is not yet.',
+            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): postings, orders and checks run per customer on its node; collections and what reads the whole ledger do not yet.',
             HINT = 'docs/citus.md lists what runs on Citus.';
     END IF;
 END
@@ -1675,6 +1675,12 @@ ALTER TABLE credit.allocation
     DROP CONSTRAINT allocation_amount_check,
     ADD CONSTRAINT allocation_amount_check CHECK (amount > 0 AND reversal_id IS NULL OR amount < 0 AND reversal_id IS NOT NULL);
 CREATE INDEX allocation_applied_idx ON credit.allocation (applied_on);
+-- Each allocation names its customer (on Citus the ledger is distributed by it): the settlement's.
+ALTER TABLE credit.allocation ADD COLUMN customer text;
+ALTER TABLE credit.allocation DISABLE TRIGGER allocation_protect;
+UPDATE credit.allocation a SET customer = s.customer FROM credit.settlement s WHERE s.id = a.settlement_id;
+ALTER TABLE credit.allocation ENABLE TRIGGER allocation_protect;
+ALTER TABLE credit.allocation ALTER COLUMN customer SET NOT NULL;
 CREATE TRIGGER reversal_protect BEFORE INSERT OR UPDATE OR DELETE ON credit.reversal
     FOR EACH ROW EXECUTE FUNCTION credit._protect_ledger();
 SELECT pg_catalog.pg_extension_config_dump('credit.reversal', '');
@@ -1845,15 +1851,16 @@ CREATE OR REPLACE VIEW credit.payment_experience WITH (security_invoker = true) 
 SELECT i.customer, i.doc_no, i.doc_date, i.due_date, a.applied_on AS paid_on, a.amount,
        a.applied_on - i.due_date AS days_late, a.applied_on - i.doc_date AS days_to_pay
   FROM credit.allocation a
-  JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment' AND s.reversed_on IS NULL
-  JOIN credit.invoice i ON i.id = a.invoice_id;
+  JOIN credit.settlement s ON s.customer = a.customer AND s.id = a.settlement_id AND s.kind = 'payment' AND s.reversed_on IS NULL
+  JOIN credit.invoice i ON i.customer = a.customer AND i.id = a.invoice_id;
 
 CREATE VIEW credit.invoice_payment_experience WITH (security_invoker = true) AS
 SELECT i.customer, i.doc_no, i.doc_date, i.due_date, c.applied_on AS paid_on, i.amount,
        c.applied_on - i.due_date AS days_late, c.applied_on - i.doc_date AS days_to_pay
   FROM credit.invoice i
-  CROSS JOIN LATERAL (SELECT a.applied_on, s.kind FROM credit.allocation a JOIN credit.settlement s ON s.id = a.settlement_id
-                       WHERE a.invoice_id = i.id AND a.reversal_id IS NULL AND s.reversed_on IS NULL
+  CROSS JOIN LATERAL (SELECT a.applied_on, s.kind FROM credit.allocation a
+                         JOIN credit.settlement s ON s.customer = a.customer AND s.id = a.settlement_id
+                       WHERE a.customer = i.customer AND a.invoice_id = i.id AND a.reversal_id IS NULL AND s.reversed_on IS NULL
                        ORDER BY a.applied_on DESC, a.id DESC LIMIT 1) c
  WHERE i.open_amount = 0 AND c.kind = 'payment';
 
@@ -3055,6 +3062,7 @@ COMMENT ON COLUMN credit.allocation.invoice_id IS 'The invoice';
 COMMENT ON COLUMN credit.allocation.amount IS 'Amount applied';
 COMMENT ON COLUMN credit.allocation.applied_on IS 'Date the amount counts as settled (the later of the settlement and invoice dates); for a reversing allocation, the reversal date';
 COMMENT ON COLUMN credit.allocation.reversal_id IS 'The reversal that undid an application (this row then has the negative amount)';
+COMMENT ON COLUMN credit.allocation.customer IS 'The customer of the settlement and the invoice (the distribution column on Citus)';
 COMMENT ON TABLE credit.reversal IS 'Reversals of payments, credit notes and write-offs (credit.reverse_settlement): each reopens what its settlement paid, on its own date';
 COMMENT ON COLUMN credit.reversal.id IS 'Ledger id';
 COMMENT ON COLUMN credit.reversal.customer IS 'Customer';
@@ -3377,6 +3385,7 @@ DECLARE
     inv record;
 BEGIN
     PERFORM credit._require('manager', 'agreeing a payment arrangement');
+    PERFORM credit._refuse_on_citus('A payment arrangement');
     IF customer IS NULL OR documents IS NULL OR schedule IS NULL THEN
         RAISE EXCEPTION 'customer, documents and schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -3522,6 +3531,7 @@ DECLARE
     ar credit.arrangement;
 BEGIN
     PERFORM credit._require('manager', 'cancelling a payment arrangement');
+    PERFORM credit._refuse_on_citus('Cancelling a payment arrangement');
     IF arrangement_id IS NULL OR reason IS NULL THEN
         RAISE EXCEPTION 'arrangement_id and reason must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -5907,7 +5917,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('credit.guard_registration'::regclass, 'reference'),
     -- With their customer's orders.
     ('credit.account'::regclass, 'customer'), ('credit.order_hold'::regclass, 'customer'),
-    ('credit.history'::regclass, 'customer')
+    ('credit.history'::regclass, 'customer'),
+    -- The receivables ledger, which postings write under the customer's account row lock.
+    ('credit.invoice'::regclass, 'customer'), ('credit.settlement'::regclass, 'customer'),
+    ('credit.reversal'::regclass, 'customer'), ('credit.allocation'::regclass, 'customer')
 $$;
 
 -- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
@@ -5988,10 +6001,13 @@ $$;
 CREATE FUNCTION credit.distribute() RETURNS TABLE (table_name regclass, layout text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    t     record;
-    g     credit.guarded_table;
-    args  text;
-    key   name[];
+    t      record;
+    g      credit.guarded_table;
+    args   text;
+    key    name[];
+    ddl    text[];
+    stmt   text;
+    failed text;
 BEGIN
     PERFORM credit._require('admin', 'laying pg_credit out on Citus');
     IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
@@ -6004,9 +6020,10 @@ BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION 'pg_credit is already distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF EXISTS (SELECT 1 FROM credit.invoice) OR EXISTS (SELECT 1 FROM credit.settlement) THEN
-        RAISE EXCEPTION 'the receivables ledger cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'credit.invoice or credit.settlement has rows; postings do not run on Citus yet (docs/citus.md).';
+    IF EXISTS (SELECT 1 FROM credit.collection_task) OR EXISTS (SELECT 1 FROM credit.promise)
+       OR EXISTS (SELECT 1 FROM credit.invoice_dispute) OR EXISTS (SELECT 1 FROM credit.arrangement) THEN
+        RAISE EXCEPTION 'collections cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'credit.collection_task, credit.promise, credit.invoice_dispute or credit.arrangement has rows; collections do not run on Citus yet (docs/citus.md).';
     END IF;
     IF EXISTS (SELECT 1 FROM credit.account a WHERE a.parent IS NOT NULL) THEN
         RAISE EXCEPTION 'credit groups do not work on Citus' USING ERRCODE = 'feature_not_supported',
@@ -6039,13 +6056,48 @@ BEGIN
         PERFORM pg_catalog.create_reference_table(t.table_name);
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;
-    -- Unique keys of a distributed table include its distribution column.
-    ALTER TABLE credit.order_hold DROP CONSTRAINT order_hold_pkey,
-        ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id);
+    -- Unique keys of a distributed table include its distribution column; so do foreign keys
+    -- between distributed tables. The collections' keys to the ledger go: collections do not run
+    -- on Citus (their tables are empty, checked above).
+    -- Each worker has these tables too (from CREATE EXTENSION there, without rows); Citus keeps
+    -- them as its shells, so they change the same way, first (idempotent: a failed run may be
+    -- run again).
+    SELECT array_agg(format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', c.conrelid::regclass, c.conname)
+                     ORDER BY c.conrelid::regclass::text, c.conname)
+      INTO ddl
+      FROM pg_catalog.pg_constraint c
+     WHERE c.contype = 'f'
+       AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass);
+    ddl := coalesce(ddl, '{}') || ARRAY[
+        'ALTER TABLE credit.order_hold DROP CONSTRAINT IF EXISTS order_hold_pkey, ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_settlement_id_key, ADD CONSTRAINT reversal_settlement_id_key UNIQUE (customer, settlement_id)',
+        'ALTER TABLE credit.invoice DROP CONSTRAINT IF EXISTS invoice_pkey, ADD CONSTRAINT invoice_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.settlement DROP CONSTRAINT IF EXISTS settlement_pkey, ADD CONSTRAINT settlement_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_pkey, ADD CONSTRAINT reversal_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.allocation DROP CONSTRAINT IF EXISTS allocation_pkey, ADD CONSTRAINT allocation_pkey PRIMARY KEY (customer, id)'];
+    FOREACH stmt IN ARRAY ddl LOOP
+        EXECUTE stmt;
+    END LOOP;
+    SELECT string_agg(format('%s: %s', w.nodename || ':' || w.nodeport, w.result), '; ') INTO failed
+      FROM pg_catalog.run_command_on_workers(array_to_string(ddl, '; ')) w WHERE NOT w.success;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'the workers'' copies of pg_credit''s tables could not be prepared' USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = failed, HINT = 'pg_credit must be installed on every worker, at the coordinator''s version.';
+    END IF;
     -- The shards' rows are copies of rows pg_credit wrote: the copy fires no trigger.
     PERFORM pg_catalog.create_distributed_table('credit.account', 'customer');
     PERFORM pg_catalog.create_distributed_table('credit.order_hold', 'customer', colocate_with => 'credit.account');
     PERFORM pg_catalog.create_distributed_table('credit.history', 'customer', colocate_with => 'credit.account');
+    PERFORM pg_catalog.create_distributed_table(x, 'customer', colocate_with => 'credit.account')
+       FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation']::regclass[]) x;
+    ALTER TABLE credit.reversal ADD CONSTRAINT reversal_customer_settlement_fkey
+        FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
+    ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_settlement_fkey
+        FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
+    ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_invoice_fkey
+        FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
+    ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_reversal_fkey
+        FOREIGN KEY (customer, reversal_id) REFERENCES credit.reversal (customer, id);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;

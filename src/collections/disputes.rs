@@ -29,6 +29,7 @@ fn dispute(
     disputed_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
     privileges::require("clerk", "opening a dispute");
+    crate::pg::citus::refuse_if_distributed("Opening a dispute");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let why = args::text(reason, "reason");
@@ -72,7 +73,7 @@ fn dispute(
                 .get_one()
                 .or_raise()
                 .required("new dispute id");
-            ledger::set_disputed(c, inv.id, true);
+            ledger::set_disputed(c, customer, inv.id, true);
             c.update(
                 "UPDATE credit.collection_task SET status = 'cancelled', outcome = 'disputed', closed_at = clock_timestamp() \
                  WHERE invoice_id = $1 AND status = 'open'",
@@ -114,6 +115,7 @@ fn resolve_dispute(
     resolved_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
     privileges::require("manager", "resolving a dispute");
+    crate::pg::citus::refuse_if_distributed("Resolving a dispute");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let resolution = args::text(resolution, "resolution");
@@ -145,7 +147,7 @@ fn resolve_dispute(
                 &[id.into(), on.into(), resolution.into()],
             )
             .or_raise();
-            ledger::set_disputed(c, invoice, false);
+            ledger::set_disputed(c, customer, invoice, false);
             account::refresh_oldest_due(c, customer);
             events::append(
                 c,

@@ -20,6 +20,9 @@ pub(crate) type Change = (String, String, Option<String>, Option<i32>, Option<i6
 /// dispute: open tasks of the customer's invoices that are now settled are resolved (they leave
 /// the worklist at once), collection holds lift, and held orders that fit now are released.
 pub fn after_settlement(customer: &str) {
+    if crate::pg::citus::distributed() {
+        return; // no collections, no hold mode on Citus (docs/citus.md)
+    }
     store::writing(|| Spi::connect_mut(|c| resolve_settled_tasks(c, Some(customer))));
     lift_holds(Some(customer));
     holds::release_fitting(Some(customer));

@@ -51,27 +51,66 @@ pub fn command_from_another_node() -> bool {
     if !from_other_node() || !distributed() {
         return false;
     }
-    let coordinator = Spi::connect(|c| {
-        c.select("SELECT pg_catalog.citus_is_coordinator()", Some(1), &[])
-            .or_raise()
-            .first()
-            .get_one::<bool>()
-            .or_raise()
-    });
-    coordinator == Some(false)
+    !is_coordinator()
 }
 
 /// Refuses what does not run on Citus yet, with the page that says so.
+/// The same words as SQL's credit._refuse_on_citus.
+const CITUS_DETAIL: &str =
+    "pg_credit is distributed in this database (credit.distribute()): postings, orders and checks \
+                            run per customer on its node; collections and what reads the whole ledger do not yet.";
+
 pub fn refuse_if_distributed(what: &str) {
     if distributed() {
         error::raise(
             Code::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("{what} does not work on Citus yet"),
-            Some(
-                "pg_credit is distributed in this database (credit.distribute()); the receivables ledger is not."
-                    .into(),
-            ),
+            Some(CITUS_DETAIL.into()),
             Some("docs/citus.md lists what runs on Citus."),
         )
     }
+}
+
+/// Whether this node is a Citus worker of a distributed pg_credit (SQL's credit._on_citus_worker,
+/// asked from the catalog here: a database still on older SQL has no such function).
+pub fn on_worker() -> bool {
+    distributed() && !is_coordinator()
+}
+
+fn is_coordinator() -> bool {
+    Spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()").or_raise().unwrap_or(false)
+}
+
+/// Refuses, on a Citus worker, an entry point that must run on the coordinator: a call in a
+/// statement that reads a distributed table (`SELECT credit.post_payment(customer, 10) FROM
+/// credit.account WHERE customer = 'C-05'`) is sent whole to the shard's worker, where its own
+/// distributed statements (and reads of reference tables) would fail with Citus's XX000: so it
+/// comes first.
+pub fn refuse_on_worker(what: &str) {
+    if on_worker() {
+        error::raise(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{what} runs through the coordinator, not inside a query on a shard"),
+            Some(
+                "Citus sent this call to a worker with the statement around it, which reads a distributed table.".into(),
+            ),
+            Some("Pass the arguments as values (psql's \\gset, or a separate query), not as a query over pg_credit's tables."),
+        )
+    }
+}
+
+/// Runs `f`, whose distributed statements run inside the write of a reference table's local copy
+/// on the coordinator, with Citus's nested execution allowed for it alone.
+pub fn nested<R>(f: impl FnOnce() -> R) -> R {
+    const GUC: &str = "citus.allow_nested_distributed_execution";
+    let before = Spi::get_one_with_args::<String>("SELECT pg_catalog.current_setting($1, true)", &[GUC.into()])
+        .or_raise()
+        .unwrap_or_else(|| "off".into());
+    let set = |v: &str| {
+        Spi::run_with_args("SELECT pg_catalog.set_config($1, $2, true)", &[GUC.into(), v.into()]).or_raise();
+    };
+    set("on");
+    let r = f();
+    set(&before);
+    r
 }

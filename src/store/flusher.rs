@@ -42,16 +42,21 @@ pub extern "C-unwind" fn pg_credit_fast_path_worker(_arg: pg_sys::Datum) {
     // At once when the database needs its recount; otherwise the first flush comes one interval
     // after the start, as every later one does (a flusher started by an order would otherwise
     // write that order at once, whatever the interval).
-    let mut wait = if reservations::is_ready_state(db) {
-        Duration::from_millis(reservations::FLUSH_MS.get().max(10) as u64)
-    } else {
-        Duration::from_millis(1)
-    };
+    let interval = || Duration::from_millis(reservations::FLUSH_MS.get().max(10) as u64);
+    let mut due = if reservations::is_ready_state(db) { Instant::now() + interval() } else { Instant::now() };
     let mut idle_since = Instant::now();
-    while BackgroundWorker::wait_latch(Some(wait)) {
+    while BackgroundWorker::wait_latch(Some(
+        due.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)),
+    )) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: re-reads the configuration file, as PostgreSQL's own workers do on SIGHUP.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            due = due.min(Instant::now() + interval()); // a shorter interval counts from now
+        }
+        // The latch is also set by what is not a flush's turn (the invalidation catch-up signal
+        // after much DDL elsewhere, a reload): the flush waits for the rest of its interval.
+        if Instant::now() < due {
+            continue;
         }
         // Nothing to do once pg_credit is dropped, or on Citus, whose accounts are shards the fast
         // path does not know (docs/citus.md).
@@ -64,13 +69,13 @@ pub extern "C-unwind" fn pg_credit_fast_path_worker(_arg: pg_sys::Datum) {
         if !wanted {
             break;
         }
-        wait = Duration::from_millis(reservations::FLUSH_MS.get().max(10) as u64);
+        due = Instant::now() + interval();
         if !reservations::is_ready_state(db) {
             if BackgroundWorker::transaction(recount_pass) {
                 reservations::set_ready(db);
                 pgrx::log!("pg_credit: fast path on in this database (every account recounted)");
             } else {
-                wait = Duration::from_millis(500);
+                due = Instant::now() + Duration::from_millis(500);
             }
             continue;
         }

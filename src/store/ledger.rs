@@ -59,15 +59,17 @@ pub struct Settlement {
     pub reversed_on: Option<Date>,
 }
 
-/// A settlement by id, unlocked (its customer's account row is locked first, then it is read again
-/// with `lock_settlement`).
-pub fn settlement(c: &mut SpiClient<'_>, id: i64, lock: bool) -> Option<Settlement> {
-    let sql = format!(
+/// A settlement by id: unlocked to learn its customer, then, once the customer's account row is
+/// locked, read again locked (`locked_of`: the customer, which routes the lock to one node on Citus).
+pub fn settlement(c: &mut SpiClient<'_>, id: i64, locked_of: Option<&str>) -> Option<Settlement> {
+    let sql = if locked_of.is_some() {
         "SELECT customer, kind, doc_no, doc_date, amount, unapplied, last_applied_on, reversed_on \
-         FROM credit.settlement WHERE id = $1{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    let t = c.update(&sql, Some(1), &[id.into()]).or_raise();
+         FROM credit.settlement WHERE id = $1 AND customer = $2 FOR UPDATE"
+    } else {
+        "SELECT customer, kind, doc_no, doc_date, amount, unapplied, last_applied_on, reversed_on \
+         FROM credit.settlement WHERE id = $1 AND ($2::text IS NULL OR customer = $2)"
+    };
+    let t = c.update(sql, Some(1), &[id.into(), locked_of.into()]).or_raise();
     if t.is_empty() {
         return None;
     }
@@ -109,38 +111,48 @@ pub fn reverse(
             .get_one()
             .or_raise()
             .required("new reversal id");
-        let t = c
-            .update(
-                "WITH undo AS ( \
-                     INSERT INTO credit.allocation (settlement_id, invoice_id, amount, applied_on, reversal_id) \
-                     SELECT a.settlement_id, a.invoice_id, -a.amount, $2, $3 FROM credit.allocation a \
-                      WHERE a.settlement_id = $1 AND a.reversal_id IS NULL ORDER BY a.id \
+        let (customer_col, customer_value, customer_filter) = if allocation_names_customer(c) {
+            (", customer", ", a.customer", " AND a.customer = $4")
+        } else {
+            ("", "", "")
+        };
+        let sql = format!(
+            "WITH undo AS ( \
+                     INSERT INTO credit.allocation (settlement_id, invoice_id, amount, applied_on, reversal_id{customer_col}) \
+                     SELECT a.settlement_id, a.invoice_id, -a.amount, $2, $3{customer_value} FROM credit.allocation a \
+                      WHERE a.settlement_id = $1{customer_filter} AND a.reversal_id IS NULL ORDER BY a.id \
                      RETURNING invoice_id, -amount AS amount), \
                    per_invoice AS (SELECT invoice_id, sum(amount) AS amount FROM undo GROUP BY invoice_id), \
                    reopened AS ( \
                      UPDATE credit.invoice i SET open_amount = i.open_amount + p.amount, \
                             last_applied_on = greatest(i.last_applied_on, $2) \
-                       FROM per_invoice p WHERE i.id = p.invoice_id \
+                       FROM per_invoice p WHERE i.id = p.invoice_id AND i.customer = $4 \
                      RETURNING i.doc_no, p.amount) \
                  SELECT coalesce(sum(amount), 0), \
                         coalesce(jsonb_agg(jsonb_build_object('doc_no', doc_no, 'amount', amount) ORDER BY doc_no), '[]')::text \
-                   FROM reopened",
-                Some(1),
-                &[settlement_id.into(), on.into(), reversal.into()],
-            )
+                   FROM reopened"
+        );
+        let t = c
+            .update(&sql, Some(1), &[settlement_id.into(), on.into(), reversal.into(), s.customer.as_str().into()])
             .or_raise();
         let row = t.first();
         let total = decimal(&row.get::<AnyNumeric>(1).or_raise().required("reopened total"));
         let reopened: String = row.get(2).or_raise().required("reopened invoices");
         c.update(
             "UPDATE credit.settlement SET unapplied = 0, reversed_on = $2, \
-                    last_applied_on = greatest(last_applied_on, $2) WHERE id = $1",
+                    last_applied_on = greatest(last_applied_on, $2) WHERE id = $1 AND customer = $3",
             None,
-            &[settlement_id.into(), on.into()],
+            &[settlement_id.into(), on.into(), s.customer.as_str().into()],
         )
         .or_raise();
         (reversal, total, reopened)
     })
+}
+
+/// Whether credit.allocation names its customer (0.3.0, for Citus); the library also serves a
+/// database still on 0.2.0's SQL until ALTER EXTENSION UPDATE (UPDATING.md).
+fn allocation_names_customer(c: &SpiClient<'_>) -> bool {
+    store::has(c, "credit.allocation.customer")
 }
 
 pub struct Invoice {
@@ -327,38 +339,52 @@ pub fn insert_settlement(
 /// of that date, the settlement's and the invoice's; both documents remember the latest such date (aging
 /// as of an earlier date adds it back). `from_unapplied`: the amount comes out of the settlement's
 /// unapplied credit (a credit applied to a new invoice), not from a new settlement.
-pub fn allocate(c: &mut SpiClient<'_>, settlement: i64, invoice: i64, amount: Decimal, on: Date, from_unapplied: bool) {
+pub fn allocate(
+    c: &mut SpiClient<'_>,
+    customer: &str,
+    settlement: i64,
+    invoice: i64,
+    amount: Decimal,
+    on: Date,
+    from_unapplied: bool,
+) {
+    // Every statement names the customer: on Citus that keeps it on the customer's node.
     store::writing(|| {
         if from_unapplied {
             c.update(
-                "UPDATE credit.settlement SET unapplied = unapplied - $2 WHERE id = $1",
+                "UPDATE credit.settlement SET unapplied = unapplied - $2 WHERE id = $1 AND customer = $3",
                 None,
-                &[settlement.into(), numeric(amount).into()],
+                &[settlement.into(), numeric(amount).into(), customer.into()],
             )
             .or_raise();
         }
         // The settlement's own date counts too: an invoice keyed in late (dated February) that
         // consumes a March prepayment is settled in March, not in February.
-        c.update(
-            "WITH st0 AS (SELECT doc_date FROM credit.settlement WHERE id = $1), \
+        let (customer_col, customer_value) =
+            if allocation_names_customer(c) { (", customer", ", $5") } else { ("", "") };
+        let sql = format!(
+            "WITH st0 AS (SELECT doc_date FROM credit.settlement WHERE id = $1 AND customer = $5), \
                   inv AS (UPDATE credit.invoice SET open_amount = open_amount - $3, \
                             last_applied_on = greatest(last_applied_on, $4::date, doc_date, (SELECT doc_date FROM st0)) \
-                          WHERE id = $2 RETURNING greatest($4::date, doc_date, (SELECT doc_date FROM st0)) AS on_date), \
+                          WHERE id = $2 AND customer = $5 RETURNING greatest($4::date, doc_date, (SELECT doc_date FROM st0)) AS on_date), \
                   st AS (UPDATE credit.settlement SET last_applied_on = greatest(last_applied_on, (SELECT on_date FROM inv)) \
-                          WHERE id = $1) \
-             INSERT INTO credit.allocation (settlement_id, invoice_id, amount, applied_on) \
-             SELECT $1, $2, $3, inv.on_date FROM inv",
-            None,
-            &[settlement.into(), invoice.into(), numeric(amount).into(), on.into()],
-        )
-        .or_raise();
+                          WHERE id = $1 AND customer = $5) \
+             INSERT INTO credit.allocation (settlement_id, invoice_id, amount, applied_on{customer_col}) \
+             SELECT $1, $2, $3, inv.on_date{customer_value} FROM inv"
+            );
+        c.update(&sql, None, &[settlement.into(), invoice.into(), numeric(amount).into(), on.into(), customer.into()])
+            .or_raise();
     })
 }
 
 /// An invoice enters or leaves a dispute.
-pub fn set_disputed(c: &mut SpiClient<'_>, invoice: i64, disputed: bool) {
+pub fn set_disputed(c: &mut SpiClient<'_>, customer: &str, invoice: i64, disputed: bool) {
     store::writing(|| {
-        c.update("UPDATE credit.invoice SET disputed = $2 WHERE id = $1", None, &[invoice.into(), disputed.into()])
-            .or_raise();
+        c.update(
+            "UPDATE credit.invoice SET disputed = $2 WHERE id = $1 AND customer = $3",
+            None,
+            &[invoice.into(), disputed.into(), customer.into()],
+        )
+        .or_raise();
     })
 }

@@ -119,6 +119,23 @@ pub unsafe fn is_remote_own_write(rel: pgrx::pg_sys::Relation, base: pgrx::pg_sy
     unsafe { (*rel).rd_id != base && pg_sys::superuser() && crate::pg::citus::from_other_node() }
 }
 
+/// [`is_remote_own_write`] for a row trigger that knows its table only by the relation: `rel` is
+/// a shard (`credit.<name>_<shard id>`) of pg_credit's table `name`, written over a Citus
+/// connection by a superuser.
+///
+/// # Safety
+/// `rel` must be an open relation (a trigger's `tg_relation`).
+pub unsafe fn is_remote_shard_write(rel: pgrx::pg_sys::Relation, name: &str) -> bool {
+    // SAFETY: as is_own_table; superuser() reads the current user's role.
+    unsafe {
+        let relname = std::ffi::CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_bytes();
+        relname != name.as_bytes()
+            && is_own_table(rel, name)
+            && pgrx::pg_sys::superuser()
+            && crate::pg::citus::from_other_node()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_name_or_shard;

@@ -35,6 +35,22 @@ citus_db "$BASE" "$PORT" pg_credit_citus || fail "database pg_credit_citus"
     --dbname=pg_credit_citus --inputdir="$HERE" --outputdir="$OUT/regress" citus_orders \
     || { cat "$OUT/regress/regression.diffs" 2>/dev/null | head -300; fail "pg_regress"; }
 
+# After the contract, on its distributed database: every view reads or is refused, and every
+# function callable without arguments answers or refuses, with a SQLSTATE of its own, never XX000
+# (generated from the catalog: what joins or reads the whole ledger may be refused by Citus).
+views=0 funcs=0
+for v in $(q -d pg_credit_citus -c "SELECT c.oid::regclass FROM pg_class c WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind = 'v' ORDER BY 1"); do
+    r=$(q -d pg_credit_citus -c "SET statement_timeout = '60s'" -c "\set VERBOSITY sqlstate" -c "SELECT count(*) FROM $v" 2>&1 | tail -1)
+    views=$((views + 1))
+    case "$r" in *XX000*|*XX001*|*panic*|*"server closed"*) fail "citus: view $v: $r" ;; esac
+done
+for f in $(q -d pg_credit_citus -c "SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'credit'::regnamespace AND p.proname NOT LIKE '\_%' AND p.prokind = 'f' AND p.prorettype <> 'trigger'::regtype AND p.pronargs = p.pronargdefaults ORDER BY 1" | tr -d ' '); do
+    r=$(q -d pg_credit_citus -c "SET statement_timeout = '60s'" -c "\set VERBOSITY sqlstate" -c "SELECT count(*) FROM (SELECT ${f%%(*}()) x" 2>&1 | tail -1)
+    funcs=$((funcs + 1))
+    case "$r" in *XX000*|*XX001*|*panic*|*"server closed"*) fail "citus: $f: $r" ;; esac
+done
+echo "citus: on the distributed database, $views views read and $funcs functions without arguments answered or refused, none with XX000"
+
 # 2. The race, with a shard move in the middle.
 race() { # database seconds: 32 sessions over 100 tight limits, a shard group moved a third of the way in
     local DB=$1 SECS=$2 shard moved_customers move_start clients monitor accepted refused violations drift node
