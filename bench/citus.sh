@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pg_credit on Citus against one node, on the same machine (docs/citus.md): orders per second
 # through a coordinator with two workers (tests/citus/cluster.sh) and on a single node, each with
-# and without the guard, 10,000 customers and one hot customer; medians of interleaved rounds.
+# and without the guard, 10,000 customers and one hot customer, and ledger postings (an invoice, a
+# payment applied FIFO) through the same coordinator; medians of interleaved rounds.
 # The single node runs the row path (no shared_preload_libraries), as Citus does.
 #   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
 #   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus.sh
@@ -35,10 +36,11 @@ tps() { # host port script
         | awk '/^tps = /{print $3}'
 }
 declare -A results
+VARIANTS="plain guarded hot_guarded post_invoice post_payment"
 for r in $(seq 1 "$ROUNDS"); do
-    for v in plain guarded hot_guarded; do
+    for v in $VARIANTS; do
         script="$ROOT/bench/insert_$v.pgbench"
-        [ $v = hot_guarded ] && script="$ROOT/bench/insert_hot_guarded.pgbench"
+        case $v in post_*) script="$ROOT/bench/$v.pgbench" ;; esac
         t=$(tps "$ONE" "$ONE_PORT" "$script"); results[one_$v]+="$t "; log "round $r one node $v: $t tps"
         t=$(tps "$CITUS/coordinator" "$CITUS_PORT" "$script"); results[citus_$v]+="$t "; log "round $r Citus $v: $t tps"
     done
@@ -53,11 +55,12 @@ m() { median <<<"${results[$1]}"; }
     echo
     echo "| variant | one node, tps | Citus, tps | Citus / one node |"
     echo "|---|---:|---:|---:|"
-    for v in plain guarded hot_guarded; do
+    for v in $VARIANTS; do
         printf "| %s | %.0f | %.0f | %s |\n" "$v" "$(m one_$v)" "$(m citus_$v)" "$(ratio "$(m citus_$v)" "$(m one_$v)")"
     done
     echo
     echo "The guard's cost: guarded / plain = $(ratio "$(m one_guarded)" "$(m one_plain)") on one node, $(ratio "$(m citus_guarded)" "$(m citus_plain)") on Citus."
     echo "All rounds: one node guarded ${results[one_guarded]}; Citus guarded ${results[citus_guarded]}."
+    echo "Postings: post_invoice / guarded order = $(ratio "$(m one_post_invoice)" "$(m one_guarded)") on one node, $(ratio "$(m citus_post_invoice)" "$(m citus_guarded)") on Citus; all rounds, Citus post_invoice ${results[citus_post_invoice]}, post_payment ${results[citus_post_payment]}."
     echo "credit.verify() after the run: $drift_one drifting accounts on one node, $drift_citus on Citus."
 } | tee "$OUT/citus.md"
