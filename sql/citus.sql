@@ -173,7 +173,7 @@ BEGIN
                      ORDER BY c.conrelid::regclass::text, c.conname)
       INTO ddl
       FROM pg_catalog.pg_constraint c
-     WHERE c.contype = 'f'
+     WHERE c.contype = 'f' AND c.connamespace = 'credit'::regnamespace
        AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass);
     ddl := coalesce(ddl, '{}') || ARRAY[
         'ALTER TABLE credit.order_hold DROP CONSTRAINT IF EXISTS order_hold_pkey, ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id)',

@@ -394,17 +394,13 @@ fn protect_ledger<'a>(trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, Allo
     };
     // SAFETY: superuser() reads the current user's role.
     let restore_insert = matches!(op, Some(PgTriggerOperation::Insert)) && unsafe { pg_sys::superuser() };
-    let table = trigger.table_name().unwrap_or_default();
     // On Citus a posting's statements reach the ledger's shards over Citus connections.
-    let remote = trigger.relation().is_ok_and(|rel| {
-        let base =
-            table.rsplit_once('_').filter(|(_, id)| id.bytes().all(|b| b.is_ascii_digit())).map_or("", |(b, _)| b);
-        // SAFETY: the trigger's relation is open for the call.
-        !base.is_empty() && unsafe { store::is_remote_shard_write(rel.as_ptr(), base) }
-    });
-    if store::is_writing() || restore_insert || remote {
+    // SAFETY: the trigger's relation is open for the call.
+    let remote = || trigger.relation().is_ok_and(|rel| unsafe { store::is_remote_shard_write(rel.as_ptr()) });
+    if store::is_writing() || restore_insert || remote() {
         return row.map(|r| r.into_owned());
     }
+    let table = trigger.table_name().unwrap_or_default();
     error::raise(
         Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
         format!("credit.{table} is written only by pg_credit's posting functions"),

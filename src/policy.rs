@@ -174,12 +174,9 @@ crate::pg::entry::c_trigger!(
 fn policy_changed<'a>(_trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, AllocatedByRust>> {
     if !crate::pg::citus::distributed() {
         apply_to_all();
-        return None;
+    } else if crate::pg::citus::is_coordinator() {
+        crate::pg::citus::nested(apply_to_all);
     }
-    if crate::pg::citus::on_worker() {
-        return None;
-    }
-    crate::pg::citus::nested(apply_to_all);
     None
 }
 

@@ -77,7 +77,8 @@ pub fn on_worker() -> bool {
     distributed() && !is_coordinator()
 }
 
-fn is_coordinator() -> bool {
+/// Whether this node is the Citus coordinator; ask only where Citus is installed ([`distributed`]).
+pub fn is_coordinator() -> bool {
     Spi::get_one::<bool>("SELECT pg_catalog.citus_is_coordinator()").or_raise().unwrap_or(false)
 }
 

@@ -62,14 +62,15 @@ pub struct Settlement {
 /// A settlement by id: unlocked to learn its customer, then, once the customer's account row is
 /// locked, read again locked (`locked_of`: the customer, which routes the lock to one node on Citus).
 pub fn settlement(c: &mut SpiClient<'_>, id: i64, locked_of: Option<&str>) -> Option<Settlement> {
-    let sql = if locked_of.is_some() {
-        "SELECT customer, kind, doc_no, doc_date, amount, unapplied, last_applied_on, reversed_on \
-         FROM credit.settlement WHERE id = $1 AND customer = $2 FOR UPDATE"
-    } else {
-        "SELECT customer, kind, doc_no, doc_date, amount, unapplied, last_applied_on, reversed_on \
-         FROM credit.settlement WHERE id = $1 AND ($2::text IS NULL OR customer = $2)"
-    };
-    let t = c.update(sql, Some(1), &[id.into(), locked_of.into()]).or_raise();
+    const COLUMNS: &str = "SELECT customer, kind, doc_no, doc_date, amount, unapplied, last_applied_on, reversed_on \
+                           FROM credit.settlement WHERE id = $1";
+    let t = match locked_of {
+        Some(customer) => {
+            c.update(&format!("{COLUMNS} AND customer = $2 FOR UPDATE"), Some(1), &[id.into(), customer.into()])
+        }
+        None => c.update(COLUMNS, Some(1), &[id.into()]),
+    }
+    .or_raise();
     if t.is_empty() {
         return None;
     }

@@ -119,26 +119,42 @@ pub unsafe fn is_remote_own_write(rel: pgrx::pg_sys::Relation, base: pgrx::pg_sy
     unsafe { (*rel).rd_id != base && pg_sys::superuser() && crate::pg::citus::from_other_node() }
 }
 
-/// [`is_remote_own_write`] for a row trigger that knows its table only by the relation: `rel` is
-/// a shard (`credit.<name>_<shard id>`) of pg_credit's table `name`, written over a Citus
-/// connection by a superuser.
+/// [`is_remote_own_write`] for a row trigger shared by several of pg_credit's tables, which knows
+/// its table only by the relation: `rel` is a shard (`credit.<name>_<shard id>`) of one of them,
+/// written over a Citus connection by a superuser.
 ///
 /// # Safety
 /// `rel` must be an open relation (a trigger's `tg_relation`).
-pub unsafe fn is_remote_shard_write(rel: pgrx::pg_sys::Relation, name: &str) -> bool {
+pub unsafe fn is_remote_shard_write(rel: pgrx::pg_sys::Relation) -> bool {
     // SAFETY: as is_own_table; superuser() reads the current user's role.
     unsafe {
         let relname = std::ffi::CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr()).to_bytes();
-        relname != name.as_bytes()
-            && is_own_table(rel, name)
-            && pgrx::pg_sys::superuser()
-            && crate::pg::citus::from_other_node()
+        let Some(base) = shard_base(relname).and_then(|b| std::str::from_utf8(b).ok()) else { return false };
+        is_own_table(rel, base) && pgrx::pg_sys::superuser() && crate::pg::citus::from_other_node()
     }
+}
+
+/// `name` of a shard's relation name `name_<digits>`; None for any other name.
+fn shard_base(relname: &[u8]) -> Option<&[u8]> {
+    let cut = relname.iter().rposition(|&b| b == b'_')?;
+    let (base, digits) = (&relname[..cut], &relname[cut + 1..]);
+    (!base.is_empty() && !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)).then_some(base)
 }
 
 #[cfg(test)]
 mod tests {
     use super::is_name_or_shard;
+
+    #[test]
+    fn shard_bases() {
+        use super::shard_base;
+        assert_eq!(shard_base(b"invoice_102040"), Some(&b"invoice"[..]));
+        assert_eq!(shard_base(b"order_hold_7"), Some(&b"order_hold"[..]));
+        assert_eq!(shard_base(b"order_hold"), None);
+        assert_eq!(shard_base(b"invoice_"), None);
+        assert_eq!(shard_base(b"_123"), None);
+        assert_eq!(shard_base(b"invoice_12x"), None);
+    }
 
     #[test]
     fn shard_names() {
