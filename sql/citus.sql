@@ -37,11 +37,13 @@ $$;
 -- rows from its own tables; and its regclass values are the coordinator's oids.
 CREATE TABLE credit.guard_registration (
     qualified_name text PRIMARY KEY,
-    trigger_args   text[] NOT NULL
+    trigger_args   text[] NOT NULL,
+    table_oid      oid NOT NULL
 );
 COMMENT ON TABLE credit.guard_registration IS 'On Citus: credit.guarded_table by name, with each guard trigger''s arguments, on every node (kept by pg_credit; empty elsewhere)';
 COMMENT ON COLUMN credit.guard_registration.qualified_name IS 'schema.table of the guarded relation';
 COMMENT ON COLUMN credit.guard_registration.trigger_args IS 'The arguments of its credit_guard trigger (credit._guard_trigger_args)';
+COMMENT ON COLUMN credit.guard_registration.table_oid IS 'Its oid on the coordinator: what credit.order_hold.table_name holds on every node';
 
 -- Rewrites credit.guard_registration from credit.guarded_table, on Citus's coordinator after
 -- every change of the registry and after DDL (a renamed table); nothing elsewhere.
@@ -61,8 +63,8 @@ BEGIN
     END IF;
     DELETE FROM credit.guard_registration;
     FOR g IN SELECT * FROM credit.guarded_table x ORDER BY x.table_name LOOP
-        INSERT INTO credit.guard_registration (qualified_name, trigger_args)
-        VALUES (credit._qualified_name(g.table_name), credit._guard_trigger_args(g));
+        INSERT INTO credit.guard_registration (qualified_name, trigger_args, table_oid)
+        VALUES (credit._qualified_name(g.table_name), credit._guard_trigger_args(g), g.table_name);
     END LOOP;
 END
 $$;
@@ -147,10 +149,6 @@ BEGIN
         IF g.root <> g.table_name OR g.kind <> 'table' THEN
             RAISE EXCEPTION 'guarded table % has partitions or children', g.root USING ERRCODE = 'feature_not_supported',
                 HINT = 'Unguard it first; partitioned tables are distributed by Citus as a whole (docs/citus.md).';
-        END IF;
-        IF g.mode = 'hold' THEN
-            RAISE EXCEPTION 'guarded table % is in hold mode, which does not work on Citus yet', g.table_name
-                USING ERRCODE = 'feature_not_supported', HINT = 'Guard it in reject mode (docs/citus.md).';
         END IF;
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = g.table_name) THEN
             RAISE EXCEPTION 'guarded table % is distributed already', g.table_name USING ERRCODE = 'object_not_in_prerequisite_state',

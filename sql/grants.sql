@@ -6,8 +6,11 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA credit FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA credit FROM PUBLIC;
 -- PostgreSQL checks EXECUTE on a row trigger's function when it clones the trigger onto a
 -- partition the table's owner creates or attaches; the function refuses to act on a relation
--- credit.guard() did not register (guard.sql).
+-- credit.guard() did not register (guard.sql). Citus creates a shard's triggers as the table's
+-- owner when it moves the shard: the TRUNCATE trigger's function too, which does nothing for a
+-- relation that is not registered (a second one on a guarded table is refused by the DDL watch).
 GRANT EXECUTE ON FUNCTION credit._guard_row() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION credit._guard_truncate() TO PUBLIC;
 
 -- credit.access_role and credit._require (the privilege model's check) are in privileges.sql.
 CREATE FUNCTION credit.grant_privileges(reader name DEFAULT 'credit_reader', clerk name DEFAULT 'credit_clerk',

@@ -146,10 +146,11 @@ END
 $$;
 COMMENT ON FUNCTION credit._shard_of(oid) IS 'Internal: the Citus distributed table a shard placed on this node belongs to';
 
--- On a Citus node: for an order shard placed here (credit._shard_of), the account shard with the
--- same hash range when it is placed here too, as 'credit.account_<shard id>'; NULL otherwise.
--- Every customer of the order shard has its account row there (src/guard/config.rs).
-CREATE FUNCTION credit._colocated_account_shard(rel oid) RETURNS text
+-- On a Citus node: for an order shard placed here (credit._shard_of), the shard of `target` (a
+-- table distributed with credit.account) with the same hash range when it is placed here too, as
+-- 'credit.<table>_<shard id>'; NULL otherwise. Every customer of the order shard has its account
+-- row and its held orders there (src/guard/config.rs).
+CREATE FUNCTION credit._colocated_shard(rel oid, target regclass) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ident  text[];
@@ -159,20 +160,27 @@ BEGIN
         RETURN NULL;
     END IF;
     ident := parse_ident(rel::regclass::text);
-    EXECUTE 'SELECT format(''credit.%I'', ''account_'' || a.shardid)
+    EXECUTE 'SELECT format(''%I.%I'', n.nspname, b.relname || ''_'' || t.shardid)
                FROM pg_catalog.pg_dist_shard o
-               JOIN pg_catalog.pg_dist_shard a ON a.logicalrelid = ''credit.account''::regclass
-                AND a.shardminvalue = o.shardminvalue AND a.shardmaxvalue = o.shardmaxvalue
-              WHERE o.shardid = $1
+               JOIN pg_catalog.pg_dist_shard t ON t.logicalrelid = $2
+                AND t.shardminvalue = o.shardminvalue AND t.shardmaxvalue = o.shardmaxvalue
+               JOIN pg_catalog.pg_class b ON b.oid = t.logicalrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = b.relnamespace
+              WHERE o.shardid = $1 AND n.nspname = ''credit''
                 AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
-                             WHERE p.shardid = a.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
-      INTO result USING substring(ident[2] FROM '_([0-9]{1,18})$')::bigint;
+                             WHERE p.shardid = t.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
+      INTO result USING substring(ident[2] FROM '_([0-9]{1,18})$')::bigint, target;
     IF result IS NULL OR to_regclass(result) IS NULL THEN
         RETURN NULL;
     END IF;
     RETURN result;
 END
 $$;
+COMMENT ON FUNCTION credit._colocated_shard(oid, regclass) IS 'Internal: on a Citus node, the shard of one of pg_credit''s distributed tables colocated with an order shard placed here';
+
+CREATE FUNCTION credit._colocated_account_shard(rel oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN credit._colocated_shard(rel, 'credit.account');
 COMMENT ON FUNCTION credit._colocated_account_shard(oid) IS 'Internal: on a Citus node, the account shard colocated with an order shard placed here';
 
 -- The arguments the guard's row trigger carries for a configuration: customer column, amount
@@ -248,10 +256,14 @@ BEGIN
         problem := 'the guard''s row trigger is missing'; RETURN NEXT;
     END IF;
     IF kind = 'r' THEN
-        SELECT tr.tgenabled, tr.tgtype, tr.tgqual IS NOT NULL AS conditional INTO t FROM pg_trigger tr
+        SELECT tr.tgenabled, tr.tgtype, tr.tgqual IS NOT NULL AS conditional, count(*) OVER () AS n INTO t FROM pg_trigger tr
          WHERE tr.tgrelid = rel AND tr.tgfoid = 'credit._guard_truncate()'::regprocedure;
         IF NOT FOUND THEN
             problem := 'the guard''s TRUNCATE trigger is missing'; RETURN NEXT;
+        ELSIF t.n > 1 THEN
+            -- (EXECUTE on it is public, as on the row trigger's function: a second one would
+            -- release the table's open orders twice.)
+            problem := 'the guard''s TRUNCATE trigger is there more than once'; RETURN NEXT;
         ELSIF t.tgenabled NOT IN ('O', 'A') THEN
             problem := 'the guard''s TRUNCATE trigger is disabled'; RETURN NEXT;
         ELSIF t.tgtype <> (2 | 32) OR t.conditional THEN
@@ -559,11 +571,7 @@ BEGIN
         RAISE EXCEPTION 'hold_value is only for mode ''hold''' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- On Citus the guard's trigger runs on the node of each order's shard, against the account
-    -- row beside it (sql/citus.sql).
-    IF mode = 'hold' AND credit.is_distributed() THEN
-        RAISE EXCEPTION 'hold mode does not work on Citus yet' USING ERRCODE = 'feature_not_supported',
-            HINT = 'Guard the table in reject mode (docs/citus.md).';
-    END IF;
+    -- row beside it, and holds orders in the order_hold shard beside it (sql/citus.sql).
     problem := credit._citus_placement_problem(orders, customer_column);
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'table % cannot be guarded on Citus: %', orders, problem USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -21,15 +21,27 @@ CREATE INDEX order_hold_row_idx ON credit.order_hold (table_name, row_key) WHERE
 SELECT pg_catalog.pg_extension_config_dump('credit.order_hold', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.order_hold_id_seq', '');
 
+-- What credit.check says of a held order now (NULL when its customer has no account): one call per
+-- hold, in the select list, so that on Citus it runs on the node of the hold beside its account
+-- (a function in FROM would be refused there).
+CREATE TYPE credit.hold_fit AS (allowed boolean, credit_limit numeric, exposure numeric, reasons text[]);
+CREATE FUNCTION credit._hold_fit(customer text, amount numeric, has_account boolean) RETURNS credit.hold_fit
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT k.allowed, k.credit_limit, k.exposure, k.reasons FROM credit.check(customer, amount) k WHERE has_account
+$$;
+
 CREATE VIEW credit.hold_queue WITH (security_invoker = true) AS
-SELECT h.id AS hold_id, h.held_at, h.table_name, h.row_key, h.customer, h.amount, h.reasons AS reasons_when_held,
-       h.held_by, a.grade, a.status AS account_status,
-       c.credit_limit, c.exposure, c.reasons AS reasons_now, c.allowed AS fits_now
-  FROM credit.order_hold h
-  LEFT JOIN credit.account a ON a.customer = h.customer
-  LEFT JOIN LATERAL (SELECT k.* FROM credit.check(h.customer, h.amount) k WHERE a.customer IS NOT NULL) c ON true
- WHERE h.status = 'held'
- ORDER BY h.held_at, h.id;
+SELECT q.hold_id, q.held_at, q.table_name, q.row_key, q.customer, q.amount, q.reasons_when_held,
+       q.held_by, q.grade, q.account_status,
+       (q.fit).credit_limit, (q.fit).exposure, (q.fit).reasons AS reasons_now, (q.fit).allowed AS fits_now
+  FROM (SELECT h.id AS hold_id, h.held_at, h.table_name, h.row_key, h.customer, h.amount, h.reasons AS reasons_when_held,
+               h.held_by, a.grade, a.status AS account_status,
+               credit._hold_fit(h.customer, h.amount, a.customer IS NOT NULL) AS fit
+          FROM credit.order_hold h
+          LEFT JOIN credit.account a ON a.customer = h.customer
+         WHERE h.status = 'held'
+        OFFSET 0) q  -- one call per hold (a flattened subquery would call it per column)
+ ORDER BY q.held_at, q.hold_id;
 
 COMMENT ON TABLE credit.order_hold IS 'Orders put on credit hold by a guard in hold mode, and what became of them';
 COMMENT ON COLUMN credit.order_hold.id IS 'Hold id (credit.release_hold / credit.cancel_hold)';
@@ -46,6 +58,8 @@ COMMENT ON COLUMN credit.order_hold.decided_at IS 'When it was released, cancell
 COMMENT ON COLUMN credit.order_hold.decided_by IS 'Who';
 COMMENT ON COLUMN credit.order_hold.comment IS 'Comment of the decision';
 COMMENT ON COLUMN credit.order_hold.forced IS 'Released over the limit by a member of the releasing role (an override)';
+COMMENT ON TYPE credit.hold_fit IS 'What credit.check says of a held order now (credit.hold_queue)';
+COMMENT ON FUNCTION credit._hold_fit(text, numeric, boolean) IS 'Internal: credit.check of a held order for credit.hold_queue; NULL when its customer has no account';
 COMMENT ON VIEW credit.hold_queue IS 'Open credit holds, oldest first, with the customer''s grade, limit, exposure and the reasons now';
 COMMENT ON COLUMN credit.hold_queue.hold_id IS 'Hold id';
 COMMENT ON COLUMN credit.hold_queue.held_at IS 'When the order was held';
@@ -64,3 +78,4 @@ COMMENT ON COLUMN credit.hold_queue.fits_now IS 'Whether credit.release_hold wou
 COMMENT ON FUNCTION credit.release_hold(bigint, text) IS 'Re-checks a held order: releases it when it fits; a member of the releasing role releases it anyway (recorded override); else 23514';
 COMMENT ON FUNCTION credit.cancel_hold(bigint, text) IS 'Rejects a held order: it leaves the queue (the application decides what to do with the row)';
 COMMENT ON FUNCTION credit.release_fitting_holds(text) IS 'Releases every held order that fits now, oldest first; returns how many. Runs by itself after payments, credit notes, write-offs and approved limits.';
+COMMENT ON FUNCTION credit._release_here(bigint, text, text, text, text[], boolean, text, text, text, boolean) IS 'Internal: on a Citus worker, the release of a held order credit.release_hold sends from the coordinator (superuser over a Citus connection only)';

@@ -84,8 +84,15 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/holds.sql",
     name = "holds",
-    requires =
-        ["accounts", "audit", accounts::check, holds::release_hold, holds::cancel_hold, holds::release_fitting_holds]
+    requires = [
+        "accounts",
+        "audit",
+        accounts::check,
+        holds::release_hold,
+        holds::cancel_hold,
+        holds::release_fitting_holds,
+        holds::_release_here
+    ]
 );
 extension_sql_file!(
     "../sql/guard.sql",

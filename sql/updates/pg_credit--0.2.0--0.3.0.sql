@@ -272,6 +272,7 @@ AS 'MODULE_PATHNAME', '_expire_temporary_limits_wrapper';
 ALTER FUNCTION credit._guard_truncate() SET search_path = pg_catalog, pg_temp;
 
 GRANT EXECUTE ON FUNCTION credit._guard_row() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION credit._guard_truncate() TO PUBLIC;
 
 DROP FUNCTION credit._shift_open_orders(oid, integer);
 
@@ -370,10 +371,11 @@ END
 $$;
 COMMENT ON FUNCTION credit._shard_of(oid) IS 'Internal: the Citus distributed table a shard placed on this node belongs to';
 
--- On a Citus node: for an order shard placed here (credit._shard_of), the account shard with the
--- same hash range when it is placed here too, as 'credit.account_<shard id>'; NULL otherwise.
--- Every customer of the order shard has its account row there (src/guard/config.rs).
-CREATE FUNCTION credit._colocated_account_shard(rel oid) RETURNS text
+-- On a Citus node: for an order shard placed here (credit._shard_of), the shard of `target` (a
+-- table distributed with credit.account) with the same hash range when it is placed here too, as
+-- 'credit.<table>_<shard id>'; NULL otherwise. Every customer of the order shard has its account
+-- row and its held orders there (src/guard/config.rs).
+CREATE FUNCTION credit._colocated_shard(rel oid, target regclass) RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ident  text[];
@@ -383,20 +385,27 @@ BEGIN
         RETURN NULL;
     END IF;
     ident := parse_ident(rel::regclass::text);
-    EXECUTE 'SELECT format(''credit.%I'', ''account_'' || a.shardid)
+    EXECUTE 'SELECT format(''%I.%I'', n.nspname, b.relname || ''_'' || t.shardid)
                FROM pg_catalog.pg_dist_shard o
-               JOIN pg_catalog.pg_dist_shard a ON a.logicalrelid = ''credit.account''::regclass
-                AND a.shardminvalue = o.shardminvalue AND a.shardmaxvalue = o.shardmaxvalue
-              WHERE o.shardid = $1
+               JOIN pg_catalog.pg_dist_shard t ON t.logicalrelid = $2
+                AND t.shardminvalue = o.shardminvalue AND t.shardmaxvalue = o.shardmaxvalue
+               JOIN pg_catalog.pg_class b ON b.oid = t.logicalrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = b.relnamespace
+              WHERE o.shardid = $1 AND n.nspname = ''credit''
                 AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
-                             WHERE p.shardid = a.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
-      INTO result USING substring(ident[2] FROM '_([0-9]{1,18})$')::bigint;
+                             WHERE p.shardid = t.shardid AND p.groupid = (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))'
+      INTO result USING substring(ident[2] FROM '_([0-9]{1,18})$')::bigint, target;
     IF result IS NULL OR to_regclass(result) IS NULL THEN
         RETURN NULL;
     END IF;
     RETURN result;
 END
 $$;
+COMMENT ON FUNCTION credit._colocated_shard(oid, regclass) IS 'Internal: on a Citus node, the shard of one of pg_credit''s distributed tables colocated with an order shard placed here';
+
+CREATE FUNCTION credit._colocated_account_shard(rel oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN credit._colocated_shard(rel, 'credit.account');
 COMMENT ON FUNCTION credit._colocated_account_shard(oid) IS 'Internal: on a Citus node, the account shard colocated with an order shard placed here';
 
 -- SQL functions, new and changed (their 0.3.0 text).
@@ -487,10 +496,14 @@ BEGIN
         problem := 'the guard''s row trigger is missing'; RETURN NEXT;
     END IF;
     IF kind = 'r' THEN
-        SELECT tr.tgenabled, tr.tgtype, tr.tgqual IS NOT NULL AS conditional INTO t FROM pg_trigger tr
+        SELECT tr.tgenabled, tr.tgtype, tr.tgqual IS NOT NULL AS conditional, count(*) OVER () AS n INTO t FROM pg_trigger tr
          WHERE tr.tgrelid = rel AND tr.tgfoid = 'credit._guard_truncate()'::regprocedure;
         IF NOT FOUND THEN
             problem := 'the guard''s TRUNCATE trigger is missing'; RETURN NEXT;
+        ELSIF t.n > 1 THEN
+            -- (EXECUTE on it is public, as on the row trigger's function: a second one would
+            -- release the table's open orders twice.)
+            problem := 'the guard''s TRUNCATE trigger is there more than once'; RETURN NEXT;
         ELSIF t.tgenabled NOT IN ('O', 'A') THEN
             problem := 'the guard''s TRUNCATE trigger is disabled'; RETURN NEXT;
         ELSIF t.tgtype <> (2 | 32) OR t.conditional THEN
@@ -797,11 +810,7 @@ BEGIN
         RAISE EXCEPTION 'hold_value is only for mode ''hold''' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- On Citus the guard's trigger runs on the node of each order's shard, against the account
-    -- row beside it (sql/citus.sql).
-    IF mode = 'hold' AND credit.is_distributed() THEN
-        RAISE EXCEPTION 'hold mode does not work on Citus yet' USING ERRCODE = 'feature_not_supported',
-            HINT = 'Guard the table in reject mode (docs/citus.md).';
-    END IF;
+    -- row beside it, and holds orders in the order_hold shard beside it (sql/citus.sql).
     problem := credit._citus_placement_problem(orders, customer_column);
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'table % cannot be guarded on Citus: %', orders, problem USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -5930,11 +5939,13 @@ $$;
 -- rows from its own tables; and its regclass values are the coordinator's oids.
 CREATE TABLE credit.guard_registration (
     qualified_name text PRIMARY KEY,
-    trigger_args   text[] NOT NULL
+    trigger_args   text[] NOT NULL,
+    table_oid      oid NOT NULL
 );
 COMMENT ON TABLE credit.guard_registration IS 'On Citus: credit.guarded_table by name, with each guard trigger''s arguments, on every node (kept by pg_credit; empty elsewhere)';
 COMMENT ON COLUMN credit.guard_registration.qualified_name IS 'schema.table of the guarded relation';
 COMMENT ON COLUMN credit.guard_registration.trigger_args IS 'The arguments of its credit_guard trigger (credit._guard_trigger_args)';
+COMMENT ON COLUMN credit.guard_registration.table_oid IS 'Its oid on the coordinator: what credit.order_hold.table_name holds on every node';
 
 -- Rewrites credit.guard_registration from credit.guarded_table, on Citus's coordinator after
 -- every change of the registry and after DDL (a renamed table); nothing elsewhere.
@@ -5954,8 +5965,8 @@ BEGIN
     END IF;
     DELETE FROM credit.guard_registration;
     FOR g IN SELECT * FROM credit.guarded_table x ORDER BY x.table_name LOOP
-        INSERT INTO credit.guard_registration (qualified_name, trigger_args)
-        VALUES (credit._qualified_name(g.table_name), credit._guard_trigger_args(g));
+        INSERT INTO credit.guard_registration (qualified_name, trigger_args, table_oid)
+        VALUES (credit._qualified_name(g.table_name), credit._guard_trigger_args(g), g.table_name);
     END LOOP;
 END
 $$;
@@ -6040,10 +6051,6 @@ BEGIN
         IF g.root <> g.table_name OR g.kind <> 'table' THEN
             RAISE EXCEPTION 'guarded table % has partitions or children', g.root USING ERRCODE = 'feature_not_supported',
                 HINT = 'Unguard it first; partitioned tables are distributed by Citus as a whole (docs/citus.md).';
-        END IF;
-        IF g.mode = 'hold' THEN
-            RAISE EXCEPTION 'guarded table % is in hold mode, which does not work on Citus yet', g.table_name
-                USING ERRCODE = 'feature_not_supported', HINT = 'Guard it in reject mode (docs/citus.md).';
         END IF;
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = g.table_name) THEN
             RAISE EXCEPTION 'guarded table % is distributed already', g.table_name USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -6211,11 +6218,57 @@ END
 $$;
 COMMENT ON FUNCTION credit.relay_events(integer) IS 'On Citus''s coordinator: publishes the workers'' new outbox rows in their global order (node group, outbox id), as NOTIFY credit_events and as rows; each once';
 
+-- Held orders on Citus (issue 19): a release from the coordinator runs on the customer's node,
+-- in one backend there (src/holds.rs).
+CREATE FUNCTION credit._release_here(
+	"hold_id" bigint, /* Option < i64 > */
+	"customer" TEXT, /* Option < & str > */
+	"table" TEXT, /* Option < & str > */
+	"status_column" TEXT, /* Option < & str > */
+	"key_columns" TEXT[], /* :: std :: option :: Option < Vec < String > > */
+	"may_force" bool, /* Option < bool > */
+	"releasing_role" TEXT, /* Option < & str > */
+	"comment" TEXT, /* Option < & str > */
+	"decided_by" TEXT, /* Option < & str > */
+	"automatic" bool /* Option < bool > */
+) RETURNS TEXT /* String */
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_release_here_wrapper';
+COMMENT ON FUNCTION credit._release_here(bigint, text, text, text, text[], boolean, text, text, text, boolean) IS 'Internal: on a Citus worker, the release of a held order credit.release_hold sends from the coordinator (superuser over a Citus connection only)';
+
+-- Held orders on Citus (issue 19): the hold queue asks credit.check once per hold, in its select
+-- list, where Citus runs it beside the hold's account.
+-- What credit.check says of a held order now (NULL when its customer has no account): one call per
+-- hold, in the select list, so that on Citus it runs on the node of the hold beside its account
+-- (a function in FROM would be refused there).
+CREATE TYPE credit.hold_fit AS (allowed boolean, credit_limit numeric, exposure numeric, reasons text[]);
+CREATE FUNCTION credit._hold_fit(customer text, amount numeric, has_account boolean) RETURNS credit.hold_fit
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT k.allowed, k.credit_limit, k.exposure, k.reasons FROM credit.check(customer, amount) k WHERE has_account
+$$;
+
+CREATE OR REPLACE VIEW credit.hold_queue WITH (security_invoker = true) AS
+SELECT q.hold_id, q.held_at, q.table_name, q.row_key, q.customer, q.amount, q.reasons_when_held,
+       q.held_by, q.grade, q.account_status,
+       (q.fit).credit_limit, (q.fit).exposure, (q.fit).reasons AS reasons_now, (q.fit).allowed AS fits_now
+  FROM (SELECT h.id AS hold_id, h.held_at, h.table_name, h.row_key, h.customer, h.amount, h.reasons AS reasons_when_held,
+               h.held_by, a.grade, a.status AS account_status,
+               credit._hold_fit(h.customer, h.amount, a.customer IS NOT NULL) AS fit
+          FROM credit.order_hold h
+          LEFT JOIN credit.account a ON a.customer = h.customer
+         WHERE h.status = 'held'
+        OFFSET 0) q  -- one call per hold (a flattened subquery would call it per column)
+ ORDER BY q.held_at, q.hold_id;
+COMMENT ON TYPE credit.hold_fit IS 'What credit.check says of a held order now (credit.hold_queue)';
+COMMENT ON FUNCTION credit._hold_fit(text, numeric, boolean) IS 'Internal: credit.check of a held order for credit.hold_queue; NULL when its customer has no account';
+
 -- As finalize.sql does in a fresh install: nothing for PUBLIC but the guard's row trigger.
 REVOKE ALL ON ALL TABLES IN SCHEMA credit FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA credit FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA credit FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION credit._guard_row() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION credit._guard_truncate() TO PUBLIC;
 -- The levels granted before the update (credit.access_role) get what this version adds to them.
 DO $$
 DECLARE

@@ -21,7 +21,9 @@ pub(crate) type Change = (String, String, Option<String>, Option<i32>, Option<i6
 /// the worklist at once), collection holds lift, and held orders that fit now are released.
 pub fn after_settlement(customer: &str) {
     if crate::pg::citus::distributed() {
-        return; // no collections, no hold mode on Citus (docs/citus.md)
+        // No collections on Citus yet (docs/citus.md); held orders are.
+        holds::release_fitting(Some(customer));
+        return;
     }
     store::writing(|| Spi::connect_mut(|c| resolve_settled_tasks(c, Some(customer))));
     lift_holds(Some(customer));

@@ -48,6 +48,18 @@ pub struct Config {
     /// customer of this order shard. The guard writes it as the plain table it is, without
     /// Citus's planning of a statement on a distributed table (docs/citus.md).
     pub account_shard: Option<String>,
+    /// In hold mode on a Citus order shard: where its held orders are queued ([`HoldShard`]).
+    pub hold_shard: Option<HoldShard>,
+}
+
+/// On a Citus node, for an order shard in hold mode: the colocated `credit.order_hold` shard on
+/// this node, and the guarded table's oid on the coordinator, which `credit.order_hold.table_name`
+/// holds on every node (a worker's own oid for the table means nothing to the coordinator).
+pub struct HoldShard {
+    pub table: String,
+    pub logical: Oid,
+    /// The guarded table's schema.table, for events.
+    pub name: String,
 }
 
 thread_local! {
@@ -227,6 +239,10 @@ pub fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
         _ => None,
     };
     let account_shard = colocated_account_shard(relid);
+    let hold_shard = match (&hold, &account_shard) {
+        (Some(_), Some(_)) => Some(colocated_hold_shard(relid, &table)),
+        _ => None,
+    };
     let cfg = Rc::new(Config {
         customer,
         amount,
@@ -235,6 +251,7 @@ pub fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
         open_statuses: args[6 + nkeys..].to_vec(),
         hold,
         account_shard,
+        hold_shard,
     });
     CONFIGS.with(|c| c.borrow_mut().insert(tg.tgoid, cfg.clone()));
     cfg
@@ -264,4 +281,34 @@ fn colocated_account_shard(relid: Oid) -> Option<String> {
             .get_one::<String>()
             .or_raise()
     })
+}
+
+/// On a Citus node, for an order shard in hold mode whose account shard is here: its held orders'
+/// shard and its table's oid on the coordinator (credit.guard_registration).
+fn colocated_hold_shard(relid: Oid, table: &str) -> HoldShard {
+    let found = Spi::connect(|c| {
+        let t = c
+            .select(
+                "SELECT credit._colocated_shard($1, 'credit.order_hold'::pg_catalog.regclass), r.table_oid, r.qualified_name \
+                   FROM credit.guard_registration r \
+                  WHERE r.qualified_name OPERATOR(pg_catalog.=) credit._qualified_name(credit._shard_of($1))",
+                Some(1),
+                &[relid.into()],
+            )
+            .or_raise();
+        if t.is_empty() {
+            return None;
+        }
+        let row = t.first();
+        Some((row.get::<String>(1).or_raise(), row.get::<Oid>(2).or_raise(), row.get::<String>(3).or_raise()))
+    });
+    match found {
+        Some((Some(table), Some(logical), Some(name))) => HoldShard { table, logical, name },
+        _ => error::raise(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the held orders of table {table} have no shard on this node"),
+            Some("On Citus, credit.order_hold is distributed with credit.account and the guarded tables (credit.distribute()).".into()),
+            Some("docs/citus.md: a shard move carries the colocated shards together; credit.verify() shows drift."),
+        ),
+    }
 }

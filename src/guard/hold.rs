@@ -104,13 +104,13 @@ pub fn hold(
         return true;
     }
     let caller = privileges::name_of(privileges::caller());
+    let (holds, table) = queue_of(cfg, relid);
     let hold_id: i64 = c
         .update(
-            "INSERT INTO credit.order_hold (table_name, row_key, customer, amount, reasons, original_status, held_by) \
-             VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.jsonb, $3, $4, $5, $6, $7) RETURNING id",
+            &insert_statement(holds),
             None,
             &[
-                relid.into(),
+                table.into(),
                 key.as_str().into(),
                 order.customer.as_str().into(),
                 order.amount.clone().into(),
@@ -125,7 +125,10 @@ pub fn hold(
         .or_raise()
         .required("new hold id");
     let reasons = r.reason_codes().join(", ");
-    let table = crate::guard::tables::relation_name(relid);
+    let table = match &cfg.hold_shard {
+        Some(h) => h.name.clone(),
+        None => crate::guard::tables::relation_name(relid),
+    };
     events::append(
         c,
         Event {
@@ -147,16 +150,48 @@ pub fn hold(
 /// A held row left its hold by another way than credit.release_hold (the application changed or
 /// deleted it): its queue entry is closed — released when it now fits, withdrawn when it is gone
 /// or no longer open.
-pub fn close(c: &mut SpiClient<'_>, mode: &HoldMode, relid: Oid, old: Tuple, withdrawn: bool) {
+pub fn close(c: &mut SpiClient<'_>, cfg: &Config, relid: Oid, old: Tuple, withdrawn: bool) {
+    let Some(mode) = &cfg.hold else { return };
     let key = row_key(mode, old);
+    let (holds, table) = queue_of(cfg, relid);
     c.update(
-        "UPDATE credit.order_hold SET status = $3, decided_at = pg_catalog.clock_timestamp(), \
-                decided_by = credit._caller(), \
-                comment = 'changed by the application' \
-         WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass \
-           AND row_key OPERATOR(pg_catalog.=) $2::pg_catalog.jsonb AND status OPERATOR(pg_catalog.=) 'held'",
+        &format!(
+            "UPDATE {holds} SET status = $3, decided_at = pg_catalog.clock_timestamp(), \
+                    decided_by = credit._caller(), \
+                    comment = 'changed by the application' \
+             WHERE table_name OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass \
+               AND row_key OPERATOR(pg_catalog.=) $2::pg_catalog.jsonb AND status OPERATOR(pg_catalog.=) 'held'"
+        ),
         None,
-        &[relid.into(), key.as_str().into(), (if withdrawn { "withdrawn" } else { "released" }).into()],
+        &[table.into(), key.as_str().into(), (if withdrawn { "withdrawn" } else { "released" }).into()],
     )
     .or_raise();
+}
+
+/// Where the guard queues the held orders of `relid`, and the table oid it names them by:
+/// credit.order_hold and the relation itself; on a Citus order shard, the colocated order_hold
+/// shard and the guarded table's oid on the coordinator (config::HoldShard).
+fn queue_of(cfg: &Config, relid: Oid) -> (&str, Oid) {
+    match &cfg.hold_shard {
+        Some(h) => (h.table.as_str(), h.logical),
+        None => ("credit.order_hold", relid),
+    }
+}
+
+/// The INSERT of a new hold into `holds`. A shard has no identity default: its ids are the node's
+/// (its group id in the top 16 bits, a per-node sequence below), unique across the cluster; the
+/// coordinator's (group 0) continue its own.
+fn insert_statement(holds: &str) -> String {
+    let columns = "table_name, row_key, customer, amount, reasons, original_status, held_by";
+    let values = "$1::pg_catalog.oid::pg_catalog.regclass, $2::pg_catalog.jsonb, $3, $4, $5, $6, $7";
+    if holds == "credit.order_hold" {
+        return format!("INSERT INTO credit.order_hold ({columns}) VALUES ({values}) RETURNING id");
+    }
+    format!(
+        "INSERT INTO {holds} (id, {columns}, held_at, status, forced) \
+         SELECT (l.groupid::pg_catalog.int8 OPERATOR(pg_catalog.<<) 48) OPERATOR(pg_catalog.|) \
+                (pg_catalog.nextval('credit.order_hold_id_seq'::pg_catalog.regclass) OPERATOR(pg_catalog.&) 281474976710655), \
+                {values}, pg_catalog.clock_timestamp(), 'held', false \
+           FROM pg_catalog.pg_dist_local_group l RETURNING id"
+    )
 }

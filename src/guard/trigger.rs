@@ -167,9 +167,9 @@ fn settle(c: &mut SpiClient<'_>, cfg: &Config, relid: Oid, change: &Change, delt
     let mut warnings = Vec::new();
     match reserve::apply(c, deltas, change.new_order_of(), &mut applied, cfg.hold.is_some(), &mut warnings) {
         Ok(()) => {
-            if let (Some(mode), Some(old_row), true) = (&cfg.hold, change.old_row, change.was_held) {
+            if let (Some(_), Some(old_row), true) = (&cfg.hold, change.old_row, change.was_held) {
                 // Re-opened and fitting: released by the application; cancelled or deleted: withdrawn.
-                hold::close(c, mode, relid, old_row, change.new.is_none());
+                hold::close(c, cfg, relid, old_row, change.new.is_none());
             }
             for w in warnings {
                 reserve::announce(c, w);

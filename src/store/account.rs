@@ -141,9 +141,10 @@ impl Loaded {
 /// The account as the decision logic sees it; None when the customer has no credit account.
 pub fn load(customer: &str) -> Option<Loaded> {
     Spi::connect(|c| {
+        let table = read_table_for(c, customer);
         let t = c
             .select(
-                &format!("SELECT {} FROM credit.account WHERE customer OPERATOR(pg_catalog.=) $1", *DECISION_COLUMNS),
+                &format!("SELECT {} FROM {table} WHERE customer OPERATOR(pg_catalog.=) $1", *DECISION_COLUMNS),
                 Some(1),
                 &[customer.into(), args::today().into()],
             )
@@ -155,6 +156,31 @@ pub fn load(customer: &str) -> Option<Loaded> {
         l.add_reserved(customer);
         Some(l)
     })
+}
+
+/// The table a read of `customer`'s account names: credit.account; on a Citus worker, in a task
+/// another node sent (a query over the shards that calls credit.check for each row, such as
+/// credit.hold_queue), the customer's account shard when it is placed here: a read of
+/// credit.account there would be a distributed query inside a shard's, which Citus refuses.
+fn read_table_for(c: &SpiClient<'_>, customer: &str) -> String {
+    const ACCOUNT: &str = "credit.account";
+    if !crate::pg::citus::from_other_node() || !crate::pg::citus::on_worker() {
+        return ACCOUNT.into();
+    }
+    let t = c.select(
+        "SELECT pg_catalog.format('credit.%I', 'account_' || s.shardid) FROM pg_catalog.pg_dist_shard s \
+          WHERE s.shardid OPERATOR(pg_catalog.=) pg_catalog.get_shard_id_for_distribution_column('credit.account', $1) \
+            AND pg_catalog.to_regclass(pg_catalog.format('credit.%I', 'account_' || s.shardid)) IS NOT NULL \
+            AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p WHERE p.shardid OPERATOR(pg_catalog.=) s.shardid \
+                           AND p.groupid OPERATOR(pg_catalog.=) (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))",
+        Some(1),
+        &[customer.into()],
+    )
+    .or_raise();
+    if t.is_empty() {
+        return ACCOUNT.into();
+    }
+    t.first().get_one::<String>().or_raise().unwrap_or_else(|| ACCOUNT.into())
 }
 
 /// The account and its group head.

@@ -27,6 +27,14 @@ SELECT credit.post_invoice('C-02', 'INV-0', 200, CURRENT_DATE - 5) > 0 AS posted
 SELECT credit.post_payment('C-02', 50) > 0 AS paid;
 SELECT customer, open_orders, exposure FROM credit.account ORDER BY customer;
 
+-- A table guarded in hold mode, with a held order in the queue: distributed with it.
+INSERT INTO credit.account (customer, credit_limit) VALUES ('H-01', 100);
+CREATE TABLE held_orders (id bigint NOT NULL, customer text NOT NULL, amount numeric NOT NULL,
+                          status text NOT NULL DEFAULT 'open', PRIMARY KEY (customer, id));
+SELECT credit.guard('held_orders', 'customer', 'amount', 'status', '{open}', 'hold', 'credit_hold');
+INSERT INTO held_orders VALUES (1, 'H-01', 80), (2, 'H-01', 50);
+SELECT id, table_name, customer, amount, status FROM credit.order_hold;
+
 -- A credit group does not run on Citus: credit.distribute() says so before it changes anything.
 UPDATE credit.account SET parent = 'C-05' WHERE customer = 'C-06';
 SELECT credit.distribute();
@@ -39,7 +47,7 @@ SELECT logicalrelid, partmethod, column_to_column_name(logicalrelid, partkey) AS
        colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'credit.account'::regclass) AS with_accounts
   FROM pg_dist_partition
  WHERE logicalrelid IN ('credit.account'::regclass, 'credit.order_hold'::regclass, 'credit.history'::regclass,
-                        'orders'::regclass, 'credit.policy'::regclass, 'credit.guard_registration'::regclass,
+                        'orders'::regclass, 'held_orders'::regclass, 'credit.policy'::regclass, 'credit.guard_registration'::regclass,
                         'credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass,
                         'credit.allocation'::regclass)
  ORDER BY logicalrelid::text;
@@ -133,7 +141,7 @@ SELECT node_group, last_outbox_id > 0 AS published FROM credit.relay_cursor ORDE
 SELECT credit.relay_events(0);
 
 -- Not on Citus yet: collections and what reads the whole ledger (refused before they write
--- anything), hold mode, groups.
+-- anything), groups.
 SELECT regress_citus.state_of($$SELECT credit.dispute('C-01', 'INV-2', 'wrong price')$$) AS dispute,
        regress_citus.state_of($$SELECT credit.run_daily()$$) AS run_daily,
        regress_citus.state_of($$SELECT credit.run_collections()$$) AS run_collections,
@@ -141,10 +149,6 @@ SELECT regress_citus.state_of($$SELECT credit.dispute('C-01', 'INV-2', 'wrong pr
        regress_citus.state_of($$SELECT credit.file('C-01')$$) AS file;
 SELECT * FROM credit.run_daily();
 SELECT credit.dispute('C-01', 'INV-2', 'wrong price');
-CREATE TABLE held_orders (id bigint, customer text NOT NULL, amount numeric NOT NULL, status text NOT NULL,
-                          PRIMARY KEY (customer, id));
-SELECT create_distributed_table('held_orders', 'customer', colocate_with => 'credit.account');
-SELECT credit.guard('held_orders', 'customer', 'amount', 'status', '{open}', 'hold', 'credit_hold');
 UPDATE credit.account SET parent = 'C-05' WHERE customer = 'C-06';
 -- Tables the guard cannot run on: local, distributed by another column, not with the accounts.
 CREATE TABLE local_orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric NOT NULL);
