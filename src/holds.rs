@@ -30,20 +30,22 @@ impl Place {
 
     /// On a Citus worker: the customer's order_hold and account shards, placed on this node.
     fn shards_of(c: &SpiClient<'_>, customer: &str) -> Place {
-        let t = c.select(include_str!("holds/shards_here.sql"), Some(1), &[customer.into()]).or_raise();
-        let found = (!t.is_empty())
-            .then(|| t.first())
-            .and_then(|r| Some((r.get::<String>(1).or_raise()?, r.get::<String>(2).or_raise()?)));
-        let Some((holds, accounts)) = found else {
-            error::raise(
-                Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!("the credit of customer \"{customer}\" is not placed on this node"),
-                Some("A shard move may have finished meanwhile.".into()),
-                Some("Run the release again through the coordinator."),
-            )
+        let shard = |table: &str| crate::pg::citus::shard_here(c, table, customer).map(|(name, _)| name);
+        let (Some(holds), Some(accounts)) = (shard("credit.order_hold"), shard("credit.account")) else {
+            not_here(customer, "its credit")
         };
         Place { holds, accounts: Some(accounts) }
     }
+}
+
+/// A release sent to a worker that no longer holds the customer's shards.
+fn not_here(customer: &str, what: &str) -> ! {
+    error::raise(
+        Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("{what} of customer \"{customer}\" is not placed on this node"),
+        Some("A shard move may have finished meanwhile.".into()),
+        Some("Run the release again through the coordinator."),
+    )
 }
 
 struct Held {
@@ -206,21 +208,6 @@ fn guarded_row(c: &SpiClient<'_>, table: pgrx::pg_sys::Oid) -> Option<GuardedRow
         relation: table,
         status_column: r.get::<String>(1).or_raise()?,
         keys: r.get::<Vec<String>>(2).or_raise()?,
-    })
-}
-
-/// On a Citus worker: the shard of the guarded table `table` (schema.table, as the coordinator
-/// names it) that holds the customer's orders, when it is placed on this node.
-fn order_shard_here(c: &SpiClient<'_>, table: &str, customer: &str) -> pgrx::pg_sys::Oid {
-    let t = c.select(include_str!("holds/order_shard_here.sql"), Some(1), &[table.into(), customer.into()]).or_raise();
-    let found = if t.is_empty() { None } else { t.first().get_one::<pgrx::pg_sys::Oid>().or_raise() };
-    found.unwrap_or_else(|| {
-        error::raise(
-            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("the orders of customer \"{customer}\" in table {table} are not placed on this node"),
-            Some("A shard move may have finished meanwhile.".into()),
-            Some("Run the release again through the coordinator."),
-        )
     })
 }
 
@@ -483,7 +470,10 @@ fn _release_here(
     store::writing(|| {
         Spi::connect_mut(|c| {
             let place = Place::shards_of(c, customer);
-            let relation = order_shard_here(c, table, customer);
+            // The order's shard of the guarded table (schema.table, as the coordinator names it).
+            let Some((_, relation)) = crate::pg::citus::shard_here(c, table, customer) else {
+                not_here(customer, &format!("the orders in table {table}"))
+            };
             let guarded = |_: &SpiClient<'_>, _| {
                 Some(GuardedRow { relation, status_column: status_column.to_string(), keys: key_columns.clone() })
             };

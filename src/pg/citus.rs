@@ -115,3 +115,15 @@ pub fn nested<R>(f: impl FnOnce() -> R) -> R {
     set(&before);
     r
 }
+
+/// On a Citus node: the shard of the distributed table `table` (schema.table) that holds the rows
+/// of `customer`, when it is placed on this node (a moved shard's old copy awaiting cleanup does
+/// not count), as its schema.table and oid; None otherwise. Ask only where Citus is installed.
+pub fn shard_here(c: &pgrx::spi::SpiClient<'_>, table: &str, customer: &str) -> Option<(String, pg_sys::Oid)> {
+    let t = c.select(include_str!("shard_here.sql"), Some(1), &[table.into(), customer.into()]).or_raise();
+    if t.is_empty() {
+        return None;
+    }
+    let r = t.first();
+    Some((r.get::<String>(1).or_raise()?, r.get::<pg_sys::Oid>(2).or_raise()?))
+}

@@ -167,20 +167,7 @@ fn read_table_for(c: &SpiClient<'_>, customer: &str) -> String {
     if !crate::pg::citus::from_other_node() || !crate::pg::citus::on_worker() {
         return ACCOUNT.into();
     }
-    let t = c.select(
-        "SELECT pg_catalog.format('credit.%I', 'account_' || s.shardid) FROM pg_catalog.pg_dist_shard s \
-          WHERE s.shardid OPERATOR(pg_catalog.=) pg_catalog.get_shard_id_for_distribution_column('credit.account', $1) \
-            AND pg_catalog.to_regclass(pg_catalog.format('credit.%I', 'account_' || s.shardid)) IS NOT NULL \
-            AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p WHERE p.shardid OPERATOR(pg_catalog.=) s.shardid \
-                           AND p.groupid OPERATOR(pg_catalog.=) (SELECT l.groupid FROM pg_catalog.pg_dist_local_group l))",
-        Some(1),
-        &[customer.into()],
-    )
-    .or_raise();
-    if t.is_empty() {
-        return ACCOUNT.into();
-    }
-    t.first().get_one::<String>().or_raise().unwrap_or_else(|| ACCOUNT.into())
+    crate::pg::citus::shard_here(c, ACCOUNT, customer).map_or_else(|| ACCOUNT.into(), |(shard, _)| shard)
 }
 
 /// The account and its group head.
