@@ -27,7 +27,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('credit.history'::regclass, 'customer'),
     -- The receivables ledger, which postings write under the customer's account row lock.
     ('credit.invoice'::regclass, 'customer'), ('credit.settlement'::regclass, 'customer'),
-    ('credit.reversal'::regclass, 'customer'), ('credit.allocation'::regclass, 'customer')
+    ('credit.reversal'::regclass, 'customer'), ('credit.allocation'::regclass, 'customer'),
+    -- Collections: the ladder runs on each node over its shards (src/collections/tables.rs).
+    ('credit.collection_task'::regclass, 'customer'), ('credit.collection_contact'::regclass, 'customer'),
+    ('credit.promise'::regclass, 'customer'), ('credit.invoice_dispute'::regclass, 'customer')
 $$;
 
 -- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
@@ -129,10 +132,9 @@ BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION 'pg_credit is already distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF EXISTS (SELECT 1 FROM credit.collection_task) OR EXISTS (SELECT 1 FROM credit.promise)
-       OR EXISTS (SELECT 1 FROM credit.invoice_dispute) OR EXISTS (SELECT 1 FROM credit.arrangement) THEN
-        RAISE EXCEPTION 'collections cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'credit.collection_task, credit.promise, credit.invoice_dispute or credit.arrangement has rows; collections do not run on Citus yet (docs/citus.md).';
+    IF EXISTS (SELECT 1 FROM credit.arrangement) THEN
+        RAISE EXCEPTION 'payment arrangements cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'credit.arrangement has rows; payment arrangements do not run on Citus yet (docs/citus.md).';
     END IF;
     IF EXISTS (SELECT 1 FROM credit.account a WHERE a.parent IS NOT NULL) THEN
         RAISE EXCEPTION 'credit groups do not work on Citus' USING ERRCODE = 'feature_not_supported',
@@ -162,8 +164,9 @@ BEGIN
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;
     -- Unique keys of a distributed table include its distribution column; so do foreign keys
-    -- between distributed tables. The collections' keys to the ledger go: collections do not run
-    -- on Citus (their tables are empty, checked above).
+    -- between distributed tables: pg_credit's own foreign keys to the ledger and between the
+    -- collection tables are made again through the customer; those of payment arrangements (not
+    -- on Citus yet, their tables are empty, checked above) go.
     -- Each worker has these tables too (from CREATE EXTENSION there, without rows); Citus keeps
     -- them as its shells, so they change the same way, first (idempotent: a failed run may be
     -- run again).
@@ -172,14 +175,27 @@ BEGIN
       INTO ddl
       FROM pg_catalog.pg_constraint c
      WHERE c.contype = 'f' AND c.connamespace = 'credit'::regnamespace
-       AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass);
+       AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass,
+                           'credit.collection_task'::regclass, 'credit.collection_contact'::regclass);
     ddl := coalesce(ddl, '{}') || ARRAY[
         'ALTER TABLE credit.order_hold DROP CONSTRAINT IF EXISTS order_hold_pkey, ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_settlement_id_key, ADD CONSTRAINT reversal_settlement_id_key UNIQUE (customer, settlement_id)',
         'ALTER TABLE credit.invoice DROP CONSTRAINT IF EXISTS invoice_pkey, ADD CONSTRAINT invoice_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.settlement DROP CONSTRAINT IF EXISTS settlement_pkey, ADD CONSTRAINT settlement_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_pkey, ADD CONSTRAINT reversal_pkey PRIMARY KEY (customer, id)',
-        'ALTER TABLE credit.allocation DROP CONSTRAINT IF EXISTS allocation_pkey, ADD CONSTRAINT allocation_pkey PRIMARY KEY (customer, id)'];
+        'ALTER TABLE credit.allocation DROP CONSTRAINT IF EXISTS allocation_pkey, ADD CONSTRAINT allocation_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.collection_task DROP CONSTRAINT IF EXISTS collection_task_pkey, ADD CONSTRAINT collection_task_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.collection_contact DROP CONSTRAINT IF EXISTS collection_contact_pkey, ADD CONSTRAINT collection_contact_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.promise DROP CONSTRAINT IF EXISTS promise_pkey, ADD CONSTRAINT promise_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.invoice_dispute DROP CONSTRAINT IF EXISTS invoice_dispute_pkey, ADD CONSTRAINT invoice_dispute_pkey PRIMARY KEY (customer, id)',
+        -- Exactly once per (invoice, level), per broken promise, one open dispute per invoice:
+        -- an invoice, a promise and a dispute have one customer.
+        'DROP INDEX IF EXISTS credit.collection_task_level_key',
+        'CREATE UNIQUE INDEX collection_task_level_key ON credit.collection_task (customer, invoice_id, ladder, level) WHERE level IS NOT NULL',
+        'DROP INDEX IF EXISTS credit.collection_task_promise_key',
+        'CREATE UNIQUE INDEX collection_task_promise_key ON credit.collection_task (customer, promise_id) WHERE promise_id IS NOT NULL',
+        'DROP INDEX IF EXISTS credit.invoice_dispute_open_key',
+        'CREATE UNIQUE INDEX invoice_dispute_open_key ON credit.invoice_dispute (customer, invoice_id) WHERE resolved_on IS NULL'];
     FOREACH stmt IN ARRAY ddl LOOP
         EXECUTE stmt;
     END LOOP;
@@ -194,7 +210,9 @@ BEGIN
     PERFORM pg_catalog.create_distributed_table('credit.order_hold', 'customer', colocate_with => 'credit.account');
     PERFORM pg_catalog.create_distributed_table('credit.history', 'customer', colocate_with => 'credit.account');
     PERFORM pg_catalog.create_distributed_table(x, 'customer', colocate_with => 'credit.account')
-       FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation']::regclass[]) x;
+       FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation',
+                         'credit.collection_task', 'credit.collection_contact', 'credit.promise',
+                         'credit.invoice_dispute']::regclass[]) x;
     ALTER TABLE credit.reversal ADD CONSTRAINT reversal_customer_settlement_fkey
         FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
     ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_settlement_fkey
@@ -203,6 +221,16 @@ BEGIN
         FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
     ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_reversal_fkey
         FOREIGN KEY (customer, reversal_id) REFERENCES credit.reversal (customer, id);
+    ALTER TABLE credit.collection_task ADD CONSTRAINT collection_task_customer_invoice_fkey
+        FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
+    ALTER TABLE credit.invoice_dispute ADD CONSTRAINT invoice_dispute_customer_invoice_fkey
+        FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
+    ALTER TABLE credit.collection_contact ADD CONSTRAINT collection_contact_customer_task_fkey
+        FOREIGN KEY (customer, task_id) REFERENCES credit.collection_task (customer, id);
+    ALTER TABLE credit.promise ADD CONSTRAINT promise_customer_task_fkey
+        FOREIGN KEY (customer, task_id) REFERENCES credit.collection_task (customer, id);
+    ALTER TABLE credit.promise ADD CONSTRAINT promise_customer_contact_fkey
+        FOREIGN KEY (customer, contact_id) REFERENCES credit.collection_contact (customer, id);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;
@@ -238,7 +266,7 @@ $$;
 
 COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
 COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';
-COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders and credit history distributed by customer, colocated with the guarded order tables (docs/citus.md)';
+COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders, credit history, the ledger and collections distributed by customer, colocated with the guarded order tables (docs/citus.md)';
 
 -- Events across nodes. On Citus every node keeps its own credit.event, outbox and audit chain:
 -- an order's warning or refusal is recorded on the node that decided it (the refusal recorder of

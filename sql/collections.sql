@@ -172,6 +172,8 @@ DECLARE
     promise_id bigint;
     keeps_open boolean := outcome IN ('no_answer', 'wrong_contact');
     caller name := credit._caller();
+    who text;
+    closed timestamptz;
 BEGIN
     PERFORM credit._require('clerk', 'logging a contact');
     IF task_id IS NULL OR outcome IS NULL THEN
@@ -181,7 +183,10 @@ BEGIN
         RAISE EXCEPTION 'outcome "%" is not valid', outcome USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Valid outcomes: sent, reached, promised, refused, disputed, no_answer, wrong_contact.';
     END IF;
-    SELECT * INTO t FROM credit.collection_task ct WHERE ct.id = log_contact.task_id FOR UPDATE;
+    -- Every statement names the task's customer: on Citus each then runs on the customer's node
+    -- (docs/citus.md).
+    SELECT ct.customer INTO who FROM credit.collection_task ct WHERE ct.id = log_contact.task_id;
+    SELECT * INTO t FROM credit.collection_task ct WHERE ct.customer = who AND ct.id = log_contact.task_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'collection task % does not exist', task_id USING ERRCODE = 'undefined_object',
             HINT = 'credit.collection_worklist lists open tasks.';
@@ -211,7 +216,7 @@ BEGIN
             RAISE EXCEPTION 'promised_date % is not on or after the contact date %', promised_date, on_date
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        SELECT * INTO inv FROM credit.invoice i WHERE i.id = t.invoice_id;
+        SELECT * INTO inv FROM credit.invoice i WHERE i.customer = t.customer AND i.id = t.invoice_id;
         IF promised_amount > inv.open_amount THEN
             RAISE EXCEPTION 'promised_amount % exceeds the open amount % of invoice "%"', promised_amount, inv.open_amount, inv.doc_no
                 USING ERRCODE = 'invalid_parameter_value';
@@ -226,7 +231,7 @@ BEGIN
     IF outcome = 'promised' THEN
         -- A new promise replaces an open one on the same invoice.
         UPDATE credit.promise p SET status = 'broken', decided_on = on_date
-         WHERE p.invoice_id = t.invoice_id AND p.status = 'open';
+         WHERE p.customer = t.customer AND p.invoice_id = t.invoice_id AND p.status = 'open';
         INSERT INTO credit.promise (task_id, contact_id, customer, invoice_id, amount, made_on, promised_date)
         VALUES (t.id, contact_id, t.customer, t.invoice_id, promised_amount, on_date, promised_date)
         RETURNING id INTO promise_id;
@@ -236,8 +241,10 @@ BEGIN
                                    'amount', promised_amount, 'promised_date', promised_date), caller);
     END IF;
     IF NOT keeps_open THEN
-        UPDATE credit.collection_task ct SET status = 'done', outcome = log_contact.outcome, closed_at = clock_timestamp()
-         WHERE ct.id = t.id;
+        -- (The time as a value: Citus refuses a volatile function in an UPDATE's SET.)
+        closed := clock_timestamp();
+        UPDATE credit.collection_task ct SET status = 'done', outcome = log_contact.outcome, closed_at = closed
+         WHERE ct.customer = t.customer AND ct.id = t.id;
     END IF;
     IF outcome = 'disputed' THEN
         PERFORM credit.dispute(t.customer, t.doc_no, coalesce(nullif(btrim(note), ''), 'disputed when contacted'), on_date);
@@ -256,16 +263,25 @@ $$;
 -- kept, and payments applied to the contacted invoices on or after the collector's first contact
 -- with each of them that month.
 CREATE VIEW credit.collection_effectiveness WITH (security_invoker = true) AS
+-- (Every join goes through the customer: on Citus each then runs beside the customer's rows.)
 WITH per_invoice AS (
-    SELECT c.contacted_by AS collector, date_trunc('month', c.contact_date)::date AS period, c.invoice_id,
-           min(c.contact_date) AS first_contact, count(*) AS contacts, count(DISTINCT c.task_id) AS tasks
-      FROM credit.collection_contact c
-     GROUP BY 1, 2, 3
+    SELECT x.collector, x.period, x.first_contact, x.contacts, x.tasks, coalesce(sum(pay.amount), 0) AS collected
+      FROM (SELECT c.contacted_by AS collector, date_trunc('month', c.contact_date)::date AS period, c.customer,
+                   c.invoice_id, min(c.contact_date) AS first_contact, count(*) AS contacts,
+                   count(DISTINCT c.task_id) AS tasks
+              FROM credit.collection_contact c
+             GROUP BY 1, 2, 3, 4) x
+      LEFT JOIN (SELECT al.customer, al.invoice_id, al.applied_on, al.amount
+                   FROM credit.allocation al
+                   JOIN credit.settlement s ON s.customer = al.customer AND s.id = al.settlement_id
+                  WHERE s.kind = 'payment' AND s.reversed_on IS NULL) pay
+        ON pay.customer = x.customer AND pay.invoice_id = x.invoice_id AND pay.applied_on >= x.first_contact
+     GROUP BY x.collector, x.period, x.customer, x.invoice_id, x.first_contact, x.contacts, x.tasks
 ), promises AS (
     SELECT c.contacted_by AS collector, date_trunc('month', p.made_on)::date AS period,
            count(*) AS made, count(*) FILTER (WHERE p.status = 'kept') AS kept,
            count(*) FILTER (WHERE p.status = 'broken') AS broken, sum(p.amount) AS promised
-      FROM credit.promise p JOIN credit.collection_contact c ON c.id = p.contact_id
+      FROM credit.promise p JOIN credit.collection_contact c ON c.customer = p.customer AND c.id = p.contact_id
      GROUP BY 1, 2
 )
 SELECT pi.collector, pi.period,
@@ -274,9 +290,7 @@ SELECT pi.collector, pi.period,
        coalesce(max(pr.made), 0) AS promises_made,
        coalesce(max(pr.kept), 0) AS promises_kept,
        coalesce(max(pr.broken), 0) AS promises_broken,
-       coalesce(sum((SELECT sum(al.amount) FROM credit.allocation al JOIN credit.settlement s ON s.id = al.settlement_id
-                      WHERE al.invoice_id = pi.invoice_id AND al.applied_on >= pi.first_contact
-                        AND s.kind = 'payment' AND s.reversed_on IS NULL)), 0) AS collected_after_contact
+       coalesce(sum(pi.collected), 0) AS collected_after_contact
   FROM per_invoice pi
   LEFT JOIN promises pr ON pr.collector = pi.collector AND pr.period = pi.period
  GROUP BY pi.collector, pi.period
@@ -425,5 +439,6 @@ COMMENT ON COLUMN credit.collection_effectiveness.promises_broken IS 'Of those, 
 COMMENT ON COLUMN credit.collection_effectiveness.collected_after_contact IS 'Payments applied to contacted invoices on or after the first contact of the month';
 COMMENT ON FUNCTION credit._expire_temporary_limits(date) IS 'Internal: clears temporary limits whose last day is before a date';
 COMMENT ON FUNCTION credit.run_collections(date) IS 'Walks the dunning ladder as of a date (exactly once per invoice and level, reproducible for past dates): promises, tasks, holds, legal referrals, lifted holds; returns what it did';
+COMMENT ON FUNCTION credit._collections_here(text, text, date, text[], text[], text[], integer[], boolean[]) IS 'Internal: on a Citus worker, the collections work credit.run_collections and postings send from the coordinator, over the shards of one customer''s group (superuser over a Citus connection only)';
 COMMENT ON FUNCTION credit.dispute(text, text, text, date) IS 'Opens a dispute on an invoice: it leaves dunning and the overdue rule until resolved; returns the dispute id';
 COMMENT ON FUNCTION credit.resolve_dispute(text, text, text, date) IS 'Resolves an invoice''s open dispute: dunning and the overdue rule apply again; returns the dispute id';

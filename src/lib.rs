@@ -120,6 +120,7 @@ extension_sql_file!(
         collections::disputes::dispute,
         collections::disputes::resolve_dispute,
         collections::ladder::run_collections,
+        collections::ladder::_collections_here,
         collections::interest::_invoice_interest,
         collections::interest::late_interest,
         collections::interest::_late_interest_of,

@@ -16,5 +16,6 @@ pub mod policy;
 pub mod predict;
 pub mod rating;
 pub mod scoring;
+pub mod shard_sql;
 pub mod statement;
 pub mod template;

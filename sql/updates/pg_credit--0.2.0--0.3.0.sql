@@ -1403,6 +1403,8 @@ DECLARE
     promise_id bigint;
     keeps_open boolean := outcome IN ('no_answer', 'wrong_contact');
     caller name := credit._caller();
+    who text;
+    closed timestamptz;
 BEGIN
     PERFORM credit._require('clerk', 'logging a contact');
     IF task_id IS NULL OR outcome IS NULL THEN
@@ -1412,7 +1414,10 @@ BEGIN
         RAISE EXCEPTION 'outcome "%" is not valid', outcome USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Valid outcomes: sent, reached, promised, refused, disputed, no_answer, wrong_contact.';
     END IF;
-    SELECT * INTO t FROM credit.collection_task ct WHERE ct.id = log_contact.task_id FOR UPDATE;
+    -- Every statement names the task's customer: on Citus each then runs on the customer's node
+    -- (docs/citus.md).
+    SELECT ct.customer INTO who FROM credit.collection_task ct WHERE ct.id = log_contact.task_id;
+    SELECT * INTO t FROM credit.collection_task ct WHERE ct.customer = who AND ct.id = log_contact.task_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'collection task % does not exist', task_id USING ERRCODE = 'undefined_object',
             HINT = 'credit.collection_worklist lists open tasks.';
@@ -1442,7 +1447,7 @@ BEGIN
             RAISE EXCEPTION 'promised_date % is not on or after the contact date %', promised_date, on_date
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        SELECT * INTO inv FROM credit.invoice i WHERE i.id = t.invoice_id;
+        SELECT * INTO inv FROM credit.invoice i WHERE i.customer = t.customer AND i.id = t.invoice_id;
         IF promised_amount > inv.open_amount THEN
             RAISE EXCEPTION 'promised_amount % exceeds the open amount % of invoice "%"', promised_amount, inv.open_amount, inv.doc_no
                 USING ERRCODE = 'invalid_parameter_value';
@@ -1457,7 +1462,7 @@ BEGIN
     IF outcome = 'promised' THEN
         -- A new promise replaces an open one on the same invoice.
         UPDATE credit.promise p SET status = 'broken', decided_on = on_date
-         WHERE p.invoice_id = t.invoice_id AND p.status = 'open';
+         WHERE p.customer = t.customer AND p.invoice_id = t.invoice_id AND p.status = 'open';
         INSERT INTO credit.promise (task_id, contact_id, customer, invoice_id, amount, made_on, promised_date)
         VALUES (t.id, contact_id, t.customer, t.invoice_id, promised_amount, on_date, promised_date)
         RETURNING id INTO promise_id;
@@ -1467,8 +1472,10 @@ BEGIN
                                    'amount', promised_amount, 'promised_date', promised_date), caller);
     END IF;
     IF NOT keeps_open THEN
-        UPDATE credit.collection_task ct SET status = 'done', outcome = log_contact.outcome, closed_at = clock_timestamp()
-         WHERE ct.id = t.id;
+        -- (The time as a value: Citus refuses a volatile function in an UPDATE's SET.)
+        closed := clock_timestamp();
+        UPDATE credit.collection_task ct SET status = 'done', outcome = log_contact.outcome, closed_at = closed
+         WHERE ct.customer = t.customer AND ct.id = t.id;
     END IF;
     IF outcome = 'disputed' THEN
         PERFORM credit.dispute(t.customer, t.doc_no, coalesce(nullif(btrim(note), ''), 'disputed when contacted'), on_date);
@@ -1905,16 +1912,25 @@ SELECT a.customer, a.region, a.customer_type,
               GROUP BY i.customer) o ON o.customer = a.customer;
 
 CREATE OR REPLACE VIEW credit.collection_effectiveness WITH (security_invoker = true) AS
+-- (Every join goes through the customer: on Citus each then runs beside the customer's rows.)
 WITH per_invoice AS (
-    SELECT c.contacted_by AS collector, date_trunc('month', c.contact_date)::date AS period, c.invoice_id,
-           min(c.contact_date) AS first_contact, count(*) AS contacts, count(DISTINCT c.task_id) AS tasks
-      FROM credit.collection_contact c
-     GROUP BY 1, 2, 3
+    SELECT x.collector, x.period, x.first_contact, x.contacts, x.tasks, coalesce(sum(pay.amount), 0) AS collected
+      FROM (SELECT c.contacted_by AS collector, date_trunc('month', c.contact_date)::date AS period, c.customer,
+                   c.invoice_id, min(c.contact_date) AS first_contact, count(*) AS contacts,
+                   count(DISTINCT c.task_id) AS tasks
+              FROM credit.collection_contact c
+             GROUP BY 1, 2, 3, 4) x
+      LEFT JOIN (SELECT al.customer, al.invoice_id, al.applied_on, al.amount
+                   FROM credit.allocation al
+                   JOIN credit.settlement s ON s.customer = al.customer AND s.id = al.settlement_id
+                  WHERE s.kind = 'payment' AND s.reversed_on IS NULL) pay
+        ON pay.customer = x.customer AND pay.invoice_id = x.invoice_id AND pay.applied_on >= x.first_contact
+     GROUP BY x.collector, x.period, x.customer, x.invoice_id, x.first_contact, x.contacts, x.tasks
 ), promises AS (
     SELECT c.contacted_by AS collector, date_trunc('month', p.made_on)::date AS period,
            count(*) AS made, count(*) FILTER (WHERE p.status = 'kept') AS kept,
            count(*) FILTER (WHERE p.status = 'broken') AS broken, sum(p.amount) AS promised
-      FROM credit.promise p JOIN credit.collection_contact c ON c.id = p.contact_id
+      FROM credit.promise p JOIN credit.collection_contact c ON c.customer = p.customer AND c.id = p.contact_id
      GROUP BY 1, 2
 )
 SELECT pi.collector, pi.period,
@@ -1923,9 +1939,7 @@ SELECT pi.collector, pi.period,
        coalesce(max(pr.made), 0) AS promises_made,
        coalesce(max(pr.kept), 0) AS promises_kept,
        coalesce(max(pr.broken), 0) AS promises_broken,
-       coalesce(sum((SELECT sum(al.amount) FROM credit.allocation al JOIN credit.settlement s ON s.id = al.settlement_id
-                      WHERE al.invoice_id = pi.invoice_id AND al.applied_on >= pi.first_contact
-                        AND s.kind = 'payment' AND s.reversed_on IS NULL)), 0) AS collected_after_contact
+       coalesce(sum(pi.collected), 0) AS collected_after_contact
   FROM per_invoice pi
   LEFT JOIN promises pr ON pr.collector = pi.collector AND pr.period = pi.period
  GROUP BY pi.collector, pi.period
@@ -5929,7 +5943,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('credit.history'::regclass, 'customer'),
     -- The receivables ledger, which postings write under the customer's account row lock.
     ('credit.invoice'::regclass, 'customer'), ('credit.settlement'::regclass, 'customer'),
-    ('credit.reversal'::regclass, 'customer'), ('credit.allocation'::regclass, 'customer')
+    ('credit.reversal'::regclass, 'customer'), ('credit.allocation'::regclass, 'customer'),
+    -- Collections: the ladder runs on each node over its shards (src/collections/tables.rs).
+    ('credit.collection_task'::regclass, 'customer'), ('credit.collection_contact'::regclass, 'customer'),
+    ('credit.promise'::regclass, 'customer'), ('credit.invoice_dispute'::regclass, 'customer')
 $$;
 
 -- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
@@ -6031,10 +6048,9 @@ BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION 'pg_credit is already distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF EXISTS (SELECT 1 FROM credit.collection_task) OR EXISTS (SELECT 1 FROM credit.promise)
-       OR EXISTS (SELECT 1 FROM credit.invoice_dispute) OR EXISTS (SELECT 1 FROM credit.arrangement) THEN
-        RAISE EXCEPTION 'collections cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'credit.collection_task, credit.promise, credit.invoice_dispute or credit.arrangement has rows; collections do not run on Citus yet (docs/citus.md).';
+    IF EXISTS (SELECT 1 FROM credit.arrangement) THEN
+        RAISE EXCEPTION 'payment arrangements cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'credit.arrangement has rows; payment arrangements do not run on Citus yet (docs/citus.md).';
     END IF;
     IF EXISTS (SELECT 1 FROM credit.account a WHERE a.parent IS NOT NULL) THEN
         RAISE EXCEPTION 'credit groups do not work on Citus' USING ERRCODE = 'feature_not_supported',
@@ -6064,8 +6080,9 @@ BEGIN
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;
     -- Unique keys of a distributed table include its distribution column; so do foreign keys
-    -- between distributed tables. The collections' keys to the ledger go: collections do not run
-    -- on Citus (their tables are empty, checked above).
+    -- between distributed tables: pg_credit's own foreign keys to the ledger and between the
+    -- collection tables are made again through the customer; those of payment arrangements (not
+    -- on Citus yet, their tables are empty, checked above) go.
     -- Each worker has these tables too (from CREATE EXTENSION there, without rows); Citus keeps
     -- them as its shells, so they change the same way, first (idempotent: a failed run may be
     -- run again).
@@ -6074,14 +6091,27 @@ BEGIN
       INTO ddl
       FROM pg_catalog.pg_constraint c
      WHERE c.contype = 'f' AND c.connamespace = 'credit'::regnamespace
-       AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass);
+       AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass,
+                           'credit.collection_task'::regclass, 'credit.collection_contact'::regclass);
     ddl := coalesce(ddl, '{}') || ARRAY[
         'ALTER TABLE credit.order_hold DROP CONSTRAINT IF EXISTS order_hold_pkey, ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_settlement_id_key, ADD CONSTRAINT reversal_settlement_id_key UNIQUE (customer, settlement_id)',
         'ALTER TABLE credit.invoice DROP CONSTRAINT IF EXISTS invoice_pkey, ADD CONSTRAINT invoice_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.settlement DROP CONSTRAINT IF EXISTS settlement_pkey, ADD CONSTRAINT settlement_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_pkey, ADD CONSTRAINT reversal_pkey PRIMARY KEY (customer, id)',
-        'ALTER TABLE credit.allocation DROP CONSTRAINT IF EXISTS allocation_pkey, ADD CONSTRAINT allocation_pkey PRIMARY KEY (customer, id)'];
+        'ALTER TABLE credit.allocation DROP CONSTRAINT IF EXISTS allocation_pkey, ADD CONSTRAINT allocation_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.collection_task DROP CONSTRAINT IF EXISTS collection_task_pkey, ADD CONSTRAINT collection_task_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.collection_contact DROP CONSTRAINT IF EXISTS collection_contact_pkey, ADD CONSTRAINT collection_contact_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.promise DROP CONSTRAINT IF EXISTS promise_pkey, ADD CONSTRAINT promise_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.invoice_dispute DROP CONSTRAINT IF EXISTS invoice_dispute_pkey, ADD CONSTRAINT invoice_dispute_pkey PRIMARY KEY (customer, id)',
+        -- Exactly once per (invoice, level), per broken promise, one open dispute per invoice:
+        -- an invoice, a promise and a dispute have one customer.
+        'DROP INDEX IF EXISTS credit.collection_task_level_key',
+        'CREATE UNIQUE INDEX collection_task_level_key ON credit.collection_task (customer, invoice_id, ladder, level) WHERE level IS NOT NULL',
+        'DROP INDEX IF EXISTS credit.collection_task_promise_key',
+        'CREATE UNIQUE INDEX collection_task_promise_key ON credit.collection_task (customer, promise_id) WHERE promise_id IS NOT NULL',
+        'DROP INDEX IF EXISTS credit.invoice_dispute_open_key',
+        'CREATE UNIQUE INDEX invoice_dispute_open_key ON credit.invoice_dispute (customer, invoice_id) WHERE resolved_on IS NULL'];
     FOREACH stmt IN ARRAY ddl LOOP
         EXECUTE stmt;
     END LOOP;
@@ -6096,7 +6126,9 @@ BEGIN
     PERFORM pg_catalog.create_distributed_table('credit.order_hold', 'customer', colocate_with => 'credit.account');
     PERFORM pg_catalog.create_distributed_table('credit.history', 'customer', colocate_with => 'credit.account');
     PERFORM pg_catalog.create_distributed_table(x, 'customer', colocate_with => 'credit.account')
-       FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation']::regclass[]) x;
+       FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation',
+                         'credit.collection_task', 'credit.collection_contact', 'credit.promise',
+                         'credit.invoice_dispute']::regclass[]) x;
     ALTER TABLE credit.reversal ADD CONSTRAINT reversal_customer_settlement_fkey
         FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
     ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_settlement_fkey
@@ -6105,6 +6137,16 @@ BEGIN
         FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
     ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_reversal_fkey
         FOREIGN KEY (customer, reversal_id) REFERENCES credit.reversal (customer, id);
+    ALTER TABLE credit.collection_task ADD CONSTRAINT collection_task_customer_invoice_fkey
+        FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
+    ALTER TABLE credit.invoice_dispute ADD CONSTRAINT invoice_dispute_customer_invoice_fkey
+        FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
+    ALTER TABLE credit.collection_contact ADD CONSTRAINT collection_contact_customer_task_fkey
+        FOREIGN KEY (customer, task_id) REFERENCES credit.collection_task (customer, id);
+    ALTER TABLE credit.promise ADD CONSTRAINT promise_customer_task_fkey
+        FOREIGN KEY (customer, task_id) REFERENCES credit.collection_task (customer, id);
+    ALTER TABLE credit.promise ADD CONSTRAINT promise_customer_contact_fkey
+        FOREIGN KEY (customer, contact_id) REFERENCES credit.collection_contact (customer, id);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;
@@ -6140,7 +6182,7 @@ $$;
 
 COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
 COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';
-COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders and credit history distributed by customer, colocated with the guarded order tables (docs/citus.md)';
+COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders, credit history, the ledger and collections distributed by customer, colocated with the guarded order tables (docs/citus.md)';
 
 -- Events across nodes. On Citus every node keeps its own credit.event, outbox and audit chain:
 -- an order's warning or refusal is recorded on the node that decided it (the refusal recorder of
@@ -6236,6 +6278,23 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_release_here_wrapper';
 COMMENT ON FUNCTION credit._release_here(bigint, text, text, text, text[], boolean, text, text, text, boolean) IS 'Internal: on a Citus worker, the release of a held order credit.release_hold sends from the coordinator (superuser over a Citus connection only)';
+
+-- Collections on Citus (issue 19): the ladder's work the coordinator sends to each node, over the
+-- shards of one group (src/collections/ladder.rs, tables.rs).
+CREATE FUNCTION credit._collections_here(
+	"customer" TEXT, /* Option < & str > */
+	"settled" TEXT, /* Option < & str > */
+	"as_of" date, /* Option < Date > */
+	"types" TEXT[], /* Option < Vec < Option < String > > > */
+	"regions" TEXT[], /* Option < Vec < Option < String > > > */
+	"ladders" TEXT[], /* Option < Vec < Option < String > > > */
+	"grace_days" INT[], /* Option < Vec < Option < i32 > > > */
+	"blacklist_on_legal" bool[] /* Option < Vec < Option < bool > > > */
+) RETURNS jsonb /* pgrx::JsonB */
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_collections_here_wrapper';
+COMMENT ON FUNCTION credit._collections_here(text, text, date, text[], text[], text[], integer[], boolean[]) IS 'Internal: on a Citus worker, the collections work credit.run_collections and postings send from the coordinator, over the shards of one customer''s group (superuser over a Citus connection only)';
 
 -- Held orders on Citus (issue 19): the hold queue asks credit.check once per hold, in its select
 -- list, where Citus runs it beside the hold's account.

@@ -5,9 +5,11 @@
 //! broken), promises decided (a broken one escalates), the
 //! ladder's step, tasks of settled invoices resolved, accounts held, invoices referred to legal
 //! (the policy may blacklist), collection holds lifted.
-use crate::collections::{arranged_condition, arrangements_present, lift_holds, resolve_settled_tasks, Change};
+use crate::collections::{
+    arranged_condition, arrangements_present, lift_holds_in, resolve_settled_tasks, Change, Tables,
+};
 use crate::pg::args;
-use crate::pg::error::{OrRaise, Required};
+use crate::pg::error::{self, Code, OrRaise, Required};
 use crate::privileges;
 use crate::store::{self, events};
 use pgrx::datum::Date;
@@ -53,10 +55,10 @@ pub(crate) fn change_row(r: &SpiHeapTupleData<'_>) -> Change {
 }
 
 /// Records the task_created events of new tasks.
-fn task_created_events(c: &mut SpiClient<'_>, created: &[Change]) {
+fn task_created_events(c: &mut SpiClient<'_>, t: &Tables, created: &[Change]) {
     let ids: Vec<i64> = created.iter().filter(|r| r.0 == "task_created").filter_map(|r| r.4).collect();
     if !ids.is_empty() {
-        c.update(include_str!("task_created_events.sql"), None, &[ids.into()]).or_raise();
+        c.update(&t.sql(include_str!("task_created_events.sql")), None, &[ids.into()]).or_raise();
     }
 }
 
@@ -121,9 +123,9 @@ fn arrangements(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
 }
 
 /// Evaluates open promises: kept or broken; a broken promise gets an escalation task.
-fn promises(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
+fn promises(c: &mut SpiClient<'_>, t: &Tables, as_of: Date, out: &mut Vec<Change>) {
     let decided: Vec<(i64, String, String, String)> = c
-        .update(include_str!("promises_decide.sql"), None, &[as_of.into()])
+        .update(&t.sql(include_str!("promises_decide.sql")), None, &[as_of.into()])
         .or_raise()
         .map(|r| {
             (
@@ -138,14 +140,14 @@ fn promises(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
         return;
     }
     let all: Vec<i64> = decided.iter().map(|d| d.0).collect();
-    c.update(include_str!("promise_events.sql"), None, &[all.into()]).or_raise();
+    c.update(&t.sql(include_str!("promise_events.sql")), None, &[all.into()]).or_raise();
     let broken: Vec<i64> = decided.iter().filter(|d| d.3 == "broken").map(|d| d.0).collect();
     let escalations: Vec<Change> = c
-        .update(include_str!("promise_escalations.sql"), None, &[broken.into(), as_of.into()])
+        .update(&t.sql(include_str!("promise_escalations.sql")), None, &[broken.into(), as_of.into()])
         .or_raise()
         .map(|r| task_row(&r))
         .collect();
-    task_created_events(c, &escalations);
+    task_created_events(c, t, &escalations);
     for (id, customer, doc_no, status) in decided {
         out.push((format!("promise_{status}"), customer, Some(doc_no), None, None, Some(format!("promise {id}"))));
     }
@@ -154,10 +156,10 @@ fn promises(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
 
 /// The ladder's step for the day; returns the invoices whose new tasks hold the account and those
 /// that refer it to legal.
-fn step(c: &mut SpiClient<'_>, as_of: Date, rules: &Rules, out: &mut Vec<Change>) -> (Vec<i64>, Vec<i64>) {
+fn step(c: &mut SpiClient<'_>, t: &Tables, as_of: Date, rules: &Rules, out: &mut Vec<Change>) -> (Vec<i64>, Vec<i64>) {
     let (mut holds, mut legal) = (Vec::new(), Vec::new());
     let mut created = Vec::new();
-    let sql = include_str!("ladder_step.sql").replace("/*arranged*/", arranged_condition(c));
+    let sql = t.sql(&include_str!("ladder_step.sql").replace("/*arranged*/", arranged_condition(c)));
     for r in c
         .update(
             &sql,
@@ -180,7 +182,7 @@ fn step(c: &mut SpiClient<'_>, as_of: Date, rules: &Rules, out: &mut Vec<Change>
         }
         created.push(task_row(&r));
     }
-    task_created_events(c, &created);
+    task_created_events(c, t, &created);
     out.extend(created);
     (holds, legal)
 }
@@ -221,63 +223,226 @@ pub(crate) fn preview(c: &SpiClient<'_>, as_of: Date) -> Vec<PlannedTask> {
 }
 
 /// Stop shipments: the accounts of invoices that reached a hold level go on hold.
-fn hold_accounts(c: &mut SpiClient<'_>, as_of: Date, invoices: Vec<i64>, out: &mut Vec<Change>) {
+fn hold_accounts(c: &mut SpiClient<'_>, t: &Tables, as_of: Date, invoices: Vec<i64>, out: &mut Vec<Change>) {
     if invoices.is_empty() {
         return;
     }
     events::with_reason(c, "collections: an invoice reached the hold level of the dunning ladder", |c| {
-        for r in c.update(include_str!("hold_accounts.sql"), None, &[invoices.into(), as_of.into()]).or_raise() {
+        for r in c.update(&t.sql(include_str!("hold_accounts.sql")), None, &[invoices.into(), as_of.into()]).or_raise()
+        {
             out.push(change_row(&r));
         }
     });
 }
 
 /// Legal referral: the invoice and the account are marked; the policy may blacklist.
-fn refer_to_legal(c: &mut SpiClient<'_>, as_of: Date, invoices: Vec<i64>, rules: Rules, out: &mut Vec<Change>) {
+fn refer_to_legal(
+    c: &mut SpiClient<'_>,
+    t: &Tables,
+    as_of: Date,
+    invoices: Vec<i64>,
+    rules: Rules,
+    out: &mut Vec<Change>,
+) {
     if invoices.is_empty() {
         return;
     }
     let referred: Vec<Change> = c
-        .update(include_str!("legal_referral.sql"), None, &[invoices.into(), as_of.into()])
+        .update(&t.sql(include_str!("legal_referral.sql")), None, &[invoices.into(), as_of.into()])
         .or_raise()
         .map(|r| change_row(&r))
         .collect();
     let customers: Vec<String> = referred.iter().map(|r| r.1.clone()).collect();
     out.extend(referred);
     if rules.blacklist_on_legal.iter().any(|b| *b) && !customers.is_empty() {
-        for r in c
-            .update(
-                include_str!("blacklist_on_legal.sql"),
-                None,
-                &[customers.into(), rules.types.into(), rules.regions.into(), rules.blacklist_on_legal.into()],
-            )
-            .or_raise()
-        {
-            out.push(change_row(&r));
-        }
+        events::with_reason(c, "policy: legal referral by collections", |c| {
+            for r in c
+                .update(
+                    &t.sql(include_str!("blacklist_on_legal.sql")),
+                    None,
+                    &[customers.into(), rules.types.into(), rules.regions.into(), rules.blacklist_on_legal.into()],
+                )
+                .or_raise()
+            {
+                out.push(change_row(&r));
+            }
+        });
     }
 }
 
-fn run(as_of: Date) -> Vec<Change> {
+/// The run's steps after the lock, over `t`. Arrangements are decided only over pg_credit's own
+/// tables: they are not on Citus yet.
+fn run_over(c: &mut SpiClient<'_>, t: &Tables, as_of: Date, rules: Rules) -> Vec<Change> {
     let mut out: Vec<Change> = Vec::new();
-    store::writing(|| {
-        Spi::connect_mut(|c| {
-            lock_out_other_runs(c);
-            arrangements(c, as_of, &mut out);
-            promises(c, as_of, &mut out);
-            let rules = rules(c);
-            let (holds, legal) = step(c, as_of, &rules, &mut out);
-            // Tasks of invoices settled since are resolved (a run for a past date may have just
-            // replayed tasks of invoices paid later).
-            out.extend(resolve_settled_tasks(c, None));
-            hold_accounts(c, as_of, holds, &mut out);
-            refer_to_legal(c, as_of, legal, rules, &mut out);
-        })
-    });
-    for customer in lift_holds(None) {
+    if !t.on_shards() {
+        arrangements(c, as_of, &mut out);
+    }
+    promises(c, t, as_of, &mut out);
+    let (holds, legal) = step(c, t, as_of, &rules, &mut out);
+    // Tasks of invoices settled since are resolved (a run for a past date may have just
+    // replayed tasks of invoices paid later).
+    out.extend(resolve_settled_tasks(c, t, None));
+    hold_accounts(c, t, as_of, holds, &mut out);
+    refer_to_legal(c, t, as_of, legal, rules, &mut out);
+    for customer in lift_holds_in(c, t, None) {
         out.push(("hold_lifted".into(), customer, None, None, None, Some("overdue invoices paid".into())));
     }
     out
+}
+
+fn run(as_of: Date) -> Vec<Change> {
+    store::writing(|| {
+        Spi::connect_mut(|c| {
+            lock_out_other_runs(c);
+            let rules = rules(c);
+            run_over(c, &Tables::logical(), as_of, rules)
+        })
+    })
+}
+
+/// On Citus's coordinator: the run, one call per group of colocated shards that holds accounts,
+/// each on the worker holding the group (credit._collections_here, in a query Citus routes there
+/// by one customer of the group), all in this transaction. The rules go with the call: a query
+/// on a shard cannot read the reference tables they come from.
+fn run_distributed(as_of: Date) -> Vec<Change> {
+    Spi::connect_mut(|c| {
+        lock_out_other_runs(c);
+        let rules = rules(c);
+        let groups: Vec<String> = c
+            .select(
+                "SELECT min(a.customer) FROM credit.account a \
+                  GROUP BY pg_catalog.get_shard_id_for_distribution_column('credit.account'::pg_catalog.regclass, a.customer) \
+                  ORDER BY 1",
+                None,
+                &[],
+            )
+            .or_raise()
+            .map(|r| r.get::<String>(1).or_raise().required("customer"))
+            .collect();
+        let mut out = Vec::new();
+        for customer in groups {
+            out.extend(on_node(c, &customer, None, Some(as_of), Some(&rules)));
+        }
+        out
+    })
+}
+
+/// Sends one collections call to the node of `customer`'s shard group: the whole run over the
+/// group (rules given), or what follows a settlement of `settled` alone.
+fn on_node(
+    c: &mut SpiClient<'_>,
+    customer: &str,
+    settled: Option<&str>,
+    as_of: Option<Date>,
+    rules: Option<&Rules>,
+) -> Vec<Change> {
+    let changes = c
+        .update(
+            "SELECT credit._collections_here($1, $2, $3, $4, $5, $6, $7, $8) FROM credit.account a WHERE a.customer = $1",
+            None,
+            &[
+                customer.into(),
+                settled.into(),
+                as_of.into(),
+                rules.map(|r| r.types.clone()).into(),
+                rules.map(|r| r.regions.clone()).into(),
+                rules.map(|r| r.ladders.clone()).into(),
+                rules.map(|r| r.grace_days.clone()).into(),
+                rules.map(|r| r.blacklist_on_legal.clone()).into(),
+            ],
+        )
+        .or_raise()
+        .first()
+        .get_one::<pgrx::JsonB>()
+        .or_raise();
+    let Some(pgrx::JsonB(changes)) = changes else { return Vec::new() };
+    serde_json::from_value(changes).unwrap_or_else(|e| {
+        error::raise(
+            Code::ERRCODE_DATA_EXCEPTION,
+            "a worker's reply to a collections call could not be read",
+            Some(e.to_string()),
+            None,
+        )
+    })
+}
+
+/// On Citus: what follows a settlement of `customer` (its tasks of settled invoices resolved, its
+/// collection hold lifted), on its node.
+pub(crate) fn settled_on_node(customer: &str) {
+    Spi::connect_mut(|c| on_node(c, customer, Some(customer), None, None));
+}
+
+/// Internal: on a Citus worker, the collections work the coordinator sends (see `on_node`), over
+/// the shards of `customer`'s group placed here: the run as of `as_of` with the rules given, or
+/// (`settled` given) what follows that customer's settlement. Superuser over a Citus connection
+/// only; the coordinator checked the caller's level. Returns the changes as JSON rows.
+#[pg_extern]
+#[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::too_many_arguments)]
+fn _collections_here(
+    customer: Option<&str>,
+    settled: Option<&str>,
+    as_of: Option<Date>,
+    types: Option<Vec<Option<String>>>,
+    regions: Option<Vec<Option<String>>>,
+    ladders: Option<Vec<Option<String>>>,
+    grace_days: Option<Vec<Option<i32>>>,
+    blacklist_on_legal: Option<Vec<Option<bool>>>,
+) -> pgrx::JsonB {
+    // SAFETY: a plain read of a backend global.
+    let user = unsafe { pgrx::pg_sys::GetUserId() };
+    if !(privileges::is_superuser(user) && crate::pg::citus::from_other_node() && crate::pg::citus::on_worker()) {
+        error::raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "credit._collections_here() is pg_credit's own step of collections on a Citus worker",
+            None,
+            Some("Run credit.run_collections() on the coordinator."),
+        )
+    }
+    let customer = args::text(customer, "customer");
+    let changes = store::writing(|| {
+        Spi::connect_mut(|c| {
+            let t = Tables::shard_group(c, customer);
+            if let Some(settled) = settled {
+                let mut out = resolve_settled_tasks(c, &t, Some(settled));
+                for customer in lift_holds_in(c, &t, Some(settled)) {
+                    out.push(("hold_lifted".into(), customer, None, None, None, Some("overdue invoices paid".into())));
+                }
+                return out;
+            }
+            let Some(as_of) = as_of else { error::null_arg("as_of") };
+            let text = |v: Option<Vec<Option<String>>>, what: &str| -> Vec<String> {
+                v.unwrap_or_else(|| error::null_arg(what))
+                    .into_iter()
+                    .map(|x| x.unwrap_or_else(|| error::null_arg(what)))
+                    .collect()
+            };
+            let rules = Rules {
+                types: types.unwrap_or_else(|| error::null_arg("types")),
+                regions: regions.unwrap_or_else(|| error::null_arg("regions")),
+                ladders: text(ladders, "ladders"),
+                grace_days: grace_days
+                    .unwrap_or_else(|| error::null_arg("grace_days"))
+                    .into_iter()
+                    .map(|g| g.unwrap_or(0))
+                    .collect(),
+                blacklist_on_legal: blacklist_on_legal
+                    .unwrap_or_else(|| error::null_arg("blacklist_on_legal"))
+                    .into_iter()
+                    .map(|b| b.unwrap_or(false))
+                    .collect(),
+            };
+            run_over(c, &t, as_of, rules)
+        })
+    });
+    pgrx::JsonB(serde_json::Value::from(
+        changes
+            .into_iter()
+            .map(|(change, customer, doc_no, level, task, detail)| {
+                serde_json::json!([change, customer, doc_no, level, task, detail])
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Walks the dunning ladder as of a date: evaluates promises, creates one task per (invoice,
@@ -299,8 +464,11 @@ fn run_collections(
         name!(detail, Option<String>),
     ),
 > {
-    crate::pg::citus::refuse_if_distributed("Running collections");
     privileges::require("manager", "running collections");
+    crate::pg::citus::refuse_on_worker("Running collections");
     let as_of = args::not_future(as_of, "as_of");
+    if crate::pg::citus::distributed() {
+        return TableIterator::new(run_distributed(as_of));
+    }
     TableIterator::new(run(as_of))
 }

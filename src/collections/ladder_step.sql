@@ -5,6 +5,8 @@
 -- the same invoices are superseded. $2, $3, $4, $5: the ladder and the grace days of each
 -- (customer_type, region) present among the accounts; a level after the due date (days > 0) is
 -- reached grace days later.
+-- Task ids are given here, not by the column's default: on a Citus worker they are the node's
+-- (src/collections/tables.rs).
 -- Returns: change, customer, doc_no, level, task id, action, channel, assigned_to, invoice id.
 WITH m AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::int[]) AS m(customer_type, region, ladder, grace)),
 cand AS (
@@ -34,9 +36,9 @@ reached AS (
      WHERE c.open_then > 0
        AND NOT EXISTS (SELECT 1 FROM credit.collection_task x WHERE x.invoice_id = c.id AND x.ladder = c.ladder AND x.level = l.level)),
 new AS (
-    INSERT INTO credit.collection_task (customer, invoice_id, doc_no, ladder, level, action, channel, assigned_to,
+    INSERT INTO credit.collection_task (id, customer, invoice_id, doc_no, ladder, level, action, channel, assigned_to,
                                         fee, open_amount, days_past_due, created_for, due_on, status, closed_at)
-    SELECT r.customer, r.id, r.doc_no, r.ladder, r.level, r.action, r.channel, r.assignee_role, r.fee,
+    SELECT nextval('credit.collection_task_id_seq'), r.customer, r.id, r.doc_no, r.ladder, r.level, r.action, r.channel, r.assignee_role, r.fee,
            r.open_then, $1 - r.due_date, $1, $1,
            CASE WHEN r.days < r.top_days THEN 'superseded' ELSE 'open' END,
            CASE WHEN r.days < r.top_days THEN clock_timestamp() END

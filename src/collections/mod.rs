@@ -4,6 +4,7 @@
 pub mod disputes;
 pub mod interest;
 pub mod ladder;
+mod tables;
 
 use crate::holds;
 use crate::pg::error::{OrRaise, Required};
@@ -12,6 +13,7 @@ use crate::store::{self, events};
 use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
+pub(crate) use tables::Tables;
 
 /// A row of a run's output: change, customer, doc_no, level, task id, detail.
 pub(crate) type Change = (String, String, Option<String>, Option<i32>, Option<i64>, Option<String>);
@@ -21,12 +23,12 @@ pub(crate) type Change = (String, String, Option<String>, Option<i32>, Option<i6
 /// the worklist at once), collection holds lift, and held orders that fit now are released.
 pub fn after_settlement(customer: &str) {
     if crate::pg::citus::distributed() {
-        // No collections on Citus yet (docs/citus.md); held orders are.
-        holds::release_fitting(Some(customer));
-        return;
+        // On the customer's node, over its shards (src/collections/tables.rs).
+        ladder::settled_on_node(customer);
+    } else {
+        store::writing(|| Spi::connect_mut(|c| resolve_settled_tasks(c, &Tables::logical(), Some(customer))));
+        lift_holds(Some(customer));
     }
-    store::writing(|| Spi::connect_mut(|c| resolve_settled_tasks(c, Some(customer))));
-    lift_holds(Some(customer));
     holds::release_fitting(Some(customer));
 }
 
@@ -47,13 +49,15 @@ pub(crate) fn arranged_condition(c: &SpiClient<'_>) -> &'static str {
 }
 
 /// Open tasks of settled invoices (of one customer, or all) are resolved.
-pub(crate) fn resolve_settled_tasks(c: &mut SpiClient<'_>, customer: Option<&str>) -> Vec<Change> {
+pub(crate) fn resolve_settled_tasks(c: &mut SpiClient<'_>, t: &Tables, customer: Option<&str>) -> Vec<Change> {
     c.update(
-        "UPDATE credit.collection_task t SET status = 'resolved', closed_at = clock_timestamp() \
+        &t.sql(
+            "UPDATE credit.collection_task t SET status = 'resolved', closed_at = clock_timestamp() \
            FROM credit.invoice i \
           WHERE i.id = t.invoice_id AND t.status = 'open' AND i.open_amount = 0 \
             AND ($1::text IS NULL OR t.customer = $1) \
          RETURNING 'task_resolved', t.customer, t.doc_no, t.level, t.id, 'invoice settled'",
+        ),
         None,
         &[customer.into()],
     )
@@ -66,10 +70,13 @@ pub(crate) fn resolve_settled_tasks(c: &mut SpiClient<'_>, customer: Option<&str
 /// open and undisputed (for one customer, or all). Holds set by people are not touched: a person's
 /// status change clears collection_hold_since (credit._account_history).
 pub fn lift_holds(customer: Option<&str>) -> Vec<String> {
-    store::writing(|| {
-        Spi::connect_mut(|c| {
-            // (Invoices under a payment arrangement active today do not keep the hold.)
-            let sql = "SELECT a.customer FROM credit.account a \
+    store::writing(|| Spi::connect_mut(|c| lift_holds_in(c, &Tables::logical(), customer)))
+}
+
+/// [`lift_holds`] over the given tables.
+pub(crate) fn lift_holds_in(c: &mut SpiClient<'_>, t: &Tables, customer: Option<&str>) -> Vec<String> {
+    // (Invoices under a payment arrangement active today do not keep the hold.)
+    let sql = "SELECT a.customer FROM credit.account a \
                        WHERE a.collection_hold_since IS NOT NULL AND a.status = 'hold' \
                          AND ($2::text IS NULL OR a.customer = $2) \
                          AND NOT EXISTS (SELECT 1 FROM credit.collection_task t JOIN credit.invoice i ON i.id = t.invoice_id \
@@ -77,29 +84,30 @@ pub fn lift_holds(customer: Option<&str>) -> Vec<String> {
                                             AND i.open_amount > 0 AND NOT i.disputed /*arranged*/) \
                        ORDER BY a.customer"
                 .replace("/*arranged*/", arranged_condition(c));
-            let lifted: Vec<String> = c
-                .update(&sql, None, &[crate::pg::args::today().into(), customer.into()])
-                .or_raise()
-                .map(|r| r.get::<String>(1).or_raise().required("customer"))
-                .collect();
-            events::with_reason(
-                c,
-                "collections: the overdue invoices that caused the hold are paid, credited or disputed",
-                |c| {
-                    for cust in &lifted {
-                        c.update(
-                            "UPDATE credit.account SET status = 'active', collection_hold_since = NULL \
+    let sql = t.sql(&sql);
+    let lifted: Vec<String> = c
+        .update(&sql, None, &[crate::pg::args::today().into(), customer.into()])
+        .or_raise()
+        .map(|r| r.get::<String>(1).or_raise().required("customer"))
+        .collect();
+    events::with_reason(
+        c,
+        "collections: the overdue invoices that caused the hold are paid, credited or disputed",
+        |c| {
+            for cust in &lifted {
+                c.update(
+                    &t.sql(
+                        "UPDATE credit.account SET status = 'active', collection_hold_since = NULL \
                          WHERE customer = $1 AND status = 'hold' AND collection_hold_since IS NOT NULL",
-                            None,
-                            &[cust.as_str().into()],
-                        )
-                        .or_raise();
-                    }
-                },
-            );
-            lifted
-        })
-    })
+                    ),
+                    None,
+                    &[cust.as_str().into()],
+                )
+                .or_raise();
+            }
+        },
+    );
+    lifted
 }
 
 /// Ends temporary limits whose last day is before as_of (they already lapse by themselves in every

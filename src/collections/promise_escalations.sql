@@ -2,9 +2,9 @@
 -- role of the ladder's first escalation level, once per promise, while its invoice is open and not
 -- in dispute. Returns the new tasks as the ladder's step does (columns 1-8).
 WITH new AS (
-    INSERT INTO credit.collection_task (customer, invoice_id, doc_no, ladder, level, promise_id, action, channel,
+    INSERT INTO credit.collection_task (id, customer, invoice_id, doc_no, ladder, level, promise_id, action, channel,
                                         assigned_to, open_amount, days_past_due, created_for, due_on)
-    SELECT p.customer, p.invoice_id, i.doc_no, t.ladder, NULL, p.id, 'escalate', 'phone',
+    SELECT nextval('credit.collection_task_id_seq'), p.customer, p.invoice_id, i.doc_no, t.ladder, NULL, p.id, 'escalate', 'phone',
            coalesce((SELECT l.assignee_role FROM credit.dunning_level l
                       WHERE l.ladder = t.ladder AND l.action = 'escalate' AND NOT l.retired ORDER BY l.level LIMIT 1),
                     t.assigned_to),

@@ -4,7 +4,9 @@
 #   1. pg_regress through the coordinator: the layout credit.distribute() makes, orders decided on
 #      their shard's node, postings, what does not run on Citus refused clearly, repairs
 #      cluster-wide (citus_orders); hold mode: orders held on their node, released, forced and
-#      cancelled from the coordinator, across a shard move (citus_holds)      (tests/citus/sql)
+#      cancelled from the coordinator, across a shard move (citus_holds); the dunning ladder run
+#      per shard group on its worker: tasks, holds, legal referral, promises, a payment that
+#      resolves and lifts (citus_ladder)                                    (tests/citus/sql)
 #   2. the race: 32 sessions order, grow and cancel over 100 customers with tight limits while a
 #      monitor compares every customer's open orders and counter with its limit; in the middle of
 #      the load one shard group moves to the other worker (citus_move_shard_placement, logical
@@ -33,7 +35,7 @@ trap 'citus_stop "$BASE"' EXIT
 # 1. The contract, through the coordinator.
 citus_db "$BASE" "$PORT" pg_credit_citus || fail "database pg_credit_citus"
 "$PGXS_TEST/regress/pg_regress" --host="$C" --port="$PORT" --user=postgres --use-existing \
-    --dbname=pg_credit_citus --inputdir="$HERE" --outputdir="$OUT/regress" citus_orders citus_holds \
+    --dbname=pg_credit_citus --inputdir="$HERE" --outputdir="$OUT/regress" citus_orders citus_holds citus_ladder \
     || { cat "$OUT/regress/regression.diffs" 2>/dev/null | head -300; fail "pg_regress"; }
 
 # After the contract, on its distributed database: every view reads or is refused, and every

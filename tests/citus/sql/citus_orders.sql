@@ -140,11 +140,10 @@ SELECT count(*) AS published_again FROM credit.relay_events();
 SELECT node_group, last_outbox_id > 0 AS published FROM credit.relay_cursor ORDER BY 1;
 SELECT credit.relay_events(0);
 
--- Not on Citus yet: collections and what reads the whole ledger (refused before they write
--- anything), groups.
+-- Not on Citus yet: disputes, the daily job and what reads the whole ledger (refused before they
+-- write anything), groups. (The ladder: citus_ladder.)
 SELECT regress_citus.state_of($$SELECT credit.dispute('C-01', 'INV-2', 'wrong price')$$) AS dispute,
        regress_citus.state_of($$SELECT credit.run_daily()$$) AS run_daily,
-       regress_citus.state_of($$SELECT credit.run_collections()$$) AS run_collections,
        regress_citus.state_of($$SELECT credit.regrade(dry_run => true)$$) AS regrade,
        regress_citus.state_of($$SELECT credit.file('C-01')$$) AS file;
 SELECT * FROM credit.run_daily();

@@ -1,0 +1,111 @@
+-- The dunning ladder on Citus, through the coordinator (after citus_orders and citus_holds, in
+-- their distributed database): credit.run_collections() sends one call per shard group to the
+-- worker that holds it, where the ladder's statements run over that group's shards; tasks,
+-- promises, holds and legal referrals are written on the customers' nodes, exactly once.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+-- Today on the coordinator (the workers' sessions may run in another time zone).
+SELECT CURRENT_DATE AS today \gset
+
+-- The collection tables are distributed by customer, with the accounts.
+SELECT logicalrelid, column_to_column_name(logicalrelid, partkey) AS by_column,
+       colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'credit.account'::regclass) AS with_accounts
+  FROM pg_dist_partition
+ WHERE logicalrelid IN ('credit.collection_task'::regclass, 'credit.collection_contact'::regclass,
+                        'credit.promise'::regclass, 'credit.invoice_dispute'::regclass)
+ ORDER BY logicalrelid::text;
+
+-- Customers in arrears on both workers: a policy whose ladder blacklists on a legal referral.
+INSERT INTO credit.policy (customer_type, dunning_ladder, blacklist_on_legal) VALUES ('l-trade', 'default', true);
+INSERT INTO credit.account (customer, credit_limit, customer_type) VALUES
+    ('L-01', 10000, 'l-trade'), ('L-02', 10000, 'l-trade'), ('L-03', 10000, 'l-trade'),
+    ('L-04', 10000, 'l-trade'), ('L-05', 10000, 'l-trade'), ('L-06', 10000, 'l-trade');
+SELECT count(DISTINCT n.nodeport) AS workers_with_ladder_customers
+  FROM credit.account a
+  JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('credit.account', a.customer)
+  JOIN pg_dist_node n USING (groupid)
+ WHERE a.customer LIKE 'L-%';
+-- Due in two days, 5, 20 and 70 days overdue, 20 days overdue (L-05), not due for a month (L-06).
+SELECT credit.post_invoice('L-01', 'LI-01', 100, CURRENT_DATE - 28, CURRENT_DATE + 2) > 0 AS posted,
+       credit.post_invoice('L-02', 'LI-02', 200, CURRENT_DATE - 35, CURRENT_DATE - 5) > 0,
+       credit.post_invoice('L-03', 'LI-03', 300, CURRENT_DATE - 50, CURRENT_DATE - 20) > 0,
+       credit.post_invoice('L-04', 'LI-04', 400, CURRENT_DATE - 100, CURRENT_DATE - 70) > 0,
+       credit.post_invoice('L-05', 'LI-05', 500, CURRENT_DATE - 50, CURRENT_DATE - 20) > 0,
+       credit.post_invoice('L-06', 'LI-06', 600, CURRENT_DATE, CURRENT_DATE + 30) > 0;
+
+-- Ten days ago: the ladder as it stood then (a run for a past date reproduces that day's tasks).
+SELECT change, customer, doc_no, level, detail FROM credit.run_collections(CURRENT_DATE - 10)
+ WHERE customer LIKE 'L-%' ORDER BY customer, change, level;
+-- Today: the levels reached since; lower open levels superseded; L-03 and L-05 on hold (level 4),
+-- L-04 referred to legal and blacklisted by its policy.
+SELECT change, customer, doc_no, level, detail FROM credit.run_collections()
+ WHERE customer LIKE 'L-%' ORDER BY customer, change, level;
+-- Exactly once: a second run finds nothing to do.
+SELECT count(*) AS second_run FROM credit.run_collections() WHERE customer LIKE 'L-%';
+SELECT customer, doc_no, level, action, status, days_past_due, created_for = :'today' AS today
+  FROM credit.collection_task WHERE customer LIKE 'L-%' ORDER BY customer, level;
+-- Each task was written on its customer's node, with an id from that node's range (its group id
+-- in the top 16 bits): unique across the cluster.
+SELECT bool_and((t.id >> 48) = p.groupid) AS ids_of_their_nodes, count(*) = count(DISTINCT t.id) AS ids_unique,
+       count(DISTINCT p.groupid) AS nodes
+  FROM credit.collection_task t
+  JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('credit.collection_task', t.customer)
+ WHERE t.customer LIKE 'L-%';
+SELECT customer, status, :'today'::date - collection_hold_since AS held_days_ago,
+       :'today'::date - legal_referred_on AS referred_days_ago
+  FROM credit.account WHERE customer LIKE 'L-%' ORDER BY customer;
+SELECT doc_no, :'today'::date - legal_referred_on AS referred_days_ago FROM credit.invoice WHERE customer = 'L-04';
+-- The events are on the workers, published by the relay in the global order.
+SELECT kind, count(*) AS events, string_agg(DISTINCT customer, ' ' ORDER BY customer) AS customers
+  FROM credit.relay_events() WHERE customer LIKE 'L-%' GROUP BY kind ORDER BY kind;
+
+-- An order of a customer held by collections is refused on its node.
+CREATE TABLE ladder_orders (id bigint NOT NULL, customer text NOT NULL, amount numeric NOT NULL,
+                            status text NOT NULL DEFAULT 'open', PRIMARY KEY (customer, id));
+SELECT create_distributed_table('ladder_orders', 'customer', colocate_with => 'credit.account');
+SELECT credit.guard('ladder_orders', 'customer', 'amount', 'status', '{open}');
+INSERT INTO ladder_orders VALUES (1, 'L-03', 10);
+INSERT INTO ladder_orders VALUES (2, 'L-01', 10);
+
+-- A contact with a promise, logged through the coordinator on the customer's node.
+SELECT id AS l02_task FROM credit.collection_task WHERE customer = 'L-02' AND status = 'open' \gset
+SELECT credit.log_contact(:l02_task, 'promised', 'will pay next week', 150, CURRENT_DATE + 7) > 0 AS logged;
+SELECT customer, amount, status, made_on = :'today' AS today FROM credit.promise WHERE customer = 'L-02';
+SELECT status, outcome FROM credit.collection_task WHERE id = :l02_task;
+SELECT regress_citus.state_of(format('SELECT credit.log_contact(%s, %L)', :l02_task, 'reached')) AS on_a_done_task,
+       regress_citus.state_of($$SELECT credit.log_contact(-1, 'reached')$$) AS on_no_task;
+
+-- A payment settles L-03's invoice: on its node its open task is resolved and the collection hold
+-- lifts, in the posting's transaction.
+SELECT credit.post_payment('L-03', 300) > 0 AS paid;
+SELECT customer, level, status FROM credit.collection_task WHERE customer = 'L-03' ORDER BY level;
+SELECT customer, status, collection_hold_since FROM credit.account WHERE customer = 'L-03';
+INSERT INTO ladder_orders VALUES (3, 'L-03', 10);
+SELECT customer, open_orders FROM credit.account WHERE customer IN ('L-01', 'L-03') ORDER BY customer;
+-- What the collector achieved: contacts, the promise, the payments after the contact (L-02 pays
+-- part of its invoice).
+SELECT credit.post_payment('L-02', 120) > 0 AS paid;
+SELECT tasks, contacts, promises_made, collected_after_contact FROM credit.collection_effectiveness;
+-- A promise made eight days ago for five days ago, not kept: the next run breaks it and escalates
+-- on the customer's node.
+SELECT id AS l04_task FROM credit.collection_task WHERE customer = 'L-04' AND status = 'open' \gset
+SELECT credit.log_contact(:l04_task, 'promised', 'by the end of the week', 100, CURRENT_DATE - 5, CURRENT_DATE - 8) > 0 AS logged;
+SELECT change, customer, doc_no, level, detail FROM credit.run_collections()
+ WHERE customer LIKE 'L-%' ORDER BY customer, change;
+SELECT customer, status, :'today'::date - decided_on AS decided_days_ago FROM credit.promise WHERE customer = 'L-04';
+SELECT customer, action, level, status, promise_id = (SELECT id FROM credit.promise WHERE customer = 'L-04') AS escalates_promise
+  FROM credit.collection_task WHERE customer = 'L-04' AND status = 'open';
+-- A later run lifts nothing twice and creates nothing new.
+SELECT count(*) AS third_run FROM credit.run_collections() WHERE customer LIKE 'L-%';
+
+-- Running collections takes the manager level; pg_credit's worker step is nobody's to call.
+SET ROLE regress_citus_holds_clerk;
+SELECT count(*) FROM credit.run_collections();
+SELECT credit._collections_here('L-01', NULL, CURRENT_DATE, '{}', '{}', '{}', '{}', '{}');
+RESET ROLE;
+SELECT credit._collections_here('L-01', NULL, CURRENT_DATE, '{}', '{}', '{}', '{}', '{}');
+SELECT regress_citus.state_of($$SELECT credit.run_collections(CURRENT_DATE + 1)$$) AS in_the_future;
+
+-- Nothing drifted.
+SELECT count(*) AS drift FROM credit.verify();
