@@ -29,7 +29,7 @@ fn dispute(
     disputed_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
     privileges::require("clerk", "opening a dispute");
-    crate::pg::citus::refuse_if_distributed("Opening a dispute");
+    crate::pg::citus::refuse_on_worker("Opening a dispute");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let why = args::text(reason, "reason");
@@ -48,9 +48,9 @@ fn dispute(
             }
             let open_dispute = c
                 .update(
-                    "SELECT 1 FROM credit.invoice_dispute WHERE invoice_id = $1 AND resolved_on IS NULL",
+                    "SELECT 1 FROM credit.invoice_dispute WHERE customer = $2 AND invoice_id = $1 AND resolved_on IS NULL",
                     Some(1),
-                    &[inv.id.into()],
+                    &[inv.id.into(), customer.into()],
                 )
                 .or_raise();
             if !open_dispute.is_empty() {
@@ -74,11 +74,18 @@ fn dispute(
                 .or_raise()
                 .required("new dispute id");
             ledger::set_disputed(c, customer, inv.id, true);
+            // (The time as a value: Citus refuses a volatile function in an UPDATE's SET.)
+            let now = c
+                .select("SELECT pg_catalog.clock_timestamp()", Some(1), &[])
+                .or_raise()
+                .first()
+                .get_one::<pgrx::datum::TimestampWithTimeZone>()
+                .or_raise();
             c.update(
-                "UPDATE credit.collection_task SET status = 'cancelled', outcome = 'disputed', closed_at = clock_timestamp() \
-                 WHERE invoice_id = $1 AND status = 'open'",
+                "UPDATE credit.collection_task SET status = 'cancelled', outcome = 'disputed', closed_at = $3 \
+                 WHERE customer = $2 AND invoice_id = $1 AND status = 'open'",
                 None,
-                &[inv.id.into()],
+                &[inv.id.into(), customer.into(), now.into()],
             )
             .or_raise();
             account::refresh_oldest_due(c, customer);
@@ -115,7 +122,7 @@ fn resolve_dispute(
     resolved_on: default!(Option<Date>, "CURRENT_DATE"),
 ) -> i64 {
     privileges::require("manager", "resolving a dispute");
-    crate::pg::citus::refuse_if_distributed("Resolving a dispute");
+    crate::pg::citus::refuse_on_worker("Resolving a dispute");
     let customer = args::text(customer, "customer");
     let doc_no = args::text(doc_no, "doc_no");
     let resolution = args::text(resolution, "resolution");
@@ -125,9 +132,10 @@ fn resolve_dispute(
             let invoice = ledger::find_invoice(c, customer, doc_no).id;
             let t = c
                 .update(
-                    "SELECT id, opened_on FROM credit.invoice_dispute WHERE invoice_id = $1 AND resolved_on IS NULL FOR UPDATE",
+                    "SELECT id, opened_on FROM credit.invoice_dispute \
+                     WHERE customer = $2 AND invoice_id = $1 AND resolved_on IS NULL FOR UPDATE",
                     Some(1),
-                    &[invoice.into()],
+                    &[invoice.into(), customer.into()],
                 )
                 .or_raise();
             if t.is_empty() {
@@ -142,9 +150,10 @@ fn resolve_dispute(
             let (id, opened_on) = (id.required("dispute id"), opened_on.required("dispute opened_on"));
             let on = business_date(resolved_on, "resolved_on", opened_on);
             c.update(
-                "UPDATE credit.invoice_dispute SET resolved_on = $2, resolved_by = credit._caller(), resolution = $3 WHERE id = $1",
+                "UPDATE credit.invoice_dispute SET resolved_on = $2, resolved_by = credit._caller(), resolution = $3 \
+                 WHERE customer = $4 AND id = $1",
                 None,
-                &[id.into(), on.into(), resolution.into()],
+                &[id.into(), on.into(), resolution.into(), customer.into()],
             )
             .or_raise();
             ledger::set_disputed(c, customer, invoice, false);

@@ -99,6 +99,28 @@ SELECT customer, action, level, status, promise_id = (SELECT id FROM credit.prom
 -- A later run lifts nothing twice and creates nothing new.
 SELECT count(*) AS third_run FROM credit.run_collections() WHERE customer LIKE 'L-%';
 
+-- Disputes, through the coordinator on the customer's node: the invoice's open tasks are
+-- cancelled, its collection hold lifts, the ladder leaves it alone until it is resolved.
+SELECT credit.dispute('L-05', 'LI-05', 'goods damaged') > 0 AS disputed;
+SELECT customer, level, status, outcome FROM credit.collection_task WHERE customer = 'L-05' ORDER BY level;
+SELECT customer, status, collection_hold_since, oldest_open_due FROM credit.account WHERE customer = 'L-05';
+SELECT customer, doc_no, reason, resolved_on FROM credit.invoice_dispute WHERE customer = 'L-05';
+SELECT disputed FROM credit.invoice WHERE customer = 'L-05';
+SELECT regress_citus.state_of($$SELECT credit.dispute('L-05', 'LI-05', 'again')$$) AS twice,
+       regress_citus.state_of($$SELECT credit.dispute('L-05', 'LI-99', 'no such invoice')$$) AS unknown_invoice,
+       regress_citus.state_of($$SELECT credit.resolve_dispute('L-06', 'LI-06', 'never disputed')$$) AS not_disputed;
+SELECT count(*) AS run_leaves_it FROM credit.run_collections() WHERE customer = 'L-05';
+SELECT credit.resolve_dispute('L-05', 'LI-05', 'replaced, price stands') > 0 AS resolved;
+SELECT customer, doc_no, resolution, resolved_on = :'today' AS today FROM credit.invoice_dispute WHERE customer = 'L-05';
+SELECT disputed FROM credit.invoice WHERE customer = 'L-05';
+SELECT customer, oldest_open_due IS NOT NULL AS overdue_again FROM credit.account WHERE customer = 'L-05';
+-- A contact that ends in a dispute opens it on the customer's node.
+SELECT id AS l01_task FROM credit.collection_task WHERE customer = 'L-01' AND status = 'open' \gset
+SELECT credit.log_contact(:l01_task, 'disputed', 'quantity short') > 0 AS logged;
+SELECT t.status, t.outcome, d.reason FROM credit.collection_task t
+  JOIN credit.invoice_dispute d ON d.customer = t.customer AND d.invoice_id = t.invoice_id
+ WHERE t.id = :l01_task;
+
 -- Running collections takes the manager level; pg_credit's worker step is nobody's to call.
 SET ROLE regress_citus_holds_clerk;
 SELECT count(*) FROM credit.run_collections();
