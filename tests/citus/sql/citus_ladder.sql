@@ -99,6 +99,22 @@ SELECT customer, action, level, status, promise_id = (SELECT id FROM credit.prom
 -- A later run lifts nothing twice and creates nothing new.
 SELECT count(*) AS third_run FROM credit.run_collections() WHERE customer LIKE 'L-%';
 
+-- L-02's shard group moves to the other worker, its tasks and promise with it: a run after the
+-- move, by an admin who is not a superuser, creates nothing twice.
+SELECT n.nodeport AS l02_port FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+ WHERE p.shardid = get_shard_id_for_distribution_column('credit.collection_task', 'L-02') \gset
+SELECT citus_move_shard_placement(get_shard_id_for_distribution_column('credit.account', 'L-02'),
+                                  '127.0.0.1', :l02_port, '127.0.0.1', CASE WHEN :l02_port = 5501 THEN 5502 ELSE 5501 END,
+                                  shard_transfer_mode => 'block_writes') IS NOT NULL AS moved;
+SELECT n.nodeport <> :l02_port AS moved_away FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+ WHERE p.shardid = get_shard_id_for_distribution_column('credit.promise', 'L-02');
+SET ROLE regress_citus_holds_admin;
+SELECT count(*) AS after_the_move FROM credit.run_collections() WHERE customer LIKE 'L-%';
+RESET ROLE;
+SELECT customer, level, status FROM credit.collection_task WHERE customer = 'L-02' ORDER BY level;
+SELECT customer, amount, status FROM credit.promise WHERE customer = 'L-02';
+SELECT count(*) AS l02_open_tasks FROM credit.collection_task WHERE customer = 'L-02' AND status = 'open';
+
 -- Disputes, through the coordinator on the customer's node: the invoice's open tasks are
 -- cancelled, its collection hold lifts, the ladder leaves it alone until it is resolved.
 SELECT credit.dispute('L-05', 'LI-05', 'goods damaged') > 0 AS disputed;
