@@ -6173,6 +6173,35 @@ BEGIN
                                                    force_delegation => true)
        FROM unnest(ARRAY['credit.check(text,numeric)', 'credit.exposure(text)',
                          'credit.available_credit(text)']::regprocedure[]) f;
+    -- The collectors' worklist reads the coordinator's early warnings and dead letters beside the
+    -- distributed tasks: Citus joins the two only when the tasks are read first, by themselves
+    -- (joined by customer), and the rest is added on the coordinator. (On one node the view stays
+    -- one query, so that a filter on a customer reaches the tasks.)
+    CREATE OR REPLACE VIEW credit.collection_worklist WITH (security_invoker = true) AS
+    WITH open_tasks AS MATERIALIZED (
+        SELECT t.id AS task_id, t.customer, t.doc_no, t.level, t.action, t.channel, t.assigned_to, t.due_on,
+               t.invoice_id, i.open_amount, i.due_date, a.exposure, a.grade, a.status AS account_status,
+               lc.contacted_at, lc.outcome, lc.contacted_by, p.amount AS promised_amount, p.promised_date
+          FROM credit.collection_task t
+          JOIN credit.invoice i ON i.customer = t.customer AND i.id = t.invoice_id
+          LEFT JOIN credit.account a ON a.customer = t.customer
+          LEFT JOIN LATERAL (SELECT c.contacted_at, c.outcome, c.contacted_by FROM credit.collection_contact c
+                              WHERE c.customer = t.customer ORDER BY c.contacted_at DESC, c.id DESC LIMIT 1) lc ON true
+          LEFT JOIN credit.promise p ON p.customer = t.customer AND p.invoice_id = t.invoice_id AND p.status = 'open'
+         WHERE t.status = 'open' AND i.open_amount > 0)
+    SELECT x.task_id, x.customer, x.doc_no, x.level, x.action, x.channel, x.assigned_to, x.due_on,
+           x.open_amount,
+           current_date - x.due_date AS days_past_due,
+           x.open_amount * greatest(current_date - x.due_date, 0) AS priority,
+           x.exposure, x.grade, x.account_status,
+           x.contacted_at AS last_contact_at, x.outcome AS last_contact_outcome, x.contacted_by AS last_contact_by,
+           x.promised_amount, x.promised_date,
+           credit._invoice_interest(x.invoice_id, current_date) AS interest,
+           (SELECT array_agg(w.cause ORDER BY w.cause) FROM credit.risk_warning w
+             WHERE w.customer = x.customer AND w.cleared_on IS NULL) AS risk_warnings,
+           (SELECT count(*) FROM credit.delivery d WHERE d.customer = x.customer AND d.status = 'dead') AS undelivered
+      FROM open_tasks x
+     ORDER BY priority DESC, x.open_amount DESC, x.task_id;
     PERFORM credit._sync_guard_registration();
     PERFORM credit._ddl_quiet(false);
     RETURN QUERY SELECT l.table_name, l.layout FROM credit._citus_layout() l

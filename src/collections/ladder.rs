@@ -336,7 +336,7 @@ fn on_node(
     as_of: Option<Date>,
     rules: Option<&Rules>,
 ) -> Vec<Change> {
-    let changes = c
+    let reply = c
         .update(
             "SELECT credit._collections_here($1, $2, $3, $4, $5, $6, $7, $8) FROM credit.account a WHERE a.customer = $1",
             None,
@@ -351,11 +351,12 @@ fn on_node(
                 rules.map(|r| r.blacklist_on_legal.clone()).into(),
             ],
         )
-        .or_raise()
-        .first()
-        .get_one::<pgrx::JsonB>()
         .or_raise();
-    let Some(pgrx::JsonB(changes)) = changes else { return Vec::new() };
+    // (No row: the account is gone, nothing of it to collect.)
+    if reply.is_empty() {
+        return Vec::new();
+    }
+    let Some(pgrx::JsonB(changes)) = reply.first().get_one::<pgrx::JsonB>().or_raise() else { return Vec::new() };
     serde_json::from_value(changes).unwrap_or_else(|e| {
         error::raise(
             Code::ERRCODE_DATA_EXCEPTION,

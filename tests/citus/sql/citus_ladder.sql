@@ -68,6 +68,11 @@ SELECT credit.guard('ladder_orders', 'customer', 'amount', 'status', '{open}');
 INSERT INTO ladder_orders VALUES (1, 'L-03', 10);
 INSERT INTO ladder_orders VALUES (2, 'L-01', 10);
 
+-- The collectors' worklist reads through the coordinator: the open tasks with their invoices,
+-- accounts, last contacts and promises, most urgent first.
+SELECT customer, doc_no, level, action, open_amount, days_past_due, priority, account_status, interest,
+       risk_warnings, undelivered
+  FROM credit.collection_worklist WHERE customer LIKE 'L-%';
 -- A contact with a promise, logged through the coordinator on the customer's node.
 SELECT id AS l02_task FROM credit.collection_task WHERE customer = 'L-02' AND status = 'open' \gset
 SELECT credit.log_contact(:l02_task, 'promised', 'will pay next week', 150, CURRENT_DATE + 7) > 0 AS logged;
