@@ -116,6 +116,16 @@ pub fn person() -> Oid {
     named().unwrap_or_else(|| unsafe { pg_sys::GetSessionUserId() })
 }
 
+/// On a Citus worker, in a step the coordinator sent (its caller checked there): the coordinator's
+/// caller becomes the person behind the call for the rest of the worker's transaction, so that
+/// the events and history written there name who acted, as on one node, not the connection's
+/// user. A role unknown on this node leaves the connection's user.
+pub fn name_for_coordinator_step(role: &str) {
+    if let Some(oid) = role_oid(role) {
+        name(Some(oid));
+    }
+}
+
 pub fn name_of(role: Oid) -> String {
     // SAFETY: GetUserNameFromId returns a palloc'd copy; noerr avoids an ERROR for a dropped role.
     unsafe {

@@ -6318,12 +6318,13 @@ CREATE FUNCTION credit._collections_here(
 	"regions" TEXT[], /* Option < Vec < Option < String > > > */
 	"ladders" TEXT[], /* Option < Vec < Option < String > > > */
 	"grace_days" INT[], /* Option < Vec < Option < i32 > > > */
-	"blacklist_on_legal" bool[] /* Option < Vec < Option < bool > > > */
+	"blacklist_on_legal" bool[], /* Option < Vec < Option < bool > > > */
+	"acting_as" TEXT /* Option < & str > */
 ) RETURNS jsonb /* pgrx::JsonB */
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_collections_here_wrapper';
-COMMENT ON FUNCTION credit._collections_here(text, text, date, text[], text[], text[], integer[], boolean[]) IS 'Internal: on a Citus worker, the collections work credit.run_collections and postings send from the coordinator, over the shards of one customer''s group (superuser over a Citus connection only)';
+COMMENT ON FUNCTION credit._collections_here(text, text, date, text[], text[], text[], integer[], boolean[], text) IS 'Internal: on a Citus worker, the collections work credit.run_collections and postings send from the coordinator, over the shards of one customer''s group, acting as the coordinator''s caller (superuser over a Citus connection only)';
 
 -- Held orders on Citus (issue 19): the hold queue asks credit.check once per hold, in its select
 -- list, where Citus runs it beside the hold's account.

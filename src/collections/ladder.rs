@@ -338,7 +338,7 @@ fn on_node(
 ) -> Vec<Change> {
     let reply = c
         .update(
-            "SELECT credit._collections_here($1, $2, $3, $4, $5, $6, $7, $8) FROM credit.account a WHERE a.customer = $1",
+            "SELECT credit._collections_here($1, $2, $3, $4, $5, $6, $7, $8, $9) FROM credit.account a WHERE a.customer = $1",
             None,
             &[
                 customer.into(),
@@ -349,6 +349,7 @@ fn on_node(
                 rules.map(|r| r.ladders.clone()).into(),
                 rules.map(|r| r.grace_days.clone()).into(),
                 rules.map(|r| r.blacklist_on_legal.clone()).into(),
+                privileges::name_of(privileges::caller()).into(),
             ],
         )
         .or_raise();
@@ -375,8 +376,9 @@ pub(crate) fn settled_on_node(customer: &str) {
 
 /// Internal: on a Citus worker, the collections work the coordinator sends (see `on_node`), over
 /// the shards of `customer`'s group placed here: the run as of `as_of` with the rules given, or
-/// (`settled` given) what follows that customer's settlement. Superuser over a Citus connection
-/// only; the coordinator checked the caller's level. Returns the changes as JSON rows.
+/// (`settled` given) what follows that customer's settlement, acting as the coordinator's caller
+/// (`acting_as`). Superuser over a Citus connection only; the coordinator checked the caller's
+/// level. Returns the changes as JSON rows.
 #[pg_extern]
 #[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::too_many_arguments)]
@@ -389,6 +391,7 @@ fn _collections_here(
     ladders: Option<Vec<Option<String>>>,
     grace_days: Option<Vec<Option<i32>>>,
     blacklist_on_legal: Option<Vec<Option<bool>>>,
+    acting_as: Option<&str>,
 ) -> pgrx::JsonB {
     // SAFETY: a plain read of a backend global.
     let user = unsafe { pgrx::pg_sys::GetUserId() };
@@ -401,6 +404,9 @@ fn _collections_here(
         )
     }
     let customer = args::text(customer, "customer");
+    if let Some(who) = acting_as {
+        privileges::name_for_coordinator_step(who);
+    }
     let changes = store::writing(|| {
         Spi::connect_mut(|c| {
             let t = Tables::shard_group(c, customer);

@@ -96,9 +96,17 @@ SELECT tasks, contacts, promises_made, collected_after_contact FROM credit.colle
 -- on the customer's node.
 SELECT id AS l04_task FROM credit.collection_task WHERE customer = 'L-04' AND status = 'open' \gset
 SELECT credit.log_contact(:l04_task, 'promised', 'by the end of the week', 100, CURRENT_DATE - 5, CURRENT_DATE - 8) > 0 AS logged;
+SET ROLE regress_citus_holds_admin;
 SELECT change, customer, doc_no, level, detail FROM credit.run_collections()
  WHERE customer LIKE 'L-%' ORDER BY customer, change;
+RESET ROLE;
 SELECT customer, status, :'today'::date - decided_on AS decided_days_ago FROM credit.promise WHERE customer = 'L-04';
+-- The events written on L-04's node name who ran collections on the coordinator, not the
+-- connection's user.
+SELECT result AS acted FROM run_command_on_workers($$
+    SELECT string_agg(e.kind || ' by ' || e.acting_as, ', ' ORDER BY e.kind) FROM credit.event e
+     WHERE e.customer = 'L-04' AND e.kind IN ('promise_broken', 'task_created') AND e.after ->> 'promise_id' IS NOT NULL$$)
+ WHERE result <> '';
 SELECT customer, action, level, status, promise_id = (SELECT id FROM credit.promise WHERE customer = 'L-04') AS escalates_promise
   FROM credit.collection_task WHERE customer = 'L-04' AND status = 'open';
 -- A later run lifts nothing twice and creates nothing new.
@@ -145,9 +153,9 @@ SELECT t.status, t.outcome, d.reason FROM credit.collection_task t
 -- Running collections takes the manager level; pg_credit's worker step is nobody's to call.
 SET ROLE regress_citus_holds_clerk;
 SELECT count(*) FROM credit.run_collections();
-SELECT credit._collections_here('L-01', NULL, CURRENT_DATE, '{}', '{}', '{}', '{}', '{}');
+SELECT credit._collections_here('L-01', NULL, CURRENT_DATE, '{}', '{}', '{}', '{}', '{}', NULL);
 RESET ROLE;
-SELECT credit._collections_here('L-01', NULL, CURRENT_DATE, '{}', '{}', '{}', '{}', '{}');
+SELECT credit._collections_here('L-01', NULL, CURRENT_DATE, '{}', '{}', '{}', '{}', '{}', NULL);
 SELECT regress_citus.state_of($$SELECT credit.run_collections(CURRENT_DATE + 1)$$) AS in_the_future;
 
 -- Nothing drifted.
