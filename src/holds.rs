@@ -467,6 +467,8 @@ fn _release_here(
         (args::text(status_column, "status_column"), args::text(decided_by, "decided_by"));
     let Some(key_columns) = key_columns else { error::null_arg("key_columns") };
     let (may_force, automatic) = (may_force.unwrap_or(false), automatic.unwrap_or(false));
+    // The events and history written here name the person who released, as on one node.
+    privileges::name_for_coordinator_step(decided_by);
     store::writing(|| {
         Spi::connect_mut(|c| {
             let place = Place::shards_of(c, customer);

@@ -62,6 +62,12 @@ RESET ROLE;
 SELECT status, decided_by, comment, forced FROM credit.order_hold WHERE id = :h03;
 SELECT customer, open_orders, exposure, credit_limit FROM credit.account WHERE customer = 'H-03';
 SELECT status FROM held_orders WHERE customer = 'H-03';
+-- The release's events, written on H-03's node, name the admin who released, not the
+-- coordinator's connection user.
+SELECT result AS acted FROM run_command_on_workers($$
+    SELECT string_agg(DISTINCT e.kind || ' by ' || e.acting_as, ', ') FROM credit.event e
+     WHERE e.customer = 'H-03' AND e.kind LIKE 'hold\_%'$$)
+ WHERE result <> '';
 -- An override is for that release only: a later increase of the order is checked as any.
 UPDATE held_orders SET amount = 601 WHERE customer = 'H-03';
 SELECT customer, open_orders FROM credit.account WHERE customer = 'H-03';
