@@ -451,24 +451,18 @@ fn _release_here(
     decided_by: Option<&str>,
     automatic: Option<bool>,
 ) -> String {
-    // SAFETY: a plain read of a backend global.
-    let user = unsafe { pgrx::pg_sys::GetUserId() };
-    if !(privileges::is_superuser(user) && crate::pg::citus::from_other_node() && crate::pg::citus::on_worker()) {
-        error::raise(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "credit._release_here() is pg_credit's own step of a release on a Citus worker",
-            None,
-            Some("Release held orders with credit.release_hold() on the coordinator."),
-        )
-    }
+    privileges::admit_coordinator_step(
+        "_release_here",
+        "a release",
+        "Release held orders with credit.release_hold() on the coordinator.",
+        decided_by,
+    );
     let Some(hold_id) = hold_id else { error::null_arg("hold_id") };
     let (customer, table) = (args::text(customer, "customer"), args::text(table, "table"));
     let (status_column, decided_by) =
         (args::text(status_column, "status_column"), args::text(decided_by, "decided_by"));
     let Some(key_columns) = key_columns else { error::null_arg("key_columns") };
     let (may_force, automatic) = (may_force.unwrap_or(false), automatic.unwrap_or(false));
-    // The events and history written here name the person who released, as on one node.
-    privileges::name_for_coordinator_step(decided_by);
     store::writing(|| {
         Spi::connect_mut(|c| {
             let place = Place::shards_of(c, customer);

@@ -116,12 +116,23 @@ pub fn person() -> Oid {
     named().unwrap_or_else(|| unsafe { pg_sys::GetSessionUserId() })
 }
 
-/// On a Citus worker, in a step the coordinator sent (its caller checked there): the coordinator's
-/// caller becomes the person behind the call for the rest of the worker's transaction, so that
-/// the events and history written there name who acted, as on one node, not the connection's
-/// user. A role unknown on this node leaves the connection's user.
-pub fn name_for_coordinator_step(role: &str) {
-    if let Some(oid) = role_oid(role) {
+/// Admits only a step the Citus coordinator sends to a worker (pg_credit's own, `function` doing
+/// `step`): a superuser over a Citus connection, on a worker; 42501 otherwise, with `hint`. The
+/// coordinator checked its caller's level; `acting_as`, its caller, then becomes the person behind
+/// the call for the rest of the worker's transaction, so that the events and history written there
+/// name who acted, as on one node. (A role unknown on this node leaves the connection's user.)
+pub fn admit_coordinator_step(function: &str, step: &str, hint: &str, acting_as: Option<&str>) {
+    // SAFETY: a plain read of a backend global.
+    let user = unsafe { pg_sys::GetUserId() };
+    if !(is_superuser(user) && crate::pg::citus::from_other_node() && crate::pg::citus::on_worker()) {
+        error::raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("credit.{function}() is pg_credit's own step of {step} on a Citus worker"),
+            None,
+            Some(hint),
+        )
+    }
+    if let Some(oid) = acting_as.and_then(role_oid) {
         name(Some(oid));
     }
 }

@@ -393,20 +393,13 @@ fn _collections_here(
     blacklist_on_legal: Option<Vec<Option<bool>>>,
     acting_as: Option<&str>,
 ) -> pgrx::JsonB {
-    // SAFETY: a plain read of a backend global.
-    let user = unsafe { pgrx::pg_sys::GetUserId() };
-    if !(privileges::is_superuser(user) && crate::pg::citus::from_other_node() && crate::pg::citus::on_worker()) {
-        error::raise(
-            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "credit._collections_here() is pg_credit's own step of collections on a Citus worker",
-            None,
-            Some("Run credit.run_collections() on the coordinator."),
-        )
-    }
+    privileges::admit_coordinator_step(
+        "_collections_here",
+        "collections",
+        "Run credit.run_collections() on the coordinator.",
+        acting_as,
+    );
     let customer = args::text(customer, "customer");
-    if let Some(who) = acting_as {
-        privileges::name_for_coordinator_step(who);
-    }
     let changes = store::writing(|| {
         Spi::connect_mut(|c| {
             let t = Tables::shard_group(c, customer);
