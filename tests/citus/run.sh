@@ -7,6 +7,7 @@
 #      cancelled from the coordinator, across a shard move (citus_holds); the dunning ladder run
 #      per shard group on its worker: tasks, holds, legal referral, promises, a payment that
 #      resolves and lifts (citus_ladder)                                    (tests/citus/sql)
+#      Then three runs of collections at once with payments in flight: one does the work, none twice.
 #   2. the race: 32 sessions order, grow and cancel over 100 customers with tight limits while a
 #      monitor compares every customer's open orders and counter with its limit; in the middle of
 #      the load one shard group moves to the other worker (citus_move_shard_placement, logical
@@ -53,6 +54,37 @@ for f in $(q -d pg_credit_citus -c "SELECT p.oid::regprocedure FROM pg_proc p WH
     case "$r" in *XX000*|*XX001*|*panic*|*"server closed"*) fail "citus: $f: $r" ;; esac
 done
 echo "citus: on the distributed database, $views views read and $funcs functions without arguments answered or refused, none with XX000"
+
+# The ladder concurrently: three runs of collections at once, with payments being posted for the
+# same customers. The run's lock lets one create the tasks; the others create none (they may
+# resolve tasks of invoices a payment settled meanwhile); no (invoice, level) twice, every payment
+# committed, the counters exact.
+ladder_race() {
+    local DB=pg_credit_ladder_race pids=() i out=$OUT/ladder_race
+    mkdir -p "$out"
+    citus_db "$BASE" "$PORT" $DB || { fail "database $DB"; return; }
+    q -d $DB -c "SET client_min_messages = warning" -c "SELECT count(*) FROM credit.distribute()" \
+        -c "INSERT INTO credit.account (customer, credit_limit) SELECT 'A-' || g, 1000 FROM generate_series(1, 60) g" \
+        -c "SELECT count(*) FROM (SELECT credit.post_invoice('A-' || g, 'I-' || g, 100, CURRENT_DATE - 40 - g, CURRENT_DATE - g) FROM generate_series(1, 60) g) x" \
+        >/dev/null || { fail "ladder race setup"; return; }
+    for i in 1 2 3; do
+        q -d $DB -c "SELECT count(*) FILTER (WHERE change = 'task_created') FROM credit.run_collections()" >"$out/run$i" 2>&1 & pids+=($!)
+    done
+    for i in $(seq 1 20); do
+        q -d $DB -c "SELECT credit.post_payment('A-' || $i, 60) > 0" >"$out/pay$i" 2>&1 & pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || fail "ladder race: a session failed: $(cat "$out"/* | grep -m1 ERROR)"; done
+    local runs dup pays drift
+    runs=$(cat "$out"/run* | sort -n | tr '\n' ' ')
+    dup=$(q -d $DB -c "SELECT count(*) FROM (SELECT 1 FROM credit.collection_task WHERE level IS NOT NULL
+                                                GROUP BY customer, invoice_id, ladder, level HAVING count(*) > 1) x")
+    pays=$(q -d $DB -c "SELECT count(*) FROM credit.settlement WHERE kind = 'payment'")
+    drift=$(q -d $DB -c "SELECT count(*) FROM credit.verify()")
+    echo "citus ladder: 3 runs at once with 20 payments in flight: tasks created per run $runs; (invoice, level) twice: $dup; payments committed: $pays of 20; drifting accounts: $drift"
+    [ "$(echo "$runs" | tr ' ' '\n' | grep -c '^0$')" = 2 ] || fail "ladder race: not exactly one run did the work ($runs)"
+    [ "$dup" = 0 ] && [ "$pays" = 20 ] && [ "$drift" = 0 ] || fail "ladder race: duplicates $dup, payments $pays, drift $drift"
+}
+ladder_race
 
 # 2. The race, with a shard move in the middle.
 race() { # database seconds: 32 sessions over 100 tight limits, a shard group moved a third of the way in
