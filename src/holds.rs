@@ -30,8 +30,8 @@ impl Place {
 
     /// On a Citus worker: the customer's order_hold and account shards, placed on this node.
     fn shards_of(c: &SpiClient<'_>, customer: &str) -> Place {
-        let shard = |table: &str| crate::pg::citus::shard_here(c, table, customer).map(|(name, _)| name);
-        let (Some(holds), Some(accounts)) = (shard("credit.order_hold"), shard("credit.account")) else {
+        let mut shards = crate::pg::citus::shards_here(c, &["credit.order_hold", "credit.account"], customer);
+        let (Some((accounts, _)), Some((holds, _))) = (shards.pop().flatten(), shards.pop().flatten()) else {
             not_here(customer, "its credit")
         };
         Place { holds, accounts: Some(accounts) }

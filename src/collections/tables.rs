@@ -23,14 +23,9 @@ const ON_SHARDS: &[&str] = &[
     "dunning_level",
 ];
 
-/// Collection tasks get their ids from this sequence; on a worker, in the node's range.
+/// Collection tasks get their ids from this sequence; on a worker, in the node's range
+/// (`pg::citus::node_id_sql`, as held orders').
 const TASK_ID: &str = "nextval('credit.collection_task_id_seq')";
-/// A worker's ids: its group id in the top 16 bits, a per-node sequence below, unique across the
-/// cluster (as held orders' ids, src/guard/hold.rs); the coordinator (group 0) continues its own.
-const TASK_ID_ON_WORKER: &str = "((SELECT l.groupid::pg_catalog.int8 OPERATOR(pg_catalog.<<) 48 \
-                                    FROM pg_catalog.pg_dist_local_group l) \
-                                   OPERATOR(pg_catalog.|) (pg_catalog.nextval('credit.collection_task_id_seq'::pg_catalog.regclass) \
-                                   OPERATOR(pg_catalog.&) 281474976710655))";
 
 pub(crate) struct Tables {
     shards: Vec<(&'static str, String)>,
@@ -45,9 +40,12 @@ impl Tables {
     /// On a Citus worker: the shards of the colocated group holding `customer`'s rows, which must
     /// be placed on this node.
     pub fn shard_group(c: &SpiClient<'_>, customer: &str) -> Self {
+        let tables: Vec<String> = ON_SHARDS.iter().map(|t| format!("credit.{t}")).collect();
+        let tables: Vec<&str> = tables.iter().map(String::as_str).collect();
         let shards = ON_SHARDS
             .iter()
-            .map(|t| match crate::pg::citus::shard_here(c, &format!("credit.{t}"), customer) {
+            .zip(crate::pg::citus::shards_here(c, &tables, customer))
+            .map(|(t, found)| match found {
                 Some((shard, _)) => (*t, shard),
                 None => error::raise(
                     Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -71,6 +69,7 @@ impl Tables {
             return sql.to_string();
         }
         let map: Vec<(&str, &str)> = self.shards.iter().map(|(t, s)| (*t, s.as_str())).collect();
-        credit_core::shard_sql::point_at_shards(sql, &map).replace(TASK_ID, TASK_ID_ON_WORKER)
+        credit_core::shard_sql::point_at_shards(sql, &map)
+            .replace(TASK_ID, &crate::pg::citus::node_id_sql("credit.collection_task_id_seq"))
     }
 }

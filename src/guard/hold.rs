@@ -187,11 +187,9 @@ fn insert_statement(holds: &str) -> String {
     if holds == "credit.order_hold" {
         return format!("INSERT INTO credit.order_hold ({columns}) VALUES ({values}) RETURNING id");
     }
+    let id = crate::pg::citus::node_id_sql("credit.order_hold_id_seq");
     format!(
         "INSERT INTO {holds} (id, {columns}, held_at, status, forced) \
-         SELECT (l.groupid::pg_catalog.int8 OPERATOR(pg_catalog.<<) 48) OPERATOR(pg_catalog.|) \
-                (pg_catalog.nextval('credit.order_hold_id_seq'::pg_catalog.regclass) OPERATOR(pg_catalog.&) 281474976710655), \
-                {values}, pg_catalog.clock_timestamp(), 'held', false \
-           FROM pg_catalog.pg_dist_local_group l RETURNING id"
+         SELECT {id}, {values}, pg_catalog.clock_timestamp(), 'held', false RETURNING id"
     )
 }

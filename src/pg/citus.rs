@@ -116,14 +116,40 @@ pub fn nested<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// On a Citus node: the shard of the distributed table `table` (schema.table) that holds the rows
-/// of `customer`, when it is placed on this node (a moved shard's old copy awaiting cleanup does
-/// not count), as its schema.table and oid; None otherwise. Ask only where Citus is installed.
-pub fn shard_here(c: &pgrx::spi::SpiClient<'_>, table: &str, customer: &str) -> Option<(String, pg_sys::Oid)> {
-    let t = c.select(include_str!("shard_here.sql"), Some(1), &[table.into(), customer.into()]).or_raise();
-    if t.is_empty() {
-        return None;
+/// On a Citus node: the shards of the distributed tables `tables` (schema.table each) that hold
+/// the rows of `customer`, for those placed on this node (a moved shard's old copy awaiting cleanup
+/// does not count), as schema.table and oid, in the order of `tables`; None where not here. One
+/// catalog query for them all. Ask only where Citus is installed.
+pub fn shards_here(
+    c: &pgrx::spi::SpiClient<'_>,
+    tables: &[&str],
+    customer: &str,
+) -> Vec<Option<(String, pg_sys::Oid)>> {
+    let mut found = vec![None; tables.len()];
+    let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+    for r in c.select(include_str!("shard_here.sql"), None, &[names.into(), customer.into()]).or_raise() {
+        let position = r.get::<i32>(1).or_raise().unwrap_or(0) as usize;
+        if let (Some(slot), Some(shard), Some(oid)) =
+            (found.get_mut(position.wrapping_sub(1)), r.get::<String>(2).or_raise(), r.get::<pg_sys::Oid>(3).or_raise())
+        {
+            *slot = Some((shard, oid));
+        }
     }
-    let r = t.first();
-    Some((r.get::<String>(1).or_raise()?, r.get::<pg_sys::Oid>(2).or_raise()?))
+    found
+}
+
+/// [`shards_here`] of one table.
+pub fn shard_here(c: &pgrx::spi::SpiClient<'_>, table: &str, customer: &str) -> Option<(String, pg_sys::Oid)> {
+    shards_here(c, &[table], customer).pop().flatten()
+}
+
+/// The SQL expression of a new id for a row a Citus node writes: the node's group id in the top
+/// 16 bits, the next value of `sequence` (a regclass literal's text) below, so that ids are unique
+/// across the cluster; the coordinator (group 0) continues its own sequence.
+pub fn node_id_sql(sequence: &str) -> String {
+    format!(
+        "((SELECT l.groupid::pg_catalog.int8 OPERATOR(pg_catalog.<<) 48 FROM pg_catalog.pg_dist_local_group l) \
+          OPERATOR(pg_catalog.|) \
+          (pg_catalog.nextval('{sequence}'::pg_catalog.regclass) OPERATOR(pg_catalog.&) 281474976710655))"
+    )
 }
