@@ -19,14 +19,21 @@ CREATE TABLE credit.arrangement (
     note         text,
     agreed_by    name NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- The customer's last allocation when the plan was recorded: what was open then is what the
+    -- plan covers, so only money applied after it pays the instalments (a payment made earlier on
+    -- the day of the agreement is not counted twice).
+    allocations_before bigint NOT NULL DEFAULT 0,
     CONSTRAINT arrangement_decided CHECK ((status = 'active') = (decided_on IS NULL)),
     CONSTRAINT arrangement_missed CHECK ((status = 'broken') = (missed_instalment IS NOT NULL))
 );
 CREATE INDEX arrangement_customer_idx ON credit.arrangement (customer, agreed_on);
 CREATE INDEX arrangement_active_idx ON credit.arrangement (agreed_on) WHERE status = 'active';
 
+-- The plan's customer is on its invoices and instalments too: on Citus all three are distributed
+-- by customer with the ledger (docs/citus.md), and every statement over them names it.
 CREATE TABLE credit.arrangement_invoice (
     arrangement_id bigint NOT NULL REFERENCES credit.arrangement (id),
+    customer       text NOT NULL,
     invoice_id     bigint NOT NULL REFERENCES credit.invoice (id),
     doc_no         text NOT NULL,
     open_amount    numeric NOT NULL CHECK (open_amount > 0),   -- open when agreed
@@ -37,6 +44,7 @@ CREATE INDEX arrangement_invoice_invoice_idx ON credit.arrangement_invoice (invo
 
 CREATE TABLE credit.arrangement_instalment (
     arrangement_id bigint NOT NULL REFERENCES credit.arrangement (id),
+    customer       text NOT NULL,
     instalment     int NOT NULL CHECK (instalment > 0),
     due_date       date NOT NULL,
     amount         numeric NOT NULL CHECK (amount > 0),
@@ -47,20 +55,6 @@ SELECT pg_catalog.pg_extension_config_dump('credit.arrangement', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.arrangement_invoice', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.arrangement_instalment', '');
 SELECT pg_catalog.pg_extension_config_dump('credit.arrangement_id_seq', '');
-
--- What was paid on a plan's invoices from its agreement up to a day: payments and credit notes
--- (net of their reversals); write-offs and cancellations are not the customer paying.
-CREATE FUNCTION credit._arrangement_paid(arrangement_id bigint, as_of date) RETURNS numeric
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(sum(al.amount), 0)
-      FROM credit.arrangement ar
-      JOIN credit.arrangement_invoice ai ON ai.arrangement_id = ar.id
-      JOIN credit.allocation al ON al.invoice_id = ai.invoice_id
-      JOIN credit.settlement s ON s.id = al.settlement_id
-     WHERE ar.id = _arrangement_paid.arrangement_id
-       AND s.kind IN ('payment', 'credit_note')
-       AND al.applied_on >= ar.agreed_on AND al.applied_on <= _arrangement_paid.as_of
-$$;
 
 -- Agrees a plan. documents: invoice numbers of the customer, each open and in no other active
 -- plan; schedule: a JSON array of {"due_date": "YYYY-MM-DD", "amount": n}, due dates increasing,
@@ -82,10 +76,17 @@ DECLARE
     amt numeric;
     last_due date;
     missing text;
+    found_docs text[];
+    last_allocation bigint;
     inv record;
+    documents_json jsonb;
+    instalments_json jsonb;
+    -- (Times and days as values: Citus refuses volatile functions in an UPDATE's SET.)
+    now_ts timestamptz := clock_timestamp();
+    today date := current_date;
 BEGIN
+    -- Every statement below names the customer: on Citus each runs on the customer's node.
     PERFORM credit._require('manager', 'agreeing a payment arrangement');
-    PERFORM credit._refuse_on_citus('A payment arrangement');
     IF customer IS NULL OR documents IS NULL OR schedule IS NULL THEN
         RAISE EXCEPTION 'customer, documents and schedule must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -110,8 +111,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
     END IF;
+    SELECT array_agg(i.doc_no) INTO found_docs FROM credit.invoice i
+     WHERE i.customer = arrange.customer AND i.doc_no = ANY (documents);
     SELECT string_agg(format('"%s"', d), ', ') INTO missing FROM unnest(documents) d
-     WHERE NOT EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = arrange.customer AND i.doc_no = d);
+     WHERE d <> ALL (coalesce(found_docs, '{}'));
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'customer "%" has no invoice %', customer, missing USING ERRCODE = 'foreign_key_violation';
     END IF;
@@ -131,8 +134,9 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Resolve the dispute first (credit.resolve_dispute); a disputed amount is not agreed.';
         END IF;
-        IF EXISTS (SELECT 1 FROM credit.arrangement_invoice ai JOIN credit.arrangement ar ON ar.id = ai.arrangement_id
-                    WHERE ai.invoice_id = inv.id AND ar.status = 'active') THEN
+        IF EXISTS (SELECT 1 FROM credit.arrangement_invoice ai
+                     JOIN credit.arrangement ar ON ar.customer = ai.customer AND ar.id = ai.arrangement_id
+                    WHERE ai.customer = arrange.customer AND ai.invoice_id = inv.id AND ar.status = 'active') THEN
             RAISE EXCEPTION 'invoice "%" of customer "%" is already in an active arrangement', inv.doc_no, customer
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Cancel that arrangement first (credit.cancel_arrangement).';
@@ -140,11 +144,13 @@ BEGIN
     END LOOP;
     SELECT sum(i.open_amount) INTO open_total FROM credit.invoice i
      WHERE i.customer = arrange.customer AND i.doc_no = ANY (documents);
+    -- (Allocations of the customer are written under its account row's lock, held here.)
+    SELECT coalesce(max(al.id), 0) INTO last_allocation FROM credit.allocation al WHERE al.customer = arrange.customer;
 
-    INSERT INTO credit.arrangement (customer, agreed_on, amount, note, agreed_by)
-    VALUES (customer, on_date, open_total, note, caller) RETURNING id INTO plan_id;
-    INSERT INTO credit.arrangement_invoice (arrangement_id, invoice_id, doc_no, open_amount, original_due_date)
-    SELECT plan_id, i.id, i.doc_no, i.open_amount, i.due_date FROM credit.invoice i
+    INSERT INTO credit.arrangement (customer, agreed_on, amount, note, agreed_by, allocations_before)
+    VALUES (customer, on_date, open_total, note, caller, last_allocation) RETURNING id INTO plan_id;
+    INSERT INTO credit.arrangement_invoice (arrangement_id, customer, invoice_id, doc_no, open_amount, original_due_date)
+    SELECT plan_id, i.customer, i.id, i.doc_no, i.open_amount, i.due_date FROM credit.invoice i
      WHERE i.customer = arrange.customer AND i.doc_no = ANY (documents);
 
     planned := 0;
@@ -177,8 +183,8 @@ BEGIN
             RAISE EXCEPTION 'instalment % has amount % with more than 8 fractional digits', k, amt
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        INSERT INTO credit.arrangement_instalment (arrangement_id, instalment, due_date, amount)
-        VALUES (plan_id, k, due, amt);
+        INSERT INTO credit.arrangement_instalment (arrangement_id, customer, instalment, due_date, amount)
+        VALUES (plan_id, arrange.customer, k, due, amt);
         planned := planned + amt;
         last_due := due;
     END LOOP;
@@ -189,37 +195,34 @@ BEGIN
     END IF;
 
     -- The plan replaces the ladder's open work on these invoices.
-    UPDATE credit.collection_task t SET status = 'resolved', outcome = 'arranged', closed_at = clock_timestamp()
+    UPDATE credit.collection_task t SET status = 'resolved', outcome = 'arranged', closed_at = now_ts
       FROM credit.arrangement_invoice ai
-     WHERE ai.arrangement_id = plan_id AND t.invoice_id = ai.invoice_id AND t.status = 'open';
+     WHERE t.customer = arrange.customer AND ai.customer = t.customer AND ai.arrangement_id = plan_id
+       AND t.invoice_id = ai.invoice_id AND t.status = 'open';
+    SELECT jsonb_agg(ai.doc_no ORDER BY ai.doc_no) INTO documents_json FROM credit.arrangement_invoice ai
+     WHERE ai.customer = arrange.customer AND ai.arrangement_id = plan_id;
+    SELECT jsonb_agg(jsonb_build_object('due_date', x.due_date, 'amount', x.amount) ORDER BY x.instalment)
+      INTO instalments_json FROM credit.arrangement_instalment x
+     WHERE x.customer = arrange.customer AND x.arrangement_id = plan_id;
     INSERT INTO credit.event (kind, customer, reason, after, acting_as)
-    SELECT 'arrangement_made', arrange.customer, arrange.note,
-           jsonb_build_object('arrangement_id', plan_id, 'agreed_on', on_date, 'amount', open_total,
-                              'documents', (SELECT jsonb_agg(ai.doc_no ORDER BY ai.doc_no) FROM credit.arrangement_invoice ai
-                                             WHERE ai.arrangement_id = plan_id),
-                              'instalments', (SELECT jsonb_agg(jsonb_build_object('due_date', x.due_date, 'amount', x.amount)
-                                                               ORDER BY x.instalment)
-                                                FROM credit.arrangement_instalment x WHERE x.arrangement_id = plan_id)),
-           caller;
-    -- A collection hold lifts once no hold-level invoice outside a plan is still open.
+    VALUES ('arrangement_made', arrange.customer, arrange.note,
+            jsonb_build_object('arrangement_id', plan_id, 'agreed_on', on_date, 'amount', open_total,
+                               'documents', documents_json, 'instalments', instalments_json),
+            caller);
+    -- A collection hold lifts once no hold-level invoice outside a plan active today is still open.
     IF EXISTS (SELECT 1 FROM credit.account a WHERE a.customer = arrange.customer
                  AND a.status = 'hold' AND a.collection_hold_since IS NOT NULL)
-       AND NOT EXISTS (SELECT 1 FROM credit.collection_task t JOIN credit.invoice i ON i.id = t.invoice_id
+       AND NOT EXISTS (SELECT 1 FROM credit.collection_task t
+                         JOIN credit.invoice i ON i.customer = t.customer AND i.id = t.invoice_id
                         WHERE t.customer = arrange.customer AND t.action = 'hold' AND i.open_amount > 0 AND NOT i.disputed
-                          AND NOT credit._arranged(i.id, current_date)) THEN
+                          AND NOT EXISTS (SELECT 1 FROM credit.arrangement_invoice ai
+                                            JOIN credit.arrangement ar ON ar.customer = ai.customer AND ar.id = ai.arrangement_id
+                                           WHERE ai.customer = i.customer AND ai.invoice_id = i.id
+                                             AND ar.agreed_on <= today AND (ar.decided_on IS NULL OR ar.decided_on > today))) THEN
         PERFORM credit._set_status(arrange.customer, 'collections: the overdue invoices that caused the hold are under a payment arrangement', 'active');
     END IF;
     RETURN plan_id;
 END
-$$;
-
--- Whether invoice $1 is under a plan that is active on day $2 (agreed on or before it, not yet
--- decided on it).
-CREATE FUNCTION credit._arranged(invoice_id bigint, on_date date) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT EXISTS (SELECT 1 FROM credit.arrangement_invoice ai JOIN credit.arrangement ar ON ar.id = ai.arrangement_id
-                    WHERE ai.invoice_id = _arranged.invoice_id AND ar.agreed_on <= _arranged.on_date
-                      AND (ar.decided_on IS NULL OR ar.decided_on > _arranged.on_date))
 $$;
 
 -- Cancels an active plan (agreed in error, or replaced by another): the ladder resumes from the
@@ -229,49 +232,90 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ar credit.arrangement;
+    plan_customer text;
+    ended date;
 BEGIN
     PERFORM credit._require('manager', 'cancelling a payment arrangement');
-    PERFORM credit._refuse_on_citus('Cancelling a payment arrangement');
     IF arrangement_id IS NULL OR reason IS NULL THEN
         RAISE EXCEPTION 'arrangement_id and reason must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF btrim(reason) = '' THEN
         RAISE EXCEPTION 'reason must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT * INTO ar FROM credit.arrangement x WHERE x.id = cancel_arrangement.arrangement_id FOR UPDATE;
+    -- The plan's customer first, then the plan locked by it (on Citus a row lock is taken on the
+    -- customer's node only).
+    SELECT x.customer INTO plan_customer FROM credit.arrangement x WHERE x.id = cancel_arrangement.arrangement_id;
+    SELECT * INTO ar FROM credit.arrangement x
+     WHERE x.customer = plan_customer AND x.id = cancel_arrangement.arrangement_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'arrangement % does not exist', arrangement_id USING ERRCODE = 'undefined_object';
     END IF;
     IF ar.status <> 'active' THEN
         RAISE EXCEPTION 'arrangement % is %', arrangement_id, ar.status USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    UPDATE credit.arrangement x SET status = 'cancelled', decided_on = greatest(current_date, x.agreed_on)
-     WHERE x.id = ar.id;
+    ended := greatest(current_date, ar.agreed_on);
+    UPDATE credit.arrangement x SET status = 'cancelled', decided_on = ended
+     WHERE x.customer = ar.customer AND x.id = ar.id;
     INSERT INTO credit.event (kind, customer, reason, after, acting_as)
     VALUES ('arrangement_cancelled', ar.customer, reason,
             jsonb_build_object('arrangement_id', ar.id, 'agreed_on', ar.agreed_on, 'amount', ar.amount), credit._caller());
 END
 $$;
 
--- Each plan's instalments as of a day: what is paid on each (money applied to the plan's
--- invoices from the agreement on pays the instalments in order), and its state.
--- Validates credit.arrangement_schedule's arguments (true, or an error).
-CREATE FUNCTION credit._arrangement_schedule_args(as_of date, customer text) RETURNS boolean
+-- Each plan's instalments as of a day (credit.arrangement_schedule, below): one query that joins
+-- through the customer, so that on Citus it runs on every node over its own plans. PL/pgSQL,
+-- because Citus refuses a SQL function's parameters in a query over distributed tables; under its
+-- own argument names, because PL/pgSQL refuses an argument named like an output column.
+CREATE FUNCTION credit._arrangement_schedule(on_day date, of_customer text)
+RETURNS TABLE (arrangement_id bigint, customer text, arrangement_status text, instalment int, due_date date,
+               amount numeric, paid numeric, open_amount numeric, state text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
 BEGIN
-    IF as_of IS NULL THEN
+    IF on_day IS NULL THEN
         RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT isfinite(as_of) THEN
+    IF NOT isfinite(on_day) THEN
         RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF customer IS NOT NULL AND btrim(customer) = '' THEN
+    IF of_customer IS NOT NULL AND btrim(of_customer) = '' THEN
         RAISE EXCEPTION 'customer must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF customer IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer = _arrangement_schedule_args.customer) THEN
-        RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
+    IF of_customer IS NOT NULL AND NOT EXISTS (SELECT 1 FROM credit.account a WHERE a.customer = of_customer) THEN
+        RAISE EXCEPTION 'customer "%" has no credit account', of_customer USING ERRCODE = 'foreign_key_violation';
     END IF;
-    RETURN true;
+    RETURN QUERY
+    WITH paid AS (
+        -- Payments and credit notes (net of their reversals) applied to the plan's invoices since it
+        -- was recorded, dated from its agreement up to the day; write-offs and cancellations are
+        -- not the customer paying.
+        SELECT ai.customer, ai.arrangement_id, sum(al.amount) AS total
+          FROM credit.arrangement ar
+          JOIN credit.arrangement_invoice ai ON ai.customer = ar.customer AND ai.arrangement_id = ar.id
+          JOIN credit.allocation al ON al.customer = ai.customer AND al.invoice_id = ai.invoice_id
+          JOIN credit.settlement s ON s.customer = al.customer AND s.id = al.settlement_id
+         WHERE ar.agreed_on <= on_day AND (of_customer IS NULL OR ar.customer = of_customer)
+           AND s.kind IN ('payment', 'credit_note') AND al.id > ar.allocations_before
+           AND al.applied_on >= ar.agreed_on AND al.applied_on <= on_day
+         GROUP BY ai.customer, ai.arrangement_id),
+    instalments AS (
+        SELECT ar.id, ar.customer, ar.status, ar.decided_on, x.instalment, x.due_date, x.amount,
+               coalesce(p.total, 0) AS paid_total,
+               sum(x.amount) OVER (PARTITION BY x.customer, x.arrangement_id ORDER BY x.instalment) - x.amount AS due_before
+          FROM credit.arrangement ar
+          JOIN credit.arrangement_instalment x ON x.customer = ar.customer AND x.arrangement_id = ar.id
+          LEFT JOIN paid p ON p.customer = ar.customer AND p.arrangement_id = ar.id
+         WHERE ar.agreed_on <= on_day AND (of_customer IS NULL OR ar.customer = of_customer))
+    SELECT y.id, y.customer,
+           CASE WHEN y.decided_on IS NULL OR y.decided_on > on_day THEN 'active' ELSE y.status END,
+           y.instalment, y.due_date, y.amount, y.paid, y.amount - y.paid,
+           CASE WHEN y.paid = y.amount THEN 'paid'
+                WHEN y.status IN ('cancelled', 'broken') AND y.decided_on <= on_day THEN y.status
+                WHEN y.due_date < on_day THEN 'missed'
+                WHEN y.due_date = on_day THEN 'due'
+                ELSE 'scheduled' END
+      FROM (SELECT i.*, least(greatest(i.paid_total - i.due_before, 0), i.amount) AS paid FROM instalments i) y
+     ORDER BY y.id, y.instalment;
 END
 $$;
 
@@ -281,26 +325,7 @@ CREATE FUNCTION credit.arrangement_schedule(as_of date DEFAULT current_date, cus
 RETURNS TABLE (arrangement_id bigint, customer text, arrangement_status text, instalment int, due_date date,
                amount numeric, paid numeric, open_amount numeric, state text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    WITH plans AS (
-        SELECT ar.*, credit._arrangement_paid(ar.id, arrangement_schedule.as_of) AS paid_total
-          FROM credit.arrangement ar
-         WHERE credit._arrangement_schedule_args(arrangement_schedule.as_of, arrangement_schedule.customer)
-           AND ar.agreed_on <= arrangement_schedule.as_of
-           AND (arrangement_schedule.customer IS NULL OR ar.customer = arrangement_schedule.customer))
-    SELECT p.id, p.customer,
-           CASE WHEN p.decided_on IS NULL OR p.decided_on > arrangement_schedule.as_of THEN 'active' ELSE p.status END,
-           x.instalment, x.due_date, x.amount, c.paid, x.amount - c.paid,
-           CASE WHEN c.paid = x.amount THEN 'paid'
-                WHEN p.status IN ('cancelled', 'broken') AND p.decided_on <= arrangement_schedule.as_of THEN p.status
-                WHEN x.due_date < arrangement_schedule.as_of THEN 'missed'
-                WHEN x.due_date = arrangement_schedule.as_of THEN 'due'
-                ELSE 'scheduled' END
-      FROM plans p
-      JOIN credit.arrangement_instalment x ON x.arrangement_id = p.id
-      CROSS JOIN LATERAL (
-          SELECT least(greatest(p.paid_total - coalesce(sum(y.amount), 0), 0), x.amount) AS paid
-            FROM credit.arrangement_instalment y WHERE y.arrangement_id = p.id AND y.instalment < x.instalment) c
-     ORDER BY p.id, x.instalment
+    SELECT * FROM credit._arrangement_schedule(arrangement_schedule.as_of, arrangement_schedule.customer)
 $$;
 
 COMMENT ON TABLE credit.arrangement IS 'Payment arrangements (分期付款): open invoices of a customer agreed to be paid in instalments (credit.arrange)';
@@ -314,20 +339,21 @@ COMMENT ON COLUMN credit.arrangement.missed_instalment IS 'The instalment whose 
 COMMENT ON COLUMN credit.arrangement.note IS 'What was agreed, in words';
 COMMENT ON COLUMN credit.arrangement.agreed_by IS 'Who recorded it (the login)';
 COMMENT ON COLUMN credit.arrangement.created_at IS 'When it was recorded';
+COMMENT ON COLUMN credit.arrangement.allocations_before IS 'The customer''s last allocation (credit.allocation.id) when the plan was recorded: only money applied after it pays the instalments';
 COMMENT ON TABLE credit.arrangement_invoice IS 'The invoices of a payment arrangement, with what was open on each and its original due date';
 COMMENT ON COLUMN credit.arrangement_invoice.arrangement_id IS 'Arrangement';
+COMMENT ON COLUMN credit.arrangement_invoice.customer IS 'The arrangement''s customer';
 COMMENT ON COLUMN credit.arrangement_invoice.invoice_id IS 'Invoice (credit.invoice.id)';
 COMMENT ON COLUMN credit.arrangement_invoice.doc_no IS 'Invoice number';
 COMMENT ON COLUMN credit.arrangement_invoice.open_amount IS 'Open on the invoice when the plan was agreed';
 COMMENT ON COLUMN credit.arrangement_invoice.original_due_date IS 'The invoice''s own due date (aging and the ladder after a broken plan go by it)';
 COMMENT ON TABLE credit.arrangement_instalment IS 'The dated instalments of a payment arrangement';
 COMMENT ON COLUMN credit.arrangement_instalment.arrangement_id IS 'Arrangement';
+COMMENT ON COLUMN credit.arrangement_instalment.customer IS 'The arrangement''s customer';
 COMMENT ON COLUMN credit.arrangement_instalment.instalment IS 'Instalment number, 1 first';
 COMMENT ON COLUMN credit.arrangement_instalment.due_date IS 'Day it is due (paid by the end of it)';
 COMMENT ON COLUMN credit.arrangement_instalment.amount IS 'Amount due';
-COMMENT ON FUNCTION credit._arrangement_paid(bigint, date) IS 'Internal: payments and credit notes applied to a plan''s invoices from its agreement up to a day';
-COMMENT ON FUNCTION credit._arrangement_schedule_args(date, text) IS 'Internal: validates credit.arrangement_schedule arguments';
-COMMENT ON FUNCTION credit._arranged(bigint, date) IS 'Internal: whether an invoice is under a plan active on a day';
 COMMENT ON FUNCTION credit.arrange(text, text[], jsonb, text, date) IS 'Agrees a payment arrangement: open invoices paid in dated instalments; the ladder follows the plan while it is kept (manager)';
 COMMENT ON FUNCTION credit.cancel_arrangement(bigint, text) IS 'Cancels an active payment arrangement; the ladder resumes from the invoices'' own due dates (manager)';
+COMMENT ON FUNCTION credit._arrangement_schedule(date, text) IS 'Internal: credit.arrangement_schedule''s query';
 COMMENT ON FUNCTION credit.arrangement_schedule(date, text) IS 'Instalments of every plan as of a day: paid, open and state (paid, due, scheduled, missed, broken, cancelled)';

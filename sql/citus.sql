@@ -30,7 +30,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('credit.reversal'::regclass, 'customer'), ('credit.allocation'::regclass, 'customer'),
     -- Collections: the ladder runs on each node over its shards (src/collections/tables.rs).
     ('credit.collection_task'::regclass, 'customer'), ('credit.collection_contact'::regclass, 'customer'),
-    ('credit.promise'::regclass, 'customer'), ('credit.invoice_dispute'::regclass, 'customer')
+    ('credit.promise'::regclass, 'customer'), ('credit.invoice_dispute'::regclass, 'customer'),
+    ('credit.arrangement'::regclass, 'customer'), ('credit.arrangement_invoice'::regclass, 'customer'),
+    ('credit.arrangement_instalment'::regclass, 'customer')
 $$;
 
 -- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
@@ -132,10 +134,6 @@ BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION 'pg_credit is already distributed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    IF EXISTS (SELECT 1 FROM credit.arrangement) THEN
-        RAISE EXCEPTION 'payment arrangements cannot be distributed yet' USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'credit.arrangement has rows; payment arrangements do not run on Citus yet (docs/citus.md).';
-    END IF;
     IF EXISTS (SELECT 1 FROM credit.account a WHERE a.parent IS NOT NULL) THEN
         RAISE EXCEPTION 'credit groups do not work on Citus' USING ERRCODE = 'feature_not_supported',
             DETAIL = 'Some accounts belong to a credit group; a group''s head may sit on another node than its members'' orders.',
@@ -164,9 +162,9 @@ BEGIN
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;
     -- Unique keys of a distributed table include its distribution column; so do foreign keys
-    -- between distributed tables: pg_credit's own foreign keys to the ledger and between the
-    -- collection tables are made again through the customer; those of payment arrangements (not
-    -- on Citus yet, their tables are empty, checked above) go.
+    -- between distributed tables: pg_credit's own foreign keys to the ledger, between the
+    -- collection tables and from a payment arrangement's invoices and instalments to it are made
+    -- again through the customer.
     -- Each worker has these tables too (from CREATE EXTENSION there, without rows); Citus keeps
     -- them as its shells, so they change the same way, first (idempotent: a failed run may be
     -- run again).
@@ -176,7 +174,8 @@ BEGIN
       FROM pg_catalog.pg_constraint c
      WHERE c.contype = 'f' AND c.connamespace = 'credit'::regnamespace
        AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass,
-                           'credit.collection_task'::regclass, 'credit.collection_contact'::regclass);
+                           'credit.collection_task'::regclass, 'credit.collection_contact'::regclass,
+                           'credit.arrangement'::regclass);
     ddl := coalesce(ddl, '{}') || ARRAY[
         'ALTER TABLE credit.order_hold DROP CONSTRAINT IF EXISTS order_hold_pkey, ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_settlement_id_key, ADD CONSTRAINT reversal_settlement_id_key UNIQUE (customer, settlement_id)',
@@ -188,6 +187,9 @@ BEGIN
         'ALTER TABLE credit.collection_contact DROP CONSTRAINT IF EXISTS collection_contact_pkey, ADD CONSTRAINT collection_contact_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.promise DROP CONSTRAINT IF EXISTS promise_pkey, ADD CONSTRAINT promise_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.invoice_dispute DROP CONSTRAINT IF EXISTS invoice_dispute_pkey, ADD CONSTRAINT invoice_dispute_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.arrangement DROP CONSTRAINT IF EXISTS arrangement_pkey, ADD CONSTRAINT arrangement_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.arrangement_invoice DROP CONSTRAINT IF EXISTS arrangement_invoice_pkey, ADD CONSTRAINT arrangement_invoice_pkey PRIMARY KEY (customer, arrangement_id, invoice_id)',
+        'ALTER TABLE credit.arrangement_instalment DROP CONSTRAINT IF EXISTS arrangement_instalment_pkey, ADD CONSTRAINT arrangement_instalment_pkey PRIMARY KEY (customer, arrangement_id, instalment)',
         -- Exactly once per (invoice, level), per broken promise, one open dispute per invoice:
         -- an invoice, a promise and a dispute have one customer.
         'DROP INDEX IF EXISTS credit.collection_task_level_key',
@@ -212,7 +214,8 @@ BEGIN
     PERFORM pg_catalog.create_distributed_table(x, 'customer', colocate_with => 'credit.account')
        FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation',
                          'credit.collection_task', 'credit.collection_contact', 'credit.promise',
-                         'credit.invoice_dispute']::regclass[]) x;
+                         'credit.invoice_dispute', 'credit.arrangement', 'credit.arrangement_invoice',
+                         'credit.arrangement_instalment']::regclass[]) x;
     ALTER TABLE credit.reversal ADD CONSTRAINT reversal_customer_settlement_fkey
         FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
     ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_settlement_fkey
@@ -231,6 +234,12 @@ BEGIN
         FOREIGN KEY (customer, task_id) REFERENCES credit.collection_task (customer, id);
     ALTER TABLE credit.promise ADD CONSTRAINT promise_customer_contact_fkey
         FOREIGN KEY (customer, contact_id) REFERENCES credit.collection_contact (customer, id);
+    ALTER TABLE credit.arrangement_invoice ADD CONSTRAINT arrangement_invoice_customer_arrangement_fkey
+        FOREIGN KEY (customer, arrangement_id) REFERENCES credit.arrangement (customer, id);
+    ALTER TABLE credit.arrangement_invoice ADD CONSTRAINT arrangement_invoice_customer_invoice_fkey
+        FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
+    ALTER TABLE credit.arrangement_instalment ADD CONSTRAINT arrangement_instalment_customer_arrangement_fkey
+        FOREIGN KEY (customer, arrangement_id) REFERENCES credit.arrangement (customer, id);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;
@@ -295,7 +304,7 @@ $$;
 
 COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
 COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';
-COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders, credit history, the ledger and collections distributed by customer, colocated with the guarded order tables (docs/citus.md)';
+COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders, credit history, the ledger, collections and payment arrangements distributed by customer, colocated with the guarded order tables (docs/citus.md)';
 
 -- Events across nodes. On Citus every node keeps its own credit.event, outbox and audit chain:
 -- an order's warning or refusal is recorded on the node that decided it (the refusal recorder of

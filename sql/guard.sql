@@ -90,7 +90,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION '% does not work on Citus yet', what USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): postings, orders, checks and the dunning ladder run per customer on its node; payment arrangements and what reads the whole ledger do not yet.',
+            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): postings, orders, checks, the dunning ladder and payment arrangements run per customer on its node; what reads the whole ledger does not yet.',
             HINT = 'docs/citus.md lists what runs on Citus.';
     END IF;
 END

@@ -100,24 +100,29 @@ fn lock_out_other_runs(c: &mut SpiClient<'_>) {
 /// Decides active payment arrangements: completed, or broken by a missed instalment (the ladder
 /// then resumes from the invoices' own due dates). A database still on an older version's SQL
 /// has no arrangements.
-fn arrangements(c: &mut SpiClient<'_>, as_of: Date, out: &mut Vec<Change>) {
+fn arrangements(c: &mut SpiClient<'_>, t: &Tables, as_of: Date, out: &mut Vec<Change>) {
     if arrangements_present(c) {
         // The accounts of plans with an instalment due before the day are locked first (in the
         // lock order): a payment being posted for one of them is waited for, and the decision
         // (a new statement, a new snapshot) sees it — a plan is not broken by a payment that was
         // merely in flight.
         c.update(
-            "SELECT a.customer FROM credit.account a \
-              WHERE a.customer IN (SELECT ar.customer FROM credit.arrangement ar \
-                                     JOIN credit.arrangement_instalment x ON x.arrangement_id = ar.id \
-                                    WHERE ar.status = 'active' AND ar.agreed_on <= $1 AND x.due_date < $1) \
-              ORDER BY a.customer FOR NO KEY UPDATE",
+            &t.sql(
+                "SELECT a.customer FROM credit.account a \
+                  WHERE a.customer IN (SELECT ar.customer FROM credit.arrangement ar \
+                                         JOIN credit.arrangement_instalment x \
+                                           ON x.customer = ar.customer AND x.arrangement_id = ar.id \
+                                        WHERE ar.status = 'active' AND ar.agreed_on <= $1 AND x.due_date < $1) \
+                  ORDER BY a.customer FOR NO KEY UPDATE",
+            ),
             None,
             &[as_of.into()],
         )
         .or_raise();
         out.extend(
-            c.update(include_str!("arrangements_decide.sql"), None, &[as_of.into()]).or_raise().map(|r| change_row(&r)),
+            c.update(&t.sql(include_str!("arrangements_decide.sql")), None, &[as_of.into()])
+                .or_raise()
+                .map(|r| change_row(&r)),
         );
     }
 }
@@ -270,13 +275,10 @@ fn refer_to_legal(
     }
 }
 
-/// The run's steps after the lock, over `t`. Arrangements are decided only over pg_credit's own
-/// tables: they are not on Citus yet.
+/// The run's steps after the lock, over `t`.
 fn run_over(c: &mut SpiClient<'_>, t: &Tables, as_of: Date, rules: Rules) -> Vec<Change> {
     let mut out: Vec<Change> = Vec::new();
-    if !t.on_shards() {
-        arrangements(c, as_of, &mut out);
-    }
+    arrangements(c, t, as_of, &mut out);
     promises(c, t, as_of, &mut out);
     let (holds, legal) = step(c, t, as_of, &rules, &mut out);
     // Tasks of invoices settled since are resolved (a run for a past date may have just

@@ -20,6 +20,9 @@ const ON_SHARDS: &[&str] = &[
     "collection_task",
     "promise",
     "invoice_dispute",
+    "arrangement",
+    "arrangement_invoice",
+    "arrangement_instalment",
     "dunning_level",
 ];
 
@@ -56,11 +59,6 @@ impl Tables {
             })
             .collect();
         Tables { shards }
-    }
-
-    /// Whether the statements run on a worker's shards.
-    pub fn on_shards(&self) -> bool {
-        !self.shards.is_empty()
     }
 
     /// The statement, pointed at these tables.

@@ -25,6 +25,8 @@ INSERT INTO orders VALUES (1, 'C-01', 400), (2, 'C-02', 300), (3, 'C-05', 1500);
 -- The ledger goes with its customers: an invoice posted and partly paid before distribution.
 SELECT credit.post_invoice('C-02', 'INV-0', 200, CURRENT_DATE - 5) > 0 AS posted;
 SELECT credit.post_payment('C-02', 50) > 0 AS paid;
+-- And a payment arrangement on what is left of it (tests/citus/sql/citus_arrangements.sql).
+SELECT credit.arrange('C-02', ARRAY['INV-0'], jsonb_build_array(jsonb_build_object('due_date', CURRENT_DATE + 30, 'amount', 150))) > 0 AS arranged;
 SELECT customer, open_orders, exposure FROM credit.account ORDER BY customer;
 
 -- A table guarded in hold mode, with a held order in the queue: distributed with it.

@@ -65,7 +65,7 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     'reverse_settlement:manager cancel_invoice:manager statement:any statement_html:any statement_run:clerk '
     'request_confirmation:clerk record_confirmation:clerk remind_confirmations:clerk load_finance_items:clerk '
     'reconcile:clerk reconciliation_trace:any _ledger_entries:any _statement_rows:any _statement_args:any '
-    'arrange:manager cancel_arrangement:manager arrangement_schedule:any _arranged:any _arrangement_paid:any _arrangement_schedule_args:any '
+    'arrange:manager cancel_arrangement:manager arrangement_schedule:any _arrangement_schedule:any '
     'late_interest:any _late_interest_of:any _invoice_interest:any provision_adjustment:any '
     'backfill_history:manager _backfill_history:internal _record_history:internal '
     '_close_history_ranges:internal _portfolio_history:internal file:any _file_args:any file_html:any portfolio_html:any '

@@ -104,4 +104,17 @@ SELECT credit.arrange('A-OTHER', ARRAY['AO-1', 'AO-2'], '[{"due_date": "2030-08-
 SET ROLE regress_clerk;
 SELECT credit.arrange('A-OTHER', ARRAY['AO-1'], '[{"due_date": "2030-08-01", "amount": 300}]');
 RESET ROLE;
+-- A plan covers what is open when it is recorded: a part paid earlier on the day of the agreement
+-- does not pay its instalments again, and the plan is not completed by it.
+INSERT INTO credit.account (customer, credit_limit) VALUES ('A-SAMEDAY', 5000);
+SELECT credit.post_invoice('A-SAMEDAY', 'AS-1', 200, current_date - 40, current_date - 10) > 0 AS posted;
+SELECT credit.post_payment('A-SAMEDAY', 100) > 0 AS paid_half;
+SELECT credit.arrange('A-SAMEDAY', ARRAY['AS-1'], jsonb_build_array(jsonb_build_object('due_date', current_date + 30, 'amount', 100)))
+    AS sameday \gset
+SELECT instalment, amount, paid, open_amount, state FROM credit.arrangement_schedule(current_date, 'A-SAMEDAY');
+SELECT count(*) AS decided FROM credit.run_collections() WHERE customer = 'A-SAMEDAY' AND change LIKE 'arrangement%';
+-- Money posted after it pays it, even dated the day of the agreement.
+SELECT credit.post_payment('A-SAMEDAY', 100) > 0 AS paid_rest;
+SELECT change, detail = format('arrangement %s paid', :sameday) AS this_plan
+  FROM credit.run_collections() WHERE customer = 'A-SAMEDAY' AND change LIKE 'arrangement%';
 SELECT count(*) FROM credit.verify();
