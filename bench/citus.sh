@@ -2,7 +2,9 @@
 # pg_credit on Citus against one node, on the same machine (docs/citus.md): orders per second
 # through a coordinator with two workers (tests/citus/cluster.sh) and on a single node, each with
 # and without the guard, 10,000 customers and one hot customer, and ledger postings (an invoice, a
-# payment applied FIFO) through the same coordinator; medians of interleaved rounds.
+# payment applied FIFO) through the same coordinator; and the analytics reads over the same
+# receivables on both (aging of today through its BI view, aging as of a past date, the provision
+# matrix: bench/citus_aging_data.sql), 2 clients; medians of interleaved rounds.
 # The single node runs the row path (no shared_preload_libraries), as Citus does.
 #   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
 #   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus.sh
@@ -31,11 +33,24 @@ pg "$ONE" "$ONE_PORT" -d bench -v citus=0 -f "$ROOT/bench/citus_setup.sql" >/dev
 citus_db "$CITUS" "$CITUS_PORT" bench
 pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -v citus=1 -f "$ROOT/bench/citus_setup.sql" >/dev/null
 
-tps() { # host port script
-    "$PGBIN/pgbench" -n -M prepared -h "$1" -p "$2" -U postgres -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" -f "$3" bench 2>&1 \
+tps() { # host port script [clients]
+    "$PGBIN/pgbench" -n -M prepared -h "$1" -p "$2" -U postgres -c "${4:-$CLIENTS}" -j 2 -T "$SECONDS_PER_RUN" -f "$3" bench 2>&1 \
         | awk '/^tps = /{print $3}'
 }
 declare -A results
+# Analytics first, while both sides hold the same receivables (the rounds below post more).
+pg "$ONE" "$ONE_PORT" -d bench -f "$ROOT/bench/citus_aging_data.sql" >/dev/null
+pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -f "$ROOT/bench/citus_aging_data.sql" >/dev/null
+same_q="SELECT (SELECT sum(total) || ' / ' || sum(overdue) FROM credit.aging_by_customer) || ' / ' || (SELECT expected_loss FROM credit.expected_loss() WHERE customer IS NULL)"
+same_one=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "$same_q")
+same_citus=$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "$same_q")
+READS="aging_by_customer aging_past expected_loss"
+for r in $(seq 1 "$ROUNDS"); do
+    for v in $READS; do
+        t=$(tps "$ONE" "$ONE_PORT" "$ROOT/bench/$v.pgbench" 2); results[one_$v]+="$t "; log "round $r one node $v: $t tps"
+        t=$(tps "$CITUS/coordinator" "$CITUS_PORT" "$ROOT/bench/$v.pgbench" 2); results[citus_$v]+="$t "; log "round $r Citus $v: $t tps"
+    done
+done
 VARIANTS="plain guarded hot_guarded post_invoice post_payment"
 for r in $(seq 1 "$ROUNDS"); do
     for v in $VARIANTS; do
@@ -63,4 +78,14 @@ m() { median <<<"${results[$1]}"; }
     echo "All rounds: one node guarded ${results[one_guarded]}; Citus guarded ${results[citus_guarded]}."
     echo "Postings: post_invoice / guarded order = $(ratio "$(m one_post_invoice)" "$(m one_guarded)") on one node, $(ratio "$(m citus_post_invoice)" "$(m citus_guarded)") on Citus; all rounds, Citus post_invoice ${results[citus_post_invoice]}, post_payment ${results[citus_post_payment]}."
     echo "credit.verify() after the run: $drift_one drifting accounts on one node, $drift_citus on Citus."
+    echo
+    echo "Analytics over the same receivables (2,000 customers, 6,000 invoices, 1,333 payments), 2 clients, queries per second:"
+    echo
+    echo "| read | one node, q/s | Citus, q/s | Citus / one node |"
+    echo "|---|---:|---:|---:|"
+    for v in $READS; do
+        printf "| %s | %.1f | %.1f | %s |\n" "$v" "$(m one_$v)" "$(m citus_$v)" "$(ratio "$(m citus_$v)" "$(m one_$v)")"
+    done
+    echo
+    echo "Same answers (total / overdue / expected loss): one node $same_one; Citus $same_citus."
 } | tee "$OUT/citus.md"

@@ -6237,6 +6237,22 @@ BEGIN
            (SELECT count(*) FROM credit.delivery d WHERE d.customer = x.customer AND d.status = 'dead') AS undelivered
       FROM open_tasks x
      ORDER BY priority DESC, x.open_amount DESC, x.task_id;
+    -- Aging and the provision matrix read the ledger on every node (credit._aging_on_citus,
+    -- credit._expected_loss_on_citus); the views over them stay.
+    -- On the coordinator only: the workers' queries never call it, and Citus would send the
+    -- change to them on connections of their own after this transaction's parallel copies.
+    PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+    CREATE OR REPLACE FUNCTION credit.aging(as_of date DEFAULT current_date, basis text DEFAULT 'due')
+    RETURNS TABLE (customer text, doc_type text, doc_no text, doc_date date, due_date date,
+                   open_amount numeric, days integer, bucket text, bucket_position integer)
+    LANGUAGE sql STABLE
+    AS $body$ SELECT * FROM credit._aging_on_citus($1, $2) $body$;
+    CREATE OR REPLACE FUNCTION credit.expected_loss(as_of date DEFAULT current_date)
+    RETURNS TABLE (customer text, customer_type text, region text, bucket text, bucket_position integer,
+                   gross_amount numeric, loss_rate numeric, expected_loss numeric)
+    LANGUAGE sql STABLE
+    AS $body$ SELECT * FROM credit._expected_loss_on_citus($1) $body$;
+    PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
     PERFORM credit._sync_guard_registration();
     PERFORM credit._ddl_quiet(false);
     RETURN QUERY SELECT l.table_name, l.layout FROM credit._citus_layout() l
@@ -6247,6 +6263,115 @@ $$;
 COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
 COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';
 COMMENT ON FUNCTION credit.distribute() IS 'Lays pg_credit out on a Citus cluster (run on the coordinator): configuration as reference tables; accounts, held orders, credit history, the ledger, collections and payment arrangements distributed by customer, colocated with the guarded order tables (docs/citus.md)';
+
+-- Aging on Citus (credit.distribute() points credit.aging here). The same documents, amounts and
+-- buckets as sql/aging.sql's credit.aging, planned so that Citus can run it on every node over
+-- its shards: PL/pgSQL (Citus refuses a SQL function's parameters over distributed tables); the
+-- bucket bounds read on the coordinator and passed in (a query on a shard cannot read the
+-- reference table through a function); every subquery over the ledger joined through the
+-- customer. On one node credit.aging stays one SQL query that the planner inlines into its
+-- caller, so a filter on a customer reaches the ledger's indexes and big reads run in parallel.
+CREATE FUNCTION credit._aging_on_citus(as_of date, basis text)
+RETURNS TABLE (customer text, doc_type text, doc_no text, doc_date date, due_date date,
+               open_amount numeric, days integer, bucket text, bucket_position integer)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    labels      text[];
+    bounds      int[];
+    by_document boolean;
+BEGIN
+    PERFORM credit._aging_args(as_of, basis);
+    by_document := basis = 'document';
+    -- A document's bucket: 1 + the number of lower bounds it reaches (credit_core::aging::rank);
+    -- the last bound is there so that width_bucket has at least one.
+    SELECT array_agg(b.label ORDER BY b.position) INTO labels FROM credit.aging_bucket b WHERE NOT b.retired;
+    SELECT coalesce(array_agg(b.lower_days ORDER BY b.position), '{}') || 2147483647 INTO bounds
+      FROM credit.aging_bucket b WHERE NOT b.retired AND b.lower_days IS NOT NULL;
+    RETURN QUERY
+    SELECT s.customer, s.doc_type, s.doc_no, s.doc_date, s.due_date, s.open_amount, s.days,
+           labels[width_bucket(s.days, bounds) + 1], width_bucket(s.days, bounds) + 1
+      FROM (
+        -- invoices open today with nothing applied to them after as_of: as they are
+        SELECT i.customer, 'invoice'::text AS doc_type, i.doc_no, i.doc_date, i.due_date, i.open_amount,
+               as_of - CASE WHEN by_document THEN i.doc_date ELSE i.due_date END AS days
+          FROM credit.invoice i
+         WHERE i.open_amount > 0 AND i.doc_date <= as_of
+           AND (i.last_applied_on IS NULL OR i.last_applied_on <= as_of)
+        UNION ALL
+        -- invoices with money applied after as_of (open or settled today): add it back
+        SELECT i.customer, 'invoice'::text, i.doc_no, i.doc_date, i.due_date, i.open_amount + l.later,
+               as_of - CASE WHEN by_document THEN i.doc_date ELSE i.due_date END
+          FROM credit.invoice i
+          JOIN (SELECT a.customer, a.invoice_id, sum(a.amount) AS later FROM credit.allocation a
+                 WHERE a.applied_on > as_of GROUP BY a.customer, a.invoice_id) l
+            ON l.customer = i.customer AND l.invoice_id = i.id
+         WHERE i.last_applied_on > as_of AND i.doc_date <= as_of
+        UNION ALL
+        -- unapplied payments and credit notes: unapplied today and untouched since as_of...
+        SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date, -st.unapplied, as_of - st.doc_date
+          FROM credit.settlement st
+         WHERE st.unapplied > 0 AND st.kind NOT IN ('write_off', 'cancellation') AND st.doc_date <= as_of
+           AND (st.last_applied_on IS NULL OR st.last_applied_on <= as_of)
+        UNION ALL
+        -- ...and those applied (or reversed) since: what was unapplied as of as_of (a reversal
+        -- after as_of took all of the amount counted until then).
+        SELECT st.customer, st.kind, st.doc_no, st.doc_date, NULL::date,
+               -(st.unapplied + coalesce(l.later, 0) + CASE WHEN st.reversed_on > as_of THEN st.amount ELSE 0 END),
+               as_of - st.doc_date
+          FROM credit.settlement st
+          LEFT JOIN (SELECT a.customer, a.settlement_id, sum(a.amount) AS later FROM credit.allocation a
+                      WHERE a.applied_on > as_of GROUP BY a.customer, a.settlement_id) l
+            ON l.customer = st.customer AND l.settlement_id = st.id
+         WHERE st.last_applied_on > as_of AND st.kind NOT IN ('write_off', 'cancellation')
+           AND st.doc_date <= as_of
+      ) s
+     -- A reversal after as_of can leave nothing open as of as_of on a touched document: no row.
+     WHERE s.open_amount <> 0;
+END
+$$;
+COMMENT ON FUNCTION credit._aging_on_citus(date, text) IS 'Internal: credit.aging on Citus (credit.distribute() points credit.aging here)';
+
+-- The provision matrix on Citus (credit.distribute() points credit.expected_loss here): the same
+-- rows as sql/aging.sql's credit.expected_loss. Each part is read by itself (the documents' aging
+-- on every node, their customers' accounts, the rates), then put together on the coordinator:
+-- Citus does not join a distributed table with a function's rows inside a SQL function.
+CREATE FUNCTION credit._expected_loss_on_citus(as_of date)
+RETURNS TABLE (customer text, customer_type text, region text, bucket text, bucket_position integer,
+               gross_amount numeric, loss_rate numeric, expected_loss numeric)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH g AS MATERIALIZED (
+        SELECT x.customer, x.bucket, x.bucket_position, sum(x.open_amount) AS gross_amount
+          FROM credit._aging_on_citus(as_of, 'due') x
+         WHERE x.doc_type = 'invoice'
+         GROUP BY x.customer, x.bucket, x.bucket_position),
+    accounts AS MATERIALIZED (
+        SELECT a.customer, a.customer_type, a.region FROM credit.account a
+         WHERE a.customer IN (SELECT g.customer FROM g)),
+    rates AS MATERIALIZED (
+        SELECT r.bucket, r.customer_type, r.region, r.loss_rate FROM credit.provision_rate r),
+    detail AS MATERIALIZED (
+        SELECT g.customer, a.customer_type, a.region, g.bucket, g.bucket_position, g.gross_amount,
+               (SELECT r.loss_rate FROM rates r
+                 WHERE r.bucket = g.bucket
+                   AND (r.customer_type IS NULL OR r.customer_type = a.customer_type)
+                   AND (r.region IS NULL OR r.region = a.region)
+                 ORDER BY (r.customer_type IS NOT NULL) DESC, (r.region IS NOT NULL) DESC
+                 LIMIT 1) AS loss_rate
+          FROM g JOIN accounts a ON a.customer = g.customer)
+    SELECT d.customer, d.customer_type, d.region, d.bucket, d.bucket_position, d.gross_amount,
+           d.loss_rate, d.gross_amount * d.loss_rate
+      FROM detail d
+    UNION ALL
+    -- the total: unrounded products summed, rounded once
+    SELECT NULL, NULL, NULL, NULL, NULL, sum(d.gross_amount), NULL, round(sum(d.gross_amount * d.loss_rate), 2)
+      FROM detail d;
+END
+$$;
+COMMENT ON FUNCTION credit._expected_loss_on_citus(date) IS 'Internal: credit.expected_loss on Citus (credit.distribute() points credit.expected_loss here)';
 
 -- Events across nodes. On Citus every node keeps its own credit.event, outbox and audit chain:
 -- an order's warning or refusal is recorded on the node that decided it (the refusal recorder of

@@ -8,7 +8,8 @@
 #      per shard group on its worker: tasks, holds, legal referral, promises, a payment that
 #      resolves and lifts (citus_ladder); payment arrangements agreed, refused, decided by a run
 #      (broken, completed) and cancelled through the coordinator, one across a shard move
-#      (citus_arrangements)                                                 (tests/citus/sql)
+#      (citus_arrangements); aging for any date and basis, its BI views, the provision matrix
+#      and the receivables metrics read over every node (citus_analytics)   (tests/citus/sql)
 #      Then three runs of collections at once with payments in flight: one does the work, none twice.
 #   2. the race: 32 sessions order, grow and cancel over 100 customers with tight limits while a
 #      monitor compares every customer's open orders and counter with its limit; in the middle of
@@ -38,7 +39,7 @@ trap 'citus_stop "$BASE"' EXIT
 # 1. The contract, through the coordinator.
 citus_db "$BASE" "$PORT" pg_credit_citus || fail "database pg_credit_citus"
 "$PGXS_TEST/regress/pg_regress" --host="$C" --port="$PORT" --user=postgres --use-existing \
-    --dbname=pg_credit_citus --inputdir="$HERE" --outputdir="$OUT/regress" citus_orders citus_holds citus_ladder citus_arrangements \
+    --dbname=pg_credit_citus --inputdir="$HERE" --outputdir="$OUT/regress" citus_orders citus_holds citus_ladder citus_arrangements citus_analytics \
     || { cat "$OUT/regress/regression.diffs" 2>/dev/null | head -300; fail "pg_regress"; }
 
 # After the contract, on its distributed database: every view reads or is refused, and every
