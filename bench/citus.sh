@@ -4,7 +4,8 @@
 # and without the guard, 10,000 customers and one hot customer, and ledger postings (an invoice, a
 # payment applied FIFO) through the same coordinator; and the analytics reads over the same
 # receivables on both (aging of today through its BI view, aging as of a past date, the provision
-# matrix: bench/citus_aging_data.sql), 2 clients; medians of interleaved rounds.
+# matrix: bench/citus_aging_data.sql), 2 clients; medians of interleaved rounds; and the daily job
+# (a dry re-grade, then credit.run_daily()) over the same accounts, once per side.
 # The single node runs the row path (no shared_preload_libraries), as Citus does.
 #   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
 #   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus.sh
@@ -51,6 +52,20 @@ for r in $(seq 1 "$ROUNDS"); do
         t=$(tps "$CITUS/coordinator" "$CITUS_PORT" "$ROOT/bench/$v.pgbench" 2); results[citus_$v]+="$t "; log "round $r Citus $v: $t tps"
     done
 done
+# The daily job over the same accounts (12,001: 2,000 with receivables), once per side (a second
+# run the same day does less): a dry re-grade (reads only), then the whole job. Milliseconds.
+elapsed_ms() { # host port sql
+    local t0 t1
+    t0=$(date +%s%N)
+    pg "$1" "$2" -d bench -Atc "SET client_min_messages = error" -c "$3" >/dev/null || { echo "failed"; return; }
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000))
+}
+regrade_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.regrade(dry_run => true)")
+regrade_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.regrade(dry_run => true)")
+daily_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.run_daily()")
+daily_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.run_daily()")
+log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms"
 VARIANTS="plain guarded hot_guarded post_invoice post_payment"
 for r in $(seq 1 "$ROUNDS"); do
     for v in $VARIANTS; do
@@ -88,4 +103,6 @@ m() { median <<<"${results[$1]}"; }
     done
     echo
     echo "Same answers (total / overdue / expected loss): one node $same_one; Citus $same_citus."
+    echo
+    echo "The daily job over the same 12,001 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); credit.run_daily() one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one"); Citus issues no statements)."
 } | tee "$OUT/citus.md"

@@ -148,11 +148,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'customer "%" has no credit account', customer USING ERRCODE = 'foreign_key_violation';
     END IF;
-    PERFORM set_config('credit.reason', reason, true);
+    PERFORM credit._set_reason(reason);   -- on Citus, on the account's worker too
     UPDATE credit.account a SET status = new_status
      WHERE a.customer = _set_status.customer AND a.status <> new_status;
     changed := FOUND;
-    PERFORM set_config('credit.reason', '', true);
+    PERFORM credit._set_reason('');
     RETURN changed;
 END
 $$;

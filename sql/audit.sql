@@ -224,7 +224,7 @@ CREATE FUNCTION credit._account_history() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     why text := nullif(current_setting('credit.reason', true), '');
-    caller name := credit._caller();
+    caller name := credit._acting_as();   -- on a Citus worker, who called on the coordinator
     change record;
 BEGIN
     IF NOT credit._is_own_table(TG_RELID, 'account') THEN

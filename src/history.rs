@@ -57,7 +57,7 @@ fn amounts(v: Option<Vec<AnyNumeric>>) -> Vec<Decimal> {
     v.unwrap_or_default().iter().map(decimal).collect()
 }
 
-fn load(c: &SpiClient<'_>, customers: &[String], to: Date) -> HashMap<String, Ledger> {
+fn load(c: &SpiClient<'_>, customers: &[String], to: Date, citus: bool) -> HashMap<String, Ledger> {
     let mut out: HashMap<String, Ledger> = customers.iter().map(|c| (c.clone(), Ledger::default())).collect();
     let custs: Vec<String> = customers.to_vec();
     for r in c
@@ -65,8 +65,9 @@ fn load(c: &SpiClient<'_>, customers: &[String], to: Date) -> HashMap<String, Le
             "SELECT i.customer, i.doc_date - DATE '2000-01-01', i.due_date - DATE '2000-01-01', i.amount, \
                     array_agg(a.applied_on - DATE '2000-01-01' ORDER BY a.id) FILTER (WHERE a.id IS NOT NULL), \
                     array_agg(a.amount ORDER BY a.id) FILTER (WHERE a.id IS NOT NULL) \
-               FROM credit.invoice i LEFT JOIN credit.allocation a ON a.invoice_id = i.id AND a.applied_on <= $2 \
-              WHERE i.customer = ANY ($1) AND i.doc_date <= $2 GROUP BY i.id",
+               FROM credit.invoice i \
+               LEFT JOIN credit.allocation a ON a.customer = i.customer AND a.invoice_id = i.id AND a.applied_on <= $2 \
+              WHERE i.customer = ANY ($1) AND i.doc_date <= $2 GROUP BY i.customer, i.id",
             None,
             &[custs.clone().into(), to.into()],
         )
@@ -90,8 +91,9 @@ fn load(c: &SpiClient<'_>, customers: &[String], to: Date) -> HashMap<String, Le
                     array_agg(a.applied_on - DATE '2000-01-01' ORDER BY a.id) FILTER (WHERE a.id IS NOT NULL AND a.reversal_id IS NULL), \
                     array_agg(a.amount ORDER BY a.id) FILTER (WHERE a.id IS NOT NULL AND a.reversal_id IS NULL), \
                     s.reversed_on - DATE '2000-01-01' \
-               FROM credit.settlement s LEFT JOIN credit.allocation a ON a.settlement_id = s.id AND a.applied_on <= $2 \
-              WHERE s.customer = ANY ($1) AND s.kind IN ('payment', 'credit_note') AND s.doc_date <= $2 GROUP BY s.id",
+               FROM credit.settlement s \
+               LEFT JOIN credit.allocation a ON a.customer = s.customer AND a.settlement_id = s.id AND a.applied_on <= $2 \
+              WHERE s.customer = ANY ($1) AND s.kind IN ('payment', 'credit_note') AND s.doc_date <= $2 GROUP BY s.customer, s.id",
             None,
             &[custs.clone().into(), to.into()],
         )
@@ -108,18 +110,17 @@ fn load(c: &SpiClient<'_>, customers: &[String], to: Date) -> HashMap<String, Le
             });
         }
     }
-    for r in c
-        .select(
-            "SELECT e.customer, e.happened_at::date - DATE '2000-01-01', coalesce(e.after, '{}'), coalesce(e.before, '{}') \
-               FROM credit.event e \
-              WHERE e.customer = ANY ($1) \
-                AND e.kind IN ('account_created', 'limit_changed', 'temporary_limit_changed', 'status_changed', 'grade_changed') \
-              ORDER BY e.id",
-            None,
-            &[custs.clone().into()],
-        )
-        .or_raise()
-    {
+    // On Citus every node records the changes of the accounts it holds (sql/citus.sql).
+    let events = if citus {
+        "SELECT * FROM credit._account_events_on_citus($1)"
+    } else {
+        "SELECT e.customer, e.happened_at::date - DATE '2000-01-01', coalesce(e.after, '{}'), coalesce(e.before, '{}') \
+           FROM credit.event e \
+          WHERE e.customer = ANY ($1) \
+            AND e.kind IN ('account_created', 'limit_changed', 'temporary_limit_changed', 'status_changed', 'grade_changed') \
+          ORDER BY e.id"
+    };
+    for r in c.select(events, None, &[custs.clone().into()]).or_raise() {
         let customer: String = r.get(1).or_raise().required("customer");
         let after: pgrx::JsonB = r.get(3).or_raise().required("after");
         let before: pgrx::JsonB = r.get(4).or_raise().required("before");
@@ -267,7 +268,7 @@ fn rows_of(l: &Ledger, lowers: &[i32], from: i32, to: i32) -> Vec<Row> {
 #[pg_extern(security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn backfill_history(from_date: Option<Date>, to_date: Option<Date>) -> i64 {
-    crate::pg::citus::refuse_if_distributed("Backfilling the credit history");
+    crate::pg::citus::refuse_on_worker("Backfilling the credit history");
     privileges::require("manager", "backfilling the credit history");
     backfill(from_date, to_date)
 }
@@ -290,6 +291,7 @@ fn backfill(from_date: Option<Date>, to_date: Option<Date>) -> i64 {
         error::invalid(format!("{from} to {to} is more than ten years"))
     }
     let (f, t) = (from.to_pg_epoch_days(), to.to_pg_epoch_days());
+    let citus = crate::pg::citus::distributed();
     Spi::connect_mut(|c| {
         let lowers: Vec<i32> = c
             .select(
@@ -310,7 +312,7 @@ fn backfill(from_date: Option<Date>, to_date: Option<Date>) -> i64 {
             .collect();
         let mut written = 0i64;
         for chunk in customers.chunks(CHUNK) {
-            let ledgers = load(c, chunk, to);
+            let ledgers = load(c, chunk, to, citus);
             let (
                 mut cust,
                 mut day,

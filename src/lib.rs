@@ -43,8 +43,10 @@ extension_sql_file!(
         "schema",
         privileges::_calling_user,
         privileges::_person,
+        privileges::_acting_as,
         privileges::_require_member,
         privileges::_internal,
+        privileges::_set_reason,
         privileges::act_for,
         privileges::_is_admin,
         privileges::_is_superuser

@@ -116,6 +116,27 @@ pub fn person() -> Oid {
     named().unwrap_or_else(|| unsafe { pg_sys::GetSessionUserId() })
 }
 
+/// On a Citus worker, the role the coordinator relayed in `setting` with a change it sends here
+/// (crate::store::events::set_reason): Citus connects as pg_credit's owner from inside its
+/// SECURITY DEFINER functions, so the person and caller behind the change come with it, for the
+/// record only (privileges are checked on the coordinator; here they stay the connection's).
+/// Believed only from a superuser over a Citus connection (who could write anything anyway);
+/// None elsewhere, where the setting is empty, or for a role unknown here.
+fn relayed(setting: &CStr) -> Option<Oid> {
+    // SAFETY: GetConfigOption with missing_ok returns NULL or a NUL-terminated string.
+    let value = unsafe { pg_sys::GetConfigOption(setting.as_ptr(), true, false) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: checked non-NULL above.
+    let name = unsafe { CStr::from_ptr(value) }.to_str().ok().filter(|n| !n.is_empty())?;
+    // SAFETY: a plain read of a backend global.
+    if !(crate::pg::citus::from_other_node() && is_superuser(unsafe { pg_sys::GetSessionUserId() })) {
+        return None;
+    }
+    role_oid(name)
+}
+
 /// Admits only a step the Citus coordinator sends to a worker (pg_credit's own, `function` doing
 /// `step`): a superuser over a Citus connection, on a worker; 42501 otherwise, with `hint`. The
 /// coordinator checked its caller's level; `acting_as`, its caller, then becomes the person behind
@@ -256,10 +277,18 @@ fn _calling_user() -> Oid {
     caller()
 }
 
-/// The person behind the call (the login, or the person a trusted proxy named).
+/// The person behind the call (the login, or the person a trusted proxy named; on a Citus worker,
+/// the one the coordinator relayed with the change), as events and documents record it.
 #[pg_extern(stable, parallel_safe)]
 fn _person() -> String {
-    name_of(person())
+    name_of(relayed(c"credit.acting_person").unwrap_or_else(person))
+}
+
+/// The role that called pg_credit (SET ROLE counts; on a Citus worker, the one the coordinator
+/// relayed with the change), as events record it (acting_as).
+#[pg_extern(stable, parallel_safe)]
+fn _acting_as() -> String {
+    name_of(relayed(c"credit.acting_caller").unwrap_or_else(caller))
 }
 
 /// 42501 unless the person behind the call is a member of `role` (superusers pass).
@@ -276,6 +305,15 @@ fn _require_member(role: Option<&str>, action: Option<&str>) {
 #[search_path(pg_catalog, pg_temp)]
 fn _internal(function: Option<&str>) {
     require_internal(function.unwrap_or("this function"))
+}
+
+/// Internal: sets the reason for the transaction's account changes from here on ('' clears it),
+/// on Citus on the workers too, with the person and caller behind it (store::events::set_reason).
+/// No search_path of its own: a function's SET would undo the setting when it returns.
+#[pg_extern]
+fn _set_reason(reason: Option<&str>) {
+    require_internal("credit._set_reason");
+    crate::store::events::set_reason_now(reason.unwrap_or(""));
 }
 
 /// A trusted proxy (a pooled login registered in credit.trusted_proxy) names the person it acts

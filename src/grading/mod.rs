@@ -18,14 +18,21 @@ use rust_decimal::Decimal;
 
 /// Raw component values for one customer as of a date (None = no data), and the evidence behind
 /// them.
-fn inputs(c: &SpiClient<'_>, customer: &str, as_of: Date) -> (Vec<(Component, Option<Decimal>)>, Evidence) {
+fn inputs(
+    c: &SpiClient<'_>,
+    customer: &str,
+    as_of: Date,
+    citus: bool,
+) -> (Vec<(Component, Option<Decimal>)>, Evidence) {
     // (A database still on an older version's SQL has no days_late_experience: per payment.)
-    let sql = include_str!("score_inputs.sql");
-    let sql = if store::has(c, "credit.days_late_experience") {
-        sql.to_string()
-    } else {
-        sql.replace("credit.days_late_experience", "credit.payment_experience")
-    };
+    let mut sql = include_str!("score_inputs.sql").to_string();
+    if !store::has(c, "credit.days_late_experience") {
+        sql = sql.replace("credit.days_late_experience", "credit.payment_experience");
+    }
+    // On Citus, the customer's aging read on its node alone (credit.aging there reads every node).
+    if citus {
+        sql = sql.replace("credit.aging($2)", "credit._aging_on_citus($2, 'due', $1)");
+    }
     let t = c.select(&sql, Some(1), &[customer.into(), as_of.into()]).or_raise();
     if t.is_empty() {
         error::unknown_customer(customer)
@@ -135,11 +142,13 @@ fn grades(c: &SpiClient<'_>) -> Vec<GradeRow> {
 struct Scale {
     grades: Vec<GradeRow>,
     weights: Vec<(Component, Decimal)>,
+    /// pg_credit is distributed on Citus (credit.distribute()).
+    citus: bool,
 }
 
 impl Scale {
     fn read(c: &SpiClient<'_>) -> Scale {
-        Scale { grades: grades(c), weights: weights(c) }
+        Scale { grades: grades(c), weights: weights(c), citus: crate::pg::citus::distributed() }
     }
 }
 
@@ -162,7 +171,7 @@ fn evidence_rules(e: &Effective) -> EvidenceRules {
 }
 
 fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale, policy: &Effective) -> Scored {
-    let (inputs, evidence) = inputs(c, customer, as_of);
+    let (inputs, evidence) = inputs(c, customer, as_of, scale.citus);
     let (mut score, parts) = scoring::score(&inputs, &scale.weights);
     if !scoring::has_payment_history(&inputs) {
         score = None; // a grade needs payment behaviour, not only the absence of debt
@@ -217,6 +226,7 @@ fn score(
         name!(evidence, pgrx::JsonB),
     ),
 > {
+    crate::pg::citus::refuse_on_worker("Scoring");
     let customer = args::text(customer, "customer");
     let as_of = args::date(as_of, "as_of");
     let s = Spi::connect(|c| {
@@ -325,19 +335,16 @@ fn apply_review(
 /// Reviews one customer: score, grade (a step at a time unless the evidence is strong; none
 /// without enough evidence), the limit the grade supports, and (unless a dry run) the outcome
 /// applied.
+/// An account as a review reads it: customer, grade, limit, customer type, region.
+type Reviewed = (String, Option<String>, AnyNumeric, Option<String>, Option<String>);
+
 fn review(
     c: &mut SpiClient<'_>,
     scale: &Scale,
     policies: &[(Option<String>, Option<String>, Effective)],
     as_of: Date,
     dry_run: bool,
-    (customer, old_grade, old_limit, customer_type, region): (
-        String,
-        Option<String>,
-        AnyNumeric,
-        Option<String>,
-        Option<String>,
-    ),
+    (customer, old_grade, old_limit, customer_type, region): Reviewed,
 ) -> RegradeRow {
     let policy = policies
         .iter()
@@ -436,7 +443,7 @@ fn regrade(
         name!(reason, String),
     ),
 > {
-    crate::pg::citus::refuse_if_distributed("Re-grading");
+    crate::pg::citus::refuse_on_worker("Re-grading");
     let as_of = args::not_future(as_of, "as_of");
     let Some(dry_run) = dry_run else { error::null_arg("dry_run") };
     privileges::require(if dry_run { "reader" } else { "manager" }, "re-grading");
@@ -444,29 +451,43 @@ fn regrade(
     privileges::refuse_on_standby("re-grading");
     let rows: Vec<RegradeRow> = Spi::connect_mut(|c| {
         let scale = Scale::read(c);
-        // Applying locks the accounts (in the lock order); a dry run only reads.
-        if !dry_run {
+        const ACCOUNT: &str = "SELECT customer, grade, credit_limit, customer_type, region FROM credit.account";
+        // Applying locks the accounts (in the lock order); a dry run only reads. On Citus, where
+        // one statement cannot lock rows on several nodes, each account is locked in that order
+        // as its review comes, and read again under the lock.
+        if !dry_run && !scale.citus {
             account::lock_all(c, None);
         }
         let policies = crate::policy::by_subject(c);
-        let accounts: Vec<_> = c
-            .update(
-                "SELECT customer, grade, credit_limit, customer_type, region FROM credit.account ORDER BY customer",
-                None,
-                &[],
+        let read = |r: pgrx::spi::SpiHeapTupleData<'_>| -> Reviewed {
+            (
+                r.get(1).or_raise().required("customer"),
+                r.get(2).or_raise(),
+                r.get(3).or_raise().required("credit_limit"),
+                r.get(4).or_raise(),
+                r.get(5).or_raise(),
             )
-            .or_raise()
-            .map(|r| {
-                (
-                    r.get(1).or_raise().required("customer"),
-                    r.get(2).or_raise(),
-                    r.get(3).or_raise().required("credit_limit"),
-                    r.get(4).or_raise(),
-                    r.get(5).or_raise(),
-                )
-            })
-            .collect();
-        accounts.into_iter().map(|a| review(c, &scale, &policies, as_of, dry_run, a)).collect()
+        };
+        let accounts: Vec<_> =
+            c.update(&format!("{ACCOUNT} ORDER BY customer"), None, &[]).or_raise().map(read).collect();
+        let mut rows = Vec::with_capacity(accounts.len());
+        for a in accounts {
+            let a = if !dry_run && scale.citus {
+                let locked: Vec<_> = c
+                    .update(&format!("{ACCOUNT} WHERE customer = $1 FOR NO KEY UPDATE"), None, &[a.0.as_str().into()])
+                    .or_raise()
+                    .map(read)
+                    .collect();
+                match locked.into_iter().next() {
+                    Some(a) => a,
+                    None => continue, // deleted since the list was read
+                }
+            } else {
+                a
+            };
+            rows.push(review(c, &scale, &policies, as_of, dry_run, a));
+        }
+        rows
     });
     TableIterator::new(rows)
 }

@@ -57,8 +57,8 @@ pub fn command_from_another_node() -> bool {
 /// Refuses what does not run on Citus yet, with the page that says so.
 /// The same words as SQL's credit._refuse_on_citus.
 const CITUS_DETAIL: &str =
-    "pg_credit is distributed in this database (credit.distribute()): postings, orders, checks, the \
-     dunning ladder and payment arrangements run per customer on its node; what reads the whole ledger does not yet.";
+    "pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, \
+     grading and the daily job run on Citus; statement runs, the credit file, the morning page and the payment model do not yet.";
 
 pub fn refuse_if_distributed(what: &str) {
     if distributed() {

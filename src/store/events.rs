@@ -3,6 +3,7 @@
 //! commits (`credit._event_publish`, sql/audit.sql). Set-based steps that create many events at
 //! once (collections) append them in their own statements, in the `.sql` files next to their code.
 use crate::pg::error::OrRaise;
+use crate::privileges;
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::SpiClient;
 use pgrx::JsonB;
@@ -56,8 +57,52 @@ pub fn append_refused_orders(c: &mut SpiClient<'_>, lines: Vec<JsonB>) {
 /// Runs `f` with `reason` set for the transaction's account changes (credit._account_history
 /// records it with each), and clears it afterwards.
 pub fn with_reason<R>(c: &mut SpiClient<'_>, reason: &str, f: impl FnOnce(&mut SpiClient<'_>) -> R) -> R {
-    c.update("SELECT pg_catalog.set_config('credit.reason', $1, true)", None, &[reason.into()]).or_raise();
+    set_reason(c, reason);
     let r = f(c);
-    c.update("SELECT pg_catalog.set_config('credit.reason', '', true)", None, &[]).or_raise();
+    set_reason(c, "");
     r
+}
+
+/// Sets `reason` ('' clears it) for the transaction's account changes from here on. On Citus's
+/// coordinator the account rows change on their workers, where credit._account_history records
+/// them: the reason goes there too, with the person and the caller behind the change
+/// (privileges::person and caller read them there; Citus connects as pg_credit's owner from inside
+/// its functions). Citus passes SET LOCAL on to the workers of the transaction, those it opens
+/// later included, when citus.propagate_set_commands is local, and only from inside a DO block or
+/// a function run by a query, hence the DO block; set_config stays on the coordinator.
+pub fn set_reason(c: &mut SpiClient<'_>, reason: &str) {
+    c.update("SELECT pg_catalog.set_config('credit.reason', $1, true)", None, &[reason.into()]).or_raise();
+    if !(crate::pg::citus::distributed() && crate::pg::citus::is_coordinator()) {
+        return;
+    }
+    let (person, caller) = if reason.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (privileges::name_of(privileges::person()), privileges::name_of(privileges::caller()))
+    };
+    c.update(
+        "SELECT pg_catalog.set_config('credit.acting_person', $1, true), pg_catalog.set_config('credit.acting_caller', $2, true)",
+        None,
+        &[person.into(), caller.into()],
+    )
+    .or_raise();
+    // Static text: the values travel in the settings just made, never in the block's source.
+    c.update(
+        "DO $relay$ DECLARE before text := pg_catalog.current_setting('citus.propagate_set_commands'); \
+         BEGIN \
+           PERFORM pg_catalog.set_config('citus.propagate_set_commands', 'local', true); \
+           EXECUTE pg_catalog.format('SET LOCAL credit.reason = %L', pg_catalog.current_setting('credit.reason')); \
+           EXECUTE pg_catalog.format('SET LOCAL credit.acting_person = %L', pg_catalog.current_setting('credit.acting_person')); \
+           EXECUTE pg_catalog.format('SET LOCAL credit.acting_caller = %L', pg_catalog.current_setting('credit.acting_caller')); \
+           PERFORM pg_catalog.set_config('citus.propagate_set_commands', before, true); \
+         END $relay$",
+        None,
+        &[],
+    )
+    .or_raise();
+}
+
+/// [`set_reason`] on an SPI connection of its own.
+pub fn set_reason_now(reason: &str) {
+    pgrx::spi::Spi::connect_mut(|c| set_reason(c, reason));
 }

@@ -9,7 +9,11 @@
 #      resolves and lifts (citus_ladder); payment arrangements agreed, refused, decided by a run
 #      (broken, completed) and cancelled through the coordinator, one across a shard move
 #      (citus_arrangements); aging for any date and basis, its BI views, the provision matrix
-#      and the receivables metrics read over every node (citus_analytics)   (tests/citus/sql)
+#      and the receivables metrics read over every node (citus_analytics); in a database of its
+#      own, the daily job as a manager: temporary limits, collections, re-grading, the history,
+#      early warnings, statements said to be not on Citus yet; account changes recorded on the
+#      workers with their reason and person; missed days rebuilt from every node (citus_daily)
+#      (tests/citus/sql)
 #      Then three runs of collections at once with payments in flight: one does the work, none twice.
 #   2. the race: 32 sessions order, grow and cancel over 100 customers with tight limits while a
 #      monitor compares every customer's open orders and counter with its limit; in the middle of
@@ -41,6 +45,11 @@ citus_db "$BASE" "$PORT" pg_credit_citus || fail "database pg_credit_citus"
 "$PGXS_TEST/regress/pg_regress" --host="$C" --port="$PORT" --user=postgres --use-existing \
     --dbname=pg_credit_citus --inputdir="$HERE" --outputdir="$OUT/regress" citus_orders citus_holds citus_ladder citus_arrangements citus_analytics \
     || { cat "$OUT/regress/regression.diffs" 2>/dev/null | head -300; fail "pg_regress"; }
+# The daily job in a distributed database of its own (it re-grades and records every customer).
+citus_db "$BASE" "$PORT" pg_credit_citus_daily || fail "database pg_credit_citus_daily"
+"$PGXS_TEST/regress/pg_regress" --host="$C" --port="$PORT" --user=postgres --use-existing \
+    --dbname=pg_credit_citus_daily --inputdir="$HERE" --outputdir="$OUT/regress_daily" citus_daily \
+    || { cat "$OUT/regress_daily/regression.diffs" 2>/dev/null | head -300; fail "pg_regress citus_daily"; }
 
 # After the contract, on its distributed database: every view reads or is refused, and every
 # function callable without arguments answers or refuses, with a SQLSTATE of its own, never XX000
