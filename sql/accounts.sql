@@ -207,3 +207,4 @@ COMMENT ON FUNCTION credit._limit_control() IS 'Internal: refuses direct limit c
 COMMENT ON FUNCTION credit.blacklist(text, text) IS 'Blacklists a customer (no new credit orders); returns false if already blacklisted. Recorded in credit.event with the reason.';
 COMMENT ON FUNCTION credit.reinstate(text, text) IS 'Sets a blacklisted or held customer back to active; returns false if already active. Recorded in credit.event with the reason.';
 COMMENT ON FUNCTION credit._set_status(text, text, text) IS 'Internal: status change with a recorded reason';
+COMMENT ON FUNCTION credit._set_reason(text) IS 'Internal: the reason recorded with the transaction''s account changes from here on; on Citus also on the workers, with the person and caller behind them';

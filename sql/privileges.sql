@@ -69,5 +69,4 @@ COMMENT ON FUNCTION credit._person() IS 'Internal: the person behind the call (t
 COMMENT ON FUNCTION credit._require_member(text, text) IS 'Internal: 42501 unless the person behind the call is a member of the role (superusers pass; a missing role is named)';
 COMMENT ON FUNCTION credit._internal(text) IS 'Internal: 42501 unless called from pg_credit''s own functions';
 COMMENT ON FUNCTION credit._acting_as() IS 'Internal: the role that called pg_credit, as events record it (on a Citus worker, the caller the coordinator relayed)';
-COMMENT ON FUNCTION credit._set_reason(text) IS 'Internal: the reason recorded with the transaction''s account changes from here on; on Citus also on the workers, with the person and caller behind them';
 COMMENT ON FUNCTION credit.act_for(text) IS 'A trusted proxy (credit.trusted_proxy) names the person it acts for until the end of the transaction; levels, approver roles and four eyes count that person';

@@ -14,6 +14,16 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
 
+/// Internal: sets the reason for the transaction's account changes from here on ('' clears it),
+/// on Citus on the workers too, with the person and caller behind it (store::events::set_reason);
+/// credit._set_status calls it. No search_path of its own: a function's SET would undo the
+/// setting when it returns.
+#[pg_extern]
+fn _set_reason(reason: Option<&str>) {
+    crate::privileges::require_internal("credit._set_reason");
+    store::events::set_reason_now(reason.unwrap_or(""));
+}
+
 const MAINTAINED: [&str; 5] = ["open_ar", "unapplied_credit", "open_orders", "exposure", "member_exposure"];
 
 crate::pg::entry::finfo_v1!(pg_finfo_credit_protect_account);

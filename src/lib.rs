@@ -46,7 +46,6 @@ extension_sql_file!(
         privileges::_acting_as,
         privileges::_require_member,
         privileges::_internal,
-        privileges::_set_reason,
         privileges::act_for,
         privileges::_is_admin,
         privileges::_is_superuser
@@ -55,8 +54,14 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/accounts.sql",
     name = "accounts",
-    requires =
-        ["privileges", accounts::exposure, accounts::available_credit, accounts::check, accounts::rebuild_exposure]
+    requires = [
+        "privileges",
+        accounts::exposure,
+        accounts::available_credit,
+        accounts::check,
+        accounts::rebuild_exposure,
+        accounts::_set_reason
+    ]
 );
 extension_sql_file!(
     "../sql/ledger.sql",

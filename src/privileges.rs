@@ -307,15 +307,6 @@ fn _internal(function: Option<&str>) {
     require_internal(function.unwrap_or("this function"))
 }
 
-/// Internal: sets the reason for the transaction's account changes from here on ('' clears it),
-/// on Citus on the workers too, with the person and caller behind it (store::events::set_reason).
-/// No search_path of its own: a function's SET would undo the setting when it returns.
-#[pg_extern]
-fn _set_reason(reason: Option<&str>) {
-    require_internal("credit._set_reason");
-    crate::store::events::set_reason_now(reason.unwrap_or(""));
-}
-
 /// A trusted proxy (a pooled login registered in credit.trusted_proxy) names the person it acts
 /// for until the end of the current transaction: privilege levels, approver roles and four eyes
 /// then count that person. The person must be an existing role that is neither a superuser nor
