@@ -9,6 +9,7 @@
 # The single node runs the row path (no shared_preload_libraries), as Citus does.
 #   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
 #   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus.sh
+#   DAILY_ONLY=1 bench/citus.sh          # only the daily job, over the 2,000 customers with receivables
 # Results are printed and written to target/bench/citus.md (BENCHMARKS.md quotes them).
 source "$(dirname "$0")/../scripts/common.sh"
 source "$ROOT/tests/citus/cluster.sh"
@@ -30,9 +31,13 @@ citus_start "$CITUS" "$CITUS_PORT"
 trap 'stop_cluster "$ONE"; citus_stop "$CITUS"' EXIT
 pg "$ONE" "$ONE_PORT" -c "CREATE DATABASE bench" -d postgres
 pg "$ONE" "$ONE_PORT" -d bench -c "CREATE EXTENSION pg_credit"
-pg "$ONE" "$ONE_PORT" -d bench -v citus=0 -f "$ROOT/bench/citus_setup.sql" >/dev/null
 citus_db "$CITUS" "$CITUS_PORT" bench
-pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -v citus=1 -f "$ROOT/bench/citus_setup.sql" >/dev/null
+if [ -n "${DAILY_ONLY:-}" ]; then
+    pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -c "SET client_min_messages = warning" -c "SELECT count(*) FROM credit.distribute()" >/dev/null
+else
+    pg "$ONE" "$ONE_PORT" -d bench -v citus=0 -f "$ROOT/bench/citus_setup.sql" >/dev/null
+    pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -v citus=1 -f "$ROOT/bench/citus_setup.sql" >/dev/null
+fi
 
 tps() { # host port script [clients]
     "$PGBIN/pgbench" -n -M prepared -h "$1" -p "$2" -U postgres -c "${4:-$CLIENTS}" -j 2 -T "$SECONDS_PER_RUN" -f "$3" bench 2>&1 \
@@ -46,6 +51,7 @@ same_q="SELECT (SELECT sum(total) || ' / ' || sum(overdue) FROM credit.aging_by_
 same_one=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "$same_q")
 same_citus=$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "$same_q")
 READS="aging_by_customer aging_past expected_loss"
+[ -z "${DAILY_ONLY:-}" ] || ROUNDS=0
 for r in $(seq 1 "$ROUNDS"); do
     for v in $READS; do
         t=$(tps "$ONE" "$ONE_PORT" "$ROOT/bench/$v.pgbench" 2); results[one_$v]+="$t "; log "round $r one node $v: $t tps"
@@ -66,6 +72,11 @@ regrade_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) F
 daily_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.run_daily()")
 daily_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.run_daily()")
 log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms"
+if [ -n "${DAILY_ONLY:-}" ]; then
+    accounts=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.account")
+    echo "The daily job over $accounts accounts ($(date -u +%Y-%m-%d)), once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); credit.run_daily() one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one"); Citus issues no statements)." | tee "$OUT/citus_daily.md"
+    exit 0
+fi
 VARIANTS="plain guarded hot_guarded post_invoice post_payment"
 for r in $(seq 1 "$ROUNDS"); do
     for v in $VARIANTS; do
