@@ -72,9 +72,12 @@ regrade_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) F
 daily_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.run_daily()")
 daily_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.run_daily()")
 log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms"
+daily_line() { # accounts
+    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); credit.run_daily() one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one"); Citus issues no statements)."
+}
 if [ -n "${DAILY_ONLY:-}" ]; then
     accounts=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.account")
-    echo "The daily job over $accounts accounts ($(date -u +%Y-%m-%d)), once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); credit.run_daily() one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one"); Citus issues no statements)." | tee "$OUT/citus_daily.md"
+    daily_line "$accounts" | tee "$OUT/citus_daily.md"
     exit 0
 fi
 VARIANTS="plain guarded hot_guarded post_invoice post_payment"
@@ -115,5 +118,5 @@ m() { median <<<"${results[$1]}"; }
     echo
     echo "Same answers (total / overdue / expected loss): one node $same_one; Citus $same_citus."
     echo
-    echo "The daily job over the same 12,001 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); credit.run_daily() one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one"); Citus issues no statements)."
+    daily_line "the same 12,001"
 } | tee "$OUT/citus.md"

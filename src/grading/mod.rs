@@ -332,12 +332,12 @@ fn apply_review(
     applied
 }
 
-/// Reviews one customer: score, grade (a step at a time unless the evidence is strong; none
-/// without enough evidence), the limit the grade supports, and (unless a dry run) the outcome
-/// applied.
 /// An account as a review reads it: customer, grade, limit, customer type, region.
 type Reviewed = (String, Option<String>, AnyNumeric, Option<String>, Option<String>);
 
+/// Reviews one customer: score, grade (a step at a time unless the evidence is strong; none
+/// without enough evidence), the limit the grade supports, and (unless a dry run) the outcome
+/// applied.
 fn review(
     c: &mut SpiClient<'_>,
     scale: &Scale,

@@ -66,8 +66,8 @@ pub fn with_reason<R>(c: &mut SpiClient<'_>, reason: &str, f: impl FnOnce(&mut S
 /// Sets `reason` ('' clears it) for the transaction's account changes from here on. On Citus's
 /// coordinator the account rows change on their workers, where credit._account_history records
 /// them: the reason goes there too, with the person and the caller behind the change
-/// (privileges::person and caller read them there; Citus connects as pg_credit's owner from inside
-/// its functions). Citus passes SET LOCAL on to the workers of the transaction, those it opens
+/// (credit._person() and credit._acting_as() record them there, privilege checks never read
+/// them; Citus connects as pg_credit's owner from inside its functions). Citus passes SET LOCAL on to the workers of the transaction, those it opens
 /// later included, when citus.propagate_set_commands is local, and only from inside a DO block or
 /// a function run by a query, hence the DO block; set_config stays on the coordinator.
 pub fn set_reason(c: &mut SpiClient<'_>, reason: &str) {
@@ -88,7 +88,7 @@ pub fn set_reason(c: &mut SpiClient<'_>, reason: &str) {
     .or_raise();
     // Static text: the values travel in the settings just made, never in the block's source.
     c.update(
-        "DO $relay$ DECLARE before text := pg_catalog.current_setting('citus.propagate_set_commands'); \
+        "DO $relay$ DECLARE before pg_catalog.text := pg_catalog.current_setting('citus.propagate_set_commands'); \
          BEGIN \
            PERFORM pg_catalog.set_config('citus.propagate_set_commands', 'local', true); \
            EXECUTE pg_catalog.format('SET LOCAL credit.reason = %L', pg_catalog.current_setting('credit.reason')); \
