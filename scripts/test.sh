@@ -35,9 +35,10 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 passed=0; failed=0; failures=()
 layer() { # name command...
     local name=$1; shift
+    local started=$SECONDS
     log "test layer: $name"
-    if "$@"; then passed=$((passed + 1)); log "PASS $name"
-    else failed=$((failed + 1)); failures+=("$name"); log "FAIL $name"; fi
+    if "$@"; then passed=$((passed + 1)); log "PASS $name ($((SECONDS - started)) s)"
+    else failed=$((failed + 1)); failures+=("$name"); log "FAIL $name ($((SECONDS - started)) s)"; fi
 }
 
 # Statement pages are printed by a real browser (layer 7): Debian's chromium, a CJK font so

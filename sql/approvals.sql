@@ -43,6 +43,10 @@ CREATE TABLE credit.limit_approval (
     as_role      name NOT NULL,
     approved_at  timestamptz NOT NULL DEFAULT now(),
     comment      text,
+    -- The request's customer: on Citus signatures are distributed by customer with their
+    -- requests (docs/citus.md), and every statement over them names it. Last, as the update
+    -- from 0.2.0 added it.
+    customer     text NOT NULL,
     PRIMARY KEY (request_id, level),
     CONSTRAINT limit_approval_one_signature_each UNIQUE (request_id, approver)
 );
@@ -59,6 +63,8 @@ DECLARE
     pending   bigint;
     req_id    bigint;
     me        name := credit._person();
+    -- Taken before the UPDATE: Citus refuses volatile functions in an UPDATE of a distributed table.
+    decided   timestamptz;
 BEGIN
     PERFORM credit._internal('credit._request_limit');
     IF customer IS NULL OR new_limit IS NULL OR reason IS NULL THEN
@@ -122,8 +128,9 @@ BEGIN
             jsonb_build_object('request_id', req_id, 'requested_limit', new_limit, 'valid_until', valid_until,
                                'approver_roles', roles, 'source', source), credit._caller());
     IF cardinality(roles) = 0 THEN
-        UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = clock_timestamp(),
-               decision_comment = 'no approval needed' WHERE r.id = req_id;
+        decided := clock_timestamp();
+        UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = decided,
+               decision_comment = 'no approval needed' WHERE r.customer = _request_limit.customer AND r.id = req_id;
         PERFORM credit._apply_limit(customer, new_limit, valid_until, format('limit request %s: %s', req_id, reason));
     END IF;
     RETURN req_id;
@@ -146,8 +153,14 @@ BEGIN
     IF request_id IS NULL THEN
         RAISE EXCEPTION 'request_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT * INTO req FROM credit.limit_request r WHERE r.id = request_id FOR UPDATE;
-    IF NOT FOUND THEN
+    -- The customer first, then the row under its lock by customer and id: on Citus a request
+    -- lives on its customer's node, and only a statement naming the customer may lock it there.
+    -- A request's customer never changes.
+    SELECT r.customer INTO req.customer FROM credit.limit_request r WHERE r.id = request_id;
+    IF FOUND THEN
+        SELECT * INTO req FROM credit.limit_request r WHERE r.customer = req.customer AND r.id = request_id FOR UPDATE;
+    END IF;
+    IF req.id IS NULL THEN
         RAISE EXCEPTION 'limit request % does not exist', request_id USING ERRCODE = 'undefined_object';
     END IF;
     IF req.status <> 'pending' THEN
@@ -165,6 +178,7 @@ DECLARE
     level  int;
     role   name;
     signed int;
+    decided timestamptz;   -- taken before the UPDATE (Citus: no volatile function in it)
 BEGIN
     PERFORM credit._require('manager', 'approving a limit request');
     IF me = req.requested_by THEN
@@ -172,15 +186,17 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Four eyes: %s requested it; another person must approve each level.', me);
     END IF;
-    SELECT a.level INTO signed FROM credit.limit_approval a WHERE a.request_id = req.id AND a.approver = me;
+    SELECT a.level INTO signed FROM credit.limit_approval a
+     WHERE a.customer = req.customer AND a.request_id = req.id AND a.approver = me;
     IF FOUND THEN
         RAISE EXCEPTION '% already signed level % of limit request %', me, signed, request_id
             USING ERRCODE = 'insufficient_privilege', DETAIL = 'Each level must be signed by a different person.';
     END IF;
-    level := (SELECT count(*) FROM credit.limit_approval a WHERE a.request_id = req.id) + 1;
+    level := (SELECT count(*) FROM credit.limit_approval a WHERE a.customer = req.customer AND a.request_id = req.id) + 1;
     role := req.approver_roles[level];
     PERFORM credit._require_member(role, format('approving level %s of limit request %s', level, request_id));
-    INSERT INTO credit.limit_approval (request_id, level, approver, as_role, comment) VALUES (req.id, level, me, role, comment);
+    INSERT INTO credit.limit_approval (request_id, customer, level, approver, as_role, comment)
+    VALUES (req.id, req.customer, level, me, role, comment);
     INSERT INTO credit.event (kind, customer, reason, after, acting_as)
     VALUES ('limit_approval_signed', req.customer, comment,
             jsonb_build_object('request_id', req.id, 'level', level, 'of', cardinality(req.approver_roles), 'as_role', role),
@@ -188,8 +204,9 @@ BEGIN
     IF level < cardinality(req.approver_roles) THEN
         RETURN format('level %s of %s approved', level, cardinality(req.approver_roles));
     END IF;
-    UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = clock_timestamp(), decision_comment = comment
-     WHERE r.id = req.id;
+    decided := clock_timestamp();
+    UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = decided, decision_comment = comment
+     WHERE r.customer = req.customer AND r.id = req.id;
     PERFORM credit._apply_limit(req.customer, req.requested_limit, req.valid_until,
                                 format('limit request %s: %s', req.id, req.reason));
     RETURN 'approved';
@@ -203,6 +220,7 @@ DECLARE
     me     name := credit._person();
     role   name;
     result text;
+    decided timestamptz;   -- taken before the UPDATE (Citus: no volatile function in it)
 BEGIN
     PERFORM credit._require('clerk', 'rejecting or withdrawing a limit request');
     IF comment IS NULL THEN
@@ -215,12 +233,14 @@ BEGIN
     IF me = req.requested_by THEN
         result := 'withdrawn';
     ELSE
-        role := req.approver_roles[(SELECT count(*) FROM credit.limit_approval a WHERE a.request_id = req.id) + 1];
+        role := req.approver_roles[(SELECT count(*) FROM credit.limit_approval a
+                                     WHERE a.customer = req.customer AND a.request_id = req.id) + 1];
         PERFORM credit._require_member(role, format('rejecting limit request %s (or its requester, withdrawing it)', request_id));
         result := 'rejected';
     END IF;
-    UPDATE credit.limit_request r SET status = result, decided_by = me, decided_at = clock_timestamp(), decision_comment = comment
-     WHERE r.id = req.id;
+    decided := clock_timestamp();
+    UPDATE credit.limit_request r SET status = result, decided_by = me, decided_at = decided, decision_comment = comment
+     WHERE r.customer = req.customer AND r.id = req.id;
     INSERT INTO credit.event (kind, customer, reason, after, acting_as)
     VALUES ('limit_request_' || result, req.customer, comment, jsonb_build_object('request_id', req.id), credit._caller());
     RETURN result;
@@ -255,6 +275,7 @@ COMMENT ON COLUMN credit.limit_approval.approver IS 'Who signed: the person (log
 COMMENT ON COLUMN credit.limit_approval.as_role IS 'The level''s role the approver is a member of';
 COMMENT ON COLUMN credit.limit_approval.approved_at IS 'When';
 COMMENT ON COLUMN credit.limit_approval.comment IS 'Comment';
+COMMENT ON COLUMN credit.limit_approval.customer IS 'The request''s customer';
 COMMENT ON FUNCTION credit.request_limit(text, numeric, text, date) IS 'Requests a new limit (a temporary one through valid_until); returns the request id. Decreases apply at once; increases need the approvals of credit.approval_rule.';
 COMMENT ON FUNCTION credit.approve(bigint, text) IS 'Signs the next level of a limit request; the limit changes when the last level signs. The requester cannot approve; nobody signs twice.';
 COMMENT ON FUNCTION credit.reject(bigint, text) IS 'Rejects a pending limit request (a member of the next level''s role) or withdraws it (the requester)';

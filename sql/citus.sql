@@ -32,7 +32,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('credit.collection_task'::regclass, 'customer'), ('credit.collection_contact'::regclass, 'customer'),
     ('credit.promise'::regclass, 'customer'), ('credit.invoice_dispute'::regclass, 'customer'),
     ('credit.arrangement'::regclass, 'customer'), ('credit.arrangement_invoice'::regclass, 'customer'),
-    ('credit.arrangement_instalment'::regclass, 'customer')
+    ('credit.arrangement_instalment'::regclass, 'customer'),
+    -- Limit requests and their signatures, beside the account whose limit they change.
+    ('credit.limit_request'::regclass, 'customer'), ('credit.limit_approval'::regclass, 'customer')
 $$;
 
 -- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
@@ -175,7 +177,7 @@ BEGIN
      WHERE c.contype = 'f' AND c.connamespace = 'credit'::regnamespace
        AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass,
                            'credit.collection_task'::regclass, 'credit.collection_contact'::regclass,
-                           'credit.arrangement'::regclass);
+                           'credit.arrangement'::regclass, 'credit.limit_request'::regclass);
     ddl := coalesce(ddl, '{}') || ARRAY[
         'ALTER TABLE credit.order_hold DROP CONSTRAINT IF EXISTS order_hold_pkey, ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_settlement_id_key, ADD CONSTRAINT reversal_settlement_id_key UNIQUE (customer, settlement_id)',
@@ -190,6 +192,10 @@ BEGIN
         'ALTER TABLE credit.arrangement DROP CONSTRAINT IF EXISTS arrangement_pkey, ADD CONSTRAINT arrangement_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.arrangement_invoice DROP CONSTRAINT IF EXISTS arrangement_invoice_pkey, ADD CONSTRAINT arrangement_invoice_pkey PRIMARY KEY (customer, arrangement_id, invoice_id)',
         'ALTER TABLE credit.arrangement_instalment DROP CONSTRAINT IF EXISTS arrangement_instalment_pkey, ADD CONSTRAINT arrangement_instalment_pkey PRIMARY KEY (customer, arrangement_id, instalment)',
+        'ALTER TABLE credit.limit_request DROP CONSTRAINT IF EXISTS limit_request_pkey, ADD CONSTRAINT limit_request_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.limit_approval DROP CONSTRAINT IF EXISTS limit_approval_pkey, ADD CONSTRAINT limit_approval_pkey PRIMARY KEY (customer, request_id, level)',
+        -- A person signs a request once: a request has one customer.
+        'ALTER TABLE credit.limit_approval DROP CONSTRAINT IF EXISTS limit_approval_one_signature_each, ADD CONSTRAINT limit_approval_one_signature_each UNIQUE (customer, request_id, approver)',
         -- Exactly once per (invoice, level), per broken promise, one open dispute per invoice:
         -- an invoice, a promise and a dispute have one customer.
         'DROP INDEX IF EXISTS credit.collection_task_level_key',
@@ -215,7 +221,7 @@ BEGIN
        FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation',
                          'credit.collection_task', 'credit.collection_contact', 'credit.promise',
                          'credit.invoice_dispute', 'credit.arrangement', 'credit.arrangement_invoice',
-                         'credit.arrangement_instalment']::regclass[]) x;
+                         'credit.arrangement_instalment', 'credit.limit_request', 'credit.limit_approval']::regclass[]) x;
     ALTER TABLE credit.reversal ADD CONSTRAINT reversal_customer_settlement_fkey
         FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
     ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_settlement_fkey
@@ -240,6 +246,8 @@ BEGIN
         FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
     ALTER TABLE credit.arrangement_instalment ADD CONSTRAINT arrangement_instalment_customer_arrangement_fkey
         FOREIGN KEY (customer, arrangement_id) REFERENCES credit.arrangement (customer, id);
+    ALTER TABLE credit.limit_approval ADD CONSTRAINT limit_approval_customer_request_fkey
+        FOREIGN KEY (customer, request_id) REFERENCES credit.limit_request (customer, id);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;

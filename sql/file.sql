@@ -77,7 +77,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                       'approvals', coalesce((SELECT jsonb_agg(jsonb_build_object('level', l.level, 'approver', l.approver,
                                                                                                  'as_role', l.as_role, 'at', l.approved_at)
                                                                               ORDER BY l.level)
-                                                               FROM credit.limit_approval l WHERE l.request_id = r.id), '[]'))
+                                                               FROM credit.limit_approval l WHERE l.customer = r.customer AND l.request_id = r.id), '[]'))
                                    ORDER BY r.id)
                                     FROM credit.limit_request r WHERE r.customer = a.customer AND r.requested_at < file.as_of + 1), '[]')),
         'score', jsonb_build_object(

@@ -1229,6 +1229,13 @@ BEGIN
 END
 $$;
 
+-- Limit requests on Citus (docs/citus.md): a signature carries its request's customer, so that
+-- both distribute by customer with the account.
+ALTER TABLE credit.limit_approval ADD COLUMN customer text;
+UPDATE credit.limit_approval l SET customer = r.customer FROM credit.limit_request r WHERE r.id = l.request_id;
+ALTER TABLE credit.limit_approval ALTER COLUMN customer SET NOT NULL;
+COMMENT ON COLUMN credit.limit_approval.customer IS 'The request''s customer';
+
 CREATE OR REPLACE FUNCTION credit._request_limit(customer text, new_limit numeric, reason text, valid_until date, source text)
 RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -1240,6 +1247,8 @@ DECLARE
     pending   bigint;
     req_id    bigint;
     me        name := credit._person();
+    -- Taken before the UPDATE: Citus refuses volatile functions in an UPDATE of a distributed table.
+    decided   timestamptz;
 BEGIN
     PERFORM credit._internal('credit._request_limit');
     IF customer IS NULL OR new_limit IS NULL OR reason IS NULL THEN
@@ -1303,8 +1312,9 @@ BEGIN
             jsonb_build_object('request_id', req_id, 'requested_limit', new_limit, 'valid_until', valid_until,
                                'approver_roles', roles, 'source', source), credit._caller());
     IF cardinality(roles) = 0 THEN
-        UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = clock_timestamp(),
-               decision_comment = 'no approval needed' WHERE r.id = req_id;
+        decided := clock_timestamp();
+        UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = decided,
+               decision_comment = 'no approval needed' WHERE r.customer = _request_limit.customer AND r.id = req_id;
         PERFORM credit._apply_limit(customer, new_limit, valid_until, format('limit request %s: %s', req_id, reason));
     END IF;
     RETURN req_id;
@@ -1320,8 +1330,14 @@ BEGIN
     IF request_id IS NULL THEN
         RAISE EXCEPTION 'request_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT * INTO req FROM credit.limit_request r WHERE r.id = request_id FOR UPDATE;
-    IF NOT FOUND THEN
+    -- The customer first, then the row under its lock by customer and id: on Citus a request
+    -- lives on its customer's node, and only a statement naming the customer may lock it there.
+    -- A request's customer never changes.
+    SELECT r.customer INTO req.customer FROM credit.limit_request r WHERE r.id = request_id;
+    IF FOUND THEN
+        SELECT * INTO req FROM credit.limit_request r WHERE r.customer = req.customer AND r.id = request_id FOR UPDATE;
+    END IF;
+    IF req.id IS NULL THEN
         RAISE EXCEPTION 'limit request % does not exist', request_id USING ERRCODE = 'undefined_object';
     END IF;
     IF req.status <> 'pending' THEN
@@ -1339,6 +1355,7 @@ DECLARE
     level  int;
     role   name;
     signed int;
+    decided timestamptz;   -- taken before the UPDATE (Citus: no volatile function in it)
 BEGIN
     PERFORM credit._require('manager', 'approving a limit request');
     IF me = req.requested_by THEN
@@ -1346,15 +1363,17 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = format('Four eyes: %s requested it; another person must approve each level.', me);
     END IF;
-    SELECT a.level INTO signed FROM credit.limit_approval a WHERE a.request_id = req.id AND a.approver = me;
+    SELECT a.level INTO signed FROM credit.limit_approval a
+     WHERE a.customer = req.customer AND a.request_id = req.id AND a.approver = me;
     IF FOUND THEN
         RAISE EXCEPTION '% already signed level % of limit request %', me, signed, request_id
             USING ERRCODE = 'insufficient_privilege', DETAIL = 'Each level must be signed by a different person.';
     END IF;
-    level := (SELECT count(*) FROM credit.limit_approval a WHERE a.request_id = req.id) + 1;
+    level := (SELECT count(*) FROM credit.limit_approval a WHERE a.customer = req.customer AND a.request_id = req.id) + 1;
     role := req.approver_roles[level];
     PERFORM credit._require_member(role, format('approving level %s of limit request %s', level, request_id));
-    INSERT INTO credit.limit_approval (request_id, level, approver, as_role, comment) VALUES (req.id, level, me, role, comment);
+    INSERT INTO credit.limit_approval (request_id, customer, level, approver, as_role, comment)
+    VALUES (req.id, req.customer, level, me, role, comment);
     INSERT INTO credit.event (kind, customer, reason, after, acting_as)
     VALUES ('limit_approval_signed', req.customer, comment,
             jsonb_build_object('request_id', req.id, 'level', level, 'of', cardinality(req.approver_roles), 'as_role', role),
@@ -1362,8 +1381,9 @@ BEGIN
     IF level < cardinality(req.approver_roles) THEN
         RETURN format('level %s of %s approved', level, cardinality(req.approver_roles));
     END IF;
-    UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = clock_timestamp(), decision_comment = comment
-     WHERE r.id = req.id;
+    decided := clock_timestamp();
+    UPDATE credit.limit_request r SET status = 'approved', decided_by = me, decided_at = decided, decision_comment = comment
+     WHERE r.customer = req.customer AND r.id = req.id;
     PERFORM credit._apply_limit(req.customer, req.requested_limit, req.valid_until,
                                 format('limit request %s: %s', req.id, req.reason));
     RETURN 'approved';
@@ -1377,6 +1397,7 @@ DECLARE
     me     name := credit._person();
     role   name;
     result text;
+    decided timestamptz;   -- taken before the UPDATE (Citus: no volatile function in it)
 BEGIN
     PERFORM credit._require('clerk', 'rejecting or withdrawing a limit request');
     IF comment IS NULL THEN
@@ -1389,12 +1410,14 @@ BEGIN
     IF me = req.requested_by THEN
         result := 'withdrawn';
     ELSE
-        role := req.approver_roles[(SELECT count(*) FROM credit.limit_approval a WHERE a.request_id = req.id) + 1];
+        role := req.approver_roles[(SELECT count(*) FROM credit.limit_approval a
+                                     WHERE a.customer = req.customer AND a.request_id = req.id) + 1];
         PERFORM credit._require_member(role, format('rejecting limit request %s (or its requester, withdrawing it)', request_id));
         result := 'rejected';
     END IF;
-    UPDATE credit.limit_request r SET status = result, decided_by = me, decided_at = clock_timestamp(), decision_comment = comment
-     WHERE r.id = req.id;
+    decided := clock_timestamp();
+    UPDATE credit.limit_request r SET status = result, decided_by = me, decided_at = decided, decision_comment = comment
+     WHERE r.customer = req.customer AND r.id = req.id;
     INSERT INTO credit.event (kind, customer, reason, after, acting_as)
     VALUES ('limit_request_' || result, req.customer, comment, jsonb_build_object('request_id', req.id), credit._caller());
     RETURN result;
@@ -4755,7 +4778,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                                       'approvals', coalesce((SELECT jsonb_agg(jsonb_build_object('level', l.level, 'approver', l.approver,
                                                                                                  'as_role', l.as_role, 'at', l.approved_at)
                                                                               ORDER BY l.level)
-                                                               FROM credit.limit_approval l WHERE l.request_id = r.id), '[]'))
+                                                               FROM credit.limit_approval l WHERE l.customer = r.customer AND l.request_id = r.id), '[]'))
                                    ORDER BY r.id)
                                     FROM credit.limit_request r WHERE r.customer = a.customer AND r.requested_at < file.as_of + 1), '[]')),
         'score', jsonb_build_object(
@@ -5997,7 +6020,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ('credit.collection_task'::regclass, 'customer'), ('credit.collection_contact'::regclass, 'customer'),
     ('credit.promise'::regclass, 'customer'), ('credit.invoice_dispute'::regclass, 'customer'),
     ('credit.arrangement'::regclass, 'customer'), ('credit.arrangement_invoice'::regclass, 'customer'),
-    ('credit.arrangement_instalment'::regclass, 'customer')
+    ('credit.arrangement_instalment'::regclass, 'customer'),
+    -- Limit requests and their signatures, beside the account whose limit they change.
+    ('credit.limit_request'::regclass, 'customer'), ('credit.limit_approval'::regclass, 'customer')
 $$;
 
 -- What the guard's trigger on an order shard checks its arguments against (src/guard/config.rs):
@@ -6140,7 +6165,7 @@ BEGIN
      WHERE c.contype = 'f' AND c.connamespace = 'credit'::regnamespace
        AND c.confrelid IN ('credit.invoice'::regclass, 'credit.settlement'::regclass, 'credit.reversal'::regclass,
                            'credit.collection_task'::regclass, 'credit.collection_contact'::regclass,
-                           'credit.arrangement'::regclass);
+                           'credit.arrangement'::regclass, 'credit.limit_request'::regclass);
     ddl := coalesce(ddl, '{}') || ARRAY[
         'ALTER TABLE credit.order_hold DROP CONSTRAINT IF EXISTS order_hold_pkey, ADD CONSTRAINT order_hold_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.reversal DROP CONSTRAINT IF EXISTS reversal_settlement_id_key, ADD CONSTRAINT reversal_settlement_id_key UNIQUE (customer, settlement_id)',
@@ -6155,6 +6180,10 @@ BEGIN
         'ALTER TABLE credit.arrangement DROP CONSTRAINT IF EXISTS arrangement_pkey, ADD CONSTRAINT arrangement_pkey PRIMARY KEY (customer, id)',
         'ALTER TABLE credit.arrangement_invoice DROP CONSTRAINT IF EXISTS arrangement_invoice_pkey, ADD CONSTRAINT arrangement_invoice_pkey PRIMARY KEY (customer, arrangement_id, invoice_id)',
         'ALTER TABLE credit.arrangement_instalment DROP CONSTRAINT IF EXISTS arrangement_instalment_pkey, ADD CONSTRAINT arrangement_instalment_pkey PRIMARY KEY (customer, arrangement_id, instalment)',
+        'ALTER TABLE credit.limit_request DROP CONSTRAINT IF EXISTS limit_request_pkey, ADD CONSTRAINT limit_request_pkey PRIMARY KEY (customer, id)',
+        'ALTER TABLE credit.limit_approval DROP CONSTRAINT IF EXISTS limit_approval_pkey, ADD CONSTRAINT limit_approval_pkey PRIMARY KEY (customer, request_id, level)',
+        -- A person signs a request once: a request has one customer.
+        'ALTER TABLE credit.limit_approval DROP CONSTRAINT IF EXISTS limit_approval_one_signature_each, ADD CONSTRAINT limit_approval_one_signature_each UNIQUE (customer, request_id, approver)',
         -- Exactly once per (invoice, level), per broken promise, one open dispute per invoice:
         -- an invoice, a promise and a dispute have one customer.
         'DROP INDEX IF EXISTS credit.collection_task_level_key',
@@ -6180,7 +6209,7 @@ BEGIN
        FROM unnest(ARRAY['credit.invoice', 'credit.settlement', 'credit.reversal', 'credit.allocation',
                          'credit.collection_task', 'credit.collection_contact', 'credit.promise',
                          'credit.invoice_dispute', 'credit.arrangement', 'credit.arrangement_invoice',
-                         'credit.arrangement_instalment']::regclass[]) x;
+                         'credit.arrangement_instalment', 'credit.limit_request', 'credit.limit_approval']::regclass[]) x;
     ALTER TABLE credit.reversal ADD CONSTRAINT reversal_customer_settlement_fkey
         FOREIGN KEY (customer, settlement_id) REFERENCES credit.settlement (customer, id);
     ALTER TABLE credit.allocation ADD CONSTRAINT allocation_customer_settlement_fkey
@@ -6205,6 +6234,8 @@ BEGIN
         FOREIGN KEY (customer, invoice_id) REFERENCES credit.invoice (customer, id);
     ALTER TABLE credit.arrangement_instalment ADD CONSTRAINT arrangement_instalment_customer_arrangement_fkey
         FOREIGN KEY (customer, arrangement_id) REFERENCES credit.arrangement (customer, id);
+    ALTER TABLE credit.limit_approval ADD CONSTRAINT limit_approval_customer_request_fkey
+        FOREIGN KEY (customer, request_id) REFERENCES credit.limit_request (customer, id);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'customer' LOOP
         PERFORM pg_catalog.truncate_local_data_after_distributing_table(t.table_name);
     END LOOP;

@@ -2,8 +2,9 @@
 # pg_credit on Citus (docs/citus.md): a coordinator and two workers on loopback ports, started here
 # (tests/citus/cluster.sh); Citus 13.2.2 must be installed (scripts/common.sh ensure_citus).
 #   1. pg_regress through the coordinator: the layout credit.distribute() makes, orders decided on
-#      their shard's node, postings, what does not run on Citus refused clearly, repairs
-#      cluster-wide (citus_orders); hold mode: orders held on their node, released, forced and
+#      their shard's node, postings, limit requests approved, rejected and withdrawn on their
+#      customer's node (one from before distribution), what does not run on Citus refused clearly,
+#      repairs cluster-wide (citus_orders); hold mode: orders held on their node, released, forced and
 #      cancelled from the coordinator, across a shard move (citus_holds); the dunning ladder run
 #      per shard group on its worker: tasks, holds, legal referral, promises, a payment that
 #      resolves and lifts (citus_ladder); payment arrangements agreed, refused, decided by a run

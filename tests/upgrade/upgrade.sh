@@ -65,6 +65,8 @@ SELECT count(credit.post_invoice('U' || (1 + i % 40), 'INV-' || i, 100 + i, date
 SELECT count(credit.post_payment('U' || (1 + i % 40), 150 + i, date '2026-05-01' + i % 100)) FROM generate_series(1, 100) i;
 INSERT INTO credit.policy (customer_type, overdue_block_days) VALUES ('retail', 120);
 SELECT credit.request_limit('U3', 9000, 'growth');
+-- A first signature on it (as an approver would have signed): the update gives it its request's customer.
+INSERT INTO credit.limit_approval (request_id, level, approver, as_role) SELECT r.id, 1, 'upg_signer', 'upg_manager' FROM credit.limit_request r WHERE r.customer = 'U3';
 SELECT credit.blacklist('U5', 'returned cheques');
 SELECT count(*) FROM credit.run_collections('2026-09-30');
 SELECT credit.log_contact((SELECT min(id) FROM credit.collection_task WHERE status = 'open'), 'promised', 'soon', 10, '2026-10-10');
@@ -74,8 +76,9 @@ SQL
     pg "$DIR" "$PORT" -d "$1" -c "INSERT INTO orders VALUES (100000, 'U1', 1000000)" >/dev/null 2>&1
 }
 fingerprint() {   # the tables the old version had (the update adds some), and the guarded ones
-    # credit.allocation.customer (0.3.0) is filled from the settlement's: checked below.
-    pg "$DIR" "$PORT" -d "$1" -At -v extra=orders -v derived=credit.allocation:customer -f "$ROOT/tests/fingerprint.sql" | tr ' ' '\n' \
+    # credit.allocation.customer and credit.limit_approval.customer (0.3.0) are filled from the
+    # settlement's and the request's: checked below.
+    pg "$DIR" "$PORT" -d "$1" -At -v extra=orders -v derived=credit.allocation:customer,credit.limit_approval:customer -f "$ROOT/tests/fingerprint.sql" | tr ' ' '\n' \
         | grep -v -e '^credit.event_chain:' -e '^credit.access_role:' -e '^credit.guarded_table:' | tr '\n' ' '
 }
 for from in 0.1.0 0.2.0; do
@@ -97,6 +100,8 @@ SELECT 'verify ' || count(*) FROM credit.verify();
 SELECT 'verify_audit ' || count(*) FROM credit.verify_audit();
 SELECT 'allocations ' || (count(*) > 0) || ', of another customer ' || count(*) FILTER (WHERE a.customer IS DISTINCT FROM s.customer)
   FROM credit.allocation a JOIN credit.settlement s ON s.id = a.settlement_id;
+SELECT 'signatures ' || count(*) || ', of another customer ' || count(*) FILTER (WHERE l.customer IS DISTINCT FROM r.customer)
+  FROM credit.limit_approval l JOIN credit.limit_request r ON r.id = l.request_id;
 SELECT 'problems ' || count(*) FROM credit.guard_status WHERE problems <> '{}';
 SELECT 'refusal recorded ' || (credit.record_refusals() + (SELECT count(*) FROM credit.event WHERE kind = 'order_refused'));
 INSERT INTO credit.account (customer, credit_limit) VALUES ('U-NEW', 100);
@@ -126,7 +131,7 @@ SQL
 )
     fi
     echo "$checks" | sed "s/^/  updated from $from: /"
-    wants=("verify 0" "verify_audit 0" "allocations true, of another customer 0" "problems 0" "refusal recorded 1" "order counted 1" "verify after 0" "verify_audit after 0")
+    wants=("verify 0" "verify_audit 0" "allocations true, of another customer 0" "signatures 1, of another customer 0" "problems 0" "refusal recorded 1" "order counted 1" "verify after 0" "verify_audit after 0")
     [ "$from" != 0.1.0 ] && wants+=("registered orders:table orders_archive:child porders:table porders_east:partition porders_west:partition" "verify after partitions 0" "clerk issues statements true")
     for want in "${wants[@]}"; do
         echo "$checks" | grep -qx "$want" || { echo "after the update from $from, expected: $want"; rc=1; }

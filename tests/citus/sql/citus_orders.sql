@@ -28,6 +28,8 @@ SELECT credit.post_payment('C-02', 50) > 0 AS paid;
 -- And a payment arrangement on what is left of it (tests/citus/sql/citus_arrangements.sql).
 SELECT credit.arrange('C-02', ARRAY['INV-0'], jsonb_build_array(jsonb_build_object('due_date', CURRENT_DATE + 30, 'amount', 150))) > 0 AS arranged;
 SELECT customer, open_orders, exposure FROM credit.account ORDER BY customer;
+-- A limit request pending when the tables are distributed: it goes with its customer.
+SELECT credit.request_limit('C-01', 1500, 'season') AS early_request \gset
 
 -- A table guarded in hold mode, with a held order in the queue: distributed with it.
 INSERT INTO credit.account (customer, credit_limit) VALUES ('H-01', 100);
@@ -108,6 +110,33 @@ RESET ROLE;
 COMMIT;
 SELECT status, requested_limit, decided_by FROM credit.limit_request WHERE id = :request;
 SELECT customer, credit_limit FROM credit.account WHERE customer = 'C-04';
+-- Requests and signatures live with their customer (limit_request, limit_approval): the one
+-- asked before distribute() is withdrawn by its requester on C-01's node; one pending request per
+-- customer; a rejection by the level's manager; what is decided or missing is refused.
+SELECT credit.reject(:early_request, 'no longer needed');
+SELECT credit.request_limit('C-03', 900, 'new branch') AS third_request \gset
+SELECT regress_citus.state_of($$SELECT credit.request_limit('C-03', 950, 'again')$$) AS second_pending;
+GRANT EXECUTE ON FUNCTION credit.reject(bigint, text) TO regress_citus_manager;
+BEGIN;
+SELECT credit.act_for('regress_citus_mgr_a') IS NOT NULL AS acting;
+SET ROLE regress_citus_mgr_a;
+SELECT credit.reject(:third_request, 'not this quarter');
+RESET ROLE;
+COMMIT;
+SELECT regress_citus.state_of(format('SELECT credit.approve(%s)', :third_request)) AS decided_already,
+       regress_citus.state_of('SELECT credit.approve(987654321)') AS missing;
+SELECT r.customer, r.requested_limit, r.status, r.decided_by, r.decision_comment,
+       (SELECT string_agg(l.level || ':' || l.approver, ', ' ORDER BY l.level) FROM credit.limit_approval l
+         WHERE l.customer = r.customer AND l.request_id = r.id) AS signatures
+  FROM credit.limit_request r ORDER BY r.id;
+SELECT customer, credit_limit FROM credit.account WHERE customer IN ('C-01', 'C-03') ORDER BY customer;
+-- Each on the node of its customer's account.
+WITH r AS MATERIALIZED (SELECT customer FROM credit.limit_request)
+SELECT count(*) AS requests, count(*) FILTER (
+ WHERE (SELECT p.groupid FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('credit.limit_request', r.customer))
+       <> (SELECT p.groupid FROM pg_dist_placement p WHERE p.shardid = get_shard_id_for_distribution_column('credit.account', r.customer))
+       ) AS away_from_their_account
+  FROM r;
 INSERT INTO orders VALUES (35, 'C-04', 300);
 UPDATE credit.account SET status = 'hold' WHERE customer = 'C-02';
 INSERT INTO orders VALUES (34, 'C-02', 1);
