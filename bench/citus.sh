@@ -5,7 +5,8 @@
 # payment applied FIFO) through the same coordinator; and the analytics reads over the same
 # receivables on both (aging of today through its BI view, aging as of a past date, the provision
 # matrix: bench/citus_aging_data.sql), 2 clients; medians of interleaved rounds; and the daily job
-# (a dry re-grade, then credit.run_daily()) over the same accounts, once per side.
+# (a dry re-grade, last month's statement run, then credit.run_daily()) over the same accounts,
+# once per side.
 # The single node runs the row path (no shared_preload_libraries), as Citus does.
 #   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
 #   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus.sh
@@ -69,11 +70,17 @@ elapsed_ms() { # host port sql
 }
 regrade_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.regrade(dry_run => true)")
 regrade_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.regrade(dry_run => true)")
+# Last month's statements (monthly is the default cycle): every customer with receivables gets one.
+month_end="(date_trunc('month', current_date)::date - 1)"
+statements_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.statement_run($month_end)")
+statements_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.statement_run($month_end)")
+issued_one=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) || ' statements, ' || sum(closing) FROM credit.statement")
+issued_citus=$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "SELECT count(*) || ' statements, ' || sum(closing) FROM credit.statement")
 daily_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.run_daily()")
 daily_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.run_daily()")
-log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms"
+log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms; statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms"
 daily_line() { # accounts
-    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); credit.run_daily() one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one"); Citus issues no statements)."
+    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one"))."
 }
 if [ -n "${DAILY_ONLY:-}" ]; then
     accounts=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.account")

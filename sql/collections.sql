@@ -383,7 +383,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     scored text[];
     scores numeric[];
-    distributed boolean;
 BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -392,7 +391,6 @@ BEGIN
         RAISE EXCEPTION 'as_of % is in the future or not a date', as_of USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM credit._require('manager', 'running the daily job');
-    distributed := credit.is_distributed();
     IF credit._on_citus_worker() THEN
         RAISE EXCEPTION 'the daily job runs on the Citus coordinator' USING ERRCODE = 'feature_not_supported',
             HINT = 'Schedule credit.run_daily() on the coordinator (docs/citus.md).';
@@ -420,16 +418,9 @@ BEGIN
     step := 'risk_warnings';
     changes := credit._risk_warnings(as_of);
     RETURN NEXT;
-    -- Statements for periods that ended yesterday (a day is complete once it is over). Not yet
-    -- on Citus (docs/citus.md): the step says so, with no count, and the rest of the job runs.
+    -- Statements for periods that ended yesterday (a day is complete once it is over).
     step := 'statements';
-    IF distributed THEN
-        changes := NULL;
-        RAISE WARNING 'statement runs do not work on Citus yet: the daily job issued no statements'
-            USING HINT = 'docs/citus.md lists what runs on Citus.';
-    ELSE
-        SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
-    END IF;
+    SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
     RETURN NEXT;
     step := 'confirmation_reminders';
     SELECT count(*) INTO changes FROM credit.remind_confirmations(as_of);

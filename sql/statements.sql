@@ -112,7 +112,7 @@ BEGIN
                             coalesce(n.debits, 0) AS debits, coalesce(n.credits, 0) AS credits
                        FROM p LEFT JOIN closing c ON c.customer = p.customer LEFT JOIN net n ON n.customer = p.customer) x),
     promised AS (SELECT DISTINCT ON (i.customer, i.doc_no) i.customer, i.doc_no, pr.amount, pr.promised_date
-                   FROM credit.promise pr JOIN credit.invoice i ON i.id = pr.invoice_id
+                   FROM credit.promise pr JOIN credit.invoice i ON i.customer = pr.customer AND i.id = pr.invoice_id
                   WHERE pr.customer = ANY ($2) AND pr.made_on <= $1 AND (pr.status = 'open' OR pr.decided_on > $1)
                   ORDER BY i.customer, i.doc_no, pr.made_on DESC, pr.id DESC),
     disputed AS (SELECT d.customer, d.doc_no, d.opened_on FROM credit.invoice_dispute d
@@ -124,8 +124,8 @@ BEGIN
                         'arrangement ' || s.arrangement_id || ': '
                         || string_agg(to_char(s.due_date, 'YYYY-MM-DD') || ' ' || s.open_amount, ', ' ORDER BY s.instalment) AS plan
                    FROM credit.arrangement_schedule($1) s
-                   JOIN credit.arrangement_invoice ai ON ai.arrangement_id = s.arrangement_id
-                   JOIN credit.invoice i ON i.id = ai.invoice_id
+                   JOIN credit.arrangement_invoice ai ON ai.customer = s.customer AND ai.arrangement_id = s.arrangement_id
+                   JOIN credit.invoice i ON i.customer = ai.customer AND i.id = ai.invoice_id
                   WHERE s.customer = ANY ($2) AND s.arrangement_status = 'active' AND s.open_amount > 0
                   GROUP BY i.customer, i.doc_no, s.arrangement_id),
     -- Late-payment interest accrued by the end (credit.late_interest): not part of the balance.

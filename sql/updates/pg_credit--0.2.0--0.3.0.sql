@@ -326,7 +326,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION '% does not work on Citus yet', what USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, grading and the daily job run on Citus; statement runs, the credit file, the morning page and the payment model do not yet.',
+            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, grading, statements and the daily job run on Citus; the credit file, the morning page and the payment model do not yet.',
             HINT = 'docs/citus.md lists what runs on Citus.';
     END IF;
 END
@@ -1524,7 +1524,6 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     scored text[];
     scores numeric[];
-    distributed boolean;
 BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -1533,7 +1532,6 @@ BEGIN
         RAISE EXCEPTION 'as_of % is in the future or not a date', as_of USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM credit._require('manager', 'running the daily job');
-    distributed := credit.is_distributed();
     IF credit._on_citus_worker() THEN
         RAISE EXCEPTION 'the daily job runs on the Citus coordinator' USING ERRCODE = 'feature_not_supported',
             HINT = 'Schedule credit.run_daily() on the coordinator (docs/citus.md).';
@@ -1561,16 +1559,9 @@ BEGIN
     step := 'risk_warnings';
     changes := credit._risk_warnings(as_of);
     RETURN NEXT;
-    -- Statements for periods that ended yesterday (a day is complete once it is over). Not yet
-    -- on Citus (docs/citus.md): the step says so, with no count, and the rest of the job runs.
+    -- Statements for periods that ended yesterday (a day is complete once it is over).
     step := 'statements';
-    IF distributed THEN
-        changes := NULL;
-        RAISE WARNING 'statement runs do not work on Citus yet: the daily job issued no statements'
-            USING HINT = 'docs/citus.md lists what runs on Citus.';
-    ELSE
-        SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
-    END IF;
+    SELECT count(*) INTO changes FROM credit.statement_run(as_of - 1);
     RETURN NEXT;
     step := 'confirmation_reminders';
     SELECT count(*) INTO changes FROM credit.remind_confirmations(as_of);
@@ -2115,7 +2106,7 @@ BEGIN
                             coalesce(n.debits, 0) AS debits, coalesce(n.credits, 0) AS credits
                        FROM p LEFT JOIN closing c ON c.customer = p.customer LEFT JOIN net n ON n.customer = p.customer) x),
     promised AS (SELECT DISTINCT ON (i.customer, i.doc_no) i.customer, i.doc_no, pr.amount, pr.promised_date
-                   FROM credit.promise pr JOIN credit.invoice i ON i.id = pr.invoice_id
+                   FROM credit.promise pr JOIN credit.invoice i ON i.customer = pr.customer AND i.id = pr.invoice_id
                   WHERE pr.customer = ANY ($2) AND pr.made_on <= $1 AND (pr.status = 'open' OR pr.decided_on > $1)
                   ORDER BY i.customer, i.doc_no, pr.made_on DESC, pr.id DESC),
     disputed AS (SELECT d.customer, d.doc_no, d.opened_on FROM credit.invoice_dispute d
@@ -2127,8 +2118,8 @@ BEGIN
                         'arrangement ' || s.arrangement_id || ': '
                         || string_agg(to_char(s.due_date, 'YYYY-MM-DD') || ' ' || s.open_amount, ', ' ORDER BY s.instalment) AS plan
                    FROM credit.arrangement_schedule($1) s
-                   JOIN credit.arrangement_invoice ai ON ai.arrangement_id = s.arrangement_id
-                   JOIN credit.invoice i ON i.id = ai.invoice_id
+                   JOIN credit.arrangement_invoice ai ON ai.customer = s.customer AND ai.arrangement_id = s.arrangement_id
+                   JOIN credit.invoice i ON i.customer = ai.customer AND i.id = ai.invoice_id
                   WHERE s.customer = ANY ($2) AND s.arrangement_status = 'active' AND s.open_amount > 0
                   GROUP BY i.customer, i.doc_no, s.arrangement_id),
     -- Late-payment interest accrued by the end (credit.late_interest): not part of the balance.
@@ -6306,6 +6297,20 @@ BEGIN
                    gross_amount numeric, loss_rate numeric, expected_loss numeric)
     LANGUAGE sql STABLE
     AS $body$ SELECT * FROM credit._expected_loss_on_citus($1) $body$;
+    -- Statements: the ledger's entries and one customer's statement read through PL/pgSQL
+    -- (credit._ledger_entries_on_citus, credit._statement_on_citus); a statement run reads the
+    -- accounts first (src/statements/mod.rs).
+    CREATE OR REPLACE FUNCTION credit._ledger_entries(customer text, from_date date, to_date date)
+    RETURNS TABLE (customer text, entry_date date, sort integer, kind text, doc_no text, detail text,
+                   debit numeric, credit numeric, applied numeric, document_id bigint)
+    LANGUAGE sql STABLE
+    AS $body$ SELECT * FROM credit._ledger_entries_on_citus($1, $2, $3) $body$;
+    CREATE OR REPLACE FUNCTION credit.statement(customer text, period_start date, period_end date)
+    RETURNS TABLE (section text, line bigint, entry_date date, kind text, doc_no text, detail text,
+                   debit numeric, credit numeric, applied numeric, balance numeric, due_date date, days integer,
+                   bucket text, promised_amount numeric, promised_date date, disputed_since date, currency text)
+    LANGUAGE sql STABLE
+    AS $body$ SELECT * FROM credit._statement_on_citus($1, $2, $3) $body$;
     PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
     PERFORM credit._sync_guard_registration();
     PERFORM credit._ddl_quiet(false);
@@ -6390,6 +6395,89 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION credit._aging_on_citus(date, text, text) IS 'Internal: credit.aging on Citus (credit.distribute() points credit.aging here); of_customer: that customer''s documents alone, read on its node';
+
+-- Statements on Citus (credit.distribute() points credit._ledger_entries and credit.statement
+-- here). The ledger's entries as sql/statements.sql's credit._ledger_entries gives them, every
+-- join through the customer, in PL/pgSQL (Citus refuses a SQL function's parameters over
+-- distributed tables); with a customer, every table filtered on it as a literal, so that Citus
+-- sends each part to that customer's node alone.
+CREATE FUNCTION credit._ledger_entries_on_citus(of_customer text, from_date date, to_date date)
+RETURNS TABLE (customer text, entry_date date, sort integer, kind text, doc_no text, detail text,
+               debit numeric, credit numeric, applied numeric, document_id bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- ' AND <alias>.customer = <literal>' per table read, or nothing
+    only_i text := CASE WHEN of_customer IS NOT NULL THEN format(' AND i.customer = %L', of_customer) ELSE '' END;
+    only_s text := replace(only_i, 'i.customer', 's.customer');
+    only_r text := replace(only_i, 'i.customer', 'r.customer');
+    only_a text := replace(only_i, 'i.customer', 'a.customer');
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        -- an invoice's detail: its payment terms ("terms <days>")
+        SELECT i.customer, i.doc_date, 1, 'invoice'::text, i.doc_no, 'terms ' || (i.due_date - i.doc_date), i.amount,
+               0::numeric, NULL::numeric, i.id
+          FROM credit.invoice i
+         WHERE i.doc_date BETWEEN $1 AND $2 %1$s
+        UNION ALL
+        -- payments, credit notes and cancellations count from their own date
+        SELECT s.customer, s.doc_date, 2, s.kind, s.doc_no, s.reason, 0::numeric, s.amount, NULL::numeric, s.id
+          FROM credit.settlement s
+         WHERE s.kind <> 'write_off' AND s.doc_date BETWEEN $1 AND $2 %2$s
+        UNION ALL
+        -- a write-off counts from the day it took effect on its invoice
+        SELECT s.customer, a.applied_on, 2, 'write_off'::text, i.doc_no, s.reason, 0::numeric, a.amount, NULL::numeric, s.id
+          FROM credit.settlement s
+          JOIN credit.allocation a ON a.customer = s.customer AND a.settlement_id = s.id AND a.reversal_id IS NULL
+          JOIN credit.invoice i ON i.customer = a.customer AND i.id = a.invoice_id
+         WHERE s.kind = 'write_off' AND a.applied_on BETWEEN $1 AND $2 %2$s
+        UNION ALL
+        -- a reversal: the customer owes the settlement's amount again from its date (a written-off
+        -- invoice's number: its first allocation's, grouped by customer so that each node finds it)
+        SELECT r.customer, r.doc_date, 3, s.kind || '_reversal', coalesce(s.doc_no, w.doc_no),
+               r.reason, r.amount, 0::numeric, NULL::numeric, r.id
+          FROM credit.reversal r
+          JOIN credit.settlement s ON s.customer = r.customer AND s.id = r.settlement_id
+          LEFT JOIN (SELECT a.customer, a.settlement_id, (array_agg(i.doc_no ORDER BY a.id))[1] AS doc_no
+                       FROM credit.allocation a JOIN credit.invoice i ON i.customer = a.customer AND i.id = a.invoice_id
+                      WHERE true %4$s
+                      GROUP BY a.customer, a.settlement_id) w
+            ON w.customer = s.customer AND w.settlement_id = s.id AND s.kind = 'write_off'
+         WHERE r.doc_date BETWEEN $1 AND $2 %3$s
+        UNION ALL
+        -- applications of payments and credit notes to invoices, and their undoing: for the reader
+        SELECT s.customer, a.applied_on, 4,
+               CASE WHEN a.reversal_id IS NULL THEN 'application' ELSE 'application_reversed' END,
+               i.doc_no, s.kind || coalesce(' ' || s.doc_no, ''), 0::numeric, 0::numeric, a.amount, a.id
+          FROM credit.allocation a
+          JOIN credit.settlement s ON s.customer = a.customer AND s.id = a.settlement_id AND s.kind IN ('payment', 'credit_note')
+          JOIN credit.invoice i ON i.customer = a.customer AND i.id = a.invoice_id
+         WHERE a.applied_on BETWEEN $1 AND $2 %2$s
+    $q$, only_i, only_s, only_r, only_a)
+    USING from_date, to_date;
+END
+$$;
+COMMENT ON FUNCTION credit._ledger_entries_on_citus(text, date, date) IS 'Internal: credit._ledger_entries on Citus (credit.distribute() points it here): every join through the customer';
+
+-- One customer's statement on Citus (credit.distribute() points credit.statement here): the same
+-- rows, read through PL/pgSQL.
+CREATE FUNCTION credit._statement_on_citus(customer text, period_start date, period_end date)
+RETURNS TABLE (section text, line bigint, entry_date date, kind text, doc_no text, detail text,
+               debit numeric, credit numeric, applied numeric, balance numeric, due_date date, days integer,
+               bucket text, promised_amount numeric, promised_date date, disputed_since date, currency text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cur text;
+BEGIN
+    PERFORM credit._statement_args(customer, period_start, period_end);
+    SELECT a.currency::text INTO cur FROM credit.account a WHERE a.customer = _statement_on_citus.customer;
+    RETURN QUERY
+    SELECT r.section, r.line, r.entry_date, r.kind, r.doc_no, r.detail, r.debit, r.credit, r.applied, r.balance,
+           r.due_date, r.days, r.bucket, r.promised_amount, r.promised_date, r.disputed_since, cur
+      FROM credit._statement_rows(period_end, ARRAY[customer], ARRAY[period_start]) r
+     ORDER BY array_position(ARRAY['opening', 'activity', 'closing', 'open_item', 'aging', 'interest'], r.section), r.line;
+END
+$$;
+COMMENT ON FUNCTION credit._statement_on_citus(text, date, date) IS 'Internal: credit.statement on Citus (credit.distribute() points it here)';
 
 -- The provision matrix on Citus (credit.distribute() points credit.expected_loss here): the same
 -- rows as sql/aging.sql's credit.expected_loss. Each part is read by itself (the documents' aging

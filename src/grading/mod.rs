@@ -22,8 +22,9 @@ fn inputs(
     c: &SpiClient<'_>,
     customer: &str,
     as_of: Date,
-    citus: bool,
+    scale: &Scale,
 ) -> (Vec<(Component, Option<Decimal>)>, Evidence) {
+    let citus = scale.citus;
     // (A database still on an older version's SQL has no days_late_experience: per payment.)
     let mut sql = include_str!("score_inputs.sql").to_string();
     if !store::has(c, "credit.days_late_experience") {
@@ -53,23 +54,23 @@ fn inputs(
         (Component::DaysPastDue, get(4)),
         (Component::Utilization, get(5)),
         (Component::Relationship, months),
-        (Component::Dunning, dunning_level(c, customer, as_of)),
+        (Component::Dunning, scale.collections_ran.then(|| dunning_level(c, customer, as_of))),
         (Component::Commitments, kept_commitments(c, customer, as_of)),
         (Component::ExternalRating, external_rating(c, customer, as_of)),
     ];
     (components, evidence)
 }
 
-/// The dunning component: 0 = never dunned after the due date; no data (None) where collections
-/// have never run, since not being dunned then says nothing.
-fn dunning_level(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decimal> {
-    let (in_use, n): (Option<bool>, Option<i64>) = c
+/// The dunning component where collections have run (else no data: not being dunned then says
+/// nothing): 0 = never dunned after the due date.
+fn dunning_level(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Decimal {
+    let n = c
         .select(include_str!("dunning_level.sql"), Some(1), &[customer.into(), as_of.into()])
         .or_raise()
         .first()
-        .get_two()
+        .get_one::<i64>()
         .or_raise();
-    in_use.unwrap_or(false).then(|| Decimal::from(n.unwrap_or(0)))
+    Decimal::from(n.unwrap_or(0))
 }
 
 /// The kept_commitments component: of the promises and payment arrangements decided in the 12
@@ -144,11 +145,21 @@ struct Scale {
     weights: Vec<(Component, Decimal)>,
     /// pg_credit is distributed on Citus (credit.distribute()).
     citus: bool,
+    /// Collections have ever run (a task exists): else the dunning component has no data. Asked
+    /// once per call, not per customer (on Citus the question goes to every shard).
+    collections_ran: bool,
 }
 
 impl Scale {
     fn read(c: &SpiClient<'_>) -> Scale {
-        Scale { grades: grades(c), weights: weights(c), citus: crate::pg::citus::distributed() }
+        let collections_ran = c
+            .select("SELECT EXISTS (SELECT 1 FROM credit.collection_task)", Some(1), &[])
+            .or_raise()
+            .first()
+            .get_one::<bool>()
+            .or_raise()
+            .unwrap_or(false);
+        Scale { grades: grades(c), weights: weights(c), citus: crate::pg::citus::distributed(), collections_ran }
     }
 }
 
@@ -171,7 +182,7 @@ fn evidence_rules(e: &Effective) -> EvidenceRules {
 }
 
 fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale, policy: &Effective) -> Scored {
-    let (inputs, evidence) = inputs(c, customer, as_of, scale.citus);
+    let (inputs, evidence) = inputs(c, customer, as_of, scale);
     let (mut score, parts) = scoring::score(&inputs, &scale.weights);
     if !scoring::has_payment_history(&inputs) {
         score = None; // a grade needs payment behaviour, not only the absence of debt

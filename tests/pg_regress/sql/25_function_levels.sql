@@ -53,7 +53,7 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     'post_payment:clerk prune_outbox:admin rebuild_exposure:admin receivables_metrics:any record_refusals:clerk '
     'regrade:manager reinstate:manager reject:clerk release_fitting_holds:clerk release_hold:clerk request_limit:clerk '
     'resolve_dispute:manager roll_rates:any run_collections:manager run_daily:manager score:any terms_for:any unguard:admin '
-    'verify:reader verify_audit:reader weighted_days_late:any weighted_days_late_clamped:any write_off:manager aging:any _aging_on_citus:any _expected_loss_on_citus:any _acting_as:any _set_reason:internal _account_events_on_citus:internal '
+    'verify:reader verify_audit:reader weighted_days_late:any weighted_days_late_clamped:any write_off:manager aging:any _aging_on_citus:any _expected_loss_on_citus:any _acting_as:any _set_reason:internal _account_events_on_citus:internal _ledger_entries_on_citus:any _statement_on_citus:any '
     '_apply_limit:internal _set_status:internal _request_limit:internal _lock_pending_request:internal '
     '_expire_temporary_limits:internal _count_open_orders:internal _ddl_quiet:internal _recount_exposure:internal '
     '_open_orders_query:internal _actual_exposure:internal _recomputed:internal _open_orders_of_tree:internal '

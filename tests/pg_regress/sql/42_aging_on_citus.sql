@@ -42,3 +42,40 @@ SELECT count(*) AS differing_rows
 -- Bad arguments are refused alike.
 SELECT credit._aging_on_citus(NULL, 'due');
 SELECT credit._aging_on_citus(current_date, 'weekly');
+-- Statements on Citus read the ledger's entries and one customer's statement through PL/pgSQL
+-- (credit._ledger_entries_on_citus, credit._statement_on_citus): the same rows as the one-node
+-- functions, for all customers and for each, over every month of the suite's ledger.
+CREATE TEMP TABLE months AS
+SELECT d::date AS first_day, (d + interval '1 month - 1 day')::date AS last_day
+  FROM generate_series(date_trunc('month', (SELECT min(doc_date) FROM credit.invoice)),
+                       date_trunc('month', current_date), interval '1 month') d;
+SELECT sum(c.differing) AS differing_rows, sum(c.n) > 100 AS entries_compared
+  FROM months m,
+       LATERAL (SELECT (SELECT count(*) FROM credit._ledger_entries(NULL, m.first_day, m.last_day)) AS n,
+                       (SELECT count(*)
+                          FROM ((SELECT * FROM credit._ledger_entries(NULL, m.first_day, m.last_day)
+                                 EXCEPT ALL SELECT * FROM credit._ledger_entries_on_citus(NULL, m.first_day, m.last_day))
+                                UNION ALL
+                                (SELECT * FROM credit._ledger_entries_on_citus(NULL, m.first_day, m.last_day)
+                                 EXCEPT ALL SELECT * FROM credit._ledger_entries(NULL, m.first_day, m.last_day))) x) AS differing) c;
+SELECT count(*) FILTER (WHERE x.kind = 'write_off_reversal') > 0 AS written_off_and_reversed,
+       count(*) FILTER (WHERE x.kind LIKE 'application%') > 0 AS applications
+  FROM credit._ledger_entries_on_citus(NULL, '-infinity', 'infinity') x;
+-- Each customer's statements of the month of its first invoice, of the month of its last, and of
+-- its whole history to today.
+CREATE TEMP TABLE periods AS
+SELECT c.customer, p.first_day, p.last_day
+  FROM (SELECT i.customer, min(i.doc_date) AS first_doc, max(i.doc_date) AS last_doc FROM credit.invoice i GROUP BY 1) c,
+       LATERAL (VALUES (date_trunc('month', c.first_doc)::date, (date_trunc('month', c.first_doc) + interval '1 month - 1 day')::date),
+                       (date_trunc('month', c.last_doc)::date, least((date_trunc('month', c.last_doc) + interval '1 month - 1 day')::date, current_date)),
+                       (c.first_doc, current_date)) p(first_day, last_day);
+SELECT count(*) > 60 AS statements_compared, count(*) FILTER (WHERE x.differing > 0) AS differing,
+       sum(x.lines) > 1000 AS lines_compared
+  FROM periods p,
+       LATERAL (SELECT count(*) AS differing, (SELECT count(*) FROM credit.statement(p.customer, p.first_day, p.last_day)) AS lines
+                  FROM ((SELECT * FROM credit.statement(p.customer, p.first_day, p.last_day)
+                         EXCEPT ALL SELECT * FROM credit._statement_on_citus(p.customer, p.first_day, p.last_day))
+                        UNION ALL
+                        (SELECT * FROM credit._statement_on_citus(p.customer, p.first_day, p.last_day)
+                         EXCEPT ALL SELECT * FROM credit.statement(p.customer, p.first_day, p.last_day))) d) x;
+SELECT credit._statement_on_citus('NOBODY', current_date - 30, current_date);
