@@ -335,10 +335,80 @@ BEGIN
     PERFORM set_config('citus.enable_ddl_propagation', 'on', true);
     PERFORM credit._sync_guard_registration();
     PERFORM credit._ddl_quiet(false);
+    -- Privilege levels granted before: on the workers too.
+    PERFORM credit._grants_to_workers();
     RETURN QUERY SELECT l.table_name, l.layout FROM credit._citus_layout() l
                  UNION ALL SELECT x.table_name, 'customer (guarded orders)' FROM credit.guarded_table x;
 END
 $$;
+
+-- On Citus's coordinator: the privileges granted on pg_credit's schema, tables, sequences and
+-- functions, granted again on every worker's own copies of them (from CREATE EXTENSION there).
+-- Citus carries a grant on a distributed table to its shards and, made after credit.distribute(),
+-- to the workers' copies; but not grants made before it, nor grants on functions, which the
+-- workers check when a call runs there as the caller (credit.check handed over whole, a function
+-- Citus evaluates on a shard). credit.distribute() and credit.grant_privileges() call it. Only
+-- grants: a privilege revoked on the coordinator is revoked on the workers by hand (docs/citus.md).
+CREATE FUNCTION credit._grants_to_workers() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g      record;
+    remote text[] := '{}';
+    n      int := 0;
+    failed text;
+BEGIN
+    PERFORM credit._require('admin', 'granting pg_credit''s privileges on the Citus workers');
+    IF NOT credit.is_distributed() THEN
+        RETURN 0;
+    END IF;
+    FOR g IN
+        SELECT x.stmt, EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o WHERE o.classid = x.classid AND o.objid = x.objid)
+                       OR EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE x.classid = 'pg_class'::regclass
+                                                                                AND d.logicalrelid = x.objid) AS by_citus
+          FROM (SELECT 'pg_namespace'::regclass AS classid, n.oid AS objid,
+                       format('GRANT %s ON SCHEMA credit TO %I', a.privilege_type, r.rolname) AS stmt
+                  FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+                  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+                 WHERE n.oid = 'credit'::regnamespace AND a.grantee <> n.nspowner
+                UNION ALL
+                SELECT 'pg_class'::regclass, c.oid,
+                       format('GRANT %s ON %s %s TO %I', a.privilege_type,
+                              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass, r.rolname)
+                  FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+                  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+                 WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind IN ('r', 'v', 'S') AND a.grantee <> c.relowner
+                UNION ALL
+                SELECT 'pg_proc'::regclass, p.oid, format('GRANT EXECUTE ON FUNCTION %s TO %I', p.oid::regprocedure, r.rolname)
+                  FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+                  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+                 WHERE p.pronamespace = 'credit'::regnamespace AND a.grantee <> p.proowner) x
+         ORDER BY x.stmt
+    LOOP
+        n := n + 1;
+        IF g.by_citus THEN
+            -- Citus's own objects (distributed tables, distributed functions, the schema): granted
+            -- again here, Citus carries the grant to every node in this transaction.
+            EXECUTE g.stmt;
+        ELSE
+            remote := remote || g.stmt;
+        END IF;
+    END LOOP;
+    IF cardinality(remote) > 0 THEN
+        -- The rest on each worker alone, on connections of their own: objects this transaction
+        -- has not touched there.
+        SELECT string_agg(format('%s: %s', w.nodename || ':' || w.nodeport, w.result), '; ') INTO failed
+          FROM pg_catalog.run_command_on_workers(
+                   'SET citus.enable_ddl_propagation TO off; ' || array_to_string(remote, '; ')) w
+         WHERE NOT w.success;
+        IF failed IS NOT NULL THEN
+            RAISE EXCEPTION 'pg_credit''s privileges could not be granted on every worker' USING ERRCODE = 'object_not_in_prerequisite_state',
+                DETAIL = failed, HINT = 'Every role with a level must exist on every node (Citus creates roles made after it was installed).';
+        END IF;
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION credit._grants_to_workers() IS 'Internal: on Citus, grants pg_credit''s privileges on the coordinator again on every worker''s copies of its objects (credit.distribute, credit.grant_privileges); returns how many grants';
 
 COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
 COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';

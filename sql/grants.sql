@@ -34,7 +34,7 @@ DECLARE
         'write_off blacklist reinstate resolve_dispute run_collections run_daily approve reject reverse_settlement '
         'cancel_invoice arrange cancel_arrangement backfill_history import_rating train_payment_model',
         'guard unguard rebuild_exposure prune_outbox grant_privileges grant_courier courier_plan courier_claim courier_report '
-        'distribute relay_events'];
+        'distribute relay_events _grants_to_workers'];
     -- DBA-managed tables the admin level writes (the rest is written by pg_credit's functions).
     managed text[] := ARRAY['account', 'policy', 'term_tier', 'terms_window', 'reference_rate', 'grade', 'score_weight',
                             'dunning_level', 'approval_rule',
@@ -93,6 +93,10 @@ BEGIN
         level := levels[i]; role := roles[i]; functions := nf; tables := nt;
         RETURN NEXT;
     END LOOP;
+    -- On Citus: the workers' copies too (sql/citus.sql).
+    IF credit.is_distributed() THEN
+        PERFORM credit._grants_to_workers();
+    END IF;
 END
 $$;
 -- Credit policy is data in tables; writing it needs the admin level too (table privileges granted

@@ -90,7 +90,7 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF credit.is_distributed() THEN
         RAISE EXCEPTION '% does not work on Citus yet', what USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, grading, statements and the daily job run on Citus; the credit file, the morning page and the payment model do not yet.',
+            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, grading, statements, the morning page and the daily job run on Citus; the credit file and the payment model do not yet.',
             HINT = 'docs/citus.md lists what runs on Citus.';
     END IF;
 END

@@ -10,11 +10,13 @@ use crate::collections::{
 };
 use crate::pg::args;
 use crate::pg::error::{self, Code, OrRaise, Required};
+use crate::pg::numeric::{decimal, numeric};
 use crate::privileges;
 use crate::store::{self, events};
 use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiHeapTupleData};
+use rust_decimal::Decimal;
 
 /// What a new task is, for the run's output: "<action> by <channel>[ for <assignee>]".
 fn task_detail(action: &str, channel: &str, assigned_to: Option<&str>) -> String {
@@ -199,19 +201,92 @@ pub(crate) type PlannedTask = (String, String, i32, String, String, pgrx::AnyNum
 /// What the ladder's step would create on `as_of` if it ran now, without writing anything: the
 /// step's own statement (ladder_step.sql) read up to the tasks it reaches, keeping those not
 /// superseded at once. Promises and arrangements are as they stand (a run decides those first).
+/// On Citus's coordinator, each group of colocated shards is read on its worker
+/// (`credit._ladder_preview_here`), as a run walks them.
 pub(crate) fn preview(c: &SpiClient<'_>, as_of: Date) -> Vec<PlannedTask> {
+    if !crate::pg::citus::distributed() {
+        return preview_over(c, &Tables::logical(), as_of, &rules(c));
+    }
+    let reply = c.select("SELECT credit._ladder_preview_on_citus($1)", Some(1), &[as_of.into()]).or_raise();
+    let rows = reply.first().get_one::<pgrx::JsonB>().or_raise().map(|j| j.0).unwrap_or_default();
+    let rows: Vec<(String, String, i32, String, String, String)> = serde_json::from_value(rows).unwrap_or_else(|e| {
+        error::raise(Code::ERRCODE_DATA_EXCEPTION, "a ladder preview could not be read", Some(e.to_string()), None)
+    });
+    rows.into_iter()
+        .map(|(cu, doc, lv, action, channel, open)| {
+            let open: Decimal = open.parse().unwrap_or_else(|e| error::conversion(e));
+            (cu, doc, lv, action, channel, numeric(open))
+        })
+        .collect()
+}
+
+/// Internal: on Citus's coordinator, the ladder's preview (see `preview`): one call per group of
+/// colocated shards, on its worker (`credit._ladder_preview_here`), as a run walks them. As
+/// pg_credit's owner, so that the calls reach the workers as pg_credit's own steps; the reader
+/// level, as the morning page. The tasks as JSON rows, in order.
+#[pg_extern(stable, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _ladder_preview_on_citus(as_of: Option<Date>) -> pgrx::JsonB {
+    privileges::require("reader", "reading what the dunning ladder does today");
+    let Some(as_of) = as_of else { error::null_arg("as_of") };
+    if !crate::pg::citus::distributed() {
+        return planned_json(Spi::connect(|c| preview_over(c, &Tables::logical(), as_of, &rules(c))));
+    }
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    Spi::connect(|c| {
+        let rules = rules(c);
+        for customer in shard_groups(c) {
+            let reply = c
+                .select(
+                    "SELECT credit._ladder_preview_here($1, $2, $3, $4, $5, $6) FROM credit.account a WHERE a.customer = $1",
+                    None,
+                    &[
+                        customer.as_str().into(),
+                        as_of.into(),
+                        rules.types.clone().into(),
+                        rules.regions.clone().into(),
+                        rules.ladders.clone().into(),
+                        rules.grace_days.clone().into(),
+                    ],
+                )
+                .or_raise();
+            if reply.is_empty() {
+                continue; // the account is gone: nothing of it to preview
+            }
+            if let Some(pgrx::JsonB(serde_json::Value::Array(rows))) = reply.first().get_one::<pgrx::JsonB>().or_raise()
+            {
+                out.extend(rows);
+            }
+        }
+    });
+    // Each group's rows are in order; the groups' customers interleave.
+    out.sort_by(|x, y| {
+        let key =
+            |v: &serde_json::Value| (v[0].as_str().map(String::from), v[1].as_str().map(String::from), v[2].as_i64());
+        key(x).cmp(&key(y))
+    });
+    pgrx::JsonB(serde_json::Value::Array(out))
+}
+
+/// [`preview`] over some tables (pg_credit's, or one shard group's on a Citus worker).
+fn preview_over(c: &SpiClient<'_>, t: &Tables, as_of: Date, rules: &Rules) -> Vec<PlannedTask> {
     let step = include_str!("ladder_step.sql").replace("/*arranged*/", arranged_condition(c));
     let reached = step[..step.find("new AS (").required("the ladder step's insert")].trim_end().trim_end_matches(',');
-    let sql = format!(
+    let sql = t.sql(&format!(
         "{reached} \
          SELECT r.customer, r.doc_no, r.level, r.action, r.channel, r.open_then FROM reached r \
           WHERE r.days >= coalesce(r.top_days, r.days) ORDER BY r.customer, r.doc_no, r.level"
-    );
-    let rules = rules(c);
+    ));
     c.select(
         &sql,
         None,
-        &[as_of.into(), rules.types.into(), rules.regions.into(), rules.ladders.into(), rules.grace_days.into()],
+        &[
+            as_of.into(),
+            rules.types.clone().into(),
+            rules.regions.clone().into(),
+            rules.ladders.clone().into(),
+            rules.grace_days.clone().into(),
+        ],
     )
     .or_raise()
     .map(|r| {
@@ -225,6 +300,59 @@ pub(crate) fn preview(c: &SpiClient<'_>, as_of: Date) -> Vec<PlannedTask> {
         )
     })
     .collect()
+}
+
+/// Internal: on a Citus worker, the ladder preview the coordinator's morning page asks for (see
+/// `preview`), over the shards of `customer`'s group placed here, with the coordinator's rules.
+/// Reads only. Superuser over a Citus connection only. Returns the tasks as JSON rows.
+#[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
+fn _ladder_preview_here(
+    customer: Option<&str>,
+    as_of: Option<Date>,
+    types: Option<Vec<Option<String>>>,
+    regions: Option<Vec<Option<String>>>,
+    ladders: Option<Vec<Option<String>>>,
+    grace_days: Option<Vec<Option<i32>>>,
+) -> pgrx::JsonB {
+    privileges::admit_coordinator_step(
+        "_ladder_preview_here",
+        "the morning page",
+        "Read credit.portfolio_html() on the coordinator.",
+        None,
+    );
+    let customer = args::text(customer, "customer");
+    let Some(as_of) = as_of else { error::null_arg("as_of") };
+    let rules = Rules {
+        types: types.unwrap_or_else(|| error::null_arg("types")),
+        regions: regions.unwrap_or_else(|| error::null_arg("regions")),
+        ladders: ladders
+            .unwrap_or_else(|| error::null_arg("ladders"))
+            .into_iter()
+            .map(|x| x.unwrap_or_else(|| error::null_arg("ladders")))
+            .collect(),
+        grace_days: grace_days
+            .unwrap_or_else(|| error::null_arg("grace_days"))
+            .into_iter()
+            .map(|g| g.unwrap_or(0))
+            .collect(),
+        blacklist_on_legal: Vec::new(),
+    };
+    planned_json(Spi::connect(|c| {
+        let t = Tables::shard_group(c, customer);
+        preview_over(c, &t, as_of, &rules)
+    }))
+}
+
+/// Planned tasks as JSON rows (the amount as text), as `preview` reads them back.
+fn planned_json(rows: Vec<PlannedTask>) -> pgrx::JsonB {
+    pgrx::JsonB(serde_json::Value::from(
+        rows.into_iter()
+            .map(|(cu, doc, lv, action, channel, open)| {
+                serde_json::json!([cu, doc, lv, action, channel, decimal(&open).to_string()])
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Stop shipments: the accounts of invoices that reached a hold level go on hold.
@@ -310,23 +438,27 @@ fn run_distributed(as_of: Date) -> Vec<Change> {
     Spi::connect_mut(|c| {
         lock_out_other_runs(c);
         let rules = rules(c);
-        let groups: Vec<String> = c
-            .select(
-                "SELECT min(a.customer) FROM credit.account a \
-                  GROUP BY pg_catalog.get_shard_id_for_distribution_column('credit.account'::pg_catalog.regclass, a.customer) \
-                  ORDER BY 1",
-                None,
-                &[],
-            )
-            .or_raise()
-            .map(|r| r.get::<String>(1).or_raise().required("customer"))
-            .collect();
         let mut out = Vec::new();
-        for customer in groups {
+        for customer in shard_groups(c) {
             out.extend(on_node(c, &customer, None, Some(as_of), Some(&rules)));
         }
         out
     })
+}
+
+/// On Citus: one customer of each group of colocated shards that holds accounts (the first), in
+/// order: a call naming it is routed to the group's worker.
+fn shard_groups(c: &SpiClient<'_>) -> Vec<String> {
+    c.select(
+        "SELECT min(a.customer) FROM credit.account a \
+          GROUP BY pg_catalog.get_shard_id_for_distribution_column('credit.account'::pg_catalog.regclass, a.customer) \
+          ORDER BY 1",
+        None,
+        &[],
+    )
+    .or_raise()
+    .map(|r| r.get::<String>(1).or_raise().required("customer"))
+    .collect()
 }
 
 /// Sends one collections call to the node of `customer`'s shard group: the whole run over the

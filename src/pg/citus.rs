@@ -58,7 +58,7 @@ pub fn command_from_another_node() -> bool {
 /// The same words as SQL's credit._refuse_on_citus.
 const CITUS_DETAIL: &str =
     "pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, \
-     grading, statements and the daily job run on Citus; the credit file, the morning page and the payment model do not yet.";
+     grading, statements, the morning page and the daily job run on Citus; the credit file and the payment model do not yet.";
 
 pub fn refuse_if_distributed(what: &str) {
     if distributed() {

@@ -12,8 +12,9 @@
 #      (citus_arrangements); aging for any date and basis, its BI views, the provision matrix
 #      and the receivables metrics read over every node (citus_analytics); in a database of its
 #      own, the daily job as a manager: temporary limits, collections, re-grading, the history,
-#      early warnings, statements said to be not on Citus yet; account changes recorded on the
-#      workers with their reason and person; missed days rebuilt from every node (citus_daily)
+#      early warnings, statements; account changes recorded on the workers with their reason and
+#      person; missed days rebuilt from every node; last month's statements issued and checked;
+#      the morning page read as the manager, with the ladder's preview from each worker (citus_daily)
 #      (tests/citus/sql)
 #      Then three runs of collections at once with payments in flight: one does the work, none twice.
 #   2. the race: 32 sessions order, grow and cancel over 100 customers with tight limits while a

@@ -181,3 +181,23 @@ SELECT count(*) AS issued_again FROM credit.statement_run(:'month_end');
 -- Refused clearly: on a worker.
 SELECT bool_and(result LIKE '%runs on the Citus coordinator%' OR result LIKE '%through the coordinator%') AS refused_on_workers
   FROM run_command_on_workers('SELECT credit.run_daily()');
+
+-- The morning page on Citus, from the coordinator: the portfolio from the day's history, the
+-- collection worklist, and what the ladder does today — the tasks its run created, and, for two
+-- invoices posted since (D-12's ten days, D-01's 35 days overdue, on their nodes), the tasks it
+-- would create: read on each shard group's worker (credit._ladder_preview_here).
+SELECT credit.post_invoice('D-12', 'LATE-1', 500, :'today'::date - 40, :'today'::date - 10) > 0 AS posted,
+       credit.post_invoice('D-01', 'LATE-2', 700, :'today'::date - 60, :'today'::date - 35) > 0 AS posted_too;
+-- (As the manager, whose level was granted before credit.distribute(): the workers have it too.)
+SET ROLE regress_daily_manager;
+SELECT credit.portfolio_html(:'today', 'en') AS page \gset
+SELECT count(*) AS checked_on_the_node FROM credit.check('D-01', 1);
+RESET ROLE;
+SELECT position('<td>customers</td><td class="num">12</td>' IN :'page') > 0 AS portfolio,
+       position('<tr><td>L1</td><td class="num">12</td><td class="num">12,780.00</td></tr>' IN :'page') > 0 AS worklist,
+       position('<tr><td>L1</td><td>remind</td><td>email</td><td>created</td><td class="num">12</td>' IN :'page') > 0 AS created_today,
+       position('<tr><td>L2</td><td>notice</td><td>email</td><td>to do</td><td class="num">1</td><td class="num">1</td><td class="num">500.00</td></tr>' IN :'page') > 0 AS to_do_d12,
+       position('<tr><td>L5</td><td>notice</td><td>letter</td><td>to do</td><td class="num">1</td><td class="num">1</td><td class="num">700.00</td></tr>' IN :'page') > 0 AS to_do_d01;
+-- Nothing was written by reading it; the worker's step is pg_credit's own.
+SELECT count(*) AS tasks_of_the_new_invoices FROM credit.collection_task WHERE doc_no IN ('LATE-1', 'LATE-2');
+SELECT regress_citus.state_of($$SELECT credit._ladder_preview_here('D-01', current_date, '{}', '{}', '{}', '{}')$$) AS preview_step_here;
