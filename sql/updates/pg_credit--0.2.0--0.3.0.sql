@@ -6326,12 +6326,14 @@ END
 $$;
 
 -- On Citus's coordinator: the privileges granted on pg_credit's schema, tables, sequences and
--- functions, granted again on every worker's own copies of them (from CREATE EXTENSION there).
--- Citus carries a grant on a distributed table to its shards and, made after credit.distribute(),
--- to the workers' copies; but not grants made before it, nor grants on functions, which the
--- workers check when a call runs there as the caller (credit.check handed over whole, a function
--- Citus evaluates on a shard). credit.distribute() and credit.grant_privileges() call it. Only
--- grants: a privilege revoked on the coordinator is revoked on the workers by hand (docs/citus.md).
+-- functions, granted again so that every worker's own copies of them (from CREATE EXTENSION
+-- there) have them too. Citus carries a grant on what it distributes (tables, distributed
+-- functions) to every node, but only grants made after credit.distribute(); and never grants on
+-- the rest, which the workers check when a call runs there as the caller (credit.check handed
+-- over whole, a function Citus evaluates on a shard). So: grants on what Citus distributes are
+-- made again here, in this transaction; the rest go to each worker on a connection of its own.
+-- credit.distribute() and credit.grant_privileges() call it. Only grants: a privilege revoked on
+-- the coordinator is revoked on the workers by hand (docs/citus.md).
 CREATE FUNCTION credit._grants_to_workers() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -74,6 +74,42 @@ struct Rules {
     blacklist_on_legal: Vec<bool>,
 }
 
+impl Rules {
+    /// The rules a worker step receives from the coordinator as arrays (a query on a shard cannot
+    /// read the reference tables they come from); a NULL array or ladder is refused, a NULL grace
+    /// is none, a NULL blacklist flag is no. `blacklist_on_legal` None: not sent (a preview).
+    fn from_args(
+        types: Option<Vec<Option<String>>>,
+        regions: Option<Vec<Option<String>>>,
+        ladders: Option<Vec<Option<String>>>,
+        grace_days: Option<Vec<Option<i32>>>,
+        blacklist_on_legal: Option<Option<Vec<Option<bool>>>>,
+    ) -> Rules {
+        Rules {
+            types: types.unwrap_or_else(|| error::null_arg("types")),
+            regions: regions.unwrap_or_else(|| error::null_arg("regions")),
+            ladders: ladders
+                .unwrap_or_else(|| error::null_arg("ladders"))
+                .into_iter()
+                .map(|x| x.unwrap_or_else(|| error::null_arg("ladders")))
+                .collect(),
+            grace_days: grace_days
+                .unwrap_or_else(|| error::null_arg("grace_days"))
+                .into_iter()
+                .map(|g| g.unwrap_or(0))
+                .collect(),
+            blacklist_on_legal: blacklist_on_legal
+                .map(|b| {
+                    b.unwrap_or_else(|| error::null_arg("blacklist_on_legal"))
+                        .into_iter()
+                        .map(|b| b.unwrap_or(false))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
 fn rules(c: &SpiClient<'_>) -> Rules {
     let mut out =
         Rules { types: vec![], regions: vec![], ladders: vec![], grace_days: vec![], blacklist_on_legal: vec![] };
@@ -260,11 +296,7 @@ fn _ladder_preview_on_citus(as_of: Option<Date>) -> pgrx::JsonB {
         }
     });
     // Each group's rows are in order; the groups' customers interleave.
-    out.sort_by(|x, y| {
-        let key =
-            |v: &serde_json::Value| (v[0].as_str().map(String::from), v[1].as_str().map(String::from), v[2].as_i64());
-        key(x).cmp(&key(y))
-    });
+    out.sort_by_cached_key(|v| (v[0].as_str().map(String::from), v[1].as_str().map(String::from), v[2].as_i64()));
     pgrx::JsonB(serde_json::Value::Array(out))
 }
 
@@ -323,21 +355,7 @@ fn _ladder_preview_here(
     );
     let customer = args::text(customer, "customer");
     let Some(as_of) = as_of else { error::null_arg("as_of") };
-    let rules = Rules {
-        types: types.unwrap_or_else(|| error::null_arg("types")),
-        regions: regions.unwrap_or_else(|| error::null_arg("regions")),
-        ladders: ladders
-            .unwrap_or_else(|| error::null_arg("ladders"))
-            .into_iter()
-            .map(|x| x.unwrap_or_else(|| error::null_arg("ladders")))
-            .collect(),
-        grace_days: grace_days
-            .unwrap_or_else(|| error::null_arg("grace_days"))
-            .into_iter()
-            .map(|g| g.unwrap_or(0))
-            .collect(),
-        blacklist_on_legal: Vec::new(),
-    };
+    let rules = Rules::from_args(types, regions, ladders, grace_days, None);
     planned_json(Spi::connect(|c| {
         let t = Tables::shard_group(c, customer);
         preview_over(c, &t, as_of, &rules)
@@ -545,27 +563,7 @@ fn _collections_here(
                 return out;
             }
             let Some(as_of) = as_of else { error::null_arg("as_of") };
-            let text = |v: Option<Vec<Option<String>>>, what: &str| -> Vec<String> {
-                v.unwrap_or_else(|| error::null_arg(what))
-                    .into_iter()
-                    .map(|x| x.unwrap_or_else(|| error::null_arg(what)))
-                    .collect()
-            };
-            let rules = Rules {
-                types: types.unwrap_or_else(|| error::null_arg("types")),
-                regions: regions.unwrap_or_else(|| error::null_arg("regions")),
-                ladders: text(ladders, "ladders"),
-                grace_days: grace_days
-                    .unwrap_or_else(|| error::null_arg("grace_days"))
-                    .into_iter()
-                    .map(|g| g.unwrap_or(0))
-                    .collect(),
-                blacklist_on_legal: blacklist_on_legal
-                    .unwrap_or_else(|| error::null_arg("blacklist_on_legal"))
-                    .into_iter()
-                    .map(|b| b.unwrap_or(false))
-                    .collect(),
-            };
+            let rules = Rules::from_args(types, regions, ladders, grace_days, Some(blacklist_on_legal));
             run_over(c, &t, as_of, rules)
         })
     });

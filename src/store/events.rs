@@ -67,9 +67,10 @@ pub fn with_reason<R>(c: &mut SpiClient<'_>, reason: &str, f: impl FnOnce(&mut S
 /// coordinator the account rows change on their workers, where credit._account_history records
 /// them: the reason goes there too, with the person and the caller behind the change
 /// (credit._person() and credit._acting_as() record them there, privilege checks never read
-/// them; Citus connects as pg_credit's owner from inside its functions). Citus passes SET LOCAL on to the workers of the transaction, those it opens
-/// later included, when citus.propagate_set_commands is local, and only from inside a DO block or
-/// a function run by a query, hence the DO block; set_config stays on the coordinator.
+/// them; Citus connects as pg_credit's owner from inside its functions). Citus passes SET LOCAL on
+/// to the workers of the transaction, those it opens later included, when
+/// citus.propagate_set_commands is local, and only from inside a DO block or a function run by a
+/// query, hence the DO block; set_config stays on the coordinator.
 pub fn set_reason(c: &mut SpiClient<'_>, reason: &str) {
     c.update("SELECT pg_catalog.set_config('credit.reason', $1, true)", None, &[reason.into()]).or_raise();
     if !(crate::pg::citus::distributed() && crate::pg::citus::is_coordinator()) {
