@@ -613,41 +613,67 @@ END
 $$;
 COMMENT ON FUNCTION credit._expected_loss_on_citus(date) IS 'Internal: credit.expected_loss on Citus (credit.distribute() points credit.expected_loss here)';
 
+-- Events of some customers on every node: on Citus each node records the events of what happened
+-- there (an account's changes on the node that holds it; a moved account leaves its older events
+-- behind; some events on the coordinator). Those since a time, and before it those of some kinds
+-- (NULL: none). This node's own events are read here (this transaction's included), every other
+-- node's over a connection of their own (committed ones), as the caller: what the caller may
+-- read on each node decides. In the order they happened: time, node group, id. On one node, this
+-- node's alone.
+CREATE FUNCTION credit._events_on_citus(customers text[], since timestamptz, kinds_before text[] DEFAULT NULL)
+RETURNS TABLE (node integer, id bigint, customer text, kind text, happened_at timestamptz, before jsonb,
+               after jsonb, reason text, actor text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    got record;
+    here integer := 0;
+    found_events jsonb := '[]';
+    command text := format(
+        $c$SELECT coalesce(json_agg(x), '[]') FROM (SELECT e.id, e.customer, e.kind, e.happened_at, e.before, e.after,
+           e.reason, e.actor FROM credit.event e WHERE e.customer = ANY (%L::text[])
+           AND (e.happened_at >= %L::timestamptz OR e.kind = ANY (%L::text[]))) x$c$,
+        customers, since, coalesce(kinds_before, '{}'));
+BEGIN
+    EXECUTE command INTO found_events;
+    IF to_regclass('pg_catalog.pg_dist_node') IS NOT NULL THEN
+        EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO here;
+        FOR got IN EXECUTE 'SELECT d.groupid, r.success, r.result
+                              FROM pg_catalog.pg_dist_node d,
+                                   pg_catalog.master_run_on_worker(ARRAY[d.nodename], ARRAY[d.nodeport], ARRAY[$1], false) r
+                             WHERE d.noderole = ''primary'' AND d.isactive AND d.groupid <> $2 ORDER BY d.groupid'
+                     USING command, here LOOP
+            IF NOT got.success THEN
+                RAISE EXCEPTION 'could not read the events of node group %', got.groupid
+                    USING ERRCODE = 'connection_failure', DETAIL = got.result;
+            END IF;
+            found_events := found_events || coalesce((SELECT jsonb_agg(e || jsonb_build_object('node', got.groupid))
+                                                         FROM jsonb_array_elements(got.result::jsonb) e), '[]');
+        END LOOP;
+    END IF;
+    RETURN QUERY
+    SELECT coalesce(e.node, here), e.id, e.customer, e.kind, e.happened_at, e.before, e.after, e.reason, e.actor
+      FROM jsonb_to_recordset(found_events) AS e(node integer, id bigint, customer text, kind text, happened_at timestamptz,
+                                                 before jsonb, after jsonb, reason text, actor text)
+     ORDER BY e.happened_at, coalesce(e.node, here), e.id;
+END
+$$;
+COMMENT ON FUNCTION credit._events_on_citus(text[], timestamptz, text[]) IS 'Internal: the events of some customers on every node (on one node, its own), since a time and before it those of some kinds, in the order they happened';
+
 -- The account events of some customers on every node, for the credit history's backfill
--- (src/history.rs): on Citus each node records the changes of the accounts it holds, and a moved
--- account leaves its older events on the node it left. Read over separate connections, so
--- committed events only (the backfill reads days before today's). In the order they happened.
+-- (src/history.rs), in the order they happened; a day is counted from 2000-01-01.
 CREATE FUNCTION credit._account_events_on_citus(customers text[])
 RETURNS TABLE (customer text, day integer, after jsonb, before jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    got record;
-    found_events jsonb := '[]';
-    command text := format(
-        $c$SELECT coalesce(json_agg(x ORDER BY x.happened_at, x.id), '[]') FROM (SELECT e.id, e.customer, e.happened_at,
-           e.happened_at::date - DATE '2000-01-01' AS day, e.after, e.before FROM credit.event e
-           WHERE e.customer = ANY (%L::text[]) AND e.kind IN ('account_created', 'limit_changed',
-           'temporary_limit_changed', 'status_changed', 'grade_changed')) x$c$, customers);
 BEGIN
     PERFORM credit._internal('credit._account_events_on_citus');
-    FOR got IN EXECUTE 'SELECT d.groupid, r.success, r.result
-                          FROM pg_catalog.pg_dist_node d,
-                               pg_catalog.master_run_on_worker(ARRAY[d.nodename], ARRAY[d.nodeport], ARRAY[$1], false) r
-                         WHERE d.noderole = ''primary'' AND d.isactive ORDER BY d.groupid' USING command LOOP
-        IF NOT got.success THEN
-            RAISE EXCEPTION 'could not read the account events of node group %', got.groupid
-                USING ERRCODE = 'connection_failure', DETAIL = got.result;
-        END IF;
-        found_events := found_events || coalesce((SELECT jsonb_agg(e || jsonb_build_object('node', got.groupid))
-                                                     FROM jsonb_array_elements(got.result::jsonb) e), '[]');
-    END LOOP;
     RETURN QUERY
-    SELECT e ->> 'customer', (e ->> 'day')::integer, coalesce(e -> 'after', '{}'), coalesce(e -> 'before', '{}')
-      FROM jsonb_array_elements(found_events) e
-     ORDER BY (e ->> 'happened_at')::timestamptz, (e ->> 'node')::integer, (e ->> 'id')::bigint;
+    SELECT e.customer, e.happened_at::date - DATE '2000-01-01', coalesce(e.after, '{}'), coalesce(e.before, '{}')
+      FROM credit._events_on_citus(customers, 'infinity', ARRAY['account_created', 'limit_changed',
+                                                                'temporary_limit_changed', 'status_changed', 'grade_changed']) e;
 END
 $$;
 COMMENT ON FUNCTION credit._account_events_on_citus(text[]) IS 'Internal: on Citus, the account events of some customers read on every node, in the order they happened (the credit history''s backfill)';
+
 
 -- Events across nodes. On Citus every node keeps its own credit.event, outbox and audit chain:
 -- an order's warning or refusal is recorded on the node that decided it (the refusal recorder of

@@ -47,7 +47,13 @@ CREATE TRIGGER score_weight_write BEFORE INSERT OR UPDATE OR DELETE ON credit.sc
 CREATE FUNCTION credit.regrade_summary(as_of date DEFAULT current_date)
 RETURNS TABLE (rows_for text, region text, grade text, customers bigint, unchanged bigint, increases bigint, decreases bigint,
                requests bigint, unrated bigint, limits_now numeric, limits_after numeric, limits_requested numeric)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- PL/pgSQL, and the review and the accounts read by themselves: on Citus no SQL function's
+    -- parameters in a query over distributed tables, and the review runs on the coordinator.
+    RETURN QUERY
+    WITH r AS MATERIALIZED (SELECT * FROM credit.regrade(regrade_summary.as_of, dry_run => true)),
+         a AS MATERIALIZED (SELECT x.customer, x.region FROM credit.account x)
     SELECT CASE GROUPING(a.region, r.new_grade) WHEN 0 THEN 'grade' WHEN 1 THEN 'region' ELSE 'all' END,
            a.region, r.new_grade, count(*),
            count(*) FILTER (WHERE r.action = 'unchanged'), count(*) FILTER (WHERE r.action = 'increase'),
@@ -56,11 +62,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            coalesce(sum(r.old_limit), 0),
            coalesce(sum(CASE WHEN r.action IN ('increase', 'decrease') THEN r.proposed_limit ELSE r.old_limit END), 0),
            coalesce(sum(r.proposed_limit) FILTER (WHERE r.action = 'request'), 0)
-      FROM credit.regrade(regrade_summary.as_of, dry_run => true) r
-      JOIN credit.account a ON a.customer = r.customer
+      FROM r JOIN a ON a.customer = r.customer
      GROUP BY GROUPING SETS ((a.region, r.new_grade), (a.region), ())
      ORDER BY GROUPING(a.region), a.region NULLS LAST, GROUPING(r.new_grade),
-              (SELECT g.rank FROM credit.grade g WHERE g.grade = r.new_grade AND NOT g.retired) NULLS LAST
+              (SELECT g.rank FROM credit.grade g WHERE g.grade = r.new_grade AND NOT g.retired) NULLS LAST;
+END
 $$;
 
 COMMENT ON FUNCTION credit.score(text, date) IS 'Credit score 0-100 as of a date, its grade (null while the evidence is short of the policy''s minimum), every component (raw value, points, weight), and the evidence behind it';

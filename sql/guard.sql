@@ -83,19 +83,21 @@ $$;
 
 COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
 
--- What does not run on Citus yet refuses (0A000) before it starts; the same message as
--- src/pg/citus.rs.
-CREATE FUNCTION credit._refuse_on_citus(what text) RETURNS void
+-- On a Citus worker, refuses (0A000) an entry point that runs through the coordinator: a call in a
+-- statement over a distributed table is sent whole to the shard's worker. The same words as
+-- src/pg/citus.rs's refuse_on_worker.
+CREATE FUNCTION credit._refuse_on_worker(what text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF credit.is_distributed() THEN
-        RAISE EXCEPTION '% does not work on Citus yet', what USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, grading, statements, the morning page and the daily job run on Citus; the credit file and the payment model do not yet.',
-            HINT = 'docs/citus.md lists what runs on Citus.';
+    IF credit._on_citus_worker() THEN
+        RAISE EXCEPTION '% runs through the coordinator, not inside a query on a shard', what USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'Citus sent this call to a worker with the statement around it, which reads a distributed table.',
+            HINT = 'Pass the arguments as values (psql''s \gset, or a separate query), not as a query over pg_credit''s tables.';
     END IF;
 END
 $$;
-COMMENT ON FUNCTION credit._refuse_on_citus(text) IS 'Internal: refuses (0A000) what does not run on Citus yet, in a distributed database';
+
+COMMENT ON FUNCTION credit._refuse_on_worker(text) IS 'Internal: on a Citus worker, refuses (0A000) an entry point that runs through the coordinator';
 
 -- Whether this node is a Citus worker of a distributed pg_credit (not the coordinator).
 CREATE FUNCTION credit._on_citus_worker() RETURNS boolean

@@ -30,11 +30,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT k.allowed, k.credit_limit, k.exposure, k.reasons FROM credit.check(customer, amount) k WHERE has_account
 $$;
 
+-- The table travels as an oid out of the subquery: on Citus the holds are read on the workers,
+-- where a regclass would be named by the worker's catalog; it is named here, by the coordinator's.
 CREATE VIEW credit.hold_queue WITH (security_invoker = true) AS
-SELECT q.hold_id, q.held_at, q.table_name, q.row_key, q.customer, q.amount, q.reasons_when_held,
+SELECT q.hold_id, q.held_at, q.table_oid::regclass AS table_name, q.row_key, q.customer, q.amount, q.reasons_when_held,
        q.held_by, q.grade, q.account_status,
        (q.fit).credit_limit, (q.fit).exposure, (q.fit).reasons AS reasons_now, (q.fit).allowed AS fits_now
-  FROM (SELECT h.id AS hold_id, h.held_at, h.table_name, h.row_key, h.customer, h.amount, h.reasons AS reasons_when_held,
+  FROM (SELECT h.id AS hold_id, h.held_at, h.table_name::oid AS table_oid, h.row_key, h.customer, h.amount, h.reasons AS reasons_when_held,
                h.held_by, a.grade, a.status AS account_status,
                credit._hold_fit(h.customer, h.amount, a.customer IS NOT NULL) AS fit
           FROM credit.order_hold h

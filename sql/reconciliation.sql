@@ -133,6 +133,18 @@ CREATE TRIGGER reconciliation_difference_no_truncate BEFORE TRUNCATE ON credit.r
 -- Matches the finance items loaded for as_of with pg_credit's open items as of as_of and keeps the
 -- run. Returns the differences — 'new' or 'persisting' against the previous run of the same date —
 -- and, as 'fixed', the previous run's differences that are gone.
+-- Whether pg_credit has a document of a customer's (an invoice, a payment or a credit note), in
+-- any state. A function, so that on Citus each look-up is one statement routed to the customer's
+-- node (a correlated subquery over a distributed table is refused there).
+CREATE FUNCTION credit._has_document(customer text, doc_no text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = _has_document.customer AND i.doc_no = _has_document.doc_no)
+        OR EXISTS (SELECT 1 FROM credit.settlement s WHERE s.customer = _has_document.customer AND s.doc_no = _has_document.doc_no);
+END
+$$;
+COMMENT ON FUNCTION credit._has_document(text, text) IS 'Internal: whether pg_credit has a document (invoice, payment, credit note) of the customer, in any state';
+
 CREATE FUNCTION credit.reconcile(as_of date DEFAULT CURRENT_DATE, amount_tolerance numeric DEFAULT 0,
                                  date_tolerance integer DEFAULT 0)
 RETURNS TABLE (kind text, customer text, doc_no text, credit_amount numeric, finance_amount numeric,
@@ -214,12 +226,8 @@ BEGIN
          WHERE u.in_credit
         UNION ALL
         -- Open in the finance system only: a document pg_credit has settled (or cancelled), or never
-        -- had (looked up by index, one document at a time: few rows).
-        SELECT CASE WHEN coalesce((SELECT true FROM credit.invoice i WHERE i.customer = u.customer AND i.doc_no = u.doc_no
-                                    LIMIT 1), false)
-                      OR coalesce((SELECT true FROM credit.settlement s WHERE s.customer = u.customer AND s.doc_no = u.doc_no
-                                    LIMIT 1), false)
-                    THEN 'closed_in_credit' ELSE 'missing_in_credit' END,
+        -- had (looked up by index, one document at a time: few rows; on Citus on its node).
+        SELECT CASE WHEN credit._has_document(u.customer, u.doc_no) THEN 'closed_in_credit' ELSE 'missing_in_credit' END,
                u.customer, u.doc_no, NULL, u.finance_amount, NULL, u.finance_date, NULL, u.finance_due, NULL
           FROM unmatched u
          WHERE u.in_finance AND NOT u.moved
@@ -317,7 +325,9 @@ BEGIN
         UNION ALL
         SELECT a.applied_on, CASE WHEN a.reversal_id IS NULL THEN s.kind || ' applied' ELSE s.kind || ' application undone' END,
                a.amount, s.kind || coalesce(' ' || s.doc_no, '') || ' (settlement ' || s.id || ')', s.reason, s.posted_at
-          FROM credit.invoice i JOIN credit.allocation a ON a.invoice_id = i.id JOIN credit.settlement s ON s.id = a.settlement_id
+          FROM credit.invoice i
+          JOIN credit.allocation a ON a.customer = i.customer AND a.invoice_id = i.id
+          JOIN credit.settlement s ON s.customer = a.customer AND s.id = a.settlement_id
          WHERE i.customer = reconciliation_trace.customer AND i.doc_no = reconciliation_trace.doc_no
         UNION ALL
         SELECT s.doc_date, s.kind || ' posted', -s.amount, s.kind || ' ' || s.doc_no || ' (settlement ' || s.id || ')',
@@ -327,11 +337,11 @@ BEGIN
            AND s.kind IN ('payment', 'credit_note')
         UNION ALL
         SELECT r.doc_date, s.kind || ' reversed', r.amount, 'reversal ' || r.id, r.reason, r.posted_at
-          FROM credit.reversal r JOIN credit.settlement s ON s.id = r.settlement_id
+          FROM credit.reversal r JOIN credit.settlement s ON s.customer = r.customer AND s.id = r.settlement_id
          WHERE r.customer = reconciliation_trace.customer
            AND (s.doc_no = reconciliation_trace.doc_no
-                OR EXISTS (SELECT 1 FROM credit.allocation a JOIN credit.invoice i ON i.id = a.invoice_id
-                            WHERE a.reversal_id = r.id AND i.doc_no = reconciliation_trace.doc_no))
+                OR EXISTS (SELECT 1 FROM credit.allocation a JOIN credit.invoice i ON i.customer = a.customer AND i.id = a.invoice_id
+                            WHERE a.customer = r.customer AND a.reversal_id = r.id AND i.doc_no = reconciliation_trace.doc_no))
         UNION ALL
         SELECT d.opened_on, 'dispute opened', NULL, 'dispute ' || d.id, d.reason, NULL
           FROM credit.invoice_dispute d
@@ -342,10 +352,10 @@ BEGIN
          WHERE d.customer = reconciliation_trace.customer AND d.doc_no = reconciliation_trace.doc_no
            AND d.resolved_on IS NOT NULL
         UNION ALL
+        -- (On Citus, the events of every node.)
         SELECT e.happened_at::date, 'event ' || e.kind, NULL, 'event ' || e.id, e.reason, e.happened_at
-          FROM credit.event e
-         WHERE e.customer = reconciliation_trace.customer
-           AND (e.after ->> 'doc_no' = reconciliation_trace.doc_no
+          FROM credit._events_on_citus(ARRAY[reconciliation_trace.customer], '-infinity') e
+         WHERE (e.after ->> 'doc_no' = reconciliation_trace.doc_no
                 OR e.after -> 'reopened' @> jsonb_build_array(jsonb_build_object('doc_no', reconciliation_trace.doc_no)))
     ) x
     ORDER BY x.happened_on, x.recorded_at NULLS LAST, x.what;

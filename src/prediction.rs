@@ -70,7 +70,7 @@ fn ledger(c: &SpiClient<'_>, customer: Option<&str>) -> Vec<Row> {
     for r in c
         .select(
             "SELECT a.invoice_id, a.applied_on - DATE '2000-01-01', a.amount::float8 FROM credit.allocation a \
-              WHERE $1::text IS NULL OR a.invoice_id IN (SELECT i.id FROM credit.invoice i WHERE i.customer = $1)",
+              WHERE $1::text IS NULL OR a.customer = $1",
             None,
             &[customer.into()],
         )
@@ -180,7 +180,7 @@ fn train_payment_model(
     late_after: default!(Option<i32>, "0"),
     very_late_after: default!(Option<i32>, "30"),
 ) -> TableIterator<'static, (name!(model_id, i64), name!(kind, String), name!(examples, i64))> {
-    crate::pg::citus::refuse_if_distributed("Training the payment model");
+    crate::pg::citus::refuse_on_worker("Training the payment model");
     privileges::require("manager", "training the payment model");
     let until = args::not_future(trained_until, "trained_until");
     let from = args::optional_date(trained_from, "trained_from");
@@ -586,7 +586,7 @@ fn cash_forecast(
         }
         for r in c
             .select(
-                "SELECT ai.invoice_id FROM credit.arrangement_invoice ai JOIN credit.arrangement ar ON ar.id = ai.arrangement_id \
+                "SELECT ai.invoice_id FROM credit.arrangement_invoice ai JOIN credit.arrangement ar ON ar.customer = ai.customer AND ar.id = ai.arrangement_id \
                   WHERE ar.agreed_on <= $1 AND (ar.decided_on IS NULL OR ar.decided_on > $1)",
                 None,
                 &[as_of.into()],
@@ -640,8 +640,9 @@ fn cash_forecast(
         for r in c
             .select(
                 "SELECT i.customer, a.applied_on - DATE '2000-01-01', a.amount::float8 \
-                   FROM credit.allocation a JOIN credit.settlement s ON s.id = a.settlement_id AND s.kind = 'payment' \
-                   JOIN credit.invoice i ON i.id = a.invoice_id \
+                   FROM credit.allocation a \
+                   JOIN credit.settlement s ON s.customer = a.customer AND s.id = a.settlement_id AND s.kind = 'payment' \
+                   JOIN credit.invoice i ON i.customer = a.customer AND i.id = a.invoice_id \
                   WHERE a.applied_on >= $1 AND a.applied_on < $1 + $2 * 7 AND i.doc_date <= $1",
                 None,
                 &[as_of.into(), weeks.into()],

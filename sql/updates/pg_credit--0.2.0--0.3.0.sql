@@ -319,19 +319,21 @@ $$;
 
 COMMENT ON FUNCTION credit.is_distributed() IS 'Whether pg_credit runs on Citus in this database (credit.distribute() was run)';
 
--- What does not run on Citus yet refuses (0A000) before it starts; the same message as
--- src/pg/citus.rs.
-CREATE FUNCTION credit._refuse_on_citus(what text) RETURNS void
+-- On a Citus worker, refuses (0A000) an entry point that runs through the coordinator: a call in a
+-- statement over a distributed table is sent whole to the shard's worker. The same words as
+-- src/pg/citus.rs's refuse_on_worker.
+CREATE FUNCTION credit._refuse_on_worker(what text) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF credit.is_distributed() THEN
-        RAISE EXCEPTION '% does not work on Citus yet', what USING ERRCODE = 'feature_not_supported',
-            DETAIL = 'pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, grading, statements, the morning page and the daily job run on Citus; the credit file and the payment model do not yet.',
-            HINT = 'docs/citus.md lists what runs on Citus.';
+    IF credit._on_citus_worker() THEN
+        RAISE EXCEPTION '% runs through the coordinator, not inside a query on a shard', what USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'Citus sent this call to a worker with the statement around it, which reads a distributed table.',
+            HINT = 'Pass the arguments as values (psql''s \gset, or a separate query), not as a query over pg_credit''s tables.';
     END IF;
 END
 $$;
-COMMENT ON FUNCTION credit._refuse_on_citus(text) IS 'Internal: refuses (0A000) what does not run on Citus yet, in a distributed database';
+
+COMMENT ON FUNCTION credit._refuse_on_worker(text) IS 'Internal: on a Citus worker, refuses (0A000) an entry point that runs through the coordinator';
 
 -- Whether this node is a Citus worker of a distributed pg_credit (not the coordinator).
 CREATE FUNCTION credit._on_citus_worker() RETURNS boolean
@@ -2840,6 +2842,18 @@ CREATE TRIGGER reconciliation_difference_no_truncate BEFORE TRUNCATE ON credit.r
 -- Matches the finance items loaded for as_of with pg_credit's open items as of as_of and keeps the
 -- run. Returns the differences — 'new' or 'persisting' against the previous run of the same date —
 -- and, as 'fixed', the previous run's differences that are gone.
+-- Whether pg_credit has a document of a customer's (an invoice, a payment or a credit note), in
+-- any state. A function, so that on Citus each look-up is one statement routed to the customer's
+-- node (a correlated subquery over a distributed table is refused there).
+CREATE FUNCTION credit._has_document(customer text, doc_no text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM credit.invoice i WHERE i.customer = _has_document.customer AND i.doc_no = _has_document.doc_no)
+        OR EXISTS (SELECT 1 FROM credit.settlement s WHERE s.customer = _has_document.customer AND s.doc_no = _has_document.doc_no);
+END
+$$;
+COMMENT ON FUNCTION credit._has_document(text, text) IS 'Internal: whether pg_credit has a document (invoice, payment, credit note) of the customer, in any state';
+
 CREATE FUNCTION credit.reconcile(as_of date DEFAULT CURRENT_DATE, amount_tolerance numeric DEFAULT 0,
                                  date_tolerance integer DEFAULT 0)
 RETURNS TABLE (kind text, customer text, doc_no text, credit_amount numeric, finance_amount numeric,
@@ -2921,12 +2935,8 @@ BEGIN
          WHERE u.in_credit
         UNION ALL
         -- Open in the finance system only: a document pg_credit has settled (or cancelled), or never
-        -- had (looked up by index, one document at a time: few rows).
-        SELECT CASE WHEN coalesce((SELECT true FROM credit.invoice i WHERE i.customer = u.customer AND i.doc_no = u.doc_no
-                                    LIMIT 1), false)
-                      OR coalesce((SELECT true FROM credit.settlement s WHERE s.customer = u.customer AND s.doc_no = u.doc_no
-                                    LIMIT 1), false)
-                    THEN 'closed_in_credit' ELSE 'missing_in_credit' END,
+        -- had (looked up by index, one document at a time: few rows; on Citus on its node).
+        SELECT CASE WHEN credit._has_document(u.customer, u.doc_no) THEN 'closed_in_credit' ELSE 'missing_in_credit' END,
                u.customer, u.doc_no, NULL, u.finance_amount, NULL, u.finance_date, NULL, u.finance_due, NULL
           FROM unmatched u
          WHERE u.in_finance AND NOT u.moved
@@ -3024,7 +3034,9 @@ BEGIN
         UNION ALL
         SELECT a.applied_on, CASE WHEN a.reversal_id IS NULL THEN s.kind || ' applied' ELSE s.kind || ' application undone' END,
                a.amount, s.kind || coalesce(' ' || s.doc_no, '') || ' (settlement ' || s.id || ')', s.reason, s.posted_at
-          FROM credit.invoice i JOIN credit.allocation a ON a.invoice_id = i.id JOIN credit.settlement s ON s.id = a.settlement_id
+          FROM credit.invoice i
+          JOIN credit.allocation a ON a.customer = i.customer AND a.invoice_id = i.id
+          JOIN credit.settlement s ON s.customer = a.customer AND s.id = a.settlement_id
          WHERE i.customer = reconciliation_trace.customer AND i.doc_no = reconciliation_trace.doc_no
         UNION ALL
         SELECT s.doc_date, s.kind || ' posted', -s.amount, s.kind || ' ' || s.doc_no || ' (settlement ' || s.id || ')',
@@ -3034,11 +3046,11 @@ BEGIN
            AND s.kind IN ('payment', 'credit_note')
         UNION ALL
         SELECT r.doc_date, s.kind || ' reversed', r.amount, 'reversal ' || r.id, r.reason, r.posted_at
-          FROM credit.reversal r JOIN credit.settlement s ON s.id = r.settlement_id
+          FROM credit.reversal r JOIN credit.settlement s ON s.customer = r.customer AND s.id = r.settlement_id
          WHERE r.customer = reconciliation_trace.customer
            AND (s.doc_no = reconciliation_trace.doc_no
-                OR EXISTS (SELECT 1 FROM credit.allocation a JOIN credit.invoice i ON i.id = a.invoice_id
-                            WHERE a.reversal_id = r.id AND i.doc_no = reconciliation_trace.doc_no))
+                OR EXISTS (SELECT 1 FROM credit.allocation a JOIN credit.invoice i ON i.customer = a.customer AND i.id = a.invoice_id
+                            WHERE a.customer = r.customer AND a.reversal_id = r.id AND i.doc_no = reconciliation_trace.doc_no))
         UNION ALL
         SELECT d.opened_on, 'dispute opened', NULL, 'dispute ' || d.id, d.reason, NULL
           FROM credit.invoice_dispute d
@@ -3049,10 +3061,10 @@ BEGIN
          WHERE d.customer = reconciliation_trace.customer AND d.doc_no = reconciliation_trace.doc_no
            AND d.resolved_on IS NOT NULL
         UNION ALL
+        -- (On Citus, the events of every node.)
         SELECT e.happened_at::date, 'event ' || e.kind, NULL, 'event ' || e.id, e.reason, e.happened_at
-          FROM credit.event e
-         WHERE e.customer = reconciliation_trace.customer
-           AND (e.after ->> 'doc_no' = reconciliation_trace.doc_no
+          FROM credit._events_on_citus(ARRAY[reconciliation_trace.customer], '-infinity') e
+         WHERE (e.after ->> 'doc_no' = reconciliation_trace.doc_no
                 OR e.after -> 'reopened' @> jsonb_build_array(jsonb_build_object('doc_no', reconciliation_trace.doc_no)))
     ) x
     ORDER BY x.happened_on, x.recorded_at NULLS LAST, x.what;
@@ -4660,7 +4672,13 @@ COMMENT ON FUNCTION credit._predicted_very_late() IS 'Internal: every open invoi
 CREATE FUNCTION credit.regrade_summary(as_of date DEFAULT current_date)
 RETURNS TABLE (rows_for text, region text, grade text, customers bigint, unchanged bigint, increases bigint, decreases bigint,
                requests bigint, unrated bigint, limits_now numeric, limits_after numeric, limits_requested numeric)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- PL/pgSQL, and the review and the accounts read by themselves: on Citus no SQL function's
+    -- parameters in a query over distributed tables, and the review runs on the coordinator.
+    RETURN QUERY
+    WITH r AS MATERIALIZED (SELECT * FROM credit.regrade(regrade_summary.as_of, dry_run => true)),
+         a AS MATERIALIZED (SELECT x.customer, x.region FROM credit.account x)
     SELECT CASE GROUPING(a.region, r.new_grade) WHEN 0 THEN 'grade' WHEN 1 THEN 'region' ELSE 'all' END,
            a.region, r.new_grade, count(*),
            count(*) FILTER (WHERE r.action = 'unchanged'), count(*) FILTER (WHERE r.action = 'increase'),
@@ -4669,11 +4687,11 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
            coalesce(sum(r.old_limit), 0),
            coalesce(sum(CASE WHEN r.action IN ('increase', 'decrease') THEN r.proposed_limit ELSE r.old_limit END), 0),
            coalesce(sum(r.proposed_limit) FILTER (WHERE r.action = 'request'), 0)
-      FROM credit.regrade(regrade_summary.as_of, dry_run => true) r
-      JOIN credit.account a ON a.customer = r.customer
+      FROM r JOIN a ON a.customer = r.customer
      GROUP BY GROUPING SETS ((a.region, r.new_grade), (a.region), ())
      ORDER BY GROUPING(a.region), a.region NULLS LAST, GROUPING(r.new_grade),
-              (SELECT g.rank FROM credit.grade g WHERE g.grade = r.new_grade AND NOT g.retired) NULLS LAST
+              (SELECT g.rank FROM credit.grade g WHERE g.grade = r.new_grade AND NOT g.retired) NULLS LAST;
+END
 $$;
 
 COMMENT ON FUNCTION credit.score(text, date) IS 'Credit score 0-100 as of a date, its grade (null while the evidence is short of the policy''s minimum), every component (raw value, points, weight), and the evidence behind it';
@@ -4719,141 +4737,194 @@ END
 $$;
 
 CREATE FUNCTION credit.file(customer text, as_of date DEFAULT current_date) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT credit._refuse_on_citus('The credit file');
-    WITH a0 AS (SELECT x.* FROM credit.account x
-                 WHERE credit._file_args(file.customer, file.as_of) AND x.customer = file.customer),
-    -- The permanent limit on the day: the last change by then, else the value the first later
-    -- change replaced, else today's.
-    a AS (SELECT a0.*, coalesce(
-                (SELECT (e.after ->> 'credit_limit')::numeric FROM credit.event e
-                  WHERE e.customer = a0.customer AND e.kind IN ('account_created', 'limit_changed')
-                    AND e.happened_at < file.as_of + 1 AND e.after ? 'credit_limit' ORDER BY e.id DESC LIMIT 1),
-                (SELECT (e.before ->> 'credit_limit')::numeric FROM credit.event e
-                  WHERE e.customer = a0.customer AND e.kind = 'limit_changed'
-                    AND e.happened_at >= file.as_of + 1 AND e.before ? 'credit_limit' ORDER BY e.id LIMIT 1),
-                a0.credit_limit) AS limit_then
-            FROM a0),
-    sc AS (SELECT s.* FROM credit.score(file.customer, file.as_of) s),
-    exp AS (SELECT e.* FROM credit.days_late_experience e
-             WHERE e.customer = file.customer AND e.paid_on <= file.as_of AND e.paid_on > file.as_of - 365),
-    sales AS (SELECT date_trunc('month', i.doc_date)::date AS month, sum(i.amount) AS amount FROM credit.invoice i
-               WHERE i.customer = file.customer AND i.doc_date <= file.as_of AND i.doc_date > file.as_of - 365
-               GROUP BY 1),
-    open_items AS (SELECT g.* FROM credit.aging(file.as_of) g WHERE g.customer = file.customer),
-    last_pay AS (SELECT s.doc_date, s.amount FROM credit.settlement s
-                  WHERE s.customer = file.customer AND s.kind = 'payment' AND s.reversed_on IS NULL AND s.doc_date <= file.as_of
-                  ORDER BY s.doc_date DESC, s.id DESC LIMIT 1),
-    score_history AS (SELECT h.valid_from, h.score, h.grade FROM credit.history h
-                       WHERE h.customer = file.customer AND h.valid_from <= file.as_of AND h.valid_from > file.as_of - 365
-                         AND (h.score IS NOT NULL OR h.grade IS NOT NULL)),
-    ev AS (SELECT e.* FROM credit.event e
-            WHERE e.customer = file.customer AND e.happened_at < file.as_of + 1 AND e.happened_at >= file.as_of - 365)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a credit.account;
+    basis text := coalesce(current_setting('pg_credit.days_late_basis', true), 'payment');
+    ev jsonb;
+    evs jsonb;
+    node jsonb;
+    sc record;
+    open_items jsonb;
+    dso numeric;
+    here jsonb;
+    limit_then numeric;
+BEGIN
+    PERFORM credit._refuse_on_worker('The credit file');
+    PERFORM credit._file_args(customer, as_of);
+    SELECT x.* INTO a FROM credit.account x WHERE x.customer = file.customer;
+    -- Events: the limit's changes ever (the limit on the day), the rest of the 12 months.
+    SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.happened_at, e.node, e.id), '[]') INTO ev
+      FROM credit._events_on_citus(ARRAY[customer], as_of - 365, ARRAY['account_created', 'limit_changed', 'temporary_limit_changed']) e;
+    WITH e AS (SELECT x.* FROM ROWS FROM (jsonb_to_recordset(ev) AS (kind text, happened_at timestamptz, before jsonb,
+                                                                     after jsonb, reason text, actor text))
+                               WITH ORDINALITY AS x(kind, happened_at, before, after, reason, actor, n)),
+         y AS (SELECT e.* FROM e WHERE e.happened_at < as_of + 1 AND e.happened_at >= as_of - 365)
+    SELECT coalesce(
+               (SELECT (e.after ->> 'credit_limit')::numeric FROM e
+                 WHERE e.kind IN ('account_created', 'limit_changed') AND e.happened_at < as_of + 1 AND e.after ? 'credit_limit'
+                 ORDER BY e.n DESC LIMIT 1),
+               (SELECT (e.before ->> 'credit_limit')::numeric FROM e
+                 WHERE e.kind = 'limit_changed' AND e.happened_at >= as_of + 1 AND e.before ? 'credit_limit'
+                 ORDER BY e.n LIMIT 1),
+               a.credit_limit),
+           jsonb_build_object(
+               'changes', coalesce((SELECT jsonb_agg(jsonb_build_object('at', e.happened_at, 'kind', e.kind, 'before', e.before,
+                                                                        'after', e.after, 'reason', e.reason, 'actor', e.actor)
+                                                     ORDER BY e.n)
+                                      FROM e WHERE e.happened_at < as_of + 1
+                                       AND e.kind IN ('account_created', 'limit_changed', 'temporary_limit_changed')), '[]'),
+               'orders_refused', (SELECT count(*) FROM y WHERE y.kind = 'order_refused'),
+               'near_limit_warnings', (SELECT count(*) FROM y WHERE y.kind = 'near_limit'),
+               'decisions', coalesce((SELECT jsonb_agg(jsonb_build_object('at', y.happened_at, 'kind', y.kind, 'before', y.before,
+                                                                          'after', y.after, 'reason', y.reason, 'actor', y.actor)
+                                                       ORDER BY y.n)
+                                        FROM y
+                                       WHERE y.kind IN ('limit_changed', 'temporary_limit_changed', 'terms_changed', 'status_changed',
+                                                        'grade_changed', 'group_changed', 'limit_request_rejected', 'hold_released',
+                                                        'hold_overridden', 'hold_cancelled', 'legal_referral', 'arrangement_made',
+                                                        'arrangement_broken', 'arrangement_cancelled', 'invoice_cancelled',
+                                                        'payment_reversed', 'credit_note_reversed', 'write_off_reversed')), '[]'))
+      INTO limit_then, evs;
+    -- The customer's node: every table named with the customer, so Citus routes the query there.
+    WITH exp AS (SELECT e.days_late, e.days_to_pay, e.amount FROM credit.payment_experience e
+                  WHERE basis <> 'closing' AND e.customer = file.customer
+                    AND e.paid_on <= as_of AND e.paid_on > as_of - 365
+                 UNION ALL
+                 SELECT e.days_late, e.days_to_pay, e.amount FROM credit.invoice_payment_experience e
+                  WHERE basis = 'closing' AND e.customer = file.customer
+                    AND e.paid_on <= as_of AND e.paid_on > as_of - 365),
+         sales AS (SELECT date_trunc('month', i.doc_date)::date AS month, sum(i.amount) AS amount FROM credit.invoice i
+                    WHERE i.customer = file.customer AND i.doc_date <= as_of AND i.doc_date > as_of - 365
+                    GROUP BY 1),
+         score_history AS (SELECT h.valid_from, h.score, h.grade FROM credit.history h
+                            WHERE h.customer = file.customer AND h.valid_from <= as_of AND h.valid_from > as_of - 365
+                              AND (h.score IS NOT NULL OR h.grade IS NOT NULL))
     SELECT jsonb_build_object(
-        'customer', a.customer,
-        'as_of', file.as_of,
-        'identity', jsonb_build_object(
-            'customer_type', a.customer_type, 'region', a.region, 'group', a.parent, 'currency', a.currency,
-            'customer_since', least(a.created_at::date, (SELECT min(i.doc_date) FROM credit.invoice i WHERE i.customer = a.customer)),
-            'status', a.status, 'grade', a.grade),
-        'limits', jsonb_build_object(
-            'in_force', CASE WHEN a.temporary_limit_until >= file.as_of THEN a.temporary_limit ELSE a.limit_then END,
-            'credit_limit', a.limit_then, 'temporary_limit', a.temporary_limit, 'temporary_limit_until', a.temporary_limit_until,
-            'policy_max_limit', a.policy_max_limit,
-            'changes', coalesce((SELECT jsonb_agg(jsonb_build_object('at', e.happened_at, 'kind', e.kind, 'before', e.before,
-                                                                     'after', e.after, 'reason', e.reason, 'actor', e.actor)
-                                                  ORDER BY e.id)
-                                   FROM credit.event e
-                                  WHERE e.customer = a.customer AND e.happened_at < file.as_of + 1
-                                    AND e.kind IN ('account_created', 'limit_changed', 'temporary_limit_changed')), '[]'),
-            'requests', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                                      'id', r.id, 'requested_limit', r.requested_limit, 'current_limit', r.current_limit,
-                                      'reason', r.reason, 'source', r.source, 'status', r.status, 'requested_by', r.requested_by,
-                                      'requested_at', r.requested_at, 'decided_by', r.decided_by, 'decided_at', r.decided_at,
-                                      'approvals', coalesce((SELECT jsonb_agg(jsonb_build_object('level', l.level, 'approver', l.approver,
-                                                                                                 'as_role', l.as_role, 'at', l.approved_at)
-                                                                              ORDER BY l.level)
-                                                               FROM credit.limit_approval l WHERE l.customer = r.customer AND l.request_id = r.id), '[]'))
-                                   ORDER BY r.id)
-                                    FROM credit.limit_request r WHERE r.customer = a.customer AND r.requested_at < file.as_of + 1), '[]')),
-        'score', jsonb_build_object(
-            'score', (SELECT sc.score FROM sc), 'grade', (SELECT sc.grade FROM sc), 'components', (SELECT sc.components FROM sc),
-            'evidence', (SELECT sc.evidence FROM sc),
-            'history', coalesce((SELECT jsonb_agg(jsonb_build_object('day', h.valid_from, 'score', h.score, 'grade', h.grade)
-                                                  ORDER BY h.valid_from) FROM score_history h), '[]'),
-            -- up / flat / down: today's score against the first recorded in the 12 months (5 points or more)
-            'trend', (SELECT CASE WHEN first.score IS NULL OR (SELECT sc.score FROM sc) IS NULL THEN NULL
-                                  WHEN (SELECT sc.score FROM sc) - first.score >= 5 THEN 'up'
-                                  WHEN first.score - (SELECT sc.score FROM sc) >= 5 THEN 'down'
-                                  ELSE 'flat' END
-                        FROM (SELECT (SELECT h.score FROM score_history h WHERE h.score IS NOT NULL
-                                       ORDER BY h.valid_from LIMIT 1) AS score) first)),
-        -- Early warnings raised in the 12 months (open on the day: cleared_on null or later).
+        'first_invoice', (SELECT min(i.doc_date) FROM credit.invoice i WHERE i.customer = file.customer),
+        'requests', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                  'id', r.id, 'requested_limit', r.requested_limit, 'current_limit', r.current_limit,
+                                  'reason', r.reason, 'source', r.source, 'status', r.status, 'requested_by', r.requested_by,
+                                  'requested_at', r.requested_at, 'decided_by', r.decided_by, 'decided_at', r.decided_at,
+                                  'approvals', coalesce((SELECT jsonb_agg(jsonb_build_object('level', l.level, 'approver', l.approver,
+                                                                                             'as_role', l.as_role, 'at', l.approved_at)
+                                                                          ORDER BY l.level)
+                                                           FROM credit.limit_approval l
+                                                          WHERE l.customer = file.customer AND l.request_id = r.id), '[]'))
+                               ORDER BY r.id)
+                                FROM credit.limit_request r
+                               WHERE r.customer = file.customer AND r.requested_at < as_of + 1), '[]'),
+        'score_history', coalesce((SELECT jsonb_agg(jsonb_build_object('day', h.valid_from, 'score', h.score, 'grade', h.grade)
+                                                    ORDER BY h.valid_from) FROM score_history h), '[]'),
+        'first_score', (SELECT h.score FROM score_history h WHERE h.score IS NOT NULL ORDER BY h.valid_from LIMIT 1),
+        'experiences', (SELECT count(*) FROM exp),
+        'average_days_to_pay', (SELECT round(avg(e.days_to_pay), 1) FROM exp e),
+        'average_days_late', (SELECT round(avg(e.days_late), 1) FROM exp e),
+        'weighted_days_late', (SELECT credit.weighted_days_late(e.days_late, e.amount) FROM exp e),
+        'on_time_ratio', (SELECT credit.on_time_ratio(e.days_late, e.amount, 0) FROM exp e),
+        'paydex', (SELECT CASE WHEN count(*) >= 3 THEN credit.paydex(e.days_late, e.amount) END FROM exp e),
+        'last_payment', (SELECT jsonb_build_object('date', s.doc_date, 'amount', s.amount) FROM credit.settlement s
+                          WHERE s.customer = file.customer AND s.kind = 'payment' AND s.reversed_on IS NULL
+                            AND s.doc_date <= as_of
+                          ORDER BY s.doc_date DESC, s.id DESC LIMIT 1),
+        'sales_12_months', coalesce((SELECT sum(s.amount) FROM sales s), 0),
+        'highest_monthly_sales', (SELECT jsonb_build_object('month', s.month, 'amount', s.amount) FROM sales s
+                                   ORDER BY s.amount DESC, s.month DESC LIMIT 1),
+        'highest_dunning_level', (SELECT max(t.level) FROM credit.collection_task t
+                                   WHERE t.customer = file.customer AND t.level IS NOT NULL
+                                     AND t.created_for <= as_of AND t.created_for > as_of - 365),
+        'promises_broken', (SELECT count(*) FROM credit.promise p WHERE p.customer = file.customer AND p.status = 'broken'
+                              AND p.decided_on <= as_of AND p.decided_on > as_of - 365),
+        'promises_kept', (SELECT count(*) FROM credit.promise p WHERE p.customer = file.customer AND p.status = 'kept'
+                            AND p.decided_on <= as_of AND p.decided_on > as_of - 365),
+        'disputes', jsonb_build_object(
+            'open', (SELECT count(*) FROM credit.invoice_dispute d WHERE d.customer = file.customer AND d.opened_on <= as_of
+                       AND (d.resolved_on IS NULL OR d.resolved_on > as_of)),
+            'opened_in_12_months', (SELECT count(*) FROM credit.invoice_dispute d WHERE d.customer = file.customer
+                                      AND d.opened_on <= as_of AND d.opened_on > as_of - 365)),
+        'arrangements', coalesce((SELECT jsonb_agg(jsonb_build_object('id', x.id, 'agreed_on', x.agreed_on, 'amount', x.amount,
+                                                                     'status', CASE WHEN x.decided_on IS NULL OR x.decided_on > as_of
+                                                                                    THEN 'active' ELSE x.status END)
+                                                  ORDER BY x.id)
+                                     FROM credit.arrangement x WHERE x.customer = file.customer AND x.agreed_on <= as_of), '[]'),
+        'orders_held', (SELECT count(*) FROM credit.order_hold o WHERE o.customer = file.customer
+                          AND o.held_at < as_of + 1 AND o.held_at >= as_of - 365))
+      INTO node;
+    SELECT s.* INTO sc FROM credit.score(customer, as_of) s;
+    SELECT coalesce(jsonb_agg(to_jsonb(g)), '[]') INTO open_items
+      FROM credit._aging_on_citus(as_of, 'due', customer) g WHERE g.doc_type = 'invoice';
+    dso := credit.dso(as_of - 89, as_of, customer);
+    -- The coordinator's own tables.
+    SELECT jsonb_build_object(
         'risk_warnings', coalesce((SELECT jsonb_agg(jsonb_build_object(
                                       'cause', w.cause, 'raised_on', w.raised_on,
-                                      'cleared_on', CASE WHEN w.cleared_on <= file.as_of THEN w.cleared_on END,
+                                      'cleared_on', CASE WHEN w.cleared_on <= as_of THEN w.cleared_on END,
                                       'reason', w.reason, 'detail', w.detail) ORDER BY w.raised_on DESC, w.id DESC)
                                     FROM credit.risk_warning w
-                                   WHERE w.customer = a.customer AND w.raised_on <= file.as_of AND w.raised_on > file.as_of - 365), '[]'),
-        -- External ratings received by the day, newest first, each with whether it counts that day.
+                                   WHERE w.customer = file.customer AND w.raised_on <= as_of AND w.raised_on > as_of - 365), '[]'),
         'ratings', coalesce((SELECT jsonb_agg(jsonb_build_object(
                                  'source', r.source, 'external_id', r.external_id, 'procedure', r.procedure,
                                  'agency_grade', r.agency_grade, 'agency_score', r.agency_score, 'score', r.score,
                                  'risk_level', r.risk_level, 'trend', r.trend, 'valid_from', r.valid_from,
                                  'valid_until', r.valid_until,
-                                 'in_force', r.valid_from <= file.as_of AND r.valid_until > file.as_of)
+                                 'in_force', r.valid_from <= as_of AND r.valid_until > as_of)
                                  ORDER BY r.valid_from DESC, r.id DESC)
                                FROM credit.external_rating r
-                              WHERE r.customer = a.customer AND r.received_at < file.as_of + 1), '[]'),
+                              WHERE r.customer = file.customer AND r.received_at < as_of + 1), '[]'))
+      INTO here;
+    RETURN jsonb_build_object(
+        'customer', a.customer,
+        'as_of', as_of,
+        'identity', jsonb_build_object(
+            'customer_type', a.customer_type, 'region', a.region, 'group', a.parent, 'currency', a.currency,
+            'customer_since', least(a.created_at::date, (node ->> 'first_invoice')::date),
+            'status', a.status, 'grade', a.grade),
+        'limits', jsonb_build_object(
+            'in_force', CASE WHEN a.temporary_limit_until >= as_of THEN a.temporary_limit ELSE limit_then END,
+            'credit_limit', limit_then, 'temporary_limit', a.temporary_limit, 'temporary_limit_until', a.temporary_limit_until,
+            'policy_max_limit', a.policy_max_limit,
+            'changes', evs -> 'changes',
+            'requests', node -> 'requests'),
+        'score', jsonb_build_object(
+            'score', sc.score, 'grade', sc.grade, 'components', sc.components, 'evidence', sc.evidence,
+            'history', node -> 'score_history',
+            -- up / flat / down: today's score against the first recorded in the 12 months (5 points or more)
+            'trend', CASE WHEN node ->> 'first_score' IS NULL OR sc.score IS NULL THEN NULL
+                          WHEN sc.score - (node ->> 'first_score')::numeric >= 5 THEN 'up'
+                          WHEN (node ->> 'first_score')::numeric - sc.score >= 5 THEN 'down'
+                          ELSE 'flat' END),
+        'risk_warnings', here -> 'risk_warnings',
+        'ratings', here -> 'ratings',
         'payment_behaviour', jsonb_build_object(
-            'basis', coalesce(current_setting('pg_credit.days_late_basis', true), 'payment'),
-            'experiences', (SELECT count(*) FROM exp),
-            'average_days_to_pay', (SELECT round(avg(e.days_to_pay), 1) FROM exp e),
-            'average_days_late', (SELECT round(avg(e.days_late), 1) FROM exp e),
-            'weighted_days_late', (SELECT credit.weighted_days_late(e.days_late, e.amount) FROM exp e),
-            'on_time_ratio', (SELECT credit.on_time_ratio(e.days_late, e.amount, 0) FROM exp e),
-            'paydex', (SELECT CASE WHEN count(*) >= 3 THEN credit.paydex(e.days_late, e.amount) END FROM exp e),
-            'dso', credit.dso(file.as_of - 89, file.as_of, a.customer),
-            'last_payment', (SELECT jsonb_build_object('date', p.doc_date, 'amount', p.amount) FROM last_pay p),
-            'sales_12_months', coalesce((SELECT sum(s.amount) FROM sales s), 0),
-            'highest_monthly_sales', (SELECT jsonb_build_object('month', s.month, 'amount', s.amount) FROM sales s
-                                       ORDER BY s.amount DESC, s.month DESC LIMIT 1),
-            'open_receivables', coalesce((SELECT sum(o.open_amount) FROM open_items o WHERE o.doc_type = 'invoice'), 0),
-            'overdue', coalesce((SELECT sum(o.open_amount) FROM open_items o WHERE o.doc_type = 'invoice' AND o.days > 0), 0),
-            'oldest_overdue', (SELECT jsonb_build_object('doc_no', o.doc_no, 'due_date', o.due_date, 'days', o.days, 'open', o.open_amount)
-                                 FROM open_items o WHERE o.doc_type = 'invoice' AND o.days > 0 ORDER BY o.days DESC, o.doc_no LIMIT 1),
-            'highest_dunning_level', (SELECT max(t.level) FROM credit.collection_task t
-                                       WHERE t.customer = a.customer AND t.level IS NOT NULL
-                                         AND t.created_for <= file.as_of AND t.created_for > file.as_of - 365),
-            'promises_broken', (SELECT count(*) FROM credit.promise p WHERE p.customer = a.customer AND p.status = 'broken'
-                                  AND p.decided_on <= file.as_of AND p.decided_on > file.as_of - 365),
-            'promises_kept', (SELECT count(*) FROM credit.promise p WHERE p.customer = a.customer AND p.status = 'kept'
-                                AND p.decided_on <= file.as_of AND p.decided_on > file.as_of - 365),
-            'disputes', jsonb_build_object(
-                'open', (SELECT count(*) FROM credit.invoice_dispute d WHERE d.customer = a.customer AND d.opened_on <= file.as_of
-                           AND (d.resolved_on IS NULL OR d.resolved_on > file.as_of)),
-                'opened_in_12_months', (SELECT count(*) FROM credit.invoice_dispute d WHERE d.customer = a.customer
-                                          AND d.opened_on <= file.as_of AND d.opened_on > file.as_of - 365)),
-            'arrangements', coalesce((SELECT jsonb_agg(jsonb_build_object('id', x.id, 'agreed_on', x.agreed_on, 'amount', x.amount,
-                                                                         'status', CASE WHEN x.decided_on IS NULL OR x.decided_on > file.as_of
-                                                                                        THEN 'active' ELSE x.status END)
-                                                      ORDER BY x.id)
-                                         FROM credit.arrangement x WHERE x.customer = a.customer AND x.agreed_on <= file.as_of), '[]')),
+            'basis', basis,
+            'experiences', node -> 'experiences',
+            'average_days_to_pay', node -> 'average_days_to_pay',
+            'average_days_late', node -> 'average_days_late',
+            'weighted_days_late', node -> 'weighted_days_late',
+            'on_time_ratio', node -> 'on_time_ratio',
+            'paydex', node -> 'paydex',
+            'dso', dso,
+            'last_payment', node -> 'last_payment',
+            'sales_12_months', node -> 'sales_12_months',
+            'highest_monthly_sales', node -> 'highest_monthly_sales',
+            'open_receivables', coalesce((SELECT sum((o ->> 'open_amount')::numeric) FROM jsonb_array_elements(open_items) o), 0),
+            'overdue', coalesce((SELECT sum((o ->> 'open_amount')::numeric) FROM jsonb_array_elements(open_items) o
+                                  WHERE (o ->> 'days')::integer > 0), 0),
+            'oldest_overdue', (SELECT jsonb_build_object('doc_no', o ->> 'doc_no', 'due_date', (o ->> 'due_date')::date,
+                                                         'days', (o ->> 'days')::integer, 'open', (o ->> 'open_amount')::numeric)
+                                 FROM jsonb_array_elements(open_items) o WHERE (o ->> 'days')::integer > 0
+                                ORDER BY (o ->> 'days')::integer DESC, o ->> 'doc_no' LIMIT 1),
+            'highest_dunning_level', node -> 'highest_dunning_level',
+            'promises_broken', node -> 'promises_broken',
+            'promises_kept', node -> 'promises_kept',
+            'disputes', node -> 'disputes',
+            'arrangements', node -> 'arrangements'),
         'holds_and_refusals', jsonb_build_object(
-            'orders_held', (SELECT count(*) FROM credit.order_hold o WHERE o.customer = a.customer
-                              AND o.held_at < file.as_of + 1 AND o.held_at >= file.as_of - 365),
-            'orders_refused', (SELECT count(*) FROM ev WHERE ev.kind = 'order_refused'),
-            'near_limit_warnings', (SELECT count(*) FROM ev WHERE ev.kind = 'near_limit')),
-        'decisions', coalesce((SELECT jsonb_agg(jsonb_build_object('at', ev.happened_at, 'kind', ev.kind, 'before', ev.before,
-                                                                   'after', ev.after, 'reason', ev.reason, 'actor', ev.actor)
-                                                ORDER BY ev.id)
-                                 FROM ev
-                                WHERE ev.kind IN ('limit_changed', 'temporary_limit_changed', 'terms_changed', 'status_changed',
-                                                  'grade_changed', 'group_changed', 'limit_request_rejected', 'hold_released',
-                                                  'hold_overridden', 'hold_cancelled', 'legal_referral', 'arrangement_made',
-                                                  'arrangement_broken', 'arrangement_cancelled', 'invoice_cancelled',
-                                                  'payment_reversed', 'credit_note_reversed', 'write_off_reversed')), '[]'))
-      FROM a
+            'orders_held', node -> 'orders_held',
+            'orders_refused', evs -> 'orders_refused',
+            'near_limit_warnings', evs -> 'near_limit_warnings'),
+        'decisions', evs -> 'decisions');
+END
 $$;
 
 COMMENT ON FUNCTION credit._file_args(text, date) IS 'Internal: validates credit.file arguments';
@@ -6596,41 +6667,67 @@ END
 $$;
 COMMENT ON FUNCTION credit._expected_loss_on_citus(date) IS 'Internal: credit.expected_loss on Citus (credit.distribute() points credit.expected_loss here)';
 
+-- Events of some customers on every node: on Citus each node records the events of what happened
+-- there (an account's changes on the node that holds it; a moved account leaves its older events
+-- behind; some events on the coordinator). Those since a time, and before it those of some kinds
+-- (NULL: none). This node's own events are read here (this transaction's included), every other
+-- node's over a connection of their own (committed ones), as the caller: what the caller may
+-- read on each node decides. In the order they happened: time, node group, id. On one node, this
+-- node's alone.
+CREATE FUNCTION credit._events_on_citus(customers text[], since timestamptz, kinds_before text[] DEFAULT NULL)
+RETURNS TABLE (node integer, id bigint, customer text, kind text, happened_at timestamptz, before jsonb,
+               after jsonb, reason text, actor text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    got record;
+    here integer := 0;
+    found_events jsonb := '[]';
+    command text := format(
+        $c$SELECT coalesce(json_agg(x), '[]') FROM (SELECT e.id, e.customer, e.kind, e.happened_at, e.before, e.after,
+           e.reason, e.actor FROM credit.event e WHERE e.customer = ANY (%L::text[])
+           AND (e.happened_at >= %L::timestamptz OR e.kind = ANY (%L::text[]))) x$c$,
+        customers, since, coalesce(kinds_before, '{}'));
+BEGIN
+    EXECUTE command INTO found_events;
+    IF to_regclass('pg_catalog.pg_dist_node') IS NOT NULL THEN
+        EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO here;
+        FOR got IN EXECUTE 'SELECT d.groupid, r.success, r.result
+                              FROM pg_catalog.pg_dist_node d,
+                                   pg_catalog.master_run_on_worker(ARRAY[d.nodename], ARRAY[d.nodeport], ARRAY[$1], false) r
+                             WHERE d.noderole = ''primary'' AND d.isactive AND d.groupid <> $2 ORDER BY d.groupid'
+                     USING command, here LOOP
+            IF NOT got.success THEN
+                RAISE EXCEPTION 'could not read the events of node group %', got.groupid
+                    USING ERRCODE = 'connection_failure', DETAIL = got.result;
+            END IF;
+            found_events := found_events || coalesce((SELECT jsonb_agg(e || jsonb_build_object('node', got.groupid))
+                                                         FROM jsonb_array_elements(got.result::jsonb) e), '[]');
+        END LOOP;
+    END IF;
+    RETURN QUERY
+    SELECT coalesce(e.node, here), e.id, e.customer, e.kind, e.happened_at, e.before, e.after, e.reason, e.actor
+      FROM jsonb_to_recordset(found_events) AS e(node integer, id bigint, customer text, kind text, happened_at timestamptz,
+                                                 before jsonb, after jsonb, reason text, actor text)
+     ORDER BY e.happened_at, coalesce(e.node, here), e.id;
+END
+$$;
+COMMENT ON FUNCTION credit._events_on_citus(text[], timestamptz, text[]) IS 'Internal: the events of some customers on every node (on one node, its own), since a time and before it those of some kinds, in the order they happened';
+
 -- The account events of some customers on every node, for the credit history's backfill
--- (src/history.rs): on Citus each node records the changes of the accounts it holds, and a moved
--- account leaves its older events on the node it left. Read over separate connections, so
--- committed events only (the backfill reads days before today's). In the order they happened.
+-- (src/history.rs), in the order they happened; a day is counted from 2000-01-01.
 CREATE FUNCTION credit._account_events_on_citus(customers text[])
 RETURNS TABLE (customer text, day integer, after jsonb, before jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    got record;
-    found_events jsonb := '[]';
-    command text := format(
-        $c$SELECT coalesce(json_agg(x ORDER BY x.happened_at, x.id), '[]') FROM (SELECT e.id, e.customer, e.happened_at,
-           e.happened_at::date - DATE '2000-01-01' AS day, e.after, e.before FROM credit.event e
-           WHERE e.customer = ANY (%L::text[]) AND e.kind IN ('account_created', 'limit_changed',
-           'temporary_limit_changed', 'status_changed', 'grade_changed')) x$c$, customers);
 BEGIN
     PERFORM credit._internal('credit._account_events_on_citus');
-    FOR got IN EXECUTE 'SELECT d.groupid, r.success, r.result
-                          FROM pg_catalog.pg_dist_node d,
-                               pg_catalog.master_run_on_worker(ARRAY[d.nodename], ARRAY[d.nodeport], ARRAY[$1], false) r
-                         WHERE d.noderole = ''primary'' AND d.isactive ORDER BY d.groupid' USING command LOOP
-        IF NOT got.success THEN
-            RAISE EXCEPTION 'could not read the account events of node group %', got.groupid
-                USING ERRCODE = 'connection_failure', DETAIL = got.result;
-        END IF;
-        found_events := found_events || coalesce((SELECT jsonb_agg(e || jsonb_build_object('node', got.groupid))
-                                                     FROM jsonb_array_elements(got.result::jsonb) e), '[]');
-    END LOOP;
     RETURN QUERY
-    SELECT e ->> 'customer', (e ->> 'day')::integer, coalesce(e -> 'after', '{}'), coalesce(e -> 'before', '{}')
-      FROM jsonb_array_elements(found_events) e
-     ORDER BY (e ->> 'happened_at')::timestamptz, (e ->> 'node')::integer, (e ->> 'id')::bigint;
+    SELECT e.customer, e.happened_at::date - DATE '2000-01-01', coalesce(e.after, '{}'), coalesce(e.before, '{}')
+      FROM credit._events_on_citus(customers, 'infinity', ARRAY['account_created', 'limit_changed',
+                                                                'temporary_limit_changed', 'status_changed', 'grade_changed']) e;
 END
 $$;
 COMMENT ON FUNCTION credit._account_events_on_citus(text[]) IS 'Internal: on Citus, the account events of some customers read on every node, in the order they happened (the credit history''s backfill)';
+
 
 -- Events across nodes. On Citus every node keeps its own credit.event, outbox and audit chain:
 -- an order's warning or refusal is recorded on the node that decided it (the refusal recorder of
@@ -6781,10 +6878,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 CREATE OR REPLACE VIEW credit.hold_queue WITH (security_invoker = true) AS
-SELECT q.hold_id, q.held_at, q.table_name, q.row_key, q.customer, q.amount, q.reasons_when_held,
+SELECT q.hold_id, q.held_at, q.table_oid::regclass AS table_name, q.row_key, q.customer, q.amount, q.reasons_when_held,
        q.held_by, q.grade, q.account_status,
        (q.fit).credit_limit, (q.fit).exposure, (q.fit).reasons AS reasons_now, (q.fit).allowed AS fits_now
-  FROM (SELECT h.id AS hold_id, h.held_at, h.table_name, h.row_key, h.customer, h.amount, h.reasons AS reasons_when_held,
+  FROM (SELECT h.id AS hold_id, h.held_at, h.table_name::oid AS table_oid, h.row_key, h.customer, h.amount, h.reasons AS reasons_when_held,
                h.held_by, a.grade, a.status AS account_status,
                credit._hold_fit(h.customer, h.amount, a.customer IS NOT NULL) AS fit
           FROM credit.order_hold h

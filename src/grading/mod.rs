@@ -30,9 +30,11 @@ fn inputs(
     if !store::has(c, "credit.days_late_experience") {
         sql = sql.replace("credit.days_late_experience", "credit.payment_experience");
     }
-    // On Citus, the customer's aging read on its node alone (credit.aging there reads every node).
+    // On Citus, the customer's aging read on its node alone (credit.aging there reads every node),
+    // and the experiences the coordinator's basis picks.
     if citus {
         sql = sql.replace("credit.aging($2)", "credit._aging_on_citus($2, 'due', $1)");
+        sql = sql.replace("credit.days_late_experience", &crate::pg::settings::days_late_experience());
     }
     let t = c.select(&sql, Some(1), &[customer.into(), as_of.into()]).or_raise();
     if t.is_empty() {

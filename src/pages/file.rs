@@ -152,10 +152,16 @@ SELECT to_char(date_trunc('month', e.paid_on), 'YYYY-MM'), credit.weighted_days_
 #[pg_extern(stable)]
 #[search_path(pg_catalog, pg_temp)]
 fn file_html(customer: Option<&str>, lang: default!(Option<&str>, "'zh'")) -> String {
-    crate::pg::citus::refuse_if_distributed("The credit file");
+    crate::pg::citus::refuse_on_worker("The credit file");
     let customer = args::text(customer, "customer");
     let lang = pages::language(lang);
     let l = labels(lang);
+    // On Citus, the experiences of the coordinator's basis (pg::settings::days_late_experience).
+    let late_query = if crate::pg::citus::distributed() {
+        DAYS_LATE.replace("credit.days_late_experience", &crate::pg::settings::days_late_experience())
+    } else {
+        DAYS_LATE.to_string()
+    };
     let (file, months, late) = Spi::connect(|c| {
         let file: pgrx::JsonB = c
             .select("SELECT credit.file($1)", Some(1), &[customer.into()])
@@ -181,7 +187,7 @@ fn file_html(customer: Option<&str>, lang: default!(Option<&str>, "'zh'")) -> St
             })
             .collect();
         let late: Vec<(String, Decimal, i64)> = c
-            .select(DAYS_LATE, None, &[customer.into()])
+            .select(&late_query, None, &[customer.into()])
             .or_raise()
             .filter_map(|r| {
                 let days = r.get::<AnyNumeric>(2).or_raise()?;

@@ -54,23 +54,6 @@ pub fn command_from_another_node() -> bool {
     !is_coordinator()
 }
 
-/// Refuses what does not run on Citus yet, with the page that says so.
-/// The same words as SQL's credit._refuse_on_citus.
-const CITUS_DETAIL: &str =
-    "pg_credit is distributed in this database (credit.distribute()): orders, postings, collections, aging, \
-     grading, statements, the morning page and the daily job run on Citus; the credit file and the payment model do not yet.";
-
-pub fn refuse_if_distributed(what: &str) {
-    if distributed() {
-        error::raise(
-            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("{what} does not work on Citus yet"),
-            Some(CITUS_DETAIL.into()),
-            Some("docs/citus.md lists what runs on Citus."),
-        )
-    }
-}
-
 /// Whether this node is a Citus worker of a distributed pg_credit (SQL's credit._on_citus_worker,
 /// asked from the catalog here: a database still on older SQL has no such function).
 pub fn on_worker() -> bool {

@@ -14,8 +14,11 @@
 #      own, the daily job as a manager: temporary limits, collections, re-grading, the history,
 #      early warnings, statements; account changes recorded on the workers with their reason and
 #      person; missed days rebuilt from every node; last month's statements issued and checked;
-#      the morning page read as the manager, with the ladder's preview from each worker (citus_daily)
-#      (tests/citus/sql)
+#      the morning page read as the manager, with the ladder's preview from each worker (citus_daily);
+#      then the credit file and its page, the payment model trained and used, reconciliation with
+#      the finance ledger and a document's trace, the review's summary (citus_files); every entry
+#      point called with valid arguments, generated from the catalog: none with XX000
+#      (citus_entry_points) (tests/citus/sql)
 #      Then three runs of collections at once with payments in flight: one does the work, none twice.
 #   2. the race: 32 sessions order, grow and cancel over 100 customers with tight limits while a
 #      monitor compares every customer's open orders and counter with its limit; in the middle of
@@ -39,6 +42,7 @@ fail() { echo "FAIL: $*"; rc=1; }
 C="$BASE/coordinator"
 q() { "$PGBIN/psql" -X -q -At -h "$C" -p "$PORT" -U postgres "$@"; }
 
+cd "$ROOT" || exit 1   # citus_entry_points reads the one-node suite's helpers from here
 citus_start "$BASE" "$PORT" || { echo "FAIL: the Citus cluster did not start"; exit 1; }
 trap 'citus_stop "$BASE"' EXIT
 
@@ -50,7 +54,7 @@ citus_db "$BASE" "$PORT" pg_credit_citus || fail "database pg_credit_citus"
 # The daily job in a distributed database of its own (it re-grades and records every customer).
 citus_db "$BASE" "$PORT" pg_credit_citus_daily || fail "database pg_credit_citus_daily"
 "$PGXS_TEST/regress/pg_regress" --host="$C" --port="$PORT" --user=postgres --use-existing \
-    --dbname=pg_credit_citus_daily --inputdir="$HERE" --outputdir="$OUT/regress_daily" citus_daily \
+    --dbname=pg_credit_citus_daily --inputdir="$HERE" --outputdir="$OUT/regress_daily" citus_daily citus_files citus_entry_points \
     || { cat "$OUT/regress_daily/regression.diffs" 2>/dev/null | head -300; fail "pg_regress citus_daily"; }
 
 # After the contract, on its distributed database: every view reads or is refused, and every

@@ -55,20 +55,31 @@ BEGIN
 END $$;
 -- Calls generated from the catalog (bad-input, level and attack matrices) need a valid value
 -- for every argument: by function and argument name, else by type, from the current test's
--- fixture (regress.fixture rows: customer, doc, disputed_doc, orders, held, role, person).
+-- fixture (regress.fixture rows: customer, doc, disputed_doc, orders, held, role, person). PL/pgSQL
+-- with the fixture read first, so that on Citus (tests/citus/sql/citus_entry_points.sql) the
+-- look-ups of ids run on the coordinator as queries of their own.
 CREATE TABLE regress.fixture (key text PRIMARY KEY, value text NOT NULL);
 GRANT SELECT ON regress.fixture TO PUBLIC;
 CREATE FUNCTION regress.fx(k text) RETURNS text LANGUAGE sql STABLE AS $$ SELECT value FROM regress.fixture WHERE key = k $$;
-CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text LANGUAGE sql AS $$
-    SELECT CASE
-        WHEN arg = 'customer' THEN quote_literal(regress.fx('customer'))
-        WHEN arg = 'doc_no' AND fn IN ('post_invoice', 'post_credit_note') THEN quote_literal(regress.fx('customer') || '-NEW')
-        WHEN arg = 'doc_no' AND fn = 'resolve_dispute' THEN quote_literal(regress.fx('disputed_doc'))
-        WHEN arg IN ('doc_no', 'apply_to') THEN quote_literal(regress.fx('doc'))
-        WHEN arg = 'orders' AND fn = 'unguard' THEN quote_literal(regress.fx('held'))
-        WHEN arg = 'orders' THEN quote_literal(regress.fx('orders'))
-        WHEN arg IN ('rel', 'relid', 'root_rel') THEN format('%L::regclass', regress.fx('held'))
-        WHEN arg = 'rels' THEN format('ARRAY[%L::regclass::oid]', regress.fx('held'))
+CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    fx_customer text := regress.fx('customer');
+    fx_disputed_doc text := regress.fx('disputed_doc');
+    fx_doc text := regress.fx('doc');
+    fx_held text := regress.fx('held');
+    fx_orders text := regress.fx('orders');
+    fx_role text := regress.fx('role');
+    fx_person text := regress.fx('person');
+BEGIN
+    RETURN (SELECT CASE
+        WHEN arg = 'customer' THEN quote_literal(fx_customer)
+        WHEN arg = 'doc_no' AND fn IN ('post_invoice', 'post_credit_note') THEN quote_literal(fx_customer || '-NEW')
+        WHEN arg = 'doc_no' AND fn = 'resolve_dispute' THEN quote_literal(fx_disputed_doc)
+        WHEN arg IN ('doc_no', 'apply_to') THEN quote_literal(fx_doc)
+        WHEN arg = 'orders' AND fn = 'unguard' THEN quote_literal(fx_held)
+        WHEN arg = 'orders' THEN quote_literal(fx_orders)
+        WHEN arg IN ('rel', 'relid', 'root_rel') THEN format('%L::regclass', fx_held)
+        WHEN arg = 'rels' THEN format('ARRAY[%L::regclass::oid]', fx_held)
         WHEN arg = 'customer_column' THEN quote_literal('customer')
         WHEN arg = 'amount_column' THEN quote_literal('amount')
         WHEN arg = 'status_column' THEN quote_literal('status')
@@ -101,8 +112,8 @@ CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text L
         WHEN arg = 'level' THEN quote_literal('reader')
         WHEN arg = 'new_status' THEN quote_literal('active')
         WHEN arg = 'source' THEN quote_literal('manual')
-        WHEN arg = 'role' THEN quote_literal(regress.fx('role'))
-        WHEN arg = 'person' THEN quote_literal(regress.fx('person'))
+        WHEN arg = 'role' THEN quote_literal(fx_role)
+        WHEN arg = 'person' THEN quote_literal(fx_person)
         WHEN arg = 'col_type' THEN '''text''::regtype'
         WHEN arg = 'sign' THEN '1'
         WHEN arg IN ('checked', 'on') THEN 'false'
@@ -113,10 +124,10 @@ CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text L
         WHEN arg = 'hold_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.order_hold WHERE status = 'held')
         WHEN arg = 'request_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.limit_request WHERE status = 'pending')
         WHEN arg = 'period_start' THEN quote_literal(current_date - 90)
-        WHEN arg = 'documents' THEN quote_literal(ARRAY[regress.fx('doc')])
+        WHEN arg = 'documents' THEN quote_literal(ARRAY[fx_doc])
         WHEN arg = 'schedule' THEN (SELECT quote_literal(jsonb_build_array(jsonb_build_object('due_date', current_date + 30,
                                                                                             'amount', i.open_amount)))
-                                      FROM credit.invoice i WHERE i.customer = regress.fx('customer') AND i.doc_no = regress.fx('doc'))
+                                      FROM credit.invoice i WHERE i.customer = fx_customer AND i.doc_no = fx_doc)
         WHEN arg = 'arrangement_id' THEN (SELECT coalesce(max(id), 0)::text FROM credit.arrangement WHERE status = 'active')
         WHEN typ = 'text'::regtype THEN quote_literal('a reason')
         WHEN typ = 'name'::regtype THEN quote_literal('postgres')
@@ -124,9 +135,10 @@ CREATE FUNCTION regress.valid_arg(fn name, arg name, typ regtype) RETURNS text L
         WHEN typ IN ('integer'::regtype, 'bigint'::regtype) THEN '1'
         WHEN typ = 'date'::regtype THEN 'current_date'
         WHEN typ = 'boolean'::regtype THEN 'true'
-        WHEN typ IN ('regclass'::regtype, 'oid'::regtype) THEN format('%L::regclass', regress.fx('orders'))
+        WHEN typ IN ('regclass'::regtype, 'oid'::regtype) THEN format('%L::regclass', fx_orders)
         WHEN typ = 'text[]'::regtype THEN quote_literal('{open}')
-        ELSE 'NULL' END || '::' || typ::text
+        ELSE 'NULL' END || '::' || typ::text);
+END
 $$;
 -- The call of a function with valid values for its arguments without defaults (and, when
 -- given, `bad` for argument number `pos`): named notation, positional for aggregates.

@@ -44,6 +44,23 @@ SELECT :'f'::jsonb #> '{payment_behaviour,last_payment}' AS last_payment,
 -- As of a past day, what was known then.
 SELECT credit.file('F-A', '2026-03-15') #> '{payment_behaviour,last_payment}' AS last_payment_in_march,
        credit.file('F-A', '2026-03-15') #> '{payment_behaviour,experiences}' AS experiences_in_march;
+-- The basis of days late is the session's: an invoice paid in two parts counts twice per payment,
+-- once at its closing payment; the score counts alike.
+SELECT credit.post_invoice('F-A', 'FA-SPLIT', 600, '2026-10-05', '2026-11-04') > 0 AS split_posted,
+       credit.post_payment('F-A', 300, '2026-11-04', 'FA-SPLIT') > 0 AS half_paid,
+       credit.post_payment('F-A', 300, '2026-11-14', 'FA-SPLIT') > 0 AS rest_paid;
+SELECT f #>> '{payment_behaviour,basis}' AS basis, (f #>> '{payment_behaviour,experiences}')::int AS experiences,
+       (f #>> '{payment_behaviour,experiences}')::int
+           = (SELECT count(*) FROM credit.payment_experience e WHERE e.customer = 'F-A' AND e.paid_on <= '2026-11-20') AS as_view,
+       (f #>> '{payment_behaviour,weighted_days_late}')::numeric = ((f #> '{score,components}' -> 1) ->> 'value')::numeric AS as_score
+  FROM credit.file('F-A', '2026-11-20') f;
+SET LOCAL pg_credit.days_late_basis = 'closing';
+SELECT f #>> '{payment_behaviour,basis}' AS basis, (f #>> '{payment_behaviour,experiences}')::int AS experiences,
+       (f #>> '{payment_behaviour,experiences}')::int
+           = (SELECT count(*) FROM credit.invoice_payment_experience e WHERE e.customer = 'F-A' AND e.paid_on <= '2026-11-20') AS as_view,
+       (f #>> '{payment_behaviour,weighted_days_late}')::numeric = ((f #> '{score,components}' -> 1) ->> 'value')::numeric AS as_score
+  FROM credit.file('F-A', '2026-11-20') f;
+RESET pg_credit.days_late_basis;
 -- Bad input changes nothing.
 SELECT regress.sqlstate_of($$SELECT credit.file(NULL)$$) AS null_customer,
        regress.sqlstate_of($$SELECT credit.file('NOBODY')$$) AS unknown,
