@@ -5,8 +5,8 @@
 # payment applied FIFO) through the same coordinator; and the analytics reads over the same
 # receivables on both (aging of today through its BI view, aging as of a past date, the provision
 # matrix: bench/citus_aging_data.sql), 2 clients; medians of interleaved rounds; and the daily job
-# (a dry re-grade, last month's statement run, then credit.run_daily()) over the same accounts,
-# once per side.
+# (a dry re-grade, last month's statement run, then credit.run_daily()) and 200 credit files
+# over the same accounts, once per side.
 # The single node runs the row path (no shared_preload_libraries), as Citus does.
 #   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
 #   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus.sh
@@ -78,9 +78,21 @@ issued_one=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) || ' statement
 issued_citus=$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "SELECT count(*) || ' statements, ' || sum(closing) FROM credit.statement")
 daily_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.run_daily()")
 daily_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.run_daily()")
-log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms; statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms"
+# The credit files of 200 customers with receivables (read from the coordinator on Citus).
+files_q="WITH c AS MATERIALIZED (SELECT customer FROM credit.account WHERE open_ar > 0 ORDER BY customer LIMIT 200)
+         SELECT count(*) FROM c, LATERAL (SELECT credit.file(c.customer) AS f OFFSET 0) x WHERE x.f IS NOT NULL"
+files_one=$(elapsed_ms "$ONE" "$ONE_PORT" "$files_q")
+files_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "$files_q")
+same_files_q="WITH c AS MATERIALIZED (SELECT customer FROM credit.account WHERE open_ar > 0 ORDER BY customer LIMIT 200)
+              SELECT md5(string_agg(x.f::text, '' ORDER BY x.customer))
+                FROM (SELECT c.customer, credit.file(c.customer) AS file FROM c OFFSET 0) y,
+                     LATERAL (SELECT y.customer, jsonb_build_object('payment', y.file -> 'payment_behaviour', 'score', y.file #> '{score,score}',
+                                                                    'grade', y.file #> '{identity,grade}', 'limit', y.file #> '{limits,in_force}',
+                                                                    'holds', y.file -> 'holds_and_refusals') AS f) x"
+same_files=$([ "$(pg "$ONE" "$ONE_PORT" -d bench -Atc "$same_files_q")" = "$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "$same_files_q")" ] && echo "the same documents" || echo "DIFFERENT documents")
+log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms; statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms; 200 files: one node $files_one ms, Citus $files_citus ms ($same_files)"
 daily_line() { # accounts
-    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one"))."
+    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one")); the credit files of 200 customers one node $files_one ms, Citus $files_citus ms ($(ratio "$files_citus" "$files_one"); payment behaviour, score, grade, limit and holds: $same_files)."
 }
 if [ -n "${DAILY_ONLY:-}" ]; then
     accounts=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.account")

@@ -568,7 +568,8 @@ fn cash_forecast(
                 *promised.entry((week_of(d), cust)).or_default() += a;
             }
         }
-        // Instalments of plans active on the day; their invoices are the plan's.
+        // Instalments of plans active on the day; their invoices are the plan's. (Here and below
+        // every join goes through the customer: on Citus a customer's rows sit on one node.)
         for r in c
             .select(
                 "SELECT s.customer, greatest(s.due_date, $1) - DATE '2000-01-01', s.open_amount::float8 \
