@@ -674,7 +674,6 @@ END
 $$;
 COMMENT ON FUNCTION credit._account_events_on_citus(text[]) IS 'Internal: on Citus, the account events of some customers read on every node, in the order they happened (the credit history''s backfill)';
 
-
 -- Events across nodes. On Citus every node keeps its own credit.event, outbox and audit chain:
 -- an order's warning or refusal is recorded on the node that decided it (the refusal recorder of
 -- that node spools and records it there). Their global order is (node group, outbox id): outbox

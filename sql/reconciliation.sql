@@ -130,9 +130,6 @@ CREATE TRIGGER reconciliation_difference_immutable BEFORE UPDATE OR DELETE ON cr
 CREATE TRIGGER reconciliation_difference_no_truncate BEFORE TRUNCATE ON credit.reconciliation_difference
     FOR EACH STATEMENT EXECUTE FUNCTION credit._reconciliation_immutable();
 
--- Matches the finance items loaded for as_of with pg_credit's open items as of as_of and keeps the
--- run. Returns the differences — 'new' or 'persisting' against the previous run of the same date —
--- and, as 'fixed', the previous run's differences that are gone.
 -- Whether pg_credit has a document of a customer's (an invoice, a payment or a credit note), in
 -- any state. A function, so that on Citus each look-up is one statement routed to the customer's
 -- node (a correlated subquery over a distributed table is refused there).
@@ -145,6 +142,9 @@ END
 $$;
 COMMENT ON FUNCTION credit._has_document(text, text) IS 'Internal: whether pg_credit has a document (invoice, payment, credit note) of the customer, in any state';
 
+-- Matches the finance items loaded for as_of with pg_credit's open items as of as_of and keeps the
+-- run. Returns the differences — 'new' or 'persisting' against the previous run of the same date —
+-- and, as 'fixed', the previous run's differences that are gone.
 CREATE FUNCTION credit.reconcile(as_of date DEFAULT CURRENT_DATE, amount_tolerance numeric DEFAULT 0,
                                  date_tolerance integer DEFAULT 0)
 RETURNS TABLE (kind text, customer text, doc_no text, credit_amount numeric, finance_amount numeric,
