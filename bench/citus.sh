@@ -70,6 +70,14 @@ elapsed_ms() { # host port sql
 }
 regrade_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.regrade(dry_run => true)")
 regrade_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.regrade(dry_run => true)")
+# Both sides review alike: every row of the dry re-grade compared by digest.
+regrade_q="SELECT md5(string_agg(r::text, '|' ORDER BY r.customer)) || ' ' || count(r.score) || ' scored, '
+                  || count(*) FILTER (WHERE r.new_grade IS DISTINCT FROM r.old_grade) || ' grades changing, '
+                  || count(*) FILTER (WHERE r.action IN ('increase', 'decrease', 'request')) || ' limits'
+             FROM credit.regrade(dry_run => true) r"
+reviewed_one=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "$regrade_q")
+reviewed_citus=$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "$regrade_q")
+same_reviews=$([ "$reviewed_one" = "$reviewed_citus" ] && echo "the same reviews, ${reviewed_one#* }" || echo "DIFFERENT reviews: $reviewed_one / $reviewed_citus")
 # Last month's statements (monthly is the default cycle): every customer with receivables gets one.
 month_end="(date_trunc('month', current_date)::date - 1)"
 statements_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.statement_run($month_end)")
@@ -90,9 +98,9 @@ same_files_q="WITH c AS MATERIALIZED (SELECT customer FROM credit.account WHERE 
                                                                     'grade', y.file #> '{identity,grade}', 'limit', y.file #> '{limits,in_force}',
                                                                     'holds', y.file -> 'holds_and_refusals') AS f) x"
 same_files=$([ "$(pg "$ONE" "$ONE_PORT" -d bench -Atc "$same_files_q")" = "$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "$same_files_q")" ] && echo "the same documents" || echo "DIFFERENT documents")
-log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms; statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms; 200 files: one node $files_one ms, Citus $files_citus ms ($same_files)"
+log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms ($same_reviews); statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms; 200 files: one node $files_one ms, Citus $files_citus ms ($same_files)"
 daily_line() { # accounts
-    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one")); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one")); the credit files of 200 customers one node $files_one ms, Citus $files_citus ms ($(ratio "$files_citus" "$files_one"); payment behaviour, score, grade, limit and holds: $same_files)."
+    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one"); $same_reviews); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one")); the credit files of 200 customers one node $files_one ms, Citus $files_citus ms ($(ratio "$files_citus" "$files_one"); payment behaviour, score, grade, limit and holds: $same_files)."
 }
 if [ -n "${DAILY_ONLY:-}" ]; then
     accounts=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.account")

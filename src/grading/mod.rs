@@ -14,95 +14,114 @@ use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::AnyNumeric;
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
+use std::collections::HashMap;
 
-/// Raw component values for one customer as of a date (None = no data), and the evidence behind
-/// them.
-fn inputs(
-    c: &SpiClient<'_>,
-    customer: &str,
-    as_of: Date,
-    scale: &Scale,
-) -> (Vec<(Component, Option<Decimal>)>, Evidence) {
-    let citus = scale.citus;
-    // (A database still on an older version's SQL has no days_late_experience: per payment.)
-    let mut sql = include_str!("score_inputs.sql").to_string();
-    if !store::has(c, "credit.days_late_experience") {
-        sql = sql.replace("credit.days_late_experience", "credit.payment_experience");
-    }
-    // On Citus, the customer's aging read on its node alone (credit.aging there reads every node),
-    // and the experiences the coordinator's basis picks.
-    if citus {
-        sql = sql.replace("credit.aging($2)", "credit._aging_on_citus($2, 'due', $1)");
-        sql = sql.replace("credit.days_late_experience", &crate::pg::settings::days_late_experience());
-    }
-    let t = c.select(&sql, Some(1), &[customer.into(), as_of.into()]).or_raise();
-    if t.is_empty() {
-        error::unknown_customer(customer)
-    }
-    let row = t.first();
-    let get = |i: usize| decimal_opt(row.get::<AnyNumeric>(i).or_raise());
-    let months = get(6).map(|m| m.max(Decimal::ZERO));
-    let count = |i: usize| row.get::<i64>(i).or_raise().unwrap_or(0);
-    let evidence = Evidence {
-        settled_invoices: count(7),
-        payments_12_months: count(8),
-        relationship_months: months.and_then(|m| m.trunc().to_string().parse().ok()).unwrap_or(0),
-    };
-    let components = vec![
-        (Component::Paydex, get(1)),
-        (Component::WeightedDaysLate, get(2)),
-        (Component::OnTimeRatio, get(3)),
-        (Component::DaysPastDue, get(4)),
-        (Component::Utilization, get(5)),
-        (Component::Relationship, months),
-        (Component::Dunning, scale.collections_ran.then(|| dunning_level(c, customer, as_of))),
-        (Component::Commitments, kept_commitments(c, customer, as_of)),
-        (Component::ExternalRating, external_rating(c, customer, as_of)),
-    ];
-    (components, evidence)
+/// What a score is computed from, for one customer: raw component values as of a date (None = no
+/// data), and the evidence behind them.
+struct Inputs {
+    components: Vec<(Component, Option<Decimal>)>,
+    evidence: Evidence,
 }
 
-/// The dunning component where collections have run (else no data: not being dunned then says
-/// nothing): 0 = never dunned after the due date.
-fn dunning_level(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Decimal {
-    let n = c
-        .select(include_str!("dunning_level.sql"), Some(1), &[customer.into(), as_of.into()])
-        .or_raise()
-        .first()
-        .get_one::<i64>()
-        .or_raise();
-    Decimal::from(n.unwrap_or(0))
-}
+/// Customers read together: each query below reads them all at once (on Citus, a query each node
+/// answers for its own customers), bounding the arrays a call sends.
+const BATCH: usize = 2000;
 
-/// The kept_commitments component: of the promises and payment arrangements decided in the 12
-/// months before the day (kept or broken; a cancelled plan does not count), the share kept. No
-/// data when none was decided, or on a database still on an older version's SQL.
-fn kept_commitments(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decimal> {
-    if !store::has(c, "credit.arrangement") {
-        return None;
+impl Inputs {
+    /// The inputs of `customers` as of a date, for those with an account; set-wise, a few queries
+    /// for them all (the `.sql` files next to this one) rather than a few per customer.
+    fn read(c: &SpiClient<'_>, customers: &[String], as_of: Date, scale: &Scale) -> HashMap<String, Inputs> {
+        let mut sql = include_str!("score_inputs.sql").to_string();
+        // (A database still on an older version's SQL has no days_late_experience: per payment.)
+        if !store::has(c, "credit.days_late_experience") {
+            sql = sql.replace("credit.days_late_experience", "credit.payment_experience");
+        }
+        let mut aging = include_str!("score_aging.sql").to_string();
+        // On Citus, the experiences the coordinator's basis picks; the aging of one customer read
+        // on its node alone (credit.aging there reads every node).
+        if scale.citus {
+            sql = sql.replace("credit.days_late_experience", &crate::pg::settings::days_late_experience());
+            aging = aging.replace(
+                "credit.aging($2)",
+                "credit._aging_on_citus($2, 'due', CASE WHEN pg_catalog.cardinality($1) = 1 THEN ($1)[1] END)",
+            );
+        }
+        let mut out = HashMap::with_capacity(customers.len());
+        for batch in customers.chunks(BATCH) {
+            let args = || -> [pgrx::datum::DatumWithOid<'_>; 2] { [batch.to_vec().into(), as_of.into()] };
+            let by_customer = |sql: &str| -> HashMap<String, Option<Decimal>> {
+                c.select(sql, None, &args())
+                    .or_raise()
+                    .map(|r| (r.get::<String>(1).or_raise().required("customer"), decimal_opt(r.get(2).or_raise())))
+                    .collect()
+            };
+            let aged: HashMap<String, (Decimal, Decimal)> = c
+                .select(&aging, None, &args())
+                .or_raise()
+                .map(|r| {
+                    let d = |i: usize| decimal_opt(r.get::<AnyNumeric>(i).or_raise()).unwrap_or_default();
+                    (r.get::<String>(1).or_raise().required("customer"), (d(2), d(3)))
+                })
+                .collect();
+            let dunning =
+                if scale.collections_ran { by_customer(include_str!("dunning_level.sql")) } else { HashMap::new() };
+            let kept = if store::has(c, "credit.arrangement") {
+                Some(by_customer(include_str!("kept_commitments.sql")))
+            } else {
+                None
+            };
+            let rated = if store::has(c, "credit.external_rating") {
+                Some(by_customer(include_str!("external_rating.sql")))
+            } else {
+                None
+            };
+            for r in c.select(&sql, None, &args()).or_raise() {
+                let customer: String = r.get(1).or_raise().required("customer");
+                let get = |i: usize| decimal_opt(r.get::<AnyNumeric>(i).or_raise());
+                let count = |i: usize| r.get::<i64>(i).or_raise().unwrap_or(0);
+                let (days_past_due, open_then) = aged.get(&customer).copied().unwrap_or_default();
+                let used =
+                    if r.get::<bool>(7).or_raise() == Some(true) { get(6).unwrap_or_default() } else { open_then };
+                let utilization = get(5)
+                    .filter(|lim| *lim > Decimal::ZERO)
+                    .map(|lim| (used / lim).round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero));
+                let months = get(8).map(|m| m.max(Decimal::ZERO));
+                let evidence = Evidence {
+                    settled_invoices: count(9),
+                    payments_12_months: count(10),
+                    relationship_months: months.and_then(|m| m.trunc().to_string().parse().ok()).unwrap_or(0),
+                };
+                // The dunning component where collections have run (else no data: not being dunned
+                // then says nothing): 0 = never dunned after the due date.
+                let dunning_level =
+                    scale.collections_ran.then(|| dunning.get(&customer).copied().flatten().unwrap_or_default());
+                let components = vec![
+                    (Component::Paydex, get(2)),
+                    (Component::WeightedDaysLate, get(3)),
+                    (Component::OnTimeRatio, get(4)),
+                    (Component::DaysPastDue, Some(days_past_due)),
+                    (Component::Utilization, utilization),
+                    (Component::Relationship, months),
+                    (Component::Dunning, dunning_level),
+                    (Component::Commitments, kept.as_ref().and_then(|k| k.get(&customer).copied().flatten())),
+                    (
+                        Component::ExternalRating,
+                        rated.as_ref().and_then(|k| k.get(&customer).copied().flatten()).map(|d| d.round_dp(2)),
+                    ),
+                ];
+                out.insert(customer, Inputs { components, evidence });
+            }
+        }
+        out
     }
-    let t = c.select(include_str!("kept_commitments.sql"), Some(1), &[customer.into(), as_of.into()]).or_raise();
-    decimal_opt(t.first().get_one::<AnyNumeric>().or_raise())
-}
 
-/// The external_rating component: the mean normalised score of each source's latest rating valid
-/// on the day and received by then (an expired one no longer counts). No data without one, or on
-/// a database still on an older version's SQL.
-fn external_rating(c: &SpiClient<'_>, customer: &str, as_of: Date) -> Option<Decimal> {
-    if !store::has(c, "credit.external_rating") {
-        return None;
+    /// The inputs of one customer, which must have an account.
+    fn of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale) -> Inputs {
+        Inputs::read(c, &[customer.to_string()], as_of, scale)
+            .remove(customer)
+            .unwrap_or_else(|| error::unknown_customer(customer))
     }
-    let t = c
-        .select(
-            "SELECT avg(x.score) FROM (SELECT DISTINCT ON (r.source) r.score FROM credit.external_rating r \
-                WHERE r.customer = $1 AND r.valid_from <= $2 AND r.valid_until > $2 AND r.received_at < $2 + 1 \
-                ORDER BY r.source, r.valid_from DESC, r.id DESC) x",
-            Some(1),
-            &[customer.into(), as_of.into()],
-        )
-        .or_raise();
-    decimal_opt(t.first().get_one::<AnyNumeric>().or_raise()).map(|d| d.round_dp(2))
 }
 
 fn weights(c: &SpiClient<'_>) -> Vec<(Component, Decimal)> {
@@ -183,8 +202,7 @@ fn evidence_rules(e: &Effective) -> EvidenceRules {
     }
 }
 
-fn score_of(c: &SpiClient<'_>, customer: &str, as_of: Date, scale: &Scale, policy: &Effective) -> Scored {
-    let (inputs, evidence) = inputs(c, customer, as_of, scale);
+fn score_of(Inputs { components: inputs, evidence }: Inputs, scale: &Scale, policy: &Effective) -> Scored {
     let (mut score, parts) = scoring::score(&inputs, &scale.weights);
     if !scoring::has_payment_history(&inputs) {
         score = None; // a grade needs payment behaviour, not only the absence of debt
@@ -244,7 +262,8 @@ fn score(
     let as_of = args::date(as_of, "as_of");
     let s = Spi::connect(|c| {
         let policy = crate::policy::for_customer(c, customer, None);
-        score_of(c, customer, as_of, &Scale::read(c), &policy)
+        let scale = Scale::read(c);
+        score_of(Inputs::of(c, customer, as_of, &scale), &scale, &policy)
     });
     TableIterator::once((s.score.map(numeric), s.grade, pgrx::JsonB(s.components), pgrx::JsonB(s.evidence)))
 }
@@ -252,9 +271,10 @@ fn score(
 type RegradeRow =
     (String, Option<String>, Option<String>, Option<AnyNumeric>, AnyNumeric, AnyNumeric, bool, String, String);
 
-/// The limit a grade supports for one customer: the grade's coefficient times its monthly sales,
-/// within the customer's policy (credit_core::scoring::propose); a grade of no credit aims at 0.
-fn proposal(c: &SpiClient<'_>, customer: &str, as_of: Date, grade: &GradeRow, old: Decimal, e: &Effective) -> Proposal {
+/// The limit a grade supports for one customer: the grade's coefficient times its monthly sales
+/// (`sales`, None without any), within the customer's policy (credit_core::scoring::propose); a
+/// grade of no credit aims at 0.
+fn proposal(grade: &GradeRow, sales: Option<Decimal>, old: Decimal, e: &Effective) -> Proposal {
     let rules = ReviewRules {
         coefficient: grade.coefficient,
         terms_days: grade.terms_days,
@@ -268,13 +288,21 @@ fn proposal(c: &SpiClient<'_>, customer: &str, as_of: Date, grade: &GradeRow, ol
     if grade.coefficient.is_zero() {
         return scoring::propose_no_credit(old, &grade.grade.grade, &rules);
     }
-    let sales: Option<AnyNumeric> = c
-        .select(include_str!("monthly_sales.sql"), Some(1), &[customer.into(), as_of.into()])
-        .or_raise()
-        .first()
-        .get_one()
-        .or_raise();
-    scoring::propose(old, decimal_opt(sales), &rules)
+    scoring::propose(old, sales, &rules)
+}
+
+/// Average monthly sales of `customers` over the 12 months before a date (monthly_sales.sql), for
+/// those with any.
+fn monthly_sales(c: &SpiClient<'_>, customers: &[String], as_of: Date) -> HashMap<String, Decimal> {
+    let mut out = HashMap::new();
+    for batch in customers.chunks(BATCH) {
+        for r in c.select(include_str!("monthly_sales.sql"), None, &[batch.to_vec().into(), as_of.into()]).or_raise() {
+            if let Some(avg) = decimal_opt(r.get::<AnyNumeric>(2).or_raise()) {
+                out.insert(r.get::<String>(1).or_raise().required("customer"), avg);
+            }
+        }
+    }
+    out
 }
 
 /// Applies a review: the new grade, and the limit — at once, or as a limit request awaiting
@@ -351,6 +379,7 @@ type Reviewed = (String, Option<String>, AnyNumeric, Option<String>, Option<Stri
 /// Reviews one customer: score, grade (a step at a time unless the evidence is strong; none
 /// without enough evidence), the limit the grade supports, and (unless a dry run) the outcome
 /// applied.
+#[allow(clippy::too_many_arguments)]
 fn review(
     c: &mut SpiClient<'_>,
     scale: &Scale,
@@ -358,13 +387,15 @@ fn review(
     as_of: Date,
     dry_run: bool,
     (customer, old_grade, old_limit, customer_type, region): Reviewed,
+    inputs: Inputs,
+    sales: Option<Decimal>,
 ) -> RegradeRow {
     let policy = policies
         .iter()
         .find(|p| p.0 == customer_type && p.1 == region)
         .map(|p| p.2.clone())
         .unwrap_or_else(|| crate::policy::effective(c, customer_type.as_deref(), region.as_deref()));
-    let s = score_of(c, &customer, as_of, scale, &policy);
+    let s = score_of(inputs, scale, &policy);
     let unchanged = |action: &str, why: String| {
         (
             customer.clone(),
@@ -392,7 +423,7 @@ fn review(
     let gr = scale.grades.iter().find(|g| g.grade.grade == stepped.grade).unwrap_or(scored);
     let new_grade = gr.grade.grade.clone();
     let old = decimal(&old_limit);
-    let prop = proposal(c, &customer, as_of, gr, old, &policy);
+    let prop = proposal(gr, sales, old, &policy);
     let score_txt = s.score.map(|x| x.to_string()).unwrap_or_default();
     let held_txt = if held {
         format!(
@@ -465,9 +496,9 @@ fn regrade(
     let rows: Vec<RegradeRow> = Spi::connect_mut(|c| {
         let scale = Scale::read(c);
         const ACCOUNT: &str = "SELECT customer, grade, credit_limit, customer_type, region FROM credit.account";
-        // Applying locks the accounts (in the lock order); a dry run only reads. On Citus, where
-        // one statement cannot lock rows on several nodes, each account is locked in that order
-        // as its review comes, and read again under the lock.
+        // Applying locks the accounts (in the lock order) before anything is scored; a dry run only
+        // reads. On Citus, where one statement cannot lock rows on several nodes, each account is
+        // locked in that order by itself, and read again under the lock.
         if !dry_run && !scale.citus {
             account::lock_all(c, None);
         }
@@ -483,22 +514,28 @@ fn regrade(
         };
         let accounts: Vec<_> =
             c.update(&format!("{ACCOUNT} ORDER BY customer"), None, &[]).or_raise().map(read).collect();
+        let accounts: Vec<Reviewed> = if !dry_run && scale.citus {
+            accounts
+                .into_iter()
+                .filter_map(|a| {
+                    c.update(&format!("{ACCOUNT} WHERE customer = $1 FOR NO KEY UPDATE"), None, &[a.0.as_str().into()])
+                        .or_raise()
+                        .map(read)
+                        .next() // None: deleted since the list was read
+                })
+                .collect()
+        } else {
+            accounts
+        };
+        // Read once the accounts are locked (when applying): nothing posts to them meanwhile.
+        let customers: Vec<String> = accounts.iter().map(|a| a.0.clone()).collect();
+        let mut inputs = Inputs::read(c, &customers, as_of, &scale);
+        let sales = monthly_sales(c, &customers, as_of);
         let mut rows = Vec::with_capacity(accounts.len());
         for a in accounts {
-            let a = if !dry_run && scale.citus {
-                let locked: Vec<_> = c
-                    .update(&format!("{ACCOUNT} WHERE customer = $1 FOR NO KEY UPDATE"), None, &[a.0.as_str().into()])
-                    .or_raise()
-                    .map(read)
-                    .collect();
-                match locked.into_iter().next() {
-                    Some(a) => a,
-                    None => continue, // deleted since the list was read
-                }
-            } else {
-                a
-            };
-            rows.push(review(c, &scale, &policies, as_of, dry_run, a));
+            let Some(i) = inputs.remove(&a.0) else { continue };
+            let sales = sales.get(&a.0).copied();
+            rows.push(review(c, &scale, &policies, as_of, dry_run, a, i, sales));
         }
         rows
     });

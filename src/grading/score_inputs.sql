@@ -1,25 +1,34 @@
--- The raw score components of customer $1 as of $2 (src/grading/mod.rs, inputs): payment behaviour
--- over the 12 months before $2 (paydex from 3 payments on; per payment or at the closing payment,
--- as pg_credit.days_late_basis says), days past due of the oldest overdue
--- invoice, utilisation of the limit in force, months of relationship. NULL = no data. Then the
+-- The raw score components of the customers $1 as of $2 (src/grading/mod.rs, Inputs::read), one
+-- row per account: payment behaviour over the 12 months before $2 (paydex from 3 payments on; per
+-- payment or at the closing payment, as pg_credit.days_late_basis says), the limit in force and
+-- the amount used today, whether $2 is today, months of relationship. NULL = no data. Then the
 -- evidence behind the score: invoices settled by payment by $2 (ever), payments in the 12 months.
-WITH exp AS (SELECT e.days_late, e.amount FROM credit.days_late_experience e
-              WHERE e.customer = $1 AND e.paid_on <= $2 AND e.paid_on > $2 - 365),
-     b AS (SELECT CASE WHEN count(*) >= 3 THEN credit.paydex(days_late, amount) END AS paydex,
-                  credit.weighted_days_late(days_late, amount) AS wdl,
-                  credit.on_time_ratio(days_late, amount, 0) AS otr FROM exp)
-SELECT b.paydex, b.wdl, b.otr,
-       coalesce((SELECT max(g.days) FROM credit.aging($2) g
-                  WHERE g.customer = $1 AND g.doc_type = 'invoice' AND g.days > 0), 0)::numeric,
-       CASE WHEN lim > 0 THEN round(used / lim, 4) END,
-       ((extract(year FROM age($2, since)) * 12 + extract(month FROM age($2, since))))::numeric,
-       (SELECT count(DISTINCT i.id) FROM credit.payment_experience e
-          JOIN credit.invoice i ON i.customer = e.customer AND i.doc_no = e.doc_no
-         WHERE e.customer = $1 AND e.paid_on <= $2 AND i.open_amount = 0),
-       (SELECT count(*) FROM exp)
-FROM b,
-     (SELECT LEAST(CASE WHEN a.temporary_limit_until >= $2 THEN a.temporary_limit ELSE a.credit_limit END, a.policy_max_limit) AS lim,
-             CASE WHEN $2 >= current_date THEN a.exposure + a.member_exposure
-                  ELSE (SELECT coalesce(sum(g.open_amount), 0) FROM credit.aging($2) g WHERE g.customer = $1) END AS used,
-             LEAST(a.created_at::date, (SELECT min(i.doc_date) FROM credit.invoice i WHERE i.customer = $1)) AS since
-        FROM credit.account a WHERE a.customer = $1) acct
+-- Days past due, and the amount used on a past day, come from the aging (score_aging.sql).
+-- Set-wise, every join through the customer: on Citus each node reads its own customers at once.
+WITH exp AS (SELECT e.customer,
+                    CASE WHEN count(*) >= 3 THEN credit.paydex(e.days_late, e.amount) END AS paydex,
+                    credit.weighted_days_late(e.days_late, e.amount) AS wdl,
+                    credit.on_time_ratio(e.days_late, e.amount, 0) AS otr,
+                    count(*) AS payments
+               FROM credit.days_late_experience e
+              WHERE e.customer = ANY ($1) AND e.paid_on <= $2 AND e.paid_on > $2 - 365
+              GROUP BY e.customer),
+     settled AS (SELECT e.customer, count(DISTINCT i.id) AS invoices
+                   FROM credit.payment_experience e
+                   JOIN credit.invoice i ON i.customer = e.customer AND i.doc_no = e.doc_no
+                  WHERE e.customer = ANY ($1) AND e.paid_on <= $2 AND i.open_amount = 0
+                  GROUP BY e.customer),
+     first_invoice AS (SELECT i.customer, min(i.doc_date) AS doc_date FROM credit.invoice i
+                        WHERE i.customer = ANY ($1) GROUP BY i.customer)
+SELECT a.customer, x.paydex, x.wdl, x.otr,
+       LEAST(CASE WHEN a.temporary_limit_until >= $2 THEN a.temporary_limit ELSE a.credit_limit END, a.policy_max_limit),
+       a.exposure + a.member_exposure,
+       $2 >= current_date,
+       (extract(year FROM age($2, LEAST(a.created_at::date, f.doc_date))) * 12
+        + extract(month FROM age($2, LEAST(a.created_at::date, f.doc_date))))::numeric,
+       coalesce(s.invoices, 0), coalesce(x.payments, 0)
+  FROM credit.account a
+  LEFT JOIN exp x ON x.customer = a.customer
+  LEFT JOIN settled s ON s.customer = a.customer
+  LEFT JOIN first_invoice f ON f.customer = a.customer
+ WHERE a.customer = ANY ($1)

@@ -32,6 +32,22 @@ SELECT count(*) AS files,
        count(*) FILTER (WHERE (f.file -> 'payment_behaviour' ->> 'overdue')::numeric <> coalesce(g.overdue, 0)) AS overdue_differs,
        count(*) FILTER (WHERE f.file -> 'identity' ->> 'grade' IS NULL) AS without_grade
   FROM f JOIN s USING (customer) LEFT JOIN g USING (customer) LEFT JOIN e USING (customer);
+-- The re-grade reads every customer's score inputs at once (each node answers for its own); each
+-- of its scores is the customer's credit.score of that day (read on its node alone), on both bases.
+SET citus.enable_ddl_propagation = off;  -- a helper of this session, on the coordinator alone
+CREATE FUNCTION pg_temp.regrade_against_score(today date) RETURNS text LANGUAGE sql AS $$
+    WITH r AS MATERIALIZED (SELECT v.d, x.customer, x.score
+                              FROM (VALUES (today), (today - 60)) v(d), LATERAL credit.regrade(v.d, true) x),
+         s AS MATERIALIZED (SELECT r.d, r.customer, x.score FROM r, LATERAL credit.score(r.customer, r.d) x)
+    SELECT format('%s: %s reviews, %s scored, %s differing', current_setting('pg_credit.days_late_basis'),
+                  count(*), count(r.score), count(*) FILTER (WHERE r.score IS DISTINCT FROM s.score))
+      FROM r JOIN s USING (d, customer) $$;
+RESET citus.enable_ddl_propagation;
+SET pg_credit.days_late_basis = payment;
+SELECT pg_temp.regrade_against_score(:'today');
+SET pg_credit.days_late_basis = closing;
+SELECT pg_temp.regrade_against_score(:'today');
+RESET pg_credit.days_late_basis;
 -- D-01: its oldest overdue invoice, posted after the job (on its worker).
 SELECT x -> 'payment_behaviour' -> 'oldest_overdue' ->> 'doc_no' AS oldest_overdue,
        x -> 'payment_behaviour' ->> 'highest_dunning_level' AS highest_level
