@@ -5,8 +5,8 @@
 # payment applied FIFO) through the same coordinator; and the analytics reads over the same
 # receivables on both (aging of today through its BI view, aging as of a past date, the provision
 # matrix: bench/citus_aging_data.sql), 2 clients; medians of interleaved rounds; and the daily job
-# (a dry re-grade, last month's statement run, then credit.run_daily()) and 200 credit files
-# over the same accounts, once per side.
+# (a dry re-grade, against every customer's score read by itself; last month's statement run;
+# then credit.run_daily()) and 200 credit files over the same accounts, once per side.
 # The single node runs the row path (no shared_preload_libraries), as Citus does.
 #   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
 #   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus.sh
@@ -70,6 +70,12 @@ elapsed_ms() { # host port sql
 }
 regrade_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.regrade(dry_run => true)")
 regrade_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.regrade(dry_run => true)")
+# The same scores one customer at a time (credit.score per account: how the re-grade read them
+# before it read them set-wise), the baseline of the re-grade's reads.
+scores_q="WITH c AS MATERIALIZED (SELECT customer FROM credit.account)
+          SELECT count(x.score) FROM c, LATERAL (SELECT s.score FROM credit.score(c.customer) s OFFSET 0) x"
+scores_one=$(elapsed_ms "$ONE" "$ONE_PORT" "$scores_q")
+scores_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "$scores_q")
 # Both sides review alike: every row of the dry re-grade compared by digest.
 regrade_q="SELECT md5(string_agg(r::text, '|' ORDER BY r.customer)) || ' ' || count(r.score) || ' scored, '
                   || count(*) FILTER (WHERE r.new_grade IS DISTINCT FROM r.old_grade) || ' grades changing, '
@@ -98,9 +104,9 @@ same_files_q="WITH c AS MATERIALIZED (SELECT customer FROM credit.account WHERE 
                                                                     'grade', y.file #> '{identity,grade}', 'limit', y.file #> '{limits,in_force}',
                                                                     'holds', y.file -> 'holds_and_refusals') AS f) x"
 same_files=$([ "$(pg "$ONE" "$ONE_PORT" -d bench -Atc "$same_files_q")" = "$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "$same_files_q")" ] && echo "the same documents" || echo "DIFFERENT documents")
-log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms ($same_reviews); statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms; 200 files: one node $files_one ms, Citus $files_citus ms ($same_files)"
+log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms ($same_reviews); each customer's score by itself: one node $scores_one ms, Citus $scores_citus ms; statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms; 200 files: one node $files_one ms, Citus $files_citus ms ($same_files)"
 daily_line() { # accounts
-    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one"); $same_reviews); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one")); the credit files of 200 customers one node $files_one ms, Citus $files_citus ms ($(ratio "$files_citus" "$files_one"); payment behaviour, score, grade, limit and holds: $same_files)."
+    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one"); $same_reviews), against each customer's credit.score by itself one node $scores_one ms ($(ratio "$scores_one" "$regrade_one") times the re-grade), Citus $scores_citus ms ($(ratio "$scores_citus" "$regrade_citus") times); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one")); the credit files of 200 customers one node $files_one ms, Citus $files_citus ms ($(ratio "$files_citus" "$files_one"); payment behaviour, score, grade, limit and holds: $same_files)."
 }
 if [ -n "${DAILY_ONLY:-}" ]; then
     accounts=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.account")

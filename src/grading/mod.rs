@@ -497,8 +497,8 @@ fn regrade(
         let scale = Scale::read(c);
         const ACCOUNT: &str = "SELECT customer, grade, credit_limit, customer_type, region FROM credit.account";
         // Applying locks the accounts (in the lock order) before anything is scored; a dry run only
-        // reads. On Citus, where one statement cannot lock rows on several nodes, each account is
-        // locked in that order by itself, and read again under the lock.
+        // reads. On Citus, where one statement cannot lock rows on several shards, the accounts are
+        // locked shard by shard (in shard order, then customer order), and read under the lock.
         if !dry_run && !scale.citus {
             account::lock_all(c, None);
         }
@@ -512,20 +512,37 @@ fn regrade(
                 r.get(5).or_raise(),
             )
         };
-        let accounts: Vec<_> =
-            c.update(&format!("{ACCOUNT} ORDER BY customer"), None, &[]).or_raise().map(read).collect();
         let accounts: Vec<Reviewed> = if !dry_run && scale.citus {
-            accounts
-                .into_iter()
-                .filter_map(|a| {
-                    c.update(&format!("{ACCOUNT} WHERE customer = $1 FOR NO KEY UPDATE"), None, &[a.0.as_str().into()])
+            // Shard by shard: each shard's accounts locked by one statement Citus sends to its node.
+            let listed = c
+                .select(
+                    "SELECT pg_catalog.get_shard_id_for_distribution_column('credit.account'::pg_catalog.regclass, customer), \
+                            customer FROM credit.account ORDER BY 1, 2",
+                    None,
+                    &[],
+                )
+                .or_raise()
+                .map(|r| (r.get::<i64>(1).or_raise(), r.get::<String>(2).or_raise().required("customer")))
+                .collect::<Vec<_>>();
+            let mut locked: Vec<Reviewed> = Vec::with_capacity(listed.len());
+            for shard in listed.chunk_by(|a, b| a.0 == b.0) {
+                for batch in shard.chunks(BATCH) {
+                    let customers: Vec<String> = batch.iter().map(|(_, customer)| customer.clone()).collect();
+                    locked.extend(
+                        c.update(
+                            &format!("{ACCOUNT} WHERE customer = ANY ($1) ORDER BY customer FOR NO KEY UPDATE"),
+                            None,
+                            &[customers.into()],
+                        )
                         .or_raise()
-                        .map(read)
-                        .next() // None: deleted since the list was read
-                })
-                .collect()
+                        .map(read), // (an account deleted since the list was read is gone)
+                    );
+                }
+            }
+            locked.sort_by(|a, b| a.0.cmp(&b.0));
+            locked
         } else {
-            accounts
+            c.update(&format!("{ACCOUNT} ORDER BY customer"), None, &[]).or_raise().map(read).collect()
         };
         // Read once the accounts are locked (when applying): nothing posts to them meanwhile.
         let customers: Vec<String> = accounts.iter().map(|a| a.0.clone()).collect();
