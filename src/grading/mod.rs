@@ -28,6 +28,33 @@ struct Inputs {
 /// answers for its own customers), bounding the arrays a call sends.
 const BATCH: usize = 2000;
 
+/// Some customers, as the `.sql` files beside this one read them: `$1` their array, `$2` the day,
+/// `$3` the customer when there is one only. One customer is named by equality, so that on Citus
+/// the whole query goes to its node (an array is read on every node holding a shard).
+struct Batch<'a> {
+    customers: &'a [String],
+    as_of: Date,
+}
+
+impl<'a> Batch<'a> {
+    fn all(customers: &'a [String], as_of: Date) -> impl Iterator<Item = Batch<'a>> {
+        customers.chunks(BATCH).map(move |customers| Batch { customers, as_of })
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        if self.customers.len() == 1 {
+            sql.replace("= ANY ($1)", "= $3")
+        } else {
+            sql.to_string()
+        }
+    }
+
+    fn select<'c>(&self, c: &SpiClient<'c>, sql: &str) -> pgrx::spi::SpiTupleTable<'c> {
+        let one = (self.customers.len() == 1).then(|| self.customers[0].as_str());
+        c.select(&self.sql(sql), None, &[self.customers.to_vec().into(), self.as_of.into(), one.into()]).or_raise()
+    }
+}
+
 impl Inputs {
     /// The inputs of `customers` as of a date, for those with an account; set-wise, a few queries
     /// for them all (the `.sql` files next to this one) rather than a few per customer.
@@ -38,27 +65,23 @@ impl Inputs {
             sql = sql.replace("credit.days_late_experience", "credit.payment_experience");
         }
         let mut aging = include_str!("score_aging.sql").to_string();
-        // On Citus, the experiences the coordinator's basis picks; the aging of one customer read
-        // on its node alone (credit.aging there reads every node).
+        // On Citus, the view of the experiences the coordinator's basis picks (the workers would
+        // read their own setting); the aging of one customer read on its node alone (credit.aging
+        // there reads every node).
         if scale.citus {
-            sql = sql.replace("credit.days_late_experience", &crate::pg::settings::days_late_experience());
-            aging = aging.replace(
-                "credit.aging($2)",
-                "credit._aging_on_citus($2, 'due', CASE WHEN pg_catalog.cardinality($1) = 1 THEN ($1)[1] END)",
-            );
+            sql = sql.replace("credit.days_late_experience", crate::pg::settings::days_late_view());
+            aging = aging.replace("credit.aging($2)", "credit._aging_on_citus($2, 'due', $3)");
         }
         let mut out = HashMap::with_capacity(customers.len());
-        for batch in customers.chunks(BATCH) {
-            let args = || -> [pgrx::datum::DatumWithOid<'_>; 2] { [batch.to_vec().into(), as_of.into()] };
+        for batch in Batch::all(customers, as_of) {
             let by_customer = |sql: &str| -> HashMap<String, Option<Decimal>> {
-                c.select(sql, None, &args())
-                    .or_raise()
+                batch
+                    .select(c, sql)
                     .map(|r| (r.get::<String>(1).or_raise().required("customer"), decimal_opt(r.get(2).or_raise())))
                     .collect()
             };
-            let aged: HashMap<String, (Decimal, Decimal)> = c
-                .select(&aging, None, &args())
-                .or_raise()
+            let aged: HashMap<String, (Decimal, Decimal)> = batch
+                .select(c, &aging)
                 .map(|r| {
                     let d = |i: usize| decimal_opt(r.get::<AnyNumeric>(i).or_raise()).unwrap_or_default();
                     (r.get::<String>(1).or_raise().required("customer"), (d(2), d(3)))
@@ -76,7 +99,7 @@ impl Inputs {
             } else {
                 None
             };
-            for r in c.select(&sql, None, &args()).or_raise() {
+            for r in batch.select(c, &sql) {
                 let customer: String = r.get(1).or_raise().required("customer");
                 let get = |i: usize| decimal_opt(r.get::<AnyNumeric>(i).or_raise());
                 let count = |i: usize| r.get::<i64>(i).or_raise().unwrap_or(0);
@@ -295,8 +318,8 @@ fn proposal(grade: &GradeRow, sales: Option<Decimal>, old: Decimal, e: &Effectiv
 /// those with any.
 fn monthly_sales(c: &SpiClient<'_>, customers: &[String], as_of: Date) -> HashMap<String, Decimal> {
     let mut out = HashMap::new();
-    for batch in customers.chunks(BATCH) {
-        for r in c.select(include_str!("monthly_sales.sql"), None, &[batch.to_vec().into(), as_of.into()]).or_raise() {
+    for batch in Batch::all(customers, as_of) {
+        for r in batch.select(c, include_str!("monthly_sales.sql")) {
             if let Some(avg) = decimal_opt(r.get::<AnyNumeric>(2).or_raise()) {
                 out.insert(r.get::<String>(1).or_raise().required("customer"), avg);
             }

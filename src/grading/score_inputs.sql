@@ -4,7 +4,8 @@
 -- the amount used today, whether $2 is today, months of relationship. NULL = no data. Then the
 -- evidence behind the score: invoices settled by payment by $2 (ever), payments in the 12 months.
 -- Days past due, and the amount used on a past day, come from the aging (score_aging.sql).
--- Set-wise, every join through the customer: on Citus each node reads its own customers at once.
+-- Set-wise, every join through the customer: on Citus each node reads its own customers at once
+-- (one customer alone is named by equality, `= $3`, and read on its node only: Batch in mod.rs).
 WITH exp AS (SELECT e.customer,
                     CASE WHEN count(*) >= 3 THEN credit.paydex(e.days_late, e.amount) END AS paydex,
                     credit.weighted_days_late(e.days_late, e.amount) AS wdl,

@@ -38,6 +38,17 @@ pub fn days_late_experience() -> String {
     )
 }
 
+/// The view of the experiences this session's basis picks (credit.days_late_experience is their
+/// UNION ALL, filtered by the setting): on Citus a query over many customers names it, as Citus
+/// pushes a view down to the nodes whole but plans the union's two views apart, gathering every
+/// customer's experiences on the coordinator.
+pub fn days_late_view() -> &'static str {
+    match DAYS_LATE_BASIS.get() {
+        DaysLateBasis::Payment => "credit.payment_experience",
+        DaysLateBasis::Closing => "credit.invoice_payment_experience",
+    }
+}
+
 /// The role whose members may change credit limits directly (besides superusers).
 pub fn admin_role() -> Option<String> {
     ADMIN_ROLE.get().map(|s| s.to_string_lossy().into_owned()).filter(|s| !s.is_empty())
