@@ -45,4 +45,17 @@ SELECT required = (SELECT expected_loss FROM credit.expected_loss() WHERE custom
   FROM credit.provision_adjustment(CURRENT_DATE, 100);
 SELECT count(*) > 0 AS roll_rates FROM credit.roll_rates();
 SELECT credit.dso(CURRENT_DATE - 90, CURRENT_DATE, 'P-01') > 0 AS dso_p01;
+-- One customer's metrics read on its node (its aging and sales named by equality) add up to the
+-- whole ledger's, read over every node, and its receivables are what the aging says.
+WITH a AS MATERIALIZED (SELECT customer FROM credit.account),
+m AS MATERIALIZED (SELECT a.customer, x.* FROM a, LATERAL credit.receivables_metrics(CURRENT_DATE - 90, CURRENT_DATE, a.customer) x),
+g AS MATERIALIZED (SELECT customer, sum(open_amount) AS open, sum(open_amount) FILTER (WHERE days <= 0) AS current
+                     FROM credit.aging(CURRENT_DATE, 'due') WHERE doc_type = 'invoice' GROUP BY customer),
+t AS MATERIALIZED (SELECT * FROM credit.receivables_metrics(CURRENT_DATE - 90, CURRENT_DATE))
+SELECT count(*) AS customers, count(*) FILTER (WHERE m.ending_ar > 0) AS with_receivables,
+       count(*) FILTER (WHERE m.ending_ar <> coalesce(g.open, 0) OR m.current_ar <> coalesce(g.current, 0)) AS ar_differs,
+       sum(m.credit_sales) = (SELECT credit_sales FROM t) AND sum(m.credit_sales) > 0 AS sales_add_up,
+       sum(m.ending_ar) = (SELECT ending_ar FROM t) AS ending_adds_up,
+       sum(m.beginning_ar) = (SELECT beginning_ar FROM t) AS beginning_adds_up
+  FROM m LEFT JOIN g USING (customer);
 DELETE FROM credit.provision_rate;
