@@ -6667,12 +6667,35 @@ END
 $$;
 COMMENT ON FUNCTION credit._expected_loss_on_citus(date) IS 'Internal: credit.expected_loss on Citus (credit.distribute() points credit.expected_loss here)';
 
+-- This node's events of some customers (see credit._events_on_citus), as JSON rows, with this
+-- node's group (0 without Citus).
+CREATE FUNCTION credit._events_here(customers text[], since timestamptz, kinds_before text[])
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    here integer := 0;
+    found_events jsonb;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL THEN
+        EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO here;
+    END IF;
+    SELECT coalesce(jsonb_agg(to_jsonb(x) || jsonb_build_object('node', here)), '[]') INTO found_events
+      FROM (SELECT e.id, e.customer, e.kind, e.happened_at, e.before, e.after, e.reason, e.actor FROM credit.event e
+             WHERE e.customer = ANY (customers)
+               AND (e.happened_at >= since OR e.kind = ANY (coalesce(kinds_before, '{}')))) x;
+    RETURN jsonb_build_object('node', here, 'events', found_events);
+END
+$$;
+COMMENT ON FUNCTION credit._events_here(text[], timestamptz, text[]) IS 'Internal: this node''s events of some customers since a time (and before it those of some kinds), as JSON, with the node''s group';
+
 -- Events of some customers on every node: on Citus each node records the events of what happened
 -- there (an account's changes on the node that holds it; a moved account leaves its older events
 -- behind; some events on the coordinator). Those since a time, and before it those of some kinds
 -- (NULL: none). This node's own events are read here (this transaction's included), every other
--- node's over a connection of their own (committed ones), as the caller: what the caller may
--- read on each node decides. In the order they happened: time, node group, id. On one node, this
+-- node's as the caller (what the caller may read on each node decides; committed ones): in a query
+-- Citus routes there over its pooled connections (one that names a value whose credit.account
+-- shard the node holds), or, for a node that holds no such shard or lost it meanwhile, over a
+-- connection of its own. In the order they happened: time, node group, id. On one node, this
 -- node's alone.
 CREATE FUNCTION credit._events_on_citus(customers text[], since timestamptz, kinds_before text[] DEFAULT NULL)
 RETURNS TABLE (node integer, id bigint, customer text, kind text, happened_at timestamptz, before jsonb,
@@ -6680,35 +6703,57 @@ RETURNS TABLE (node integer, id bigint, customer text, kind text, happened_at ti
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     got record;
-    here integer := 0;
-    found_events jsonb := '[]';
-    command text := format(
-        $c$SELECT coalesce(json_agg(x), '[]') FROM (SELECT e.id, e.customer, e.kind, e.happened_at, e.before, e.after,
-           e.reason, e.actor FROM credit.event e WHERE e.customer = ANY (%L::text[])
-           AND (e.happened_at >= %L::timestamptz OR e.kind = ANY (%L::text[]))) x$c$,
-        customers, since, coalesce(kinds_before, '{}'));
+    probe text;
+    reply jsonb;
+    ok boolean;
+    answer text;
+    sharded boolean := false;
+    here jsonb := credit._events_here(customers, since, kinds_before);
+    found_events jsonb := here -> 'events';
 BEGIN
-    EXECUTE command INTO found_events;
     IF to_regclass('pg_catalog.pg_dist_node') IS NOT NULL THEN
-        EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO here;
-        FOR got IN EXECUTE 'SELECT d.groupid, r.success, r.result
-                              FROM pg_catalog.pg_dist_node d,
-                                   pg_catalog.master_run_on_worker(ARRAY[d.nodename], ARRAY[d.nodeport], ARRAY[$1], false) r
-                             WHERE d.noderole = ''primary'' AND d.isactive AND d.groupid <> $2 ORDER BY d.groupid'
-                     USING command, here LOOP
-            IF NOT got.success THEN
-                RAISE EXCEPTION 'could not read the events of node group %', got.groupid
-                    USING ERRCODE = 'connection_failure', DETAIL = got.result;
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                                 WHERE p.logicalrelid = ''credit.account''::pg_catalog.regclass AND p.partmethod = ''h'')'
+           INTO sharded;
+        FOR got IN EXECUTE 'SELECT d.groupid, d.nodename, d.nodeport FROM pg_catalog.pg_dist_node d
+                             WHERE d.noderole = ''primary'' AND d.isactive AND d.groupid <> $1 ORDER BY d.groupid'
+                     USING (here ->> 'node')::integer LOOP
+            reply := NULL;
+            probe := NULL;
+            -- A value whose shard of credit.account this node holds (found among the first numbers).
+            IF sharded THEN
+                EXECUTE 'SELECT v::text FROM pg_catalog.generate_series(0, 9999) v
+                          WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
+                                         WHERE p.groupid = $1 AND p.shardid = pg_catalog.get_shard_id_for_distribution_column(
+                                                                                 ''credit.account''::pg_catalog.regclass, v::text))
+                          LIMIT 1' INTO probe USING got.groupid;
             END IF;
-            found_events := found_events || coalesce((SELECT jsonb_agg(e || jsonb_build_object('node', got.groupid))
-                                                         FROM jsonb_array_elements(got.result::jsonb) e), '[]');
+            IF sharded AND probe IS NOT NULL THEN
+                EXECUTE 'SELECT credit._events_here($1, $2, $3) FROM (SELECT count(*) FROM credit.account a WHERE a.customer = $4) x'
+                   INTO reply USING customers, since, kinds_before, probe;
+                IF (reply ->> 'node')::integer IS DISTINCT FROM got.groupid THEN
+                    reply := NULL;  -- the shard moved meanwhile: ask the node directly
+                END IF;
+            END IF;
+            IF reply IS NULL THEN
+                SELECT r.success, r.result INTO ok, answer
+                  FROM pg_catalog.master_run_on_worker(ARRAY[got.nodename], ARRAY[got.nodeport],
+                           ARRAY[format('SELECT credit._events_here(%L::text[], %L::timestamptz, %L::text[])',
+                                        customers, since, kinds_before)], false) r;
+                IF ok IS NOT TRUE THEN
+                    RAISE EXCEPTION 'could not read the events of node group %', got.groupid
+                        USING ERRCODE = 'connection_failure', DETAIL = answer;
+                END IF;
+                reply := answer::jsonb;
+            END IF;
+            found_events := found_events || (reply -> 'events');
         END LOOP;
     END IF;
     RETURN QUERY
-    SELECT coalesce(e.node, here), e.id, e.customer, e.kind, e.happened_at, e.before, e.after, e.reason, e.actor
+    SELECT e.node, e.id, e.customer, e.kind, e.happened_at, e.before, e.after, e.reason, e.actor
       FROM jsonb_to_recordset(found_events) AS e(node integer, id bigint, customer text, kind text, happened_at timestamptz,
                                                  before jsonb, after jsonb, reason text, actor text)
-     ORDER BY e.happened_at, coalesce(e.node, here), e.id;
+     ORDER BY e.happened_at, e.node, e.id;
 END
 $$;
 COMMENT ON FUNCTION credit._events_on_citus(text[], timestamptz, text[]) IS 'Internal: the events of some customers on every node (on one node, its own), since a time and before it those of some kinds, in the order they happened';

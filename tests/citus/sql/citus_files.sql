@@ -48,6 +48,17 @@ SELECT pg_temp.regrade_against_score(:'today');
 SET pg_credit.days_late_basis = closing;
 SELECT pg_temp.regrade_against_score(:'today');
 RESET pg_credit.days_late_basis;
+-- The events of every node, as the file reads them (each worker's in a query Citus routes there),
+-- are each node's own, read over a connection of its own: per node, the same count.
+WITH a AS MATERIALIZED (SELECT array_agg(customer) AS customers FROM credit.account),
+routed AS (SELECT e.node, count(*) AS events FROM a, credit._events_on_citus(a.customers, '-infinity') e GROUP BY e.node),
+direct AS (SELECT d.groupid AS node, jsonb_array_length(r.result::jsonb -> 'events') AS events
+             FROM a, pg_dist_node d,
+                  master_run_on_worker(ARRAY[d.nodename], ARRAY[d.nodeport],
+                                       ARRAY[format('SELECT credit._events_here(%L::text[], ''-infinity'', NULL)', a.customers)], false) r
+            WHERE d.groupid > 0)
+SELECT count(*) AS nodes, count(*) FILTER (WHERE r.events = d.events) AS same_events, bool_and(r.events > 0) AS each_has_events
+  FROM routed r JOIN direct d USING (node);
 -- D-01: its oldest overdue invoice, posted after the job (on its worker).
 SELECT x -> 'payment_behaviour' -> 'oldest_overdue' ->> 'doc_no' AS oldest_overdue,
        x -> 'payment_behaviour' ->> 'highest_dunning_level' AS highest_level
