@@ -567,15 +567,20 @@ fn regrade(
         } else {
             c.update(&format!("{ACCOUNT} ORDER BY customer"), None, &[]).or_raise().map(read).collect()
         };
-        // Read once the accounts are locked (when applying): nothing posts to them meanwhile.
-        let customers: Vec<String> = accounts.iter().map(|a| a.0.clone()).collect();
-        let mut inputs = Inputs::read(c, &customers, as_of, &scale);
-        let sales = monthly_sales(c, &customers, as_of);
+        // Read once the accounts are locked (when applying): nothing posts to them meanwhile. A
+        // batch of customers at a time, so that only one batch's inputs are held at once.
         let mut rows = Vec::with_capacity(accounts.len());
-        for a in accounts {
-            let Some(i) = inputs.remove(&a.0) else { continue };
-            let sales = sales.get(&a.0).copied();
-            rows.push(review(c, &scale, &policies, as_of, dry_run, a, i, sales));
+        let mut accounts = accounts.into_iter().peekable();
+        while accounts.peek().is_some() {
+            let batch: Vec<Reviewed> = accounts.by_ref().take(BATCH).collect();
+            let customers: Vec<String> = batch.iter().map(|a| a.0.clone()).collect();
+            let mut inputs = Inputs::read(c, &customers, as_of, &scale);
+            let sales = monthly_sales(c, &customers, as_of);
+            for a in batch {
+                let Some(i) = inputs.remove(&a.0) else { continue };
+                let sales = sales.get(&a.0).copied();
+                rows.push(review(c, &scale, &policies, as_of, dry_run, a, i, sales));
+            }
         }
         rows
     });
