@@ -92,13 +92,7 @@ fn credit_sales(c: &SpiClient<'_>, from: Date, to: Date, customer: Option<&str>)
                            - coalesce((SELECT sum(s.amount) FROM credit.settlement s \
                                         WHERE s.kind IN ('credit_note', 'cancellation') AND to_jsonb(s) ->> 'reversed_on' IS NULL \
                                          AND s.doc_date BETWEEN $1 AND $2 AND ($3::text IS NULL OR s.customer = $3)), 0)";
-    // One customer named by equality: on Citus its node alone answers (else every shard would).
-    let sql = match customer {
-        Some(_) => SQL
-            .replace("($3::text IS NULL OR customer = $3)", "customer = $3")
-            .replace("($3::text IS NULL OR s.customer = $3)", "s.customer = $3"),
-        None => SQL.to_string(),
-    };
+    let sql = crate::pg::citus::given(SQL, "$3", customer);
     let t = c.select(&sql, Some(1), &[from.into(), to.into(), customer.into()]).or_raise().first();
     sum_of(t.get_one::<AnyNumeric>().or_raise())
 }

@@ -32,15 +32,17 @@ struct Row {
 fn ledger(c: &SpiClient<'_>, customer: Option<&str>) -> Vec<Row> {
     let mut invoices: HashMap<i64, (String, String, Invoice, f64)> = HashMap::new();
     let mut order: Vec<i64> = Vec::new();
+    // One customer's rows named by equality (on Citus, read on its node alone).
+    let one = |sql: &str| crate::pg::citus::given(sql, "$1", customer);
     for r in c
         .select(
-            "SELECT i.id, i.customer, i.doc_no, i.doc_date - DATE '2000-01-01', i.due_date - DATE '2000-01-01', \
+            &one("SELECT i.id, i.customer, i.doc_no, i.doc_date - DATE '2000-01-01', i.due_date - DATE '2000-01-01', \
                     i.amount::float8, extract(month FROM i.doc_date)::int, i.open_amount::float8, \
                     e.paid_on - DATE '2000-01-01', e.days_late \
                FROM credit.invoice i \
                LEFT JOIN credit.invoice_payment_experience e ON e.customer = i.customer AND e.doc_no = i.doc_no \
               WHERE $1::text IS NULL OR i.customer = $1 \
-              ORDER BY i.customer, i.doc_date, i.id",
+              ORDER BY i.customer, i.doc_date, i.id"),
             None,
             &[customer.into()],
         )
@@ -69,8 +71,8 @@ fn ledger(c: &SpiClient<'_>, customer: Option<&str>) -> Vec<Row> {
     }
     for r in c
         .select(
-            "SELECT a.invoice_id, a.applied_on - DATE '2000-01-01', a.amount::float8 FROM credit.allocation a \
-              WHERE $1::text IS NULL OR a.customer = $1",
+            &one("SELECT a.invoice_id, a.applied_on - DATE '2000-01-01', a.amount::float8 FROM credit.allocation a \
+              WHERE $1::text IS NULL OR a.customer = $1"),
             None,
             &[customer.into()],
         )
@@ -87,7 +89,7 @@ fn ledger(c: &SpiClient<'_>, customer: Option<&str>) -> Vec<Row> {
     let mut events: HashMap<String, Events> = HashMap::new();
     for r in c
         .select(
-            "SELECT d.customer, 'dispute', d.opened_on - DATE '2000-01-01', 0 FROM credit.invoice_dispute d \
+            &one("SELECT d.customer, 'dispute', d.opened_on - DATE '2000-01-01', 0 FROM credit.invoice_dispute d \
               WHERE $1::text IS NULL OR d.customer = $1 \
              UNION ALL \
              SELECT p.customer, 'broken', p.decided_on - DATE '2000-01-01', 0 FROM credit.promise p \
@@ -97,7 +99,7 @@ fn ledger(c: &SpiClient<'_>, customer: Option<&str>) -> Vec<Row> {
               WHERE r.status = 'broken' AND ($1::text IS NULL OR r.customer = $1) \
              UNION ALL \
              SELECT t.customer, 'dunning', t.created_for - DATE '2000-01-01', t.level FROM credit.collection_task t \
-              WHERE t.level IS NOT NULL AND ($1::text IS NULL OR t.customer = $1)",
+              WHERE t.level IS NOT NULL AND ($1::text IS NULL OR t.customer = $1)"),
             None,
             &[customer.into()],
         )

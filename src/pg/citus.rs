@@ -136,3 +136,14 @@ pub fn node_id_sql(sequence: &str) -> String {
           (pg_catalog.nextval('{sequence}'::pg_catalog.regclass) OPERATOR(pg_catalog.&) 281474976710655))"
     )
 }
+
+/// `sql` for a call that gives its optional text parameter `param` (such as `$1`) a value: the
+/// `$1::text IS NULL OR ` tests dropped, so that the customer is named by equality alone. The
+/// meaning is the same for a value given; on Citus the query then goes to that customer's node,
+/// where a test of the parameter beside it sends it to every shard.
+pub fn given(sql: &str, param: &str, value: Option<&str>) -> String {
+    match value {
+        Some(_) => sql.replace(&format!("{param}::text IS NULL OR "), ""),
+        None => sql.to_string(),
+    }
+}

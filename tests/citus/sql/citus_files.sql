@@ -124,6 +124,12 @@ RESET ROLE;
 -- open invoices in it.
 SELECT count(*) AS predictions, bool_and(abs(p_on_time + p_late + p_very_late - 1) < 0.0001) AS distributions
   FROM credit.payment_prediction() WHERE customer = 'D-01';
+-- The same predictions asked for D-01 alone (its ledger read on its node).
+SELECT count(*) AS predictions,
+       count(*) FILTER (WHERE a.invoice_id IS NULL OR b.invoice_id IS NULL OR a.p_late <> b.p_late
+                           OR a.expected_payment_date <> b.expected_payment_date OR a.factors <> b.factors) AS differing
+  FROM credit.payment_prediction(NULL, 'D-01') a
+  FULL JOIN (SELECT * FROM credit.payment_prediction() WHERE customer = 'D-01') b USING (invoice_id);
 SELECT sum(f.expected) <= (SELECT sum(open_amount) FROM credit.invoice) AS within_open, sum(f.promised) AS promised,
        count(*) = 13 AS weeks,
        (SELECT count(DISTINCT x.customer) FROM credit.cash_forecast() x WHERE x.customer IS NOT NULL)
