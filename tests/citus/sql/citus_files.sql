@@ -98,7 +98,8 @@ SELECT count(*) AS closing_experiences FROM credit.invoice_payment_experience
 RESET pg_credit.days_late_basis;
 -- Bad arguments: as on one node.
 SELECT credit.file('NOBODY');
-SELECT credit.file('D-01', :'today'::date + 1);
+-- (tomorrow: by its SQLSTATE, the message names the date)
+SELECT regress_citus.state_of($$SELECT credit.file('D-01', current_date + 1)$$) AS tomorrow;
 -- On a worker: refused, it runs through the coordinator.
 SELECT bool_and(result LIKE '%through the coordinator%') AS refused_on_workers
   FROM run_command_on_workers($$SELECT credit.file('D-01')$$);
