@@ -62,23 +62,16 @@ fn rounded(d: Option<Decimal>) -> Option<AnyNumeric> {
 }
 
 /// Receivables as of a date: (total, not yet due), invoices only (gross AR). On Citus one
-/// customer's aging is read on its node alone (credit.aging there reads every node's ledger).
+/// customer's aging is read on its node alone (`citus`: asked only with a customer; credit.aging
+/// there reads every node's ledger).
 fn receivables(c: &SpiClient<'_>, as_of: Date, customer: Option<&str>, citus: bool) -> (Decimal, Decimal) {
-    let sql = match customer {
-        Some(_) if citus => {
-            "SELECT sum(open_amount), sum(open_amount) FILTER (WHERE days <= 0) \
-             FROM credit._aging_on_citus($1, 'due', $2) WHERE doc_type = 'invoice' AND customer = $2"
-        }
-        Some(_) => {
-            "SELECT sum(open_amount), sum(open_amount) FILTER (WHERE days <= 0) \
-             FROM credit.aging($1, 'due') WHERE doc_type = 'invoice' AND customer = $2"
-        }
-        None => {
-            "SELECT sum(open_amount), sum(open_amount) FILTER (WHERE days <= 0) \
-             FROM credit.aging($1, 'due') WHERE doc_type = 'invoice' AND $2::text IS NULL"
-        }
-    };
-    let t = c.select(sql, Some(1), &[as_of.into(), customer.into()]).or_raise().first();
+    const SQL: &str = "SELECT sum(open_amount), sum(open_amount) FILTER (WHERE days <= 0) \
+                       FROM credit.aging($1, 'due') WHERE doc_type = 'invoice' AND ($2::text IS NULL OR customer = $2)";
+    let mut sql = crate::pg::citus::given(SQL, "$2", customer);
+    if citus {
+        sql = sql.replace("credit.aging($1, 'due')", "credit._aging_on_citus($1, 'due', $2)");
+    }
+    let t = c.select(&sql, Some(1), &[as_of.into(), customer.into()]).or_raise().first();
     let (total, current) = t.get_two::<AnyNumeric, AnyNumeric>().or_raise();
     (sum_of(total), sum_of(current))
 }
