@@ -6,3 +6,4 @@ pub mod entry;
 pub mod error;
 pub mod numeric;
 pub mod settings;
+pub mod user;

@@ -8,7 +8,7 @@ use crate::store::{self, reservations};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
-use std::collections::BTreeMap;
+use std::ptr;
 use std::time::{Duration, Instant};
 
 /// How long a flusher with nothing to write stays.
@@ -132,11 +132,15 @@ fn recount_pass() -> bool {
     })
 }
 
+/// Locks the named customers' account rows in customer order, as every writer does.
+const LOCK_IN_ORDER: &str =
+    "SELECT customer FROM credit.account WHERE customer OPERATOR(pg_catalog.=) ANY($1) ORDER BY customer FOR NO KEY UPDATE";
+
 /// Writes the committed open orders of the customers whose rows it can lock now (`wait`: waits
 /// for every row instead); returns how many.
 pub fn flush(customers: Vec<String>, wait: bool) -> usize {
     let lock = if wait {
-        "SELECT customer FROM credit.account WHERE customer OPERATOR(pg_catalog.=) ANY($1) ORDER BY customer FOR NO KEY UPDATE"
+        LOCK_IN_ORDER
     } else {
         "SELECT customer FROM credit.account WHERE customer OPERATOR(pg_catalog.=) ANY($1) ORDER BY customer FOR NO KEY UPDATE SKIP LOCKED"
     };
@@ -159,39 +163,105 @@ pub fn flush(customers: Vec<String>, wait: bool) -> usize {
                 return 0;
             }
             let n = names.len();
-            let mut heads: BTreeMap<String, pgrx::AnyNumeric> = BTreeMap::new();
-            // The rows' cached copies stay: the claims add what this writes at commit. (A head's
-            // member_exposure below is a change its decisions see, so that write drops its copy.)
-            let written = reservations::flush_write(|| {
-                c.update(
-                    "UPDATE credit.account a SET open_orders = a.open_orders OPERATOR(pg_catalog.+) d.x, \
-                         exposure = a.exposure OPERATOR(pg_catalog.+) d.x \
-                     FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY n(c, i) \
-                     JOIN pg_catalog.unnest($2::pg_catalog.numeric[]) WITH ORDINALITY d0(x, i) ON d0.i OPERATOR(pg_catalog.=) n.i \
-                     CROSS JOIN LATERAL (SELECT n.c, d0.x) d \
-                     WHERE a.customer OPERATOR(pg_catalog.=) d.c RETURNING a.parent, d.x",
-                    None,
-                    &[names.into(), amounts.into()],
-                )
-                .or_raise()
-            });
-            for row in written {
-                if let (Some(h), Some(x)) = (row.get::<String>(1).or_raise(), row.get::<pgrx::AnyNumeric>(2).or_raise())
-                {
-                    let e = heads.entry(h).or_insert_with(|| pgrx::AnyNumeric::from(0));
-                    *e = e.clone() + x;
-                }
-            }
-            for (h, x) in heads {
-                c.update(
-                    "UPDATE credit.account SET member_exposure = member_exposure OPERATOR(pg_catalog.+) $2 \
-                     WHERE customer OPERATOR(pg_catalog.=) $1",
-                    None,
-                    &[h.into(), x.into()],
-                )
-                .or_raise();
-            }
+            // The rows' cached copies stay: the claims add what this writes at commit.
+            add_open_orders(names, amounts, true);
             n
+        })
+    })
+}
+
+/// Adds `amounts` to the named customers' open orders and exposure, and to their group heads'
+/// member_exposure; the caller holds the customers' row locks. `flush`: the flusher's write, which
+/// leaves the rows' cached copies (its claims add to them at commit); any other write drops them.
+/// A head's member_exposure is a change its decisions see, so that write drops its copy anyway.
+///
+/// The statements read the latest committed rows, not the transaction's snapshot: they only add
+/// to counters, which a write committed since a REPEATABLE READ transaction began (a flush, a
+/// posting) must not turn into a serialization failure at PREPARE (`move_into_rows`).
+fn add_open_orders(names: Vec<String>, amounts: Vec<pgrx::AnyNumeric>, flush: bool) {
+    let args = [(pg_sys::TEXTARRAYOID, names.into_datum()), (pg_sys::NUMERICARRAYOID, amounts.into_datum())];
+    let own = || {
+        execute_latest(
+            "UPDATE credit.account a SET open_orders = a.open_orders OPERATOR(pg_catalog.+) d.x, \
+                 exposure = a.exposure OPERATOR(pg_catalog.+) d.x \
+             FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) d(c, x) \
+             WHERE a.customer OPERATOR(pg_catalog.=) d.c",
+            &args,
+        )
+    };
+    if flush {
+        reservations::flush_write(own);
+    } else {
+        own();
+    }
+    // Heads after their members, in customer order (the store's lock order).
+    execute_latest(
+        "SELECT h.customer FROM credit.account h \
+          WHERE h.customer OPERATOR(pg_catalog.=) ANY (SELECT a.parent FROM credit.account a \
+                 WHERE a.customer OPERATOR(pg_catalog.=) ANY ($1) ) \
+          ORDER BY h.customer FOR NO KEY UPDATE",
+        &args,
+    );
+    execute_latest(
+        "UPDATE credit.account h SET member_exposure = h.member_exposure OPERATOR(pg_catalog.+) s.x \
+           FROM (SELECT a.parent, pg_catalog.sum(d.x) AS x \
+                   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) d(c, x) \
+                   JOIN credit.account a ON a.customer OPERATOR(pg_catalog.=) d.c \
+                  WHERE a.parent IS NOT NULL GROUP BY a.parent) s \
+          WHERE h.customer OPERATOR(pg_catalog.=) s.parent",
+        &args,
+    );
+}
+
+/// Runs a statement (within a connected SPI) on the latest committed rows: SPI's own calls use
+/// the transaction's snapshot, which under REPEATABLE READ is as old as the transaction.
+fn execute_latest(sql: &str, args: &[(Oid, Option<pg_sys::Datum>)]) {
+    let sql = std::ffi::CString::new(sql).expect("statement without NUL");
+    let mut types: Vec<Oid> = args.iter().map(|a| a.0).collect();
+    let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1.unwrap_or(pg_sys::Datum::from(0))).collect();
+    let nulls: Vec<std::ffi::c_char> =
+        args.iter().map(|a| if a.1.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
+    // SAFETY: called inside Spi::connect_mut; the plan and the arguments live across the call.
+    let rc = unsafe {
+        let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if plan.is_null() {
+            pg_sys::SPI_result
+        } else {
+            pg_sys::SPI_execute_snapshot(
+                plan,
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                pg_sys::GetLatestSnapshot(),
+                ptr::null_mut(),
+                false,
+                true,
+                0,
+            )
+        }
+    };
+    if rc < 0 {
+        crate::pg::error::raise(
+            crate::pg::error::Code::ERRCODE_INTERNAL_ERROR,
+            format!("pg_credit: writing open orders into credit.account failed (SPI code {rc})"),
+            None,
+            None,
+        )
+    }
+}
+
+/// At PREPARE TRANSACTION (`reservations::before_prepare`): writes the transaction's fast
+/// reservations and releases, net per customer, into the account rows, locked in customer order
+/// as every writer locks them. Runs as credit.account's owner, as the guard's row path does: the
+/// caller may hold no right on the table. Every name in the statements is schema-qualified.
+pub fn move_into_rows(net: Vec<(String, pgrx::AnyNumeric)>) {
+    let owner = crate::pg::user::relation_owner(super::fast_read::account_rel());
+    crate::pg::user::as_user(owner, 0, || {
+        store::writing(|| {
+            Spi::connect_mut(|_| {
+                let (names, amounts): (Vec<String>, Vec<pgrx::AnyNumeric>) = net.into_iter().unzip();
+                execute_latest(LOCK_IN_ORDER, &[(pg_sys::TEXTARRAYOID, names.clone().into_datum())]);
+                add_open_orders(names, amounts, false);
+            })
         })
     })
 }

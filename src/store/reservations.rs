@@ -20,7 +20,9 @@
 //!    reading the row and reserving reads again, so it never mixes a row from before a commit
 //!    with counters from after it.
 //! 4. Decreases apply at commit; increases at once. Aborts (including a subtransaction's and a
-//!    backend's death, which restarts shared memory) release what they reserved.
+//!    backend's death, which restarts shared memory) release what they reserved. PREPARE
+//!    TRANSACTION writes them into the account rows first (`before_prepare`): a prepared
+//!    transaction may outlive shared memory, its locked rows do not.
 //! 5. An entry may keep a copy of the account row's decision columns (`cached`), so that orders
 //!    need not read the row. Every writer of the row drops it and keeps it from being kept again
 //!    until the writer ends (`row_written`, from a BEFORE trigger on credit.account enabled
@@ -165,7 +167,7 @@ pub fn init() {
         c"pg_credit.fast_path",
         c"Reserve credit for guarded orders in shared memory (needs shared_preload_libraries).",
         c"On by default. Off in a session or transaction (SET LOCAL) makes its orders take the row path, \
-          which writes the customer's account row per order and supports PREPARE TRANSACTION.",
+          which writes and locks the customer's account row from the first order on.",
         &ENABLED,
         GucContext::Userset,
         GucFlags::default(),
@@ -834,26 +836,80 @@ fn end_of_subtransaction(my: pg_sys::SubTransactionId, parent: pg_sys::SubTransa
     }
 }
 
+/// PREPARE TRANSACTION: shared memory does not survive the restart a prepared transaction may
+/// wait through, so the transaction's fast reservations and releases go into its customers'
+/// account rows now, net per customer — the row path's form, which the prepared transaction keeps
+/// written and locked until COMMIT or ROLLBACK PREPARED (fast orders of those customers meet the
+/// locked row and wait for it, rule 2). Until PREPARE ends the transaction here, the reservations
+/// stay counted as row-path ones (HeapUp: the row has them); a release no longer applies at
+/// commit (the row has it). A repair's claim cannot be moved so (its truth is in the row only if
+/// the transaction commits): refused.
+fn before_prepare() {
+    let (claims, fast) = LOCAL.with(|l| {
+        let l = l.borrow();
+        let claims = l.recs.iter().any(|r| matches!(r.kind, Kind::Claim | Kind::FlushClaim));
+        let fast = l.recs.iter().any(|r| matches!(r.kind, Kind::FastUp | Kind::FastDown));
+        (claims, fast)
+    });
+    if claims {
+        error::raise(
+            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "cannot PREPARE a transaction that recounted accounts from the fast path's counters",
+            Some("credit.verify, credit.rebuild_exposure or a change of an account's group or name in this transaction took committed open orders out of shared memory, which would be lost if the prepared transaction rolled back.".into()),
+            Some("Run the repair or the account change in a transaction of its own."),
+        )
+    }
+    if !fast || !preloaded() {
+        return;
+    }
+    // Net per customer, in the entry's scale (the row gains what a commit would have added).
+    let net: Vec<(String, Decimal)> = {
+        let mut sums: std::collections::HashMap<Key, i128> = std::collections::HashMap::new();
+        LOCAL.with(|l| {
+            for r in &l.borrow().recs {
+                match r.kind {
+                    Kind::FastUp => *sums.entry(r.key).or_default() += r.amount,
+                    Kind::FastDown => *sums.entry(r.key).or_default() -= r.amount,
+                    _ => {}
+                }
+            }
+        });
+        let l = Locked::exclusive();
+        sums.into_iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(k, v)| (customer_of(&k), shown(v, l.find(&k).map_or(SCALE, |e| e.scale))))
+            .collect()
+    };
+    if !net.is_empty() {
+        super::flusher::move_into_rows(net.into_iter().map(|(c, v)| (c, crate::pg::numeric::numeric(v))).collect());
+    }
+    let l = Locked::exclusive();
+    LOCAL.with(|x| {
+        let mut x = x.borrow_mut();
+        let recs = std::mem::take(&mut x.recs);
+        for mut r in recs {
+            match r.kind {
+                Kind::FastUp => {
+                    r.kind = Kind::HeapUp;
+                    x.recs.push(r);
+                }
+                Kind::FastDown => {
+                    if let Some(e) = l.find(&r.key) {
+                        e.refs = e.refs.saturating_sub(1);
+                    }
+                    l.remove_if_clean(&r.key);
+                }
+                _ => x.recs.push(r),
+            }
+        }
+    });
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
     use pg_sys::XactEvent::*;
     match event {
-        XACT_EVENT_PRE_PREPARE => {
-            let fast = LOCAL.with(|l| {
-                l.borrow()
-                    .recs
-                    .iter()
-                    .any(|r| matches!(r.kind, Kind::FastUp | Kind::FastDown | Kind::Claim | Kind::FlushClaim))
-            });
-            if fast {
-                error::raise(
-                    Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-                    "cannot PREPARE a transaction that holds fast-path credit reservations",
-                    Some("Its guarded changes reserved credit in shared memory, which does not survive a restart while the transaction waits prepared.".into()),
-                    Some("Run SET LOCAL pg_credit.fast_path = off before the transaction's first guarded change: its orders then take the row path, which PREPARE TRANSACTION supports."),
-                )
-            }
-        }
+        XACT_EVENT_PRE_PREPARE => before_prepare(),
         // A prepared transaction keeps its account rows locked and written: the reservations in
         // shared memory are no longer needed to make others wait or count.
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => end_of_transaction(true),
@@ -897,8 +953,9 @@ fn push(l: &Locked, e: &mut Entry, kind: Kind, amount: i128) {
 }
 
 /// What this transaction's own decisions see differently from everyone else's: its row-path
-/// reservations are in its own account-row writes already, and its releases (which others see
-/// only from its commit) count for it at once — whatever it reserves later shares their fate.
+/// reservations, and what its flushes and repairs took out of shared memory, are in its own
+/// account-row writes already; its releases (which others see only from its commit) count for it
+/// at once — whatever it reserves later shares their fate.
 fn own_adjustment(key: &Key) -> i128 {
     LOCAL.with(|x| {
         x.borrow()
@@ -906,7 +963,7 @@ fn own_adjustment(key: &Key) -> i128 {
             .iter()
             .filter(|r| r.key == *key)
             .map(|r| match r.kind {
-                Kind::HeapUp | Kind::FastDown => r.amount,
+                Kind::HeapUp | Kind::FastDown | Kind::Claim | Kind::FlushClaim => r.amount,
                 _ => 0,
             })
             .sum()
@@ -1335,6 +1392,8 @@ pub fn committed_deltas() -> Vec<(String, Decimal)> {
             .filter_map(|r| match r.kind {
                 Kind::FastUp => Some((r.key, r.amount)),
                 Kind::FastDown => Some((r.key, -r.amount)),
+                // Taken out of shared memory into this transaction's own row writes.
+                Kind::Claim | Kind::FlushClaim => Some((r.key, -r.amount)),
                 _ => None,
             })
             .collect()

@@ -4,7 +4,8 @@
 #   1. pg_regress: the fast path's SQL contract                        (tests/fast_path/sql)
 #   2. pg_isolation_regress: reservations in flight, aborts, releases,
 #      postings, groups, a hot customer                                 (tests/fast_path/specs)
-#   3. a prepared row-path order makes a fast order wait for COMMIT PREPARED
+#   3. a prepared order (row path, or fast reservations moved into the row at PREPARE) makes a
+#      fast order wait for COMMIT PREPARED, also across a restart
 #   4. three databases under load at once, same customer names: each fills its own limits
 #   5. a standby promoted after the primary fails: orders the primary had committed but not
 #      flushed into credit.account are recounted, and count against the limit
@@ -60,6 +61,31 @@ out=$(q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('P', 50)" 2>&1)
 echo "$out" | grep -q "exceeds the credit limit" || fail "2pc: 60 prepared + 50 was not refused ($out)"
 q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('P', 40)" || fail "2pc: 60 + 40 refused"
 [ "$(q -d $DB -c "SELECT count(*) FROM credit.verify()")" = 0 ] || fail "2pc: verify"
+# 3b. Fast reservations go into the account row at PREPARE: the same, without SET LOCAL, and
+#     across a restart while the transaction waits prepared (shared memory starts empty; the
+#     recount waits for the prepared transaction's row, orders wait for the recount).
+q -d $DB -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('F', 100), ('F2', 100)" >/dev/null
+q -d $DB -c "BEGIN" -c "INSERT INTO orders (customer, amount) VALUES ('F', 60)" \
+  -c "PREPARE TRANSACTION 'fast_path_2pc_fast'" || fail "2pc: PREPARE of a fast order"
+[ "$(q -d $DB -c "SELECT reserved_in_flight FROM credit.fast_path_status()")" = 0 ] \
+    || fail "2pc: reservations left in shared memory after PREPARE"
+out=$(q -d $DB -c "SET statement_timeout = '1s'" -c "INSERT INTO orders (customer, amount) VALUES ('F', 50)" 2>&1)
+echo "$out" | grep -q "statement timeout" || fail "2pc: a fast order did not wait for the prepared fast order ($out)"
+q -d $DB -c "COMMIT PREPARED 'fast_path_2pc_fast'"
+out=$(q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('F', 50)" 2>&1)
+echo "$out" | grep -q "exceeds the credit limit" || fail "2pc: 60 prepared (fast) + 50 was not refused ($out)"
+q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('F', 40)" || fail "2pc: 60 (fast, prepared) + 40 refused"
+q -d $DB -c "BEGIN" -c "INSERT INTO orders (customer, amount) VALUES ('F2', 60)" \
+  -c "PREPARE TRANSACTION 'fast_path_2pc_restart'" || fail "2pc: PREPARE of a fast order before the restart"
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w restart -l "$DIR/server.log" >/dev/null || fail "2pc: restart"
+out=$(q -d $DB -c "SET pg_credit.fast_path_drain_timeout = '1s'" -c "INSERT INTO orders (customer, amount) VALUES ('F2', 10)" 2>&1)
+echo "$out" | grep -q "being recounted" || fail "2pc: an order did not wait for the recount behind the prepared transaction ($out)"
+q -d $DB -c "COMMIT PREPARED 'fast_path_2pc_restart'"
+wait_on $DB || fail "2pc: the fast path did not come on after COMMIT PREPARED"
+out=$(q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('F2', 50)" 2>&1)
+echo "$out" | grep -q "exceeds the credit limit" || fail "2pc: 60 prepared before a restart + 50 was not refused ($out)"
+q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('F2', 40)" || fail "2pc: 60 (prepared before a restart) + 40 refused"
+[ "$(q -d $DB -c "SELECT count(*) FROM credit.verify()")" = 0 ] || fail "2pc: verify after the fast prepared orders"
 q -d postgres -c "DROP DATABASE $DB WITH (FORCE)"
 
 # 4. Several databases under load at once: each has its own entries (same customer names), its own

@@ -71,12 +71,52 @@ SELECT credit.exposure('A') AS after_move;
 UPDATE orders SET customer = 'B' WHERE customer = 'A';
 SELECT credit.exposure('A') AS a, credit.exposure('B') AS b;
 
--- 4. PREPARE TRANSACTION: refused with fast reservations (they would not survive a restart);
---    with pg_credit.fast_path off the order takes the row path, which PREPARE supports.
+-- 4. PREPARE TRANSACTION: shared memory does not survive the restart a prepared transaction may
+--    wait through, so at PREPARE its fast reservations and releases go into the account row (the
+--    row path's form), which stays written and locked until COMMIT or ROLLBACK PREPARED.
 BEGIN;
 INSERT INTO orders (customer, amount) VALUES ('W', 10);
+INSERT INTO orders (customer, amount) VALUES ('W', 5);
 PREPARE TRANSACTION 'pg_credit_fast';
+SELECT open_orders AS committed_row, (SELECT reserved_in_flight FROM credit.fast_path_status()) AS in_shared_memory
+  FROM credit.account WHERE customer = 'W';
+COMMIT PREPARED 'pg_credit_fast';
+SELECT credit.exposure('W') AS after_commit_prepared, open_orders FROM credit.account WHERE customer = 'W';
+-- A release and an order prepared, then rolled back: nothing changed.
+BEGIN;
+UPDATE orders SET status = 'cancelled' WHERE customer = 'W' AND amount = 10;
+INSERT INTO orders (customer, amount) VALUES ('W', 7);
+PREPARE TRANSACTION 'pg_credit_fast_release';
+ROLLBACK PREPARED 'pg_credit_fast_release';
+SELECT credit.exposure('W') AS after_rollback_prepared, open_orders FROM credit.account WHERE customer = 'W';
+-- The same committed: 15 - 10 + 7.
+BEGIN;
+UPDATE orders SET status = 'cancelled' WHERE customer = 'W' AND amount = 10;
+INSERT INTO orders (customer, amount) VALUES ('W', 7);
+PREPARE TRANSACTION 'pg_credit_fast_release';
+COMMIT PREPARED 'pg_credit_fast_release';
+SELECT credit.exposure('W') AS after_commit_prepared, open_orders,
+       (SELECT count(*) FROM credit.verify()) AS drift
+  FROM credit.account WHERE customer = 'W';
+-- A repair that took committed counters out of shared memory cannot be prepared: they would be
+-- lost if the prepared transaction rolled back.
+INSERT INTO orders (customer, amount) VALUES ('W', 1);
+BEGIN;
+SELECT credit.rebuild_exposure('W') >= 0 AS rebuilt;
+PREPARE TRANSACTION 'pg_credit_repair';
 SELECT credit.exposure('W') AS after_refused_prepare;
+UPDATE orders SET status = 'cancelled' WHERE customer = 'W';
+SELECT credit.flush_open_orders() >= 0 AS flushed;
+SELECT credit.exposure('W') AS cancelled, open_orders FROM credit.account WHERE customer = 'W';
+-- A flush and decisions in one transaction: what the flush moved into the row counts once.
+INSERT INTO orders (customer, amount) VALUES ('W', 25);
+BEGIN;
+SELECT credit.flush_open_orders() >= 1 AS flushed;
+SELECT credit.exposure('W') AS exposure_after_own_flush, (SELECT count(*) FROM credit.verify()) AS drift;
+COMMIT;
+UPDATE orders SET status = 'cancelled' WHERE customer = 'W' AND amount = 25;
+SELECT credit.flush_open_orders() >= 0 AS flushed;
+-- With pg_credit.fast_path off, orders take the row path from the start.
 BEGIN;
 SET LOCAL pg_credit.fast_path = off;
 INSERT INTO orders (customer, amount) VALUES ('W', 10);
