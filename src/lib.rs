@@ -230,6 +230,7 @@ pub extern "C-unwind" fn _PG_init() {
     // The fast path's settings first: settings::init reserves the prefix, which drops placeholders
     // (values from postgresql.conf) of settings not defined yet.
     store::reservations::init();
+    store::flusher::init();
     pg::settings::init();
 }
 

@@ -177,7 +177,7 @@ pub fn flush(customers: Vec<String>, wait: bool) -> usize {
 ///
 /// The statements read the latest committed rows, not the transaction's snapshot: they only add
 /// to counters, which a write committed since a REPEATABLE READ transaction began (a flush, a
-/// posting) must not turn into a serialization failure at PREPARE (`move_into_rows`).
+/// posting) must not turn into a serialization failure at PREPARE (`before_prepare`).
 fn add_open_orders(names: Vec<String>, amounts: Vec<pgrx::AnyNumeric>, flush: bool) {
     let args = [(pg_sys::TEXTARRAYOID, names.into_datum()), (pg_sys::NUMERICARRAYOID, amounts.into_datum())];
     let own = || {
@@ -249,19 +249,41 @@ fn execute_latest(sql: &str, args: &[(Oid, Option<pg_sys::Datum>)]) {
     }
 }
 
-/// At PREPARE TRANSACTION (`reservations::before_prepare`): writes the transaction's fast
-/// reservations and releases, net per customer, into the account rows, locked in customer order
-/// as every writer locks them. Runs as credit.account's owner, as the guard's row path does: the
+/// Registers `before_prepare` (from _PG_init while shared_preload_libraries loads the library).
+pub fn init() {
+    // SAFETY: _PG_init runs single-threaded; PostgreSQL keeps the callback for the process.
+    unsafe {
+        if pg_sys::process_shared_preload_libraries_in_progress {
+            pg_sys::RegisterXactCallback(Some(xact_callback), ptr::null_mut());
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    if event == pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE {
+        before_prepare();
+    }
+}
+
+/// At PREPARE TRANSACTION: writes the transaction's fast reservations and releases, net per
+/// customer (`reservations::prepare_moves`), into the account rows, locked in customer order as
+/// every writer locks them. Runs as credit.account's owner, as the guard's row path does: the
 /// caller may hold no right on the table. Every name in the statements is schema-qualified.
-pub fn move_into_rows(net: Vec<(String, pgrx::AnyNumeric)>) {
-    let owner = crate::pg::user::relation_owner(super::fast_read::account_rel());
-    crate::pg::user::as_user(owner, 0, || {
-        store::writing(|| {
-            Spi::connect_mut(|_| {
-                let (names, amounts): (Vec<String>, Vec<pgrx::AnyNumeric>) = net.into_iter().unzip();
-                execute_latest(LOCK_IN_ORDER, &[(pg_sys::TEXTARRAYOID, names.clone().into_datum())]);
-                add_open_orders(names, amounts, false);
+fn before_prepare() {
+    let moves = reservations::prepare_moves();
+    if !moves.is_empty() {
+        let owner = crate::pg::user::relation_owner(super::fast_read::account_rel());
+        crate::pg::user::as_user(owner, 0, || {
+            store::writing(|| {
+                Spi::connect_mut(|_| {
+                    let (names, amounts): (Vec<String>, Vec<pgrx::AnyNumeric>) =
+                        moves.into_iter().map(|(c, x)| (c, numeric(x))).unzip();
+                    execute_latest(LOCK_IN_ORDER, &[(pg_sys::TEXTARRAYOID, names.clone().into_datum())]);
+                    add_open_orders(names, amounts, false);
+                })
             })
-        })
-    })
+        });
+    }
+    reservations::moved_into_rows();
 }

@@ -21,7 +21,7 @@
 //!    with counters from after it.
 //! 4. Decreases apply at commit; increases at once. Aborts (including a subtransaction's and a
 //!    backend's death, which restarts shared memory) release what they reserved. PREPARE
-//!    TRANSACTION writes them into the account rows first (`before_prepare`): a prepared
+//!    TRANSACTION writes them into the account rows first (`prepare_moves`): a prepared
 //!    transaction may outlive shared memory, its locked rows do not.
 //! 5. An entry may keep a copy of the account row's decision columns (`cached`), so that orders
 //!    need not read the row. Every writer of the row drops it and keeps it from being kept again
@@ -836,15 +836,14 @@ fn end_of_subtransaction(my: pg_sys::SubTransactionId, parent: pg_sys::SubTransa
     }
 }
 
-/// PREPARE TRANSACTION: shared memory does not survive the restart a prepared transaction may
-/// wait through, so the transaction's fast reservations and releases go into its customers'
-/// account rows now, net per customer — the row path's form, which the prepared transaction keeps
-/// written and locked until COMMIT or ROLLBACK PREPARED (fast orders of those customers meet the
-/// locked row and wait for it, rule 2). Until PREPARE ends the transaction here, the reservations
-/// stay counted as row-path ones (HeapUp: the row has them); a release no longer applies at
-/// commit (the row has it). A repair's claim cannot be moved so (its truth is in the row only if
-/// the transaction commits): refused.
-fn before_prepare() {
+/// PREPARE TRANSACTION, first half (`flusher::before_prepare` writes the rows): shared memory does
+/// not survive the restart a prepared transaction may wait through, so the transaction's fast
+/// reservations and releases go into its customers' account rows, net per customer — the row
+/// path's form, which the prepared transaction keeps written and locked until COMMIT or ROLLBACK
+/// PREPARED (fast orders of those customers meet the locked row and wait for it, rule 2). Returns
+/// the amounts to write. A repair's claim cannot be moved so (its truth is in the row only if the
+/// transaction commits): refused.
+pub fn prepare_moves() -> Vec<(String, Decimal)> {
     let (claims, fast) = LOCAL.with(|l| {
         let l = l.borrow();
         let claims = l.recs.iter().any(|r| matches!(r.kind, Kind::Claim | Kind::FlushClaim));
@@ -860,28 +859,32 @@ fn before_prepare() {
         )
     }
     if !fast || !preloaded() {
-        return;
+        return Vec::new();
     }
-    // Net per customer, in the entry's scale (the row gains what a commit would have added).
-    let net: Vec<(String, Decimal)> = {
-        let mut sums: std::collections::HashMap<Key, i128> = std::collections::HashMap::new();
-        LOCAL.with(|l| {
-            for r in &l.borrow().recs {
-                match r.kind {
-                    Kind::FastUp => *sums.entry(r.key).or_default() += r.amount,
-                    Kind::FastDown => *sums.entry(r.key).or_default() -= r.amount,
-                    _ => {}
-                }
+    let mut sums: std::collections::HashMap<Key, i128> = std::collections::HashMap::new();
+    LOCAL.with(|l| {
+        for r in &l.borrow().recs {
+            match r.kind {
+                Kind::FastUp => *sums.entry(r.key).or_default() += r.amount,
+                Kind::FastDown => *sums.entry(r.key).or_default() -= r.amount,
+                _ => {}
             }
-        });
-        let l = Locked::exclusive();
-        sums.into_iter()
-            .filter(|(_, v)| *v != 0)
-            .map(|(k, v)| (customer_of(&k), shown(v, l.find(&k).map_or(SCALE, |e| e.scale))))
-            .collect()
-    };
-    if !net.is_empty() {
-        super::flusher::move_into_rows(net.into_iter().map(|(c, v)| (c, crate::pg::numeric::numeric(v))).collect());
+        }
+    });
+    // In the entry's scale: the row gains what a commit would have added.
+    let l = Locked::exclusive();
+    sums.into_iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| (customer_of(&k), shown(v, l.find(&k).map_or(SCALE, |e| e.scale))))
+        .collect()
+}
+
+/// PREPARE TRANSACTION, second half: the rows have the moves now. Until PREPARE ends the
+/// transaction here, the reservations stay counted as row-path ones (HeapUp: the row has them);
+/// a release no longer applies at commit (the row has it).
+pub fn moved_into_rows() {
+    if !LOCAL.with(|l| l.borrow().recs.iter().any(|r| matches!(r.kind, Kind::FastUp | Kind::FastDown))) {
+        return;
     }
     let l = Locked::exclusive();
     LOCAL.with(|x| {
@@ -909,7 +912,6 @@ fn before_prepare() {
 unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
     use pg_sys::XactEvent::*;
     match event {
-        XACT_EVENT_PRE_PREPARE => before_prepare(),
         // A prepared transaction keeps its account rows locked and written: the reservations in
         // shared memory are no longer needed to make others wait or count.
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PREPARE => end_of_transaction(true),
