@@ -4,9 +4,11 @@
 # does nothing (the ceiling for any trigger-based guard), all in the same run on the
 # same cluster (which preloads pg_credit), medians of several interleaved rounds; plus the O(1)
 # check (a customer with 1 open invoice/order vs one with 10,000 of each); the hot customer (every
-# client ordering for one customer).
+# client ordering for one customer); orders committed with two-phase commit (PREPARE TRANSACTION,
+# COMMIT PREPARED), where the fast path moves its reservations into the account row at PREPARE.
 #   bench/run.sh            # 5 rounds of 20 s per variant
 #   ROUNDS=3 SECONDS_PER_RUN=10 bench/run.sh
+#   ONLY=prepared bench/run.sh   # the two-phase-commit rounds alone (written to target/bench/prepared.md)
 # Results are printed and written to target/bench/guard.md (BENCHMARKS.md quotes them).
 source "$(dirname "$0")/../scripts/common.sh"
 ROUNDS=${ROUNDS:-5}
@@ -37,6 +39,46 @@ tps() { # script clients seconds [PGOPTIONS]
 }
 
 declare -A results
+m() { echo "${results[$1]}" | median; }
+# Two-phase commit: BEGIN, INSERT, PREPARE TRANSACTION, COMMIT PREPARED (pgbench -M simple, which
+# substitutes the client's id into the transaction's name), for 10,000 customers and for one hot one.
+prepared_rounds() {
+    local t s v
+    for r in $(seq 1 "$ROUNDS"); do
+        for s in "" hot_; do
+            for v in plain guarded rowpath; do
+                local f="$ROOT/bench/insert_prepared_${s}${v/rowpath/guarded}.pgbench" opts=""
+                [ $v = rowpath ] && opts=$ROWPATH
+                t=$(PGOPTIONS=$opts "$PGBIN/pgbench" -n -M simple -h "$DIR" -p "$PORT" -U postgres -c "$CLIENTS" -j 2 \
+                    -T "$SECONDS_PER_RUN" -f "$f" bench 2>&1 | awk '/^tps = /{print $3}')
+                results[prepared_$s$v]+="$t "
+                log "2PC round $r ${s}$v: $t tps"
+            done
+        done
+    done
+    local p=$(m prepared_plain) g=$(m prepared_guarded) w=$(m prepared_rowpath)
+    local hp=$(m prepared_hot_plain) hg=$(m prepared_hot_guarded) hw=$(m prepared_hot_rowpath)
+    local drift left
+    drift=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
+    left=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM pg_prepared_xacts")
+    {
+        echo "### Orders with two-phase commit ($(date -u +%F), pgbench -M simple, $CLIENTS clients, ${SECONDS_PER_RUN}s x $ROUNDS rounds, medians)"
+        echo
+        echo "Each transaction: BEGIN, one INSERT, PREPARE TRANSACTION, COMMIT PREPARED. With the fast path the order reserves in shared memory and PREPARE writes the reservation into the account row; on the row path (pg_credit.fast_path off) the order writes the row itself."
+        echo
+        echo "| variant | 10,000 customers: median tps | ratio to plain | all rounds | one hot customer: median tps | ratio to plain | all rounds |"
+        echo "|---|---:|---:|---|---:|---:|---|"
+        echo "| plain INSERT (no trigger) | $p | 1.00 | ${results[prepared_plain]}| $hp | 1.00 | ${results[prepared_hot_plain]}|"
+        echo "| pg_credit guard, fast path (moved into the row at PREPARE) | $g | **$(ratio "$g" "$p")** | ${results[prepared_guarded]}| $hg | **$(ratio "$hg" "$hp")** | ${results[prepared_hot_guarded]}|"
+        echo "| pg_credit guard, row path | $w | $(ratio "$w" "$p") | ${results[prepared_rowpath]}| $hw | $(ratio "$hw" "$hp") | ${results[prepared_hot_rowpath]}|"
+        echo
+        echo "Fast path / row path: $(ratio "$g" "$w") (10,000 customers), $(ratio "$hg" "$hw") (hot customer). credit.verify() after the rounds: $drift drifting account(s); $left prepared transaction(s) left."
+    } | tee "$OUT/prepared.md"
+}
+if [ "${ONLY:-}" = prepared ]; then
+    prepared_rounds
+    exit 0
+fi
 for r in $(seq 1 "$ROUNDS"); do
     for v in plain guarded rowpath plpgsql noop; do
         if [ $v = rowpath ]; then t=$(tps "$ROOT/bench/insert_guarded.pgbench" "$CLIENTS" "$SECONDS_PER_RUN" "$ROWPATH")
@@ -62,6 +104,7 @@ for r in $(seq 1 "$ROUNDS"); do
         log "hot round $r $v: $t tps"
     done
 done
+prepared_rounds >/dev/null
 # A refused order: with its order_refused event spooled for the recorder, and without recording.
 pg "$DIR" "$PORT" -d bench -c "INSERT INTO credit.account (customer, credit_limit) VALUES ('REFUSED', 0)" >/dev/null
 refusal_ms() { # on|off: milliseconds per refused order, 200 refusals in one session
@@ -85,7 +128,6 @@ recorded=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.event WH
 drift=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")
 fast=$(pg "$DIR" "$PORT" -d bench -Atc "SELECT format('%s flushes wrote %s customers'' open orders, %s left reserved', flushes, customers_flushed, reserved_in_flight) FROM credit.fast_path_status()")
 
-m() { echo "${results[$1]}" | median; }
 plain=$(m plain); guarded=$(m guarded); rowpath=$(m rowpath); plpgsql=$(m plpgsql); noop=$(m noop); small=$(m SMALL); big=$(m BIG)
 # Each round's fast path / plain ratio (rounds interleave the variants, so drift of the machine
 # between rounds cancels out), and their median.

@@ -156,9 +156,11 @@ fn file_html(customer: Option<&str>, lang: default!(Option<&str>, "'zh'")) -> St
     let customer = args::text(customer, "customer");
     let lang = pages::language(lang);
     let l = labels(lang);
-    // On Citus, the experiences of the coordinator's basis (pg::settings::days_late_experience).
+    // On Citus, the view of the coordinator's basis by name: the workers do not see this
+    // session's setting, and Citus routes a query over one view with the customer to its node
+    // (the union of both views it would gather from every node).
     let late_query = if crate::pg::citus::distributed() {
-        DAYS_LATE.replace("credit.days_late_experience", &crate::pg::settings::days_late_experience())
+        DAYS_LATE.replace("credit.days_late_experience", crate::pg::settings::days_late_view())
     } else {
         DAYS_LATE.to_string()
     };

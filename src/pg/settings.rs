@@ -20,24 +20,6 @@ pub enum DaysLateBasis {
 
 pub static DAYS_LATE_BASIS: GucSetting<DaysLateBasis> = GucSetting::<DaysLateBasis>::new(DaysLateBasis::Payment);
 
-/// credit.days_late_experience with the basis of this session's setting written in, for queries
-/// Citus sends to the workers: there the view reads the workers' own setting (the database's),
-/// never a session's `SET`. The same UNION ALL as the view, so that Citus plans a query around it
-/// as it plans the view's (a function over distributed tables in it, such as
-/// credit._aging_on_citus, stays on the coordinator).
-pub fn days_late_experience() -> String {
-    let basis = match DAYS_LATE_BASIS.get() {
-        DaysLateBasis::Payment => "payment",
-        DaysLateBasis::Closing => "closing",
-    };
-    const COLUMNS: &str =
-        "e.customer, e.doc_no, e.doc_date, e.due_date, e.paid_on, e.amount, e.days_late, e.days_to_pay";
-    format!(
-        "(SELECT {COLUMNS} FROM credit.payment_experience e WHERE '{basis}' <> 'closing' \
-          UNION ALL SELECT {COLUMNS} FROM credit.invoice_payment_experience e WHERE '{basis}' = 'closing')"
-    )
-}
-
 /// The view of the experiences this session's basis picks (credit.days_late_experience is their
 /// UNION ALL, filtered by the setting): on Citus a query over many customers names it, as Citus
 /// pushes a view down to the nodes whole but plans the union's two views apart, gathering every

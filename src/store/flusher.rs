@@ -179,26 +179,37 @@ pub fn flush(customers: Vec<String>, wait: bool) -> usize {
 /// to counters, which a write committed since a REPEATABLE READ transaction began (a flush, a
 /// posting) must not turn into a serialization failure at PREPARE (`before_prepare`).
 fn add_open_orders(names: Vec<String>, amounts: Vec<pgrx::AnyNumeric>, flush: bool) {
+    // One customer (a PREPARE's usual move) by its key alone: no arrays to build and unnest.
+    let one = (names.len() == 1)
+        .then(|| [(pg_sys::TEXTOID, names[0].clone().into_datum()), (pg_sys::NUMERICOID, amounts[0].clone().into_datum())]);
     let args = [(pg_sys::TEXTARRAYOID, names.into_datum()), (pg_sys::NUMERICARRAYOID, amounts.into_datum())];
-    let own = || {
-        execute_latest(
-            "UPDATE credit.account a SET open_orders = a.open_orders OPERATOR(pg_catalog.+) d.x, \
+    // Returns how many of the customers belong to a group (usually none: members take the row path).
+    let own = || match &one {
+        Some(one) => execute_latest(
+            "UPDATE credit.account SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
+                 exposure = exposure OPERATOR(pg_catalog.+) $2 \
+             WHERE customer OPERATOR(pg_catalog.=) $1 \
+             RETURNING CASE WHEN parent IS NULL THEN 0 ELSE 1 END::pg_catalog.int8",
+            one,
+        ),
+        None => execute_latest(
+            "WITH w AS (UPDATE credit.account a SET open_orders = a.open_orders OPERATOR(pg_catalog.+) d.x, \
                  exposure = a.exposure OPERATOR(pg_catalog.+) d.x \
              FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) d(c, x) \
-             WHERE a.customer OPERATOR(pg_catalog.=) d.c",
+             WHERE a.customer OPERATOR(pg_catalog.=) d.c RETURNING a.parent) \
+             SELECT pg_catalog.count(*) FROM w WHERE w.parent IS NOT NULL",
             &args,
-        )
+        ),
     };
-    if flush {
-        reservations::flush_write(own);
-    } else {
-        own();
+    let members = if flush { reservations::flush_write(own) } else { own() };
+    if members.unwrap_or(0) == 0 {
+        return;
     }
     // Heads after their members, in customer order (the store's lock order).
     execute_latest(
         "SELECT h.customer FROM credit.account h \
           WHERE h.customer OPERATOR(pg_catalog.=) ANY (SELECT a.parent FROM credit.account a \
-                 WHERE a.customer OPERATOR(pg_catalog.=) ANY ($1) ) \
+                 WHERE a.customer OPERATOR(pg_catalog.=) ANY ($1)) \
           ORDER BY h.customer FOR NO KEY UPDATE",
         &args,
     );
@@ -213,39 +224,68 @@ fn add_open_orders(names: Vec<String>, amounts: Vec<pgrx::AnyNumeric>, flush: bo
     );
 }
 
-/// Runs a statement (within a connected SPI) on the latest committed rows: SPI's own calls use
-/// the transaction's snapshot, which under REPEATABLE READ is as old as the transaction.
-fn execute_latest(sql: &str, args: &[(Oid, Option<pg_sys::Datum>)]) {
-    let sql = std::ffi::CString::new(sql).expect("statement without NUL");
+thread_local! {
+    /// This backend's plans of `execute_latest`, by statement (kept across transactions; PostgreSQL
+    /// re-plans them when credit.account changes).
+    static PLANS: std::cell::RefCell<Vec<(&'static str, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs a statement (within a connected SPI) on the latest committed rows, and returns the first
+/// column of its first row as a bigint, if any: SPI's own calls use the transaction's snapshot,
+/// which under REPEATABLE READ is as old as the transaction.
+fn execute_latest(sql: &'static str, args: &[(Oid, Option<pg_sys::Datum>)]) -> Option<i64> {
     let mut types: Vec<Oid> = args.iter().map(|a| a.0).collect();
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1.unwrap_or(pg_sys::Datum::from(0))).collect();
     let nulls: Vec<std::ffi::c_char> =
         args.iter().map(|a| if a.1.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
-    // SAFETY: called inside Spi::connect_mut; the plan and the arguments live across the call.
-    let rc = unsafe {
-        let plan = pg_sys::SPI_prepare(sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
-        if plan.is_null() {
-            pg_sys::SPI_result
-        } else {
-            pg_sys::SPI_execute_snapshot(
-                plan,
-                values.as_mut_ptr(),
-                nulls.as_ptr(),
-                pg_sys::GetLatestSnapshot(),
-                ptr::null_mut(),
-                false,
-                true,
-                0,
-            )
-        }
-    };
-    if rc < 0 {
+    let failed = |rc: i32| -> ! {
         crate::pg::error::raise(
             crate::pg::error::Code::ERRCODE_INTERNAL_ERROR,
             format!("pg_credit: writing open orders into credit.account failed (SPI code {rc})"),
             None,
             None,
         )
+    };
+    let kept = PLANS.with(|p| p.borrow().iter().find(|(s, _)| ptr::eq(*s, sql)).map(|x| x.1));
+    // SAFETY: called inside Spi::connect_mut; a kept plan lives until the backend ends; the
+    // arguments live across the call; the result is read before SPI is left.
+    unsafe {
+        let plan = match kept {
+            Some(p) => p as pg_sys::SPIPlanPtr,
+            None => {
+                let text = std::ffi::CString::new(sql).expect("statement without NUL");
+                let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
+                if plan.is_null() {
+                    failed(pg_sys::SPI_result);
+                }
+                let rc = pg_sys::SPI_keepplan(plan);
+                if rc != 0 {
+                    failed(rc);
+                }
+                PLANS.with(|p| p.borrow_mut().push((sql, plan as usize)));
+                plan
+            }
+        };
+        let rc = pg_sys::SPI_execute_snapshot(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            pg_sys::GetLatestSnapshot(),
+            ptr::null_mut(),
+            false,
+            true,
+            0,
+        );
+        if rc < 0 {
+            failed(rc);
+        }
+        let table = pg_sys::SPI_tuptable;
+        if table.is_null() || pg_sys::SPI_processed == 0 {
+            return None;
+        }
+        let mut isnull = false;
+        let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+        if isnull { None } else { i64::from_datum(d, false) }
     }
 }
 
@@ -279,7 +319,10 @@ fn before_prepare() {
                 Spi::connect_mut(|_| {
                     let (names, amounts): (Vec<String>, Vec<pgrx::AnyNumeric>) =
                         moves.into_iter().map(|(c, x)| (c, numeric(x))).unzip();
-                    execute_latest(LOCK_IN_ORDER, &[(pg_sys::TEXTARRAYOID, names.clone().into_datum())]);
+                    // One row needs no order: the update locks it.
+                    if names.len() > 1 {
+                        execute_latest(LOCK_IN_ORDER, &[(pg_sys::TEXTARRAYOID, names.clone().into_datum())]);
+                    }
                     add_open_orders(names, amounts, false);
                 })
             })
