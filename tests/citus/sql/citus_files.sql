@@ -95,7 +95,19 @@ SELECT x -> 'payment_behaviour' ->> 'basis' AS basis, x -> 'payment_behaviour' -
   FROM credit.file('D-02') x;
 SELECT count(*) AS closing_experiences FROM credit.invoice_payment_experience
  WHERE customer = 'D-02' AND paid_on <= :'today' AND paid_on > :'today'::date - 365;
+SELECT credit.file_html('D-02', 'en') AS page_closing \gset
 RESET pg_credit.days_late_basis;
+SELECT credit.file_html('D-02', 'en') AS page_payment \gset
+-- The page's days-late table counts the experiences of the session's basis, on Citus too.
+SELECT (SELECT coalesce(sum(m[1]::int), 0) FROM regexp_matches(substring(:'page_closing' FROM '<table class="days-late">.*?</table>'),
+                                                               '<td class="num">([0-9]+)</td></tr>', 'g') m)
+       = (SELECT count(*) FROM credit.invoice_payment_experience
+           WHERE customer = 'D-02' AND paid_on <= current_date AND paid_on > current_date - 365) AS page_counts_closing,
+       (SELECT coalesce(sum(m[1]::int), 0) FROM regexp_matches(substring(:'page_payment' FROM '<table class="days-late">.*?</table>'),
+                                                               '<td class="num">([0-9]+)</td></tr>', 'g') m)
+       = (SELECT count(*) FROM credit.payment_experience
+           WHERE customer = 'D-02' AND paid_on <= current_date AND paid_on > current_date - 365) AS page_counts_payment,
+       :'page_closing' <> :'page_payment' AS bases_differ;
 -- Bad arguments: as on one node.
 SELECT credit.file('NOBODY');
 -- (tomorrow: by its SQLSTATE, the message names the date)
