@@ -6,6 +6,7 @@
 # receivables on both (aging of today through its BI view, aging as of a past date, the provision
 # matrix: bench/citus_aging_data.sql), 2 clients; medians of interleaved rounds; and the daily job
 # (a dry re-grade, against every customer's score read by itself; last month's statement run;
+# one account's repair against the cluster-wide verify;
 # then credit.run_daily()) and 200 credit files over the same accounts, once per side.
 # The single node runs the row path (no shared_preload_libraries), as Citus does.
 #   bench/citus.sh                       # 3 rounds of 15 s per variant, 16 clients
@@ -104,9 +105,17 @@ same_files_q="WITH c AS MATERIALIZED (SELECT customer FROM credit.account WHERE 
                                                                     'grade', y.file #> '{identity,grade}', 'limit', y.file #> '{limits,in_force}',
                                                                     'holds', y.file -> 'holds_and_refusals') AS f) x"
 same_files=$([ "$(pg "$ONE" "$ONE_PORT" -d bench -Atc "$same_files_q")" = "$(pg "$CITUS/coordinator" "$CITUS_PORT" -d bench -Atc "$same_files_q")" ] && echo "the same documents" || echo "DIFFERENT documents")
-log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms ($same_reviews); each customer's score by itself: one node $scores_one ms, Citus $scores_citus ms; statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms; 200 files: one node $files_one ms, Citus $files_citus ms ($same_files)"
+# Repairing one account: 20 customers with receivables, each credit.rebuild_exposure(customer) by
+# itself (milliseconds per call), against the cluster-wide check credit.verify(), which that call
+# used to run twice before this version.
+rebuild_q="SELECT count(credit.rebuild_exposure(customer)) FROM (SELECT customer FROM credit.account WHERE open_ar > 0 ORDER BY customer DESC LIMIT 20) c"
+rebuild_one=$(( $(elapsed_ms "$ONE" "$ONE_PORT" "$rebuild_q") / 20 ))
+rebuild_citus=$(( $(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "$rebuild_q") / 20 ))
+verify_one=$(elapsed_ms "$ONE" "$ONE_PORT" "SELECT count(*) FROM credit.verify()")
+verify_citus=$(elapsed_ms "$CITUS/coordinator" "$CITUS_PORT" "SELECT count(*) FROM credit.verify()")
+log "dry re-grade: one node $regrade_one ms, Citus $regrade_citus ms ($same_reviews); each customer's score by itself: one node $scores_one ms, Citus $scores_citus ms; statements: one node $statements_one ms, Citus $statements_citus ms; daily job: one node $daily_one ms, Citus $daily_citus ms; 200 files: one node $files_one ms, Citus $files_citus ms ($same_files); one account's repair: one node $rebuild_one ms, Citus $rebuild_citus ms; verify: one node $verify_one ms, Citus $verify_citus ms"
 daily_line() { # accounts
-    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one"); $same_reviews), against each customer's credit.score by itself one node $scores_one ms ($(ratio "$scores_one" "$regrade_one") times the re-grade), Citus $scores_citus ms ($(ratio "$scores_citus" "$regrade_citus") times); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one")); the credit files of 200 customers one node $files_one ms, Citus $files_citus ms ($(ratio "$files_citus" "$files_one"); payment behaviour, score, grade, limit and holds: $same_files)."
+    echo "The daily job over $1 accounts, once each: a dry re-grade one node $regrade_one ms, Citus $regrade_citus ms (Citus / one node $(ratio "$regrade_citus" "$regrade_one"); $same_reviews), against each customer's credit.score by itself one node $scores_one ms ($(ratio "$scores_one" "$regrade_one") times the re-grade), Citus $scores_citus ms ($(ratio "$scores_citus" "$regrade_citus") times); last month's statement run one node $statements_one ms ($issued_one), Citus $statements_citus ms ($issued_citus; $(ratio "$statements_citus" "$statements_one")); credit.run_daily() after it one node $daily_one ms, Citus $daily_citus ms ($(ratio "$daily_citus" "$daily_one")); the credit files of 200 customers one node $files_one ms, Citus $files_citus ms ($(ratio "$files_citus" "$files_one"); payment behaviour, score, grade, limit and holds: $same_files). Repairing one account (credit.rebuild_exposure(customer), 20 calls): one node $rebuild_one ms a call, Citus $rebuild_citus ms; against credit.verify() over every account one node $verify_one ms ($(ratio "$verify_one" "$rebuild_one") times a repair), Citus $verify_citus ms ($(ratio "$verify_citus" "$rebuild_citus") times)."
 }
 if [ -n "${DAILY_ONLY:-}" ]; then
     accounts=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.account")

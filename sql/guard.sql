@@ -307,43 +307,59 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION credit._actual_exposure()
+CREATE FUNCTION credit._actual_exposure(customers text[] DEFAULT NULL)
 RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric, oldest_open_due date)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- Given customers: every source read names them, so only their rows are read (on Citus, on
+    -- their nodes alone); none: every account.
+    f text := CASE WHEN customers IS NOT NULL THEN 'customer OPERATOR(pg_catalog.=) ANY ($1)' END;
 BEGIN
     PERFORM credit._internal('credit._actual_exposure');
     RETURN QUERY EXECUTE format($q$
-        WITH alloc_inv AS (SELECT invoice_id, sum(amount) AS s FROM credit.allocation GROUP BY invoice_id),
-             alloc_set AS (SELECT settlement_id, sum(amount) AS s FROM credit.allocation GROUP BY settlement_id),
+        WITH alloc_inv AS (SELECT invoice_id, sum(amount) AS s FROM credit.allocation WHERE %2$s GROUP BY invoice_id),
+             alloc_set AS (SELECT settlement_id, sum(amount) AS s FROM credit.allocation WHERE %2$s GROUP BY settlement_id),
              ar AS (SELECT i.customer, sum(i.amount - coalesce(ai.s, 0)) AS v
-                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id GROUP BY i.customer),
+                      FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id WHERE i.%2$s GROUP BY i.customer),
              un AS (SELECT s.customer, sum(s.amount - coalesce(x.s, 0)) AS v
                       FROM credit.settlement s LEFT JOIN alloc_set x ON x.settlement_id = s.id
-                     WHERE s.kind NOT IN ('write_off', 'cancellation') AND s.reversed_on IS NULL GROUP BY s.customer),
-             oo AS (SELECT customer, sum(amount) AS v FROM (%s) o GROUP BY customer),
+                     WHERE s.kind NOT IN ('write_off', 'cancellation') AND s.reversed_on IS NULL AND s.%2$s GROUP BY s.customer),
+             oo AS (SELECT o.customer, sum(o.amount) AS v FROM (%1$s) o WHERE o.%2$s GROUP BY o.customer),
              od AS (SELECT i.customer, min(i.due_date) AS d
                       FROM credit.invoice i LEFT JOIN alloc_inv ai ON ai.invoice_id = i.id
-                     WHERE i.amount - coalesce(ai.s, 0) > 0 AND NOT i.disputed GROUP BY i.customer)
+                     WHERE i.amount - coalesce(ai.s, 0) > 0 AND NOT i.disputed AND i.%2$s GROUP BY i.customer)
         SELECT a.customer, coalesce(ar.v, 0), coalesce(un.v, 0), coalesce(oo.v, 0), od.d
           FROM credit.account a
           LEFT JOIN od ON od.customer = a.customer
           LEFT JOIN ar ON ar.customer = a.customer
           LEFT JOIN un ON un.customer = a.customer
           LEFT JOIN oo ON oo.customer = a.customer
-    $q$, credit._open_orders_query());
+         WHERE a.%2$s
+    $q$, credit._open_orders_query(), coalesce(f, 'customer IS NOT NULL')) USING customers;
 END
 $$;
 
--- Every account with its maintained columns recomputed from the source rows.
-CREATE FUNCTION credit._recomputed()
+-- Every account with its maintained columns recomputed from the source rows; given customers,
+-- theirs (a group head's member_exposure from its members', which are read for it).
+CREATE FUNCTION credit._recomputed(customers text[] DEFAULT NULL)
 RETURNS TABLE (customer text, open_ar numeric, unapplied_credit numeric, open_orders numeric, exposure numeric,
                member_exposure numeric, oldest_open_due date)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    WITH x AS (SELECT x.*, x.open_ar - x.unapplied_credit + x.open_orders AS exposure FROM credit._actual_exposure() x),
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    -- PL/pgSQL: Citus refuses a SQL function's parameters in a query over distributed tables.
+    read text[] := customers;
+BEGIN
+    IF customers IS NOT NULL THEN
+        read := customers || ARRAY(SELECT a.customer FROM credit.account a WHERE a.parent = ANY (customers));
+    END IF;
+    RETURN QUERY
+    WITH x AS (SELECT x.*, x.open_ar - x.unapplied_credit + x.open_orders AS exposure FROM credit._actual_exposure(read) x),
          m AS (SELECT a.parent, sum(x.exposure) AS s FROM credit.account a JOIN x ON x.customer = a.customer
                 WHERE a.parent IS NOT NULL GROUP BY a.parent)
     SELECT x.customer, x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, coalesce(m.s, 0), x.oldest_open_due
       FROM x LEFT JOIN m ON m.parent = x.customer
+     WHERE customers IS NULL OR x.customer = ANY (customers);
+END
 $$;
 
 CREATE FUNCTION credit.verify()
@@ -864,8 +880,8 @@ COMMENT ON FUNCTION credit.verify() IS 'Customers whose stored exposure differs 
 COMMENT ON FUNCTION credit._guard_row() IS 'Internal: the guard''s row trigger';
 COMMENT ON FUNCTION credit._guard_truncate() IS 'Internal: the guard''s TRUNCATE trigger';
 COMMENT ON FUNCTION credit._open_orders_query(oid) IS 'Internal: SQL text selecting open orders of guarded tables';
-COMMENT ON FUNCTION credit._actual_exposure() IS 'Internal: exposure recomputed from source rows';
-COMMENT ON FUNCTION credit._recomputed() IS 'Internal: every maintained account column recomputed from source rows';
+COMMENT ON FUNCTION credit._actual_exposure(text[]) IS 'Internal: exposure recomputed from source rows (every account, or the given customers'')';
+COMMENT ON FUNCTION credit._recomputed(text[]) IS 'Internal: every maintained account column recomputed from source rows (every account, or the given customers'')';
 COMMENT ON FUNCTION credit._on_sql_drop() IS 'Internal: keeps exposure right when a guarded table is dropped';
 COMMENT ON TABLE credit.refusal_spool IS 'Internal: how far the refusal recorder has read each spool file (exactly-once recording of refused orders)';
 COMMENT ON COLUMN credit.refusal_spool.file IS 'Spool file name';

@@ -291,10 +291,20 @@ pub fn refresh_oldest_due(c: &mut SpiClient<'_>, customer: &str) {
 
 /// Sets the maintained columns of one account (with its group head) or of all to a full
 /// recomputation from the source rows (`credit._recomputed()`, the rule `credit.verify()` checks);
-/// returns the number of accounts that changed.
+/// returns the number of accounts that changed. One account is recounted from its own rows (and
+/// its group's), not from the whole ledger.
 pub fn rebuild(customer: Option<&str>) -> i64 {
+    // 0.3.0's SQL recounts given customers; the library also serves older SQL until
+    // ALTER EXTENSION UPDATE (UPDATING.md), which recounts every account.
+    let by_customer = customer.is_some()
+        && Spi::get_one::<bool>("SELECT pg_catalog.to_regprocedure('credit._recomputed(text[])') IS NOT NULL")
+            .or_raise()
+            .unwrap_or(false);
     if crate::pg::citus::distributed() {
-        return rebuild_distributed(customer);
+        return match customer {
+            Some(one) if by_customer => rebuild_one_distributed(one),
+            _ => rebuild_distributed(customer),
+        };
     }
     // The recount writes the truth: fast reservations in flight wait (or finish) first, and what
     // shared memory holds committed is discarded with the recount's commit.
@@ -317,14 +327,70 @@ pub fn rebuild(customer: Option<&str>) -> i64 {
                 "UPDATE credit.account a SET open_ar = x.open_ar, unapplied_credit = x.unapplied_credit, \
                  open_orders = x.open_orders, exposure = x.exposure, member_exposure = x.member_exposure, \
                  oldest_open_due = x.oldest_open_due \
-                 FROM credit._recomputed() x \
+                 FROM RECOMPUTED x \
                  WHERE x.customer = a.customer \
                  AND ($1::text IS NULL OR a.customer = $1 OR a.customer = (SELECT m.parent FROM credit.account m WHERE m.customer = $1)) \
                  AND (a.open_ar, a.unapplied_credit, a.open_orders, a.exposure, a.member_exposure, a.oldest_open_due) IS DISTINCT FROM \
                      (x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due) \
-                 RETURNING 1",
+                 RETURNING 1"
+                    .replace(
+                        "RECOMPUTED",
+                        if by_customer {
+                            "credit._recomputed(ARRAY[$1::text] || ARRAY(SELECT m.parent FROM credit.account m \
+                             WHERE m.customer = $1 AND m.parent IS NOT NULL))"
+                        } else {
+                            "credit._recomputed()"
+                        },
+                    )
+                    .as_str(),
                 None,
                 &[customer.into()],
+            )
+            .or_raise()
+            .len() as i64
+        })
+    })
+}
+
+/// [`rebuild`] of one account on Citus: its row locked on its node, then recounted from its own
+/// documents and orders (each read routed to its node) and written if it drifted.
+fn rebuild_one_distributed(customer: &str) -> i64 {
+    store::writing(|| {
+        Spi::connect_mut(|c| {
+            let locked = c
+                .update("SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE", None, &[customer.into()])
+                .or_raise();
+            if locked.is_empty() {
+                error::unknown_customer(customer)
+            }
+            let t = c
+                .select(
+                    "SELECT x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due \
+                       FROM credit._recomputed(ARRAY[$1::text]) x",
+                    Some(1),
+                    &[customer.into()],
+                )
+                .or_raise();
+            if t.is_empty() {
+                return 0;
+            }
+            let r = t.first();
+            let row: [pgrx::datum::DatumWithOid<'static>; 7] = [
+                customer.into(),
+                r.get::<AnyNumeric>(1).or_raise().into(),
+                r.get::<AnyNumeric>(2).or_raise().into(),
+                r.get::<AnyNumeric>(3).or_raise().into(),
+                r.get::<AnyNumeric>(4).or_raise().into(),
+                r.get::<AnyNumeric>(5).or_raise().into(),
+                r.get::<pgrx::datum::Date>(6).or_raise().into(),
+            ];
+            c.update(
+                "UPDATE credit.account SET open_ar = $2, unapplied_credit = $3, open_orders = $4, exposure = $5, \
+                 member_exposure = $6, oldest_open_due = $7 WHERE customer = $1 \
+                 AND (open_ar, unapplied_credit, open_orders, exposure, member_exposure, oldest_open_due) \
+                     IS DISTINCT FROM ($2, $3, $4, $5, $6, $7) RETURNING 1",
+                None,
+                &row,
             )
             .or_raise()
             .len() as i64

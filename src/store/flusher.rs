@@ -180,8 +180,9 @@ pub fn flush(customers: Vec<String>, wait: bool) -> usize {
 /// posting) must not turn into a serialization failure at PREPARE (`before_prepare`).
 fn add_open_orders(names: Vec<String>, amounts: Vec<pgrx::AnyNumeric>, flush: bool) {
     // One customer (a PREPARE's usual move) by its key alone: no arrays to build and unnest.
-    let one = (names.len() == 1)
-        .then(|| [(pg_sys::TEXTOID, names[0].clone().into_datum()), (pg_sys::NUMERICOID, amounts[0].clone().into_datum())]);
+    let one = (names.len() == 1).then(|| {
+        [(pg_sys::TEXTOID, names[0].clone().into_datum()), (pg_sys::NUMERICOID, amounts[0].clone().into_datum())]
+    });
     let args = [(pg_sys::TEXTARRAYOID, names.into_datum()), (pg_sys::NUMERICARRAYOID, amounts.into_datum())];
     // Returns how many of the customers belong to a group (usually none: members take the row path).
     let own = || match &one {
@@ -285,7 +286,11 @@ fn execute_latest(sql: &'static str, args: &[(Oid, Option<pg_sys::Datum>)]) -> O
         }
         let mut isnull = false;
         let d = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
-        if isnull { None } else { i64::from_datum(d, false) }
+        if isnull {
+            None
+        } else {
+            i64::from_datum(d, false)
+        }
     }
 }
 

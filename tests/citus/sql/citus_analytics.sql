@@ -59,3 +59,9 @@ SELECT count(*) AS customers, count(*) FILTER (WHERE m.ending_ar > 0) AS with_re
        sum(m.beginning_ar) = (SELECT beginning_ar FROM t) AS beginning_adds_up
   FROM m LEFT JOIN g USING (customer);
 DELETE FROM credit.provision_rate;
+
+-- One account's recount (credit.rebuild_exposure of one customer), read on its node alone, equals
+-- its row of the cluster-wide recount, for every account of the ledger above.
+SELECT count(*) AS accounts, count(*) FILTER (WHERE o IS DISTINCT FROM a) AS differing,
+       count(*) FILTER (WHERE a.open_ar <> 0) AS with_receivables
+  FROM credit._recomputed() a CROSS JOIN LATERAL (SELECT * FROM credit._recomputed(ARRAY[a.customer])) o;
