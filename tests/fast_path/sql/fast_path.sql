@@ -108,6 +108,23 @@ SELECT credit.exposure('W') AS after_refused_prepare;
 UPDATE orders SET status = 'cancelled' WHERE customer = 'W';
 SELECT credit.flush_open_orders() >= 0 AS flushed;
 SELECT credit.exposure('W') AS cancelled, open_orders FROM credit.account WHERE customer = 'W';
+-- An application role with no right on credit.account prepares its fast orders all the same (the
+-- move writes the rows with the extension's rights, as the guard does).
+CREATE ROLE fast_path_app;
+GRANT SELECT, INSERT, UPDATE ON orders TO fast_path_app;
+GRANT USAGE ON SEQUENCE orders_id_seq TO fast_path_app;
+SET ROLE fast_path_app;
+BEGIN;
+INSERT INTO orders (customer, amount) VALUES ('W', 9);
+PREPARE TRANSACTION 'pg_credit_app';
+UPDATE credit.account SET open_orders = 0 WHERE customer = 'W';
+RESET ROLE;
+COMMIT PREPARED 'pg_credit_app';
+SELECT credit.exposure('W') AS app_prepared, open_orders FROM credit.account WHERE customer = 'W';
+UPDATE orders SET status = 'cancelled' WHERE customer = 'W' AND amount = 9;
+REVOKE ALL ON orders FROM fast_path_app;
+REVOKE ALL ON SEQUENCE orders_id_seq FROM fast_path_app;
+DROP ROLE fast_path_app;
 -- A flush and decisions in one transaction: what the flush moved into the row counts once.
 INSERT INTO orders (customer, amount) VALUES ('W', 25);
 BEGIN;
