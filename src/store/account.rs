@@ -296,16 +296,13 @@ pub fn refresh_oldest_due(c: &mut SpiClient<'_>, customer: &str) {
 pub fn rebuild(customer: Option<&str>) -> i64 {
     // 0.3.0's SQL recounts given customers; the library also serves older SQL until
     // ALTER EXTENSION UPDATE (UPDATING.md), which recounts every account.
+    if crate::pg::citus::distributed() {
+        return rebuild_distributed(customer);
+    }
     let by_customer = customer.is_some()
         && Spi::get_one::<bool>("SELECT pg_catalog.to_regprocedure('credit._recomputed(text[])') IS NOT NULL")
             .or_raise()
             .unwrap_or(false);
-    if crate::pg::citus::distributed() {
-        return match customer {
-            Some(one) if by_customer => rebuild_one_distributed(one),
-            _ => rebuild_distributed(customer),
-        };
-    }
     // The recount writes the truth: fast reservations in flight wait (or finish) first, and what
     // shared memory holds committed is discarded with the recount's commit.
     if let Some(one) = customer {
@@ -352,110 +349,76 @@ pub fn rebuild(customer: Option<&str>) -> i64 {
     })
 }
 
-/// [`rebuild`] of one account on Citus: its row locked on its node, then recounted from its own
-/// documents and orders (each read routed to its node) and written if it drifted.
-fn rebuild_one_distributed(customer: &str) -> i64 {
-    store::writing(|| {
-        Spi::connect_mut(|c| {
-            let locked = c
-                .update("SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE", None, &[customer.into()])
-                .or_raise();
-            if locked.is_empty() {
-                error::unknown_customer(customer)
-            }
-            let t = c
-                .select(
-                    "SELECT x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due \
-                       FROM credit._recomputed(ARRAY[$1::text]) x",
-                    Some(1),
-                    &[customer.into()],
-                )
-                .or_raise();
-            if t.is_empty() {
-                return 0;
-            }
-            let r = t.first();
-            let row: [pgrx::datum::DatumWithOid<'static>; 7] = [
-                customer.into(),
-                r.get::<AnyNumeric>(1).or_raise().into(),
-                r.get::<AnyNumeric>(2).or_raise().into(),
-                r.get::<AnyNumeric>(3).or_raise().into(),
-                r.get::<AnyNumeric>(4).or_raise().into(),
-                r.get::<AnyNumeric>(5).or_raise().into(),
-                r.get::<pgrx::datum::Date>(6).or_raise().into(),
-            ];
-            c.update(
-                "UPDATE credit.account SET open_ar = $2, unapplied_credit = $3, open_orders = $4, exposure = $5, \
-                 member_exposure = $6, oldest_open_due = $7 WHERE customer = $1 \
-                 AND (open_ar, unapplied_credit, open_orders, exposure, member_exposure, oldest_open_due) \
-                     IS DISTINCT FROM ($2, $3, $4, $5, $6, $7) RETURNING 1",
-                None,
-                &row,
-            )
-            .or_raise()
-            .len() as i64
-        })
-    })
-}
-
 /// [`rebuild`] on Citus (docs/citus.md): Citus locks rows only in statements that name one
-/// customer, and updates a distributed table from no function. So the drifted accounts are found
-/// first (`credit.verify()`), then each is locked on its node, recounted once its lock is held
-/// (orders in flight for it have ended; later ones wait) and written by a statement routed to its
-/// node. No groups and no fast path run on Citus.
+/// customer, and updates a distributed table from no function. So each account is repaired by
+/// itself ([`repair_on_its_node`]); all of them, the drifted ones that `credit.verify()` finds.
+/// No groups and no fast path run on Citus, and its SQL is always 0.3.0's (`credit.distribute`).
 fn rebuild_distributed(customer: Option<&str>) -> i64 {
-    const RECOUNT: &str = "SELECT v.customer, v.actual_open_ar, v.actual_unapplied_credit, v.actual_open_orders, \
-                                  v.actual_exposure, v.actual_member_exposure, v.actual_oldest_open_due \
-                             FROM credit.verify() v WHERE $1::text IS NULL OR v.customer = $1 ORDER BY v.customer";
     store::writing(|| {
         Spi::connect_mut(|c| {
-            if let Some(cust) = customer {
-                if c.select("SELECT 1 FROM credit.account WHERE customer = $1", Some(1), &[cust.into()])
+            let customers: Vec<String> = match customer {
+                Some(one) => vec![one.to_string()],
+                None => c
+                    .select("SELECT customer FROM credit.verify() ORDER BY customer", None, &[])
                     .or_raise()
-                    .is_empty()
-                {
-                    error::unknown_customer(cust)
-                }
-            }
-            let drifted: Vec<String> = c
-                .update(RECOUNT, None, &[customer.into()])
-                .or_raise()
-                .filter_map(|r| r.get::<String>(1).or_raise())
-                .collect();
+                    .filter_map(|r| r.get::<String>(1).or_raise())
+                    .collect(),
+            };
             let mut written = 0;
-            for cust in &drifted {
-                c.update(
-                    "SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE",
-                    None,
-                    &[cust.as_str().into()],
-                )
-                .or_raise();
-                let t = c.update(RECOUNT, Some(1), &[cust.as_str().into()]).or_raise();
-                if t.is_empty() {
-                    continue; // exact again by the time its lock was held
+            for cust in &customers {
+                match repair_on_its_node(c, cust) {
+                    Some(changed) => written += changed as i64,
+                    None if customer.is_some() => error::unknown_customer(cust),
+                    None => {} // deleted since verify() listed it
                 }
-                let r = t.first();
-                let row: [pgrx::datum::DatumWithOid<'static>; 7] = [
-                    cust.as_str().into(),
-                    r.get::<AnyNumeric>(2).or_raise().into(),
-                    r.get::<AnyNumeric>(3).or_raise().into(),
-                    r.get::<AnyNumeric>(4).or_raise().into(),
-                    r.get::<AnyNumeric>(5).or_raise().into(),
-                    r.get::<AnyNumeric>(6).or_raise().into(),
-                    r.get::<pgrx::datum::Date>(7).or_raise().into(),
-                ];
-                c.update(
-                    "UPDATE credit.account SET open_ar = $2, unapplied_credit = $3, open_orders = $4, exposure = $5, \
-                     member_exposure = $6, oldest_open_due = $7 WHERE customer = $1",
-                    None,
-                    &row,
-                )
-                .or_raise();
-                written += 1;
             }
             written
         })
     })
+}
+
+/// One account on Citus: its row locked on its node, then (orders in flight for it have ended,
+/// later ones wait) recounted from its own documents and orders, each read routed to its node,
+/// and written if it drifted. None: no such account.
+fn repair_on_its_node(c: &mut SpiClient<'_>, customer: &str) -> Option<bool> {
+    let locked = c
+        .update("SELECT 1 FROM credit.account WHERE customer = $1 FOR NO KEY UPDATE", None, &[customer.into()])
+        .or_raise();
+    if locked.is_empty() {
+        return None;
+    }
+    let t = c
+        .select(
+            "SELECT x.open_ar, x.unapplied_credit, x.open_orders, x.exposure, x.member_exposure, x.oldest_open_due \
+               FROM credit._recomputed(ARRAY[$1::text]) x",
+            Some(1),
+            &[customer.into()],
+        )
+        .or_raise();
+    if t.is_empty() {
+        return Some(false);
+    }
+    let r = t.first();
+    let row: [pgrx::datum::DatumWithOid<'static>; 7] = [
+        customer.into(),
+        r.get::<AnyNumeric>(1).or_raise().into(),
+        r.get::<AnyNumeric>(2).or_raise().into(),
+        r.get::<AnyNumeric>(3).or_raise().into(),
+        r.get::<AnyNumeric>(4).or_raise().into(),
+        r.get::<AnyNumeric>(5).or_raise().into(),
+        r.get::<pgrx::datum::Date>(6).or_raise().into(),
+    ];
+    let written = c
+        .update(
+            "UPDATE credit.account SET open_ar = $2, unapplied_credit = $3, open_orders = $4, exposure = $5, \
+             member_exposure = $6, oldest_open_due = $7 WHERE customer = $1 \
+             AND (open_ar, unapplied_credit, open_orders, exposure, member_exposure, oldest_open_due) \
+                 IS DISTINCT FROM ($2, $3, $4, $5, $6, $7) RETURNING 1",
+            None,
+            &row,
+        )
+        .or_raise();
+    Some(!written.is_empty())
 }
 
 // ---------------------------------------------------------------------------------------------
