@@ -342,75 +342,216 @@ BEGIN
 END
 $$;
 
--- On Citus's coordinator: the privileges granted on pg_credit's schema, tables, sequences and
--- functions, granted again so that every worker's own copies of them (from CREATE EXTENSION
--- there) have them too. Citus carries a grant on what it distributes (tables, distributed
--- functions) to every node, but only grants made after credit.distribute(); and never grants on
--- the rest, which the workers check when a call runs there as the caller (credit.check handed
--- over whole, a function Citus evaluates on a shard). So: grants on what Citus distributes are
--- made again here, in this transaction; the rest go to each worker on a connection of its own.
--- credit.distribute() and credit.grant_privileges() call it. Only grants: a privilege revoked on
--- the coordinator is revoked on the workers by hand (docs/citus.md).
-CREATE FUNCTION credit._grants_to_workers() RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- pg_credit's privileges on this node: one row per privilege and grantee (PUBLIC too) on its
+-- schema, tables, views, sequences and functions (not on shards), the owner's own left out; by_citus where Citus
+-- carries a grant itself (distributed tables, distributed functions, the schema). Named alike on
+-- every node (search_path pinned), so that the coordinator compares a worker's with its own.
+CREATE FUNCTION credit._privileges_here()
+RETURNS TABLE (kind text, object text, privilege text, grantee text, by_citus boolean)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    g      record;
-    remote text[] := '{}';
-    n      int := 0;
-    failed text;
+    citus boolean := to_regclass('pg_catalog.pg_dist_object') IS NOT NULL;
 BEGIN
-    PERFORM credit._require('admin', 'granting pg_credit''s privileges on the Citus workers');
-    IF NOT credit.is_distributed() THEN
-        RETURN 0;
-    END IF;
-    FOR g IN
-        SELECT x.stmt, EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o WHERE o.classid = x.classid AND o.objid = x.objid)
-                       OR EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE x.classid = 'pg_class'::regclass
-                                                                                AND d.logicalrelid = x.objid) AS by_citus
-          FROM (SELECT 'pg_namespace'::regclass AS classid, n.oid AS objid,
-                       format('GRANT %s ON SCHEMA credit TO %I', a.privilege_type, r.rolname) AS stmt
+    RETURN QUERY EXECUTE format($q$
+        SELECT x.kind, x.object, x.privilege, x.grantee, %s
+          FROM (SELECT 'pg_namespace'::regclass AS classid, n.oid AS objid, 'SCHEMA' AS kind, 'credit' AS object,
+                       a.privilege_type AS privilege, a.grantee AS grantee_id
                   FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
-                  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
                  WHERE n.oid = 'credit'::regnamespace AND a.grantee <> n.nspowner
                 UNION ALL
-                SELECT 'pg_class'::regclass, c.oid,
-                       format('GRANT %s ON %s %s TO %I', a.privilege_type,
-                              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::regclass, r.rolname)
+                SELECT 'pg_class'::regclass, c.oid, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                       c.oid::regclass::text, a.privilege_type, a.grantee
                   FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
-                  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
                  WHERE c.relnamespace = 'credit'::regnamespace AND c.relkind IN ('r', 'v', 'S') AND a.grantee <> c.relowner
                 UNION ALL
-                SELECT 'pg_proc'::regclass, p.oid, format('GRANT EXECUTE ON FUNCTION %s TO %I', p.oid::regprocedure, r.rolname)
+                SELECT 'pg_proc'::regclass, p.oid, 'FUNCTION', p.oid::regprocedure::text, a.privilege_type, a.grantee
                   FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
-                  JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-                 WHERE p.pronamespace = 'credit'::regnamespace AND a.grantee <> p.proowner) x
-         ORDER BY x.stmt
+                 WHERE p.pronamespace = 'credit'::regnamespace AND a.grantee <> p.proowner) y
+         CROSS JOIN LATERAL (SELECT y.kind, y.object, y.privilege,
+                                    CASE WHEN y.grantee_id = 0 THEN 'PUBLIC'
+                                         ELSE pg_catalog.quote_ident((SELECT r.rolname FROM pg_catalog.pg_roles r
+                                                                       WHERE r.oid = y.grantee_id)) END AS grantee) x
+         WHERE x.grantee IS NOT NULL
+           -- pg_credit's own objects: not the shards Citus keeps in schema credit on a worker.
+           AND (y.classid = 'pg_namespace'::regclass
+                OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                            WHERE e.classid = y.classid AND e.objid = y.objid AND e.deptype = 'e'
+                              AND e.refclassid = 'pg_extension'::regclass
+                              AND e.refobjid = (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname = 'pg_credit')))
+        $q$,
+        CASE WHEN citus THEN
+            'EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o WHERE o.classid = y.classid AND o.objid = y.objid)
+             OR EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE y.classid = ''pg_class''::regclass
+                                                                        AND d.logicalrelid = y.objid)'
+        ELSE 'false' END);
+END
+$$;
+COMMENT ON FUNCTION credit._privileges_here() IS 'Internal: pg_credit''s privileges on this node, one row per privilege and grantee (Citus: the coordinator compares each worker''s with its own)';
+
+-- On a Citus worker, called by the coordinator (credit._privileges_to_workers): makes this node's
+-- privileges on pg_credit's objects those the coordinator sent. On objects Citus does not carry
+-- grants for, revokes what the coordinator does not have and, if asked, grants what it has; on
+-- Citus's own objects (as the coordinator names them: what credit.distribute() distributes in the
+-- coordinator's transaction is not yet Citus's here) only reports what the coordinator does not
+-- have, for the coordinator to revoke there (Citus then revokes it on every node, shards included).
+CREATE FUNCTION credit._match_privileges(wanted jsonb, citus_objects text[], grant_missing boolean) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+    extra jsonb := '[]';
+    coordinator boolean := true;
+BEGIN
+    IF to_regproc('pg_catalog.citus_is_coordinator') IS NOT NULL THEN
+        EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+    END IF;
+    -- Only as the coordinator calls it: a superuser, on a worker.
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false)
+       OR coordinator THEN
+        RAISE EXCEPTION 'credit._match_privileges() runs on a Citus worker, called by the coordinator'
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Run SELECT credit.grant_privileges(...) on the coordinator.';
+    END IF;
+    -- This node's own copies: Citus must not send these statements on.
+    PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+    FOR p IN
+        SELECT h.kind, h.object, h.privilege, h.grantee, (h.kind || ' ' || h.object) = ANY (citus_objects) AS by_citus
+          FROM credit._privileges_here() h
+         WHERE NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(wanted) AS w(kind text, object text, privilege text, grantee text)
+                            WHERE (w.kind, w.object, w.privilege, w.grantee) = (h.kind, h.object, h.privilege, h.grantee))
+         ORDER BY 2, 3, 4
     LOOP
-        n := n + 1;
-        IF g.by_citus THEN
-            -- Citus's own objects (distributed tables, distributed functions, the schema): granted
-            -- again here, Citus carries the grant to every node in this transaction.
-            EXECUTE g.stmt;
+        IF p.by_citus THEN
+            extra := extra || jsonb_build_object('kind', p.kind, 'object', p.object, 'privilege', p.privilege,
+                                                 'grantee', p.grantee);
         ELSE
-            remote := remote || g.stmt;
+            EXECUTE format('REVOKE %s ON %s %s FROM %s', p.privilege, p.kind, p.object, p.grantee);
         END IF;
     END LOOP;
-    IF cardinality(remote) > 0 THEN
-        -- The rest on each worker alone, on connections of their own: objects this transaction
-        -- has not touched there.
-        SELECT string_agg(format('%s: %s', w.nodename || ':' || w.nodeport, w.result), '; ') INTO failed
-          FROM pg_catalog.run_command_on_workers(
-                   'SET citus.enable_ddl_propagation TO off; ' || array_to_string(remote, '; ')) w
-         WHERE NOT w.success;
-        IF failed IS NOT NULL THEN
-            RAISE EXCEPTION 'pg_credit''s privileges could not be granted on every worker' USING ERRCODE = 'object_not_in_prerequisite_state',
-                DETAIL = failed, HINT = 'Every role with a level must exist on every node (Citus creates roles made after it was installed).';
-        END IF;
+    IF grant_missing THEN
+        FOR p IN
+            SELECT w.kind, w.object, w.privilege, w.grantee
+              FROM jsonb_to_recordset(wanted) AS w(kind text, object text, privilege text, grantee text)
+             WHERE (w.kind || ' ' || w.object) <> ALL (citus_objects)
+            EXCEPT
+            SELECT h.kind, h.object, h.privilege, h.grantee FROM credit._privileges_here() h
+             ORDER BY 2, 3, 4
+        LOOP
+            EXECUTE format('GRANT %s ON %s %s TO %s', p.privilege, p.kind, p.object, p.grantee);
+        END LOOP;
     END IF;
+    RETURN extra;
+END
+$$;
+COMMENT ON FUNCTION credit._match_privileges(jsonb, text[], boolean) IS 'Internal: on a Citus worker, makes its privileges on pg_credit''s objects the coordinator''s (credit._privileges_to_workers); returns what only the coordinator can revoke';
+
+-- On Citus's coordinator: makes every worker's privileges on pg_credit's schema, tables, views,
+-- sequences and functions the coordinator's. Each worker's own copies of them (from CREATE
+-- EXTENSION there) are checked when a call runs there as the caller (credit.check handed over
+-- whole, a function Citus evaluates on a shard). Citus carries a grant or revoke on what it
+-- distributes (tables, distributed functions) to every node, but grants made before
+-- credit.distribute() it never carried, and the rest it never carries at all. So: with
+-- grant_missing, grants on what Citus distributes are made again here, in this transaction; the
+-- rest each worker makes its own, on a connection of its own (credit._match_privileges), and
+-- revokes there what the coordinator does not grant. Returns how many privileges the coordinator
+-- grants.
+CREATE FUNCTION credit._privileges_to_workers(grant_missing boolean) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g      record;
+    wanted  jsonb;
+    citus_objects text[];
+    replies jsonb;
+    n       int := 0;
+    failed  text;
+BEGIN
+    -- Only from pg_credit's own SECURITY DEFINER functions (an EXECUTE granted by hand opens nothing).
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false) THEN
+        RAISE EXCEPTION 'credit._privileges_to_workers() is called by pg_credit''s own functions'
+            USING ERRCODE = 'insufficient_privilege', HINT = 'Run SELECT credit.grant_privileges(...) on the coordinator.';
+    END IF;
+    IF NOT credit.is_distributed() OR credit._on_citus_worker() THEN
+        RETURN 0;
+    END IF;
+    -- The revokes below fire credit_privileges_to_workers again: not twice.
+    PERFORM set_config('credit.matching_privileges', 'on', true);
+    SELECT coalesce(jsonb_agg(to_jsonb(h) ORDER BY h.object, h.privilege, h.grantee), '[]'), count(*)
+      INTO wanted, n FROM credit._privileges_here() h;
+    -- Citus's own objects in schema credit (with a grant or not).
+    SELECT coalesce(array_agg(x.name ORDER BY x.name), '{}') INTO citus_objects
+      FROM (SELECT 'SCHEMA credit' AS name
+              FROM pg_catalog.pg_dist_object o
+             WHERE o.classid = 'pg_namespace'::regclass AND o.objid = 'credit'::regnamespace
+            UNION ALL
+            SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || c.oid::regclass::text
+              FROM pg_catalog.pg_class c
+             WHERE c.relnamespace = 'credit'::regnamespace
+               AND (EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = c.oid)
+                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o WHERE o.classid = 'pg_class'::regclass AND o.objid = c.oid))
+            UNION ALL
+            SELECT 'FUNCTION ' || p.oid::regprocedure::text
+              FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace = 'credit'::regnamespace
+               AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o WHERE o.classid = 'pg_proc'::regclass AND o.objid = p.oid)) x;
+    IF grant_missing THEN
+        FOR g IN SELECT h.* FROM credit._privileges_here() h WHERE h.by_citus ORDER BY h.object, h.privilege, h.grantee LOOP
+            -- Citus's own objects: granted again here, Citus carries the grant to every node in
+            -- this transaction.
+            EXECUTE format('GRANT %s ON %s %s TO %s', g.privilege, g.kind, g.object, g.grantee);
+        END LOOP;
+    END IF;
+    SELECT jsonb_agg(jsonb_build_object('node', w.nodename || ':' || w.nodeport, 'success', w.success, 'result', w.result))
+      INTO replies
+      FROM pg_catalog.run_command_on_workers(
+               format('SELECT credit._match_privileges(%L::jsonb, %L::text[], %L)', wanted, citus_objects, grant_missing)) w;
+    SELECT string_agg(format('%s: %s', r.node, r.result), '; ' ORDER BY r.node) INTO failed
+      FROM jsonb_to_recordset(coalesce(replies, '[]')) AS r(node text, success boolean, result text) WHERE NOT r.success;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_credit''s privileges could not be made alike on every worker' USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = failed,
+            HINT = 'Every node must be up and every role with a level must exist on every node (Citus creates roles made after it was installed); then run SELECT credit.grant_privileges(...) again.';
+    END IF;
+    -- What a worker grants on Citus's own objects and the coordinator does not: revoked here, and
+    -- Citus revokes it on every node.
+    FOR g IN
+        SELECT DISTINCT e.kind, e.object, e.privilege, e.grantee
+          FROM jsonb_to_recordset(coalesce(replies, '[]')) AS r(node text, success boolean, result text)
+         CROSS JOIN LATERAL jsonb_to_recordset(r.result::jsonb) AS e(kind text, object text, privilege text, grantee text)
+         ORDER BY 2, 3, 4
+    LOOP
+        EXECUTE format('REVOKE %s ON %s %s FROM %s', g.privilege, g.kind, g.object, g.grantee);
+    END LOOP;
+    PERFORM set_config('credit.matching_privileges', '', true);
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION credit._grants_to_workers() IS 'Internal: on Citus, grants pg_credit''s privileges on the coordinator again on every worker''s copies of its objects (credit.distribute, credit.grant_privileges); returns how many grants';
+COMMENT ON FUNCTION credit._privileges_to_workers(boolean) IS 'Internal: on Citus, makes every worker''s privileges on pg_credit''s objects the coordinator''s (grants too with grant_missing, else revokes only); returns how many privileges the coordinator grants';
+
+CREATE FUNCTION credit._grants_to_workers() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM credit._require('admin', 'granting pg_credit''s privileges on the Citus workers');
+    RETURN credit._privileges_to_workers(true);
+END
+$$;
+COMMENT ON FUNCTION credit._grants_to_workers() IS 'Internal: on Citus, makes every worker''s privileges on pg_credit''s objects the coordinator''s, grants and revokes (credit.distribute, credit.grant_privileges); returns how many privileges the coordinator grants';
+
+-- A REVOKE on the coordinator of a distributed database reaches the workers' own copies at once
+-- (Citus carries it only for what it distributes): anyone's REVOKE, as it only takes away there
+-- what the coordinator does not grant. Grants reach them through credit.grant_privileges().
+CREATE FUNCTION credit._revokes_to_workers() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF current_setting('credit.matching_privileges', true) = 'on' OR NOT credit.is_distributed()
+       OR credit._on_citus_worker()
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE c.in_extension) THEN
+        RETURN;
+    END IF;
+    PERFORM credit._privileges_to_workers(false);
+END
+$$;
+COMMENT ON FUNCTION credit._revokes_to_workers() IS 'Internal: on Citus''s coordinator, takes a REVOKE on to every worker''s copies of pg_credit''s objects (event trigger credit_privileges_to_workers)';
+CREATE EVENT TRIGGER credit_privileges_to_workers ON ddl_command_end WHEN TAG IN ('REVOKE')
+    EXECUTE FUNCTION credit._revokes_to_workers();
+COMMENT ON EVENT TRIGGER credit_privileges_to_workers IS 'On Citus''s coordinator: a REVOKE reaches every worker''s copies of pg_credit''s objects (credit._revokes_to_workers)';
 
 COMMENT ON FUNCTION credit._citus_layout() IS 'Internal: pg_credit''s tables on Citus: reference tables, and tables distributed by customer with credit.account';
 COMMENT ON FUNCTION credit._citus_placement_problem(regclass, name) IS 'Internal: why a table cannot be guarded on Citus (not distributed by its customer column, not colocated with credit.account); NULL when it can';

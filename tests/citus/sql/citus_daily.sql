@@ -201,3 +201,60 @@ SELECT position('<td>customers</td><td class="num">12</td>' IN :'page') > 0 AS p
 -- Nothing was written by reading it; the worker's step is pg_credit's own.
 SELECT count(*) AS tasks_of_the_new_invoices FROM credit.collection_task WHERE doc_no IN ('LATE-1', 'LATE-2');
 SELECT regress_citus.state_of($$SELECT credit._ladder_preview_here('D-01', current_date, '{}', '{}', '{}', '{}')$$) AS preview_step_here;
+
+-- Privileges stay alike on every node. A REVOKE on the coordinator reaches every worker's own
+-- copies of pg_credit's objects at once: on a function Citus does not distribute (checked on a
+-- worker when Citus evaluates it on a shard) as on one it does (credit.exposure, handed over
+-- whole).
+CREATE FUNCTION regress_citus.on_workers(q text) RETURNS text LANGUAGE sql AS $$
+    SELECT string_agg(result, ' ' ORDER BY nodeport) FROM run_command_on_workers(q)
+$$;
+SELECT regress_citus.on_workers($$SELECT has_function_privilege('regress_daily_managers', 'credit.cash_forecast(integer,date,bigint)', 'EXECUTE')
+                                      AND has_function_privilege('regress_daily_managers', 'credit.exposure(text)', 'EXECUTE')$$) AS granted_on_workers;
+REVOKE EXECUTE ON FUNCTION credit.cash_forecast(integer, date, bigint) FROM regress_daily_managers;
+BEGIN;
+REVOKE EXECUTE ON FUNCTION credit.exposure(text) FROM regress_daily_managers;
+COMMIT;
+SELECT has_function_privilege('regress_daily_managers', 'credit.cash_forecast(integer,date,bigint)', 'EXECUTE') AS on_coordinator,
+       regress_citus.on_workers($$SELECT has_function_privilege('regress_daily_managers', 'credit.cash_forecast(integer,date,bigint)', 'EXECUTE')
+                                      OR has_function_privilege('regress_daily_managers', 'credit.exposure(text)', 'EXECUTE')$$) AS on_workers;
+SET ROLE regress_daily_manager;
+SELECT credit.exposure('D-01');
+RESET ROLE;
+-- A REVOKE by a role without a level, on a table of its own: the replay runs for it, as the
+-- extension's owner, and changes nothing of pg_credit's.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'regress_daily_nobody') THEN
+        CREATE ROLE regress_daily_nobody;
+    END IF;
+END $$;
+CREATE TABLE regress_citus.nobodys (id int);
+GRANT USAGE ON SCHEMA regress_citus TO regress_daily_nobody;
+ALTER TABLE regress_citus.nobodys OWNER TO regress_daily_nobody;
+GRANT SELECT ON regress_citus.nobodys TO regress_daily_manager;
+SET ROLE regress_daily_nobody;
+REVOKE SELECT ON regress_citus.nobodys FROM regress_daily_manager;
+RESET ROLE;
+-- What a worker grants and the coordinator does not (granted there by hand, with Citus's
+-- propagation off): credit.grant_privileges() takes it away there, as it grants what is missing.
+SELECT regress_citus.on_workers($$SET citus.enable_ddl_propagation TO off;
+    GRANT EXECUTE ON FUNCTION credit.rebuild_exposure(text) TO regress_daily_managers;
+    GRANT UPDATE ON credit.invoice TO regress_daily_managers;
+    GRANT EXECUTE ON FUNCTION credit.exposure(text) TO PUBLIC$$) AS by_hand;
+SELECT regress_citus.on_workers($$SELECT has_function_privilege('regress_daily_managers', 'credit.rebuild_exposure(text)', 'EXECUTE')
+                                      AND has_table_privilege('regress_daily_managers', 'credit.invoice', 'UPDATE')$$) AS drifted;
+SELECT count(*) > 0 AS granted
+  FROM credit.grant_privileges(reader => NULL, clerk => NULL, manager => 'regress_daily_managers', admin => NULL);
+SELECT regress_citus.on_workers($$SELECT has_function_privilege('regress_daily_managers', 'credit.rebuild_exposure(text)', 'EXECUTE')
+                                      OR has_table_privilege('regress_daily_managers', 'credit.invoice', 'UPDATE')
+                                      OR has_function_privilege('public', 'credit.exposure(text)', 'EXECUTE')$$) AS drift_left,
+       regress_citus.on_workers($$SELECT has_function_privilege('regress_daily_managers', 'credit.cash_forecast(integer,date,bigint)', 'EXECUTE')
+                                      AND has_function_privilege('regress_daily_managers', 'credit.exposure(text)', 'EXECUTE')$$) AS granted_again;
+-- Every privilege on pg_credit's objects, node by node: the coordinator's.
+CREATE VIEW regress_citus.privileges_digest AS
+SELECT md5(string_agg(concat_ws(' ', kind, object, privilege, grantee), ',' ORDER BY kind, object, privilege, grantee)) AS digest
+  FROM credit._privileges_here();
+SELECT regress_citus.on_workers($$SELECT md5(string_agg(concat_ws(' ', kind, object, privilege, grantee), ','
+                                                        ORDER BY kind, object, privilege, grantee))
+                                    FROM credit._privileges_here()$$)
+       = (SELECT digest || ' ' || digest FROM regress_citus.privileges_digest) AS alike;

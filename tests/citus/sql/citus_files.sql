@@ -97,6 +97,20 @@ SELECT count(*) AS closing_experiences FROM credit.invoice_payment_experience
  WHERE customer = 'D-02' AND paid_on <= :'today' AND paid_on > :'today'::date - 365;
 SELECT credit.file_html('D-02', 'en') AS page_closing \gset
 RESET pg_credit.days_late_basis;
+-- A BI tool's read of the view: a session's SET stays on the coordinator, the workers read the
+-- database's basis; in a transaction, SET LOCAL with citus.propagate_set_commands = local reaches
+-- them (docs/citus.md).
+SET pg_credit.days_late_basis = 'closing';
+SELECT count(*) AS session_set_reaches_workers_not FROM credit.days_late_experience WHERE customer = 'D-02';
+RESET pg_credit.days_late_basis;
+SET citus.propagate_set_commands = 'local';
+BEGIN;
+SET LOCAL pg_credit.days_late_basis = 'closing';
+SELECT count(*) AS set_local_reaches_workers FROM credit.days_late_experience WHERE customer = 'D-02';
+COMMIT;
+RESET citus.propagate_set_commands;
+SELECT count(*) AS payment_basis FROM credit.payment_experience WHERE customer = 'D-02';
+SELECT count(*) AS closing_basis FROM credit.invoice_payment_experience WHERE customer = 'D-02';
 SELECT credit.file_html('D-02', 'en') AS page_payment \gset
 -- The page's days-late table counts the experiences of the session's basis, on Citus too.
 SELECT (SELECT coalesce(sum(m[1]::int), 0) FROM regexp_matches(substring(:'page_closing' FROM '<table class="days-late">.*?</table>'),

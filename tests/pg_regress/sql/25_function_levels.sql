@@ -78,7 +78,7 @@ INSERT INTO fl_level SELECT split_part(x, ':', 1), split_part(x, ':', 2) FROM un
     'fast_path_status:reader flush_open_orders:clerk _fast_path_open_orders:internal '
     'distribute:admin is_distributed:any _citus_layout:any _citus_placement_problem:any _shard_of:any _qualified_name:any '
     '_is_own_table:any _sync_guard_registration:internal _colocated_account_shard:any relay_events:admin '
-    '_on_citus_worker:any _refuse_on_worker:any _events_on_citus:any _events_here:any _has_document:any _colocated_shard:any _hold_fit:any _release_here:internal _collections_here:internal _ladder_preview_here:internal _ladder_preview_on_citus:reader _grants_to_workers:admin',
+    '_on_citus_worker:any _refuse_on_worker:any _events_on_citus:any _events_here:any _has_document:any _colocated_shard:any _hold_fit:any _release_here:internal _collections_here:internal _ladder_preview_here:internal _ladder_preview_on_citus:reader _grants_to_workers:admin _privileges_here:any _match_privileges:internal _privileges_to_workers:internal',
     ' ')) x;
 INSERT INTO fl_level
 SELECT p.proname, 'trigger' FROM pg_proc p
