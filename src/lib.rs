@@ -18,6 +18,7 @@ mod accounts;
 mod aggregates;
 mod analytics;
 mod approvals;
+mod citus_privileges;
 mod collections;
 mod courier;
 mod fast_path;

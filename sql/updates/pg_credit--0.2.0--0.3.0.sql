@@ -6584,7 +6584,7 @@ BEGIN
     IF failed IS NOT NULL THEN
         RAISE EXCEPTION 'pg_credit''s privileges could not be made alike on every worker' USING ERRCODE = 'object_not_in_prerequisite_state',
             DETAIL = failed,
-            HINT = 'Every node must be up and every role with a level must exist on every node (Citus creates roles made after it was installed); then run SELECT credit.grant_privileges(...) again.';
+            HINT = 'Bring every worker up (every role with a level must exist on every node: Citus creates roles made after it was installed), then run the statement again.';
     END IF;
     -- What a worker grants on Citus's own objects and the coordinator does not: revoked here, and
     -- Citus revokes it on every node.
@@ -6611,20 +6611,14 @@ END
 $$;
 COMMENT ON FUNCTION credit._grants_to_workers() IS 'Internal: on Citus, makes every worker''s privileges on pg_credit''s objects the coordinator''s, grants and revokes (credit.distribute, credit.grant_privileges); returns how many privileges the coordinator grants';
 
--- A REVOKE on the coordinator of a distributed database reaches the workers' own copies at once
--- (Citus carries it only for what it distributes): anyone's REVOKE, as it only takes away there
--- what the coordinator does not grant. Grants reach them through credit.grant_privileges().
+-- A REVOKE on the coordinator of a distributed database that names pg_credit's objects reaches the
+-- workers' own copies at once (Citus carries it only for what it distributes): anyone's REVOKE, as
+-- it only takes away there what the coordinator does not grant. Grants reach them through
+-- credit.grant_privileges(). In C (src/citus_privileges.rs): only the parse tree says what a
+-- REVOKE names. SECURITY DEFINER without a pinned search_path, as the DDL watch's functions:
+-- names in the command resolve as the command resolved them; what it runs is fully qualified.
 CREATE FUNCTION credit._revokes_to_workers() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF current_setting('credit.matching_privileges', true) = 'on' OR NOT credit.is_distributed()
-       OR credit._on_citus_worker()
-       OR EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE c.in_extension) THEN
-        RETURN;
-    END IF;
-    PERFORM credit._privileges_to_workers(false);
-END
-$$;
+    LANGUAGE c SECURITY DEFINER AS 'MODULE_PATHNAME', 'credit_revokes_to_workers';
 COMMENT ON FUNCTION credit._revokes_to_workers() IS 'Internal: on Citus''s coordinator, takes a REVOKE on to every worker''s copies of pg_credit''s objects (event trigger credit_privileges_to_workers)';
 CREATE EVENT TRIGGER credit_privileges_to_workers ON ddl_command_end WHEN TAG IN ('REVOKE')
     EXECUTE FUNCTION credit._revokes_to_workers();

@@ -16,6 +16,7 @@
 use crate::guard::reserve::Deltas;
 use crate::guard::tables;
 use crate::pg::error::{self, Code, OrRaise};
+use crate::pg::event::{event_data, list, relid};
 use crate::privileges;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
@@ -74,20 +75,6 @@ fn _ddl_quiet(on: bool) {
     QUIET.with(|q| q.set(on.then(scope_now)));
 }
 
-/// The event trigger's data, or an error when called otherwise.
-unsafe fn event_data(fcinfo: pg_sys::FunctionCallInfo, name: &str) -> *mut pg_sys::EventTriggerData {
-    let ctx = (*fcinfo).context;
-    if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_EventTriggerData {
-        error::raise(
-            Code::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("event trigger functions can only be called as event triggers: {name}()"),
-            None,
-            None,
-        )
-    }
-    ctx as *mut pg_sys::EventTriggerData
-}
-
 fn registry_empty() -> bool {
     !Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM credit.guarded_table)").or_raise().unwrap_or(false)
 }
@@ -98,26 +85,6 @@ unsafe fn cstr(p: *const std::ffi::c_char) -> String {
     } else {
         CStr::from_ptr(p).to_string_lossy().into_owned()
     }
-}
-
-/// The relation a RangeVar names now, under the command's search_path (no lock: the command
-/// takes its own).
-unsafe fn relid(rv: *mut pg_sys::RangeVar) -> Option<Oid> {
-    if rv.is_null() {
-        return None;
-    }
-    let oid = pg_sys::RangeVarGetRelidExtended(
-        rv,
-        pg_sys::NoLock as i32,
-        pg_sys::RVROption::RVR_MISSING_OK,
-        None,
-        std::ptr::null_mut(),
-    );
-    (oid != Oid::INVALID).then_some(oid)
-}
-
-unsafe fn list<T>(l: *mut pg_sys::List) -> Vec<*mut T> {
-    pgrx::PgList::<T>::from_pg(l).iter_ptr().collect()
 }
 
 /// Relations a DROP is about to remove that carry the guard: named tables, every table of named

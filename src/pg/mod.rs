@@ -4,6 +4,7 @@ pub mod args;
 pub mod citus;
 pub mod entry;
 pub mod error;
+pub mod event;
 pub mod numeric;
 pub mod settings;
 pub mod user;
