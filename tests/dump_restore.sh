@@ -184,19 +184,19 @@ SELECT 'verify ' || count(*) FROM credit.verify();
 SQL
 )
 echo "$guard_out" | sed 's/^/  restored guard: /'
-echo "$guard_out" | grep -qx "registered orders:table orders_old:child porders:table porders_east:partition porders_north:partition porders_west:partition" \
+grep -qx "registered orders:table orders_old:child porders:table porders_east:partition porders_north:partition porders_west:partition" <<<"$guard_out" \
     || { echo "the restored registry lost partitions or children"; rc=1; }
-echo "$guard_out" | grep -q "only a credit admin can switch the credit guard off" || { echo "the DDL watch does not protect the restored tables"; rc=1; }
-echo "$guard_out" | grep -q "ERROR:  order exceeds the credit limit" || { echo "the restored inheritance child is not guarded"; rc=1; }
-echo "$guard_out" | grep -qx "proxies dump_clerk" || { echo "trusted proxies were not restored"; rc=1; }
-echo "$guard_out" | grep -qx "verify 0" || { echo "drift after truncating a restored partition"; rc=1; }
+grep -q "only a credit admin can switch the credit guard off" <<<"$guard_out" || { echo "the DDL watch does not protect the restored tables"; rc=1; }
+grep -q "ERROR:  order exceeds the credit limit" <<<"$guard_out" || { echo "the restored inheritance child is not guarded"; rc=1; }
+grep -qx "proxies dump_clerk" <<<"$guard_out" || { echo "trusted proxies were not restored"; rc=1; }
+grep -qx "verify 0" <<<"$guard_out" || { echo "drift after truncating a restored partition"; rc=1; }
 echo "$out" | sed 's/^/  restored: /'
 expected_refusals=$(echo "$out" | grep -c "ERROR:  order exceeds the credit limit\|ERROR:  customer \"7\" is on credit hold" || true)
 before=$(echo "$out" | sed -n 1p); after=$(echo "$out" | grep -v ERROR | grep -v DETAIL | grep -v HINT | sed -n 2p)
 [ "$expected_refusals" = 2 ] || { echo "the restored guard did not refuse as expected"; rc=1; }
 [ "$(awk -v a="$after" -v b="$before" 'BEGIN{print a-b}')" = 1 ] || { echo "the restored guard did not count the new order ($before -> $after)"; rc=1; }
-echo "$out" | grep -qx t || { echo "sequences did not continue after restore"; rc=1; }
-echo "$out" | grep -qx "outbox continues" || { echo "the outbox did not number new events (refusals) after the restored ones"; rc=1; }
+grep -qx t <<<"$out" || { echo "sequences did not continue after restore"; rc=1; }
+grep -qx "outbox continues" <<<"$out" || { echo "the outbox did not number new events (refusals) after the restored ones"; rc=1; }
 [ "$(echo "$out" | tail -1)" = 0 ] || { echo "drift after writes on the restored database"; rc=1; }
 [ $rc = 0 ] && echo "dump/restore: $(echo "$src" | wc -w) tables (and the aging) identical, verify and verify_audit empty, guard enforcing"
 exit $rc

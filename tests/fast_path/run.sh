@@ -55,10 +55,10 @@ wait_on $DB || fail "2pc: the fast path did not come on"
 q -d $DB -c "BEGIN" -c "SET LOCAL pg_credit.fast_path = off" -c "INSERT INTO orders (customer, amount) VALUES ('P', 60)" \
   -c "PREPARE TRANSACTION 'fast_path_2pc'" || fail "2pc: PREPARE of a row-path order"
 out=$(q -d $DB -c "SET statement_timeout = '1s'" -c "INSERT INTO orders (customer, amount) VALUES ('P', 50)" 2>&1)
-echo "$out" | grep -q "statement timeout" || fail "2pc: a fast order did not wait for the prepared transaction ($out)"
+grep -q "statement timeout" <<<"$out" || fail "2pc: a fast order did not wait for the prepared transaction ($out)"
 q -d $DB -c "COMMIT PREPARED 'fast_path_2pc'"
 out=$(q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('P', 50)" 2>&1)
-echo "$out" | grep -q "exceeds the credit limit" || fail "2pc: 60 prepared + 50 was not refused ($out)"
+grep -q "exceeds the credit limit" <<<"$out" || fail "2pc: 60 prepared + 50 was not refused ($out)"
 q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('P', 40)" || fail "2pc: 60 + 40 refused"
 [ "$(q -d $DB -c "SELECT count(*) FROM credit.verify()")" = 0 ] || fail "2pc: verify"
 # 3b. Fast reservations go into the account row at PREPARE: the same, without SET LOCAL, and
@@ -70,20 +70,20 @@ q -d $DB -c "BEGIN" -c "INSERT INTO orders (customer, amount) VALUES ('F', 60)" 
 [ "$(q -d $DB -c "SELECT reserved_in_flight FROM credit.fast_path_status()")" = 0 ] \
     || fail "2pc: reservations left in shared memory after PREPARE"
 out=$(q -d $DB -c "SET statement_timeout = '1s'" -c "INSERT INTO orders (customer, amount) VALUES ('F', 50)" 2>&1)
-echo "$out" | grep -q "statement timeout" || fail "2pc: a fast order did not wait for the prepared fast order ($out)"
+grep -q "statement timeout" <<<"$out" || fail "2pc: a fast order did not wait for the prepared fast order ($out)"
 q -d $DB -c "COMMIT PREPARED 'fast_path_2pc_fast'"
 out=$(q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('F', 50)" 2>&1)
-echo "$out" | grep -q "exceeds the credit limit" || fail "2pc: 60 prepared (fast) + 50 was not refused ($out)"
+grep -q "exceeds the credit limit" <<<"$out" || fail "2pc: 60 prepared (fast) + 50 was not refused ($out)"
 q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('F', 40)" || fail "2pc: 60 (fast, prepared) + 40 refused"
 q -d $DB -c "BEGIN" -c "INSERT INTO orders (customer, amount) VALUES ('F2', 60)" \
   -c "PREPARE TRANSACTION 'fast_path_2pc_restart'" || fail "2pc: PREPARE of a fast order before the restart"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w restart -l "$DIR/server.log" >/dev/null || fail "2pc: restart"
 out=$(q -d $DB -c "SET pg_credit.fast_path_drain_timeout = '1s'" -c "INSERT INTO orders (customer, amount) VALUES ('F2', 10)" 2>&1)
-echo "$out" | grep -q "being recounted" || fail "2pc: an order did not wait for the recount behind the prepared transaction ($out)"
+grep -q "being recounted" <<<"$out" || fail "2pc: an order did not wait for the recount behind the prepared transaction ($out)"
 q -d $DB -c "COMMIT PREPARED 'fast_path_2pc_restart'"
 wait_on $DB || fail "2pc: the fast path did not come on after COMMIT PREPARED"
 out=$(q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('F2', 50)" 2>&1)
-echo "$out" | grep -q "exceeds the credit limit" || fail "2pc: 60 prepared before a restart + 50 was not refused ($out)"
+grep -q "exceeds the credit limit" <<<"$out" || fail "2pc: 60 prepared before a restart + 50 was not refused ($out)"
 q -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('F2', 40)" || fail "2pc: 60 (prepared before a restart) + 40 refused"
 [ "$(q -d $DB -c "SELECT count(*) FROM credit.verify()")" = 0 ] || fail "2pc: verify after the fast prepared orders"
 q -d postgres -c "DROP DATABASE $DB WITH (FORCE)"
@@ -173,7 +173,7 @@ runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$SDIR/data" -w promote >/dev/null || fail "promote: pg_ctl promote"
 for _ in $(seq 1 600); do [ "$(qs -d $DB -c "SELECT state FROM credit.fast_path_status()" 2>/dev/null)" = on ] && break; sleep 0.1; done
 out=$(qs -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('$S', 50)" 2>&1)
-echo "$out" | grep -q "exceeds the credit limit" || fail "promote: 60 (unflushed on the old primary) + 50 was not refused ($out)"
+grep -q "exceeds the credit limit" <<<"$out" || fail "promote: 60 (unflushed on the old primary) + 50 was not refused ($out)"
 qs -d $DB -c "INSERT INTO orders (customer, amount) VALUES ('$S', 40)" || fail "promote: 60 + 40 refused"
 got=$(qs -d $DB -c "SELECT credit.exposure('$S') || ' ' || (SELECT state FROM credit.fast_path_status()) || ' drift=' || (SELECT count(*) FROM credit.verify())")
 echo "promote: after promotion, exposure state drift: $got"

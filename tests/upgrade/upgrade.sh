@@ -134,14 +134,14 @@ SQL
     wants=("verify 0" "verify_audit 0" "allocations true, of another customer 0" "signatures 1, of another customer 0" "problems 0" "refusal recorded 1" "order counted 1" "verify after 0" "verify_audit after 0")
     [ "$from" != 0.1.0 ] && wants+=("registered orders:table orders_archive:child porders:table porders_east:partition porders_west:partition" "verify after partitions 0" "clerk issues statements true")
     for want in "${wants[@]}"; do
-        echo "$checks" | grep -qx "$want" || { echo "after the update from $from, expected: $want"; rc=1; }
+        grep -qx "$want" <<<"$checks" || { echo "after the update from $from, expected: $want"; rc=1; }
     done
-    echo "$checks" | grep -q "ERROR:  order exceeds the credit limit" || { echo "$from: the updated guard did not refuse"; rc=1; }
-    echo "$checks" | grep -q "^collections [0-9]" || { echo "$from: collections failed after the update"; rc=1; }
+    grep -q "ERROR:  order exceeds the credit limit" <<<"$checks" || { echo "$from: the updated guard did not refuse"; rc=1; }
+    grep -q "^collections [0-9]" <<<"$checks" || { echo "$from: collections failed after the update"; rc=1; }
     if [ "$from" != 0.1.0 ]; then
         [ "$(echo "$checks" | grep -c 'ERROR:  order exceeds the credit limit')" -ge 3 ] \
             || { echo "$from: a child or a partition guarded before the update did not refuse"; rc=1; }
-        echo "$checks" | grep -q "only a credit admin can switch the credit guard off" \
+        grep -q "only a credit admin can switch the credit guard off" <<<"$checks" \
             || { echo "$from: the DDL watch does not protect a table guarded before the update"; rc=1; }
     fi
     pg "$DIR" "$PORT" -d "$db" -At -f "$ROOT/tests/upgrade/surface.sql" > "$OUT/updated_from_$from.txt"
@@ -182,7 +182,7 @@ SELECT 'verify ' || count(*) FROM credit.verify();
 SQL
 )
 for want in "applied on 2026-08-20" "last applied 2026-08-20 2026-08-20" "open on 2026-08-10: 500" "verify 0"; do
-    echo "$late" | grep -qx "$want" || { echo "late applications after the update: expected $want, got: $late"; rc=1; }
+    grep -qx "$want" <<<"$late" || { echo "late applications after the update: expected $want, got: $late"; rc=1; }
 done
 ((rc)) || echo "update 0.2.0 -> 0.3.0: an application recorded by the invoice's date is re-dated to the later payment's"
 exit $rc
