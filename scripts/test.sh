@@ -24,8 +24,9 @@
 #  15. Citus 13.2.2 (built from third_party/citus) with a coordinator and two workers: the contract
 #      through the coordinator (orders, postings, limit requests, holds, the dunning ladder, payment
 #      arrangements, aging, the daily job, statements, the morning page), three ladder runs at once
-#      with payments in flight, 32 sessions over 100 tight limits with a shard move under load
-#      (tests/citus); skipped, and said so, where Citus cannot be built
+#      with payments in flight, 32 sessions over 100 tight limits with a shard move under load,
+#      again with pg_credit preloaded (the fast path per node) (tests/citus); skipped, and said so,
+#      where Citus cannot be built
 # Ends with one line "N passed, N failed" over the layers.
 source "$(dirname "$0")/common.sh"
 DIR=/tmp/pg_credit_test

@@ -101,10 +101,10 @@ pub unsafe extern "C-unwind" fn credit_account_written(fcinfo: pg_sys::FunctionC
         let new = (*td).tg_newtuple;
         if reservations::preloaded() {
             let desc = (*rel).rd_att;
-            let before = store::fast_read::customer_of(old, desc);
+            let before = store::fast_read::customer_of((*rel).rd_id, old, desc);
             reservations::row_written(before.as_deref());
             if op == pg_sys::TRIGGER_EVENT_UPDATE {
-                let after = store::fast_read::customer_of(new, desc);
+                let after = store::fast_read::customer_of((*rel).rd_id, new, desc);
                 if after != before {
                     reservations::row_written(after.as_deref());
                 }

@@ -20,7 +20,8 @@ use pgrx::AnyNumeric;
 /// shards placed there, which that worker's guard writes in the same backend.
 struct Place {
     holds: String,
-    accounts: Option<String>,
+    /// The account shard and its oid (None: credit.account).
+    accounts: Option<(String, pgrx::pg_sys::Oid)>,
 }
 
 impl Place {
@@ -31,7 +32,7 @@ impl Place {
     /// On a Citus worker: the customer's order_hold and account shards, placed on this node.
     fn shards_of(c: &SpiClient<'_>, customer: &str) -> Place {
         let mut shards = crate::pg::citus::shards_here(c, &["credit.order_hold", "credit.account"], customer);
-        let (Some((accounts, _)), Some((holds, _))) = (shards.pop().flatten(), shards.pop().flatten()) else {
+        let (Some(accounts), Some((holds, _))) = (shards.pop().flatten(), shards.pop().flatten()) else {
             not_here(customer, "its credit")
         };
         Place { holds, accounts: Some(accounts) }
@@ -214,7 +215,7 @@ fn guarded_row(c: &SpiClient<'_>, table: pgrx::pg_sys::Oid) -> Option<GuardedRow
 /// The decision for the held amount, taken under the customer's and its group head's row locks
 /// (the locks a new order takes, in the same order).
 fn decide_locked(c: &mut SpiClient<'_>, place: &Place, customer: &str, amount: &AnyNumeric) -> Vec<Reason> {
-    account::on_table(place.accounts.as_deref(), || {
+    account::on_table(place.accounts.as_ref().map(|(t, oid)| (t.as_str(), *oid)), || {
         let own = account::lock_for_decision(c, customer);
         let head = own.as_ref().and_then(|o| o.parent.clone()).and_then(|h| account::lock_for_decision(c, &h));
         decision::decide(own.as_ref().map(|o| &o.account), head.as_ref().map(|h| &h.account), decimal(amount)).reasons

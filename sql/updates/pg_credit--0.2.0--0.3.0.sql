@@ -6235,6 +6235,10 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- On a server that preloads pg_credit, open orders committed but not yet written into
+    -- credit.account go into its rows before they are copied to the shards (on Citus every commit
+    -- writes them: docs/citus.md).
+    PERFORM credit.flush_open_orders();
     PERFORM credit._ddl_quiet(true);
     FOR t IN SELECT * FROM credit._citus_layout() l WHERE l.layout = 'reference' LOOP
         PERFORM pg_catalog.create_reference_table(t.table_name);

@@ -46,8 +46,8 @@ pub struct Config {
     /// On a Citus node, when the trigger fires on an order shard: the account shard colocated with
     /// it (`credit.account_<shard id>`, on this node), which holds the account row of every
     /// customer of this order shard. The guard writes it as the plain table it is, without
-    /// Citus's planning of a statement on a distributed table (docs/citus.md).
-    pub account_shard: Option<String>,
+    /// Citus's planning of a statement on a distributed table (docs/citus.md). With its oid.
+    pub account_shard: Option<(String, Oid)>,
     /// In hold mode on a Citus order shard: where its held orders are queued ([`HoldShard`]).
     pub hold_shard: Option<HoldShard>,
 }
@@ -260,7 +260,7 @@ pub fn config(trigger: &PgTrigger<'_>) -> Rc<Config> {
 /// On a Citus node, for an order shard placed here: the colocated account shard (same hash range)
 /// when it is placed here too, as `credit.account_<shard id>`; None elsewhere (one node, or a
 /// database on older SQL).
-fn colocated_account_shard(relid: Oid) -> Option<String> {
+fn colocated_account_shard(relid: Oid) -> Option<(String, Oid)> {
     Spi::connect(|c| {
         let citus_aware = c
             .select(
@@ -275,11 +275,17 @@ fn colocated_account_shard(relid: Oid) -> Option<String> {
         if citus_aware != Some(true) {
             return None;
         }
-        c.select("SELECT credit._colocated_account_shard($1)", Some(1), &[relid.into()])
-            .or_raise()
-            .first()
-            .get_one::<String>()
-            .or_raise()
+        let t = c
+            .select(
+                "SELECT s, pg_catalog.to_regclass(s)::pg_catalog.oid FROM credit._colocated_account_shard($1) s",
+                Some(1),
+                &[relid.into()],
+            )
+            .or_raise();
+        let row = t.first();
+        let shard = row.get::<String>(1).or_raise()?;
+        let oid = row.get::<Oid>(2).or_raise()?;
+        Some((shard, oid))
     })
 }
 

@@ -121,14 +121,13 @@ fn guard_row<'a>(trigger: &'a PgTrigger<'a>) -> Option<PgHeapTuple<'a, Allocated
     if deltas.is_empty() && !change.was_held {
         return None;
     }
-    if !change.was_held && fast(&change, &deltas) {
+    let account_shard = cfg.account_shard.as_ref().map(|(t, oid)| (t.as_str(), *oid));
+    if !change.was_held && account::on_table(account_shard, || fast(&change, &deltas)) {
         return None;
     }
     owner::in_own_context(|| {
         store::writing(|| {
-            account::on_table(cfg.account_shard.as_deref(), || {
-                Spi::connect_mut(|c| settle(c, &cfg, relid, &change, &deltas))
-            })
+            account::on_table(account_shard, || Spi::connect_mut(|c| settle(c, &cfg, relid, &change, &deltas)))
         })
     });
     // AFTER ROW: the return value is ignored.
@@ -155,7 +154,7 @@ fn fast(change: &Change, deltas: &Deltas) -> bool {
         }
         true
     } else if *delta < zero {
-        store::reservations::ready() && account::fast_shift(customer, amount)
+        account::fast_path_here() && account::fast_shift(customer, amount)
     } else {
         false
     }

@@ -11,6 +11,7 @@ use crate::store;
 use crate::store::fast_read::{self, Read};
 use crate::store::reservations::{self, Checked};
 use credit_core::decision::{self, Account, Status};
+use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData};
 use pgrx::{AnyNumeric, PgBuiltInOids, PgOid};
@@ -532,25 +533,31 @@ fn on_shard() -> bool {
     TABLE.with(|t| t.borrow().is_some())
 }
 
-/// Whether orders reserve in shared memory here: the fast path is on, and the accounts are
-/// `credit.account` itself. On a Citus node they are a shard, which the fast path (reading and
-/// caching `credit.account`) does not know: orders there take the row path (docs/citus.md).
-fn fast_path_here() -> bool {
-    reservations::ready() && !on_shard()
+/// Whether orders reserve in shared memory here: on one node, the fast path is on; on an account
+/// shard of a Citus node, it is on in its per-node form (reservations only while their
+/// transactions are in flight, written into the shard's rows at commit: docs/citus.md).
+pub fn fast_path_here() -> bool {
+    if on_shard() {
+        reservations::ready_on_shard()
+    } else {
+        reservations::ready()
+    }
 }
 
 /// Runs `f` with the guard's account statements on `table` instead of `credit.account`: on a
 /// Citus node, the account shard colocated with the order shard whose trigger fires (a plain
 /// table there, so PostgreSQL plans the statements once and Citus not at all). None: the table
 /// itself.
-pub fn on_table<R>(table: Option<&str>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<String>);
+pub fn on_table<R>(table: Option<(&str, Oid)>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<String>, Oid);
     impl Drop for Restore {
         fn drop(&mut self) {
             TABLE.with(|t| *t.borrow_mut() = self.0.take());
+            fast_read::on_relation(self.1);
         }
     }
-    let _restore = Restore(TABLE.with(|t| t.replace(table.map(str::to_owned))));
+    let before = TABLE.with(|t| t.replace(table.map(|(name, _)| name.to_owned())));
+    let _restore = Restore(before, fast_read::on_relation(table.map_or(Oid::INVALID, |(_, oid)| oid)));
     f()
 }
 
@@ -652,11 +659,10 @@ impl OrderMoves {
     /// transaction would make the customer's next orders wait); otherwise locked.
     pub fn lookup_latest(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
         if fast_path_here() {
-            let cached = reservations::cached_row(customer).map(|raw| fast_read::Row {
-                account: raw.account(fast_read::today()),
-                raw,
-                parent: None,
-            });
+            let cached = (!on_shard())
+                .then(|| reservations::cached_row(customer))
+                .flatten()
+                .map(|raw| fast_read::Row { account: raw.account(fast_read::today()), raw, parent: None });
             match cached.map(|r| Read::Row(Box::new(r))).or_else(|| fast_read::read_settled(customer)) {
                 Some(Read::NoAccount) => return None,
                 Some(Read::Row(row)) if row.parent.is_none() => {
@@ -705,17 +711,30 @@ pub enum Fast {
 
 /// Reserves on the fast path, if the database has it on.
 pub fn fast_reserve(customer: &str, amount: Decimal) -> Fast {
-    if !reservations::ready() {
+    if !fast_path_here() {
         return Fast::RowPath;
     }
     try_fast(customer, amount)
 }
 
 fn try_fast(customer: &str, amount: Decimal) -> Fast {
-    // Most orders find the customer's row cached in shared memory and read nothing.
-    if let Some((checked, account)) = reservations::reserve_cached(customer, amount, fast_read::today()) {
-        if let Some(f) = outcome(checked, &account, amount) {
-            return f;
+    let fast = try_fast_once(customer, amount);
+    // On a shard no flusher evicts entries: one that registered nothing goes now.
+    if on_shard() && !matches!(fast, Fast::Fits(_)) {
+        reservations::forget_if_clean(customer);
+    }
+    fast
+}
+
+fn try_fast_once(customer: &str, amount: Decimal) -> Fast {
+    // Most orders find the customer's row cached in shared memory and read nothing. Not on a
+    // shard: every commit writes its row there, so a copy would not outlive the next order.
+    let caching = !on_shard();
+    if caching {
+        if let Some((checked, account)) = reservations::reserve_cached(customer, amount, fast_read::today()) {
+            if let Some(f) = outcome(checked, &account, amount) {
+                return f;
+            }
         }
     }
     for _ in 0..8 {
@@ -723,8 +742,8 @@ fn try_fast(customer: &str, amount: Decimal) -> Fast {
         match fast_read::read_settled(customer) {
             Some(Read::NoAccount) => return Fast::NoAccount,
             Some(Read::Row(row)) if row.parent.is_none() => {
-                let checked =
-                    reservations::reserve(customer, &row.account, amount, Some(generation), false, Some(&row.raw));
+                let keep = caching.then_some(&row.raw);
+                let checked = reservations::reserve(customer, &row.account, amount, Some(generation), false, keep);
                 match outcome(checked, &row.account, amount) {
                     Some(f) => return f,
                     None => continue,
@@ -755,7 +774,7 @@ fn outcome(checked: Checked, account: &Account, amount: Decimal) -> Option<Fast>
 /// false: take the row path. The caller checked that the fast path is on.
 pub fn fast_shift(customer: &str, delta: Decimal) -> bool {
     // A cached row is parentless (only those are kept) and nobody is writing it.
-    let parentless = reservations::cached_row(customer).is_some()
+    let parentless = (!on_shard() && reservations::cached_row(customer).is_some())
         || matches!(fast_read::read_settled(customer), Some(Read::Row(row)) if row.parent.is_none());
     if !parentless {
         false

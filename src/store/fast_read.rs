@@ -112,6 +112,22 @@ struct Catalog {
 thread_local! {
     static CATALOG: Cell<Option<Catalog>> = const { Cell::new(None) };
     static WATCHING: Cell<bool> = const { Cell::new(false) };
+    /// The account shard reads go to (InvalidOid: credit.account itself), set by [`on_relation`].
+    static RELATION: Cell<Oid> = const { Cell::new(Oid::INVALID) };
+    /// Account shards' primary keys and column numbers, by shard (forgotten with the catalog).
+    static SHARD_IDS: std::cell::RefCell<std::collections::HashMap<Oid, Option<Ids>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Makes reads go to `rel`, an account shard of a Citus node (InvalidOid: credit.account); returns
+/// the relation they went to before.
+pub fn on_relation(rel: Oid) -> Oid {
+    RELATION.with(|r| r.replace(rel))
+}
+
+/// The account shard reads go to now (None: credit.account itself).
+pub fn shard() -> Option<Oid> {
+    Some(RELATION.with(|r| r.get())).filter(|r| *r != Oid::INVALID)
 }
 
 /// credit.account's OID in this database (InvalidOid: the extension is not installed).
@@ -120,7 +136,51 @@ pub fn account_rel() -> Oid {
 }
 
 fn ids() -> Option<Ids> {
-    catalog().ids
+    match shard() {
+        None => catalog().ids,
+        Some(rel) => ids_of(rel),
+    }
+}
+
+/// The ids of credit.account or of one of its shards (a shard is made by Citus from the table's
+/// definition, so its column numbers may differ from the table's on this node).
+fn ids_of(rel: Oid) -> Option<Ids> {
+    let c = catalog();
+    if rel == c.rel {
+        return c.ids;
+    }
+    if let Some(ids) = SHARD_IDS.with(|m| m.borrow().get(&rel).copied()) {
+        return ids;
+    }
+    let ids = shard_ids(rel);
+    SHARD_IDS.with(|m| m.borrow_mut().insert(rel, ids));
+    ids
+}
+
+/// A shard's primary key and column numbers.
+fn shard_ids(rel: Oid) -> Option<Ids> {
+    // SAFETY: the relcache entry is opened and closed here; lookups by OID and name return
+    // InvalidOid / InvalidAttrNumber when missing.
+    unsafe {
+        let r = pg_sys::RelationIdGetRelation(rel);
+        if r.is_null() {
+            return None;
+        }
+        let index = pg_sys::RelationGetPrimaryKeyIndex(r);
+        pg_sys::RelationClose(r);
+        if index == Oid::INVALID {
+            return None;
+        }
+        let mut att = [0i16; 13];
+        for (i, name) in COLUMNS.iter().chain(std::iter::once(&MEMBER_EXPOSURE)).enumerate() {
+            let n = pg_sys::get_attnum(rel, name.as_ptr());
+            if n <= 0 {
+                return None;
+            }
+            att[i] = n;
+        }
+        Some(Ids { rel, index, att })
+    }
 }
 
 /// Whether every write of an account row drops the copy shared memory keeps of it: only then may
@@ -157,6 +217,7 @@ fn catalog() -> Catalog {
 /// A relation or schema was created, renamed or dropped somewhere in the database.
 unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
     CATALOG.with(|x| x.set(None));
+    SHARD_IDS.with(|m| m.borrow_mut().clear());
 }
 
 /// A relation's definition changed (ALTER TABLE credit.account, or every relation at once).
@@ -164,6 +225,15 @@ unsafe extern "C-unwind" fn forget_relation(_arg: pg_sys::Datum, rel: Oid) {
     CATALOG.with(|x| {
         if rel == Oid::INVALID || x.get().is_some_and(|c| c.rel == rel) {
             x.set(None);
+        }
+    });
+    SHARD_IDS.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            if rel == Oid::INVALID {
+                m.clear();
+            } else {
+                m.remove(&rel);
+            }
         }
     });
 }
@@ -302,13 +372,13 @@ unsafe fn decode(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc, ids: &Ids) 
     Row { account: raw.account(today()), raw, parent: text(10) }
 }
 
-/// The customer named by an account row (a trigger's OLD or NEW); None when the catalog is not
-/// as this library expects.
+/// The customer named by an account row (a trigger's OLD or NEW) of `rel` (credit.account or one
+/// of its shards); None when the catalog is not as this library expects.
 ///
 /// # Safety
-/// `tup` is a tuple of credit.account described by `tupdesc`.
-pub unsafe fn customer_of(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Option<String> {
-    let ids = ids()?;
+/// `tup` is a tuple of `rel` described by `tupdesc`.
+pub unsafe fn customer_of(rel: Oid, tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc) -> Option<String> {
+    let ids = ids_of(rel)?;
     let mut isnull = false;
     // SAFETY: a valid tuple and column number (checked at lookup); customer is text NOT NULL.
     unsafe {

@@ -177,7 +177,7 @@ pub fn flush(customers: Vec<String>, wait: bool) -> usize {
 ///
 /// The statements read the latest committed rows, not the transaction's snapshot: they only add
 /// to counters, which a write committed since a REPEATABLE READ transaction began (a flush, a
-/// posting) must not turn into a serialization failure at PREPARE (`before_prepare`).
+/// posting) must not turn into a serialization failure at PREPARE (`move_into_rows`).
 fn add_open_orders(names: Vec<String>, amounts: Vec<pgrx::AnyNumeric>, flush: bool) {
     // One customer (a PREPARE's usual move) by its key alone: no arrays to build and unnest.
     let one = (names.len() == 1).then(|| {
@@ -235,38 +235,53 @@ thread_local! {
 /// column of its first row as a bigint, if any: SPI's own calls use the transaction's snapshot,
 /// which under REPEATABLE READ is as old as the transaction.
 fn execute_latest(sql: &'static str, args: &[(Oid, Option<pg_sys::Datum>)]) -> Option<i64> {
+    let kept = PLANS.with(|p| p.borrow().iter().find(|(s, _)| ptr::eq(*s, sql)).map(|x| x.1));
+    let plan = match kept {
+        Some(p) => p as pg_sys::SPIPlanPtr,
+        None => {
+            let plan = prepare_kept(sql, args);
+            PLANS.with(|p| p.borrow_mut().push((sql, plan as usize)));
+            plan
+        }
+    };
+    run_latest(plan, args)
+}
+
+fn failed(rc: i32) -> ! {
+    crate::pg::error::raise(
+        crate::pg::error::Code::ERRCODE_INTERNAL_ERROR,
+        format!("pg_credit: writing open orders into credit.account failed (SPI code {rc})"),
+        None,
+        None,
+    )
+}
+
+/// Prepares a statement for `run_latest` and keeps its plan for the backend's life.
+fn prepare_kept(sql: &str, args: &[(Oid, Option<pg_sys::Datum>)]) -> pg_sys::SPIPlanPtr {
     let mut types: Vec<Oid> = args.iter().map(|a| a.0).collect();
+    let text = std::ffi::CString::new(sql).expect("statement without NUL");
+    // SAFETY: called inside a connected SPI; the plan is kept until the backend ends.
+    unsafe {
+        let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
+        if plan.is_null() {
+            failed(pg_sys::SPI_result);
+        }
+        let rc = pg_sys::SPI_keepplan(plan);
+        if rc != 0 {
+            failed(rc);
+        }
+        plan
+    }
+}
+
+/// Runs a kept plan (within a connected SPI) on the latest committed rows, and returns the first
+/// column of its first row as a bigint, if any.
+fn run_latest(plan: pg_sys::SPIPlanPtr, args: &[(Oid, Option<pg_sys::Datum>)]) -> Option<i64> {
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.1.unwrap_or(pg_sys::Datum::from(0))).collect();
     let nulls: Vec<std::ffi::c_char> =
         args.iter().map(|a| if a.1.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
-    let failed = |rc: i32| -> ! {
-        crate::pg::error::raise(
-            crate::pg::error::Code::ERRCODE_INTERNAL_ERROR,
-            format!("pg_credit: writing open orders into credit.account failed (SPI code {rc})"),
-            None,
-            None,
-        )
-    };
-    let kept = PLANS.with(|p| p.borrow().iter().find(|(s, _)| ptr::eq(*s, sql)).map(|x| x.1));
-    // SAFETY: called inside Spi::connect_mut; a kept plan lives until the backend ends; the
-    // arguments live across the call; the result is read before SPI is left.
+    // SAFETY: a kept plan; the arguments live across the call; the result is read before SPI is left.
     unsafe {
-        let plan = match kept {
-            Some(p) => p as pg_sys::SPIPlanPtr,
-            None => {
-                let text = std::ffi::CString::new(sql).expect("statement without NUL");
-                let plan = pg_sys::SPI_prepare(text.as_ptr(), types.len() as i32, types.as_mut_ptr());
-                if plan.is_null() {
-                    failed(pg_sys::SPI_result);
-                }
-                let rc = pg_sys::SPI_keepplan(plan);
-                if rc != 0 {
-                    failed(rc);
-                }
-                PLANS.with(|p| p.borrow_mut().push((sql, plan as usize)));
-                plan
-            }
-        };
         let rc = pg_sys::SPI_execute_snapshot(
             plan,
             values.as_mut_ptr(),
@@ -294,7 +309,7 @@ fn execute_latest(sql: &'static str, args: &[(Oid, Option<pg_sys::Datum>)]) -> O
     }
 }
 
-/// Registers `before_prepare` (from _PG_init while shared_preload_libraries loads the library).
+/// Registers `move_into_rows` (from _PG_init while shared_preload_libraries loads the library).
 pub fn init() {
     // SAFETY: _PG_init runs single-threaded; PostgreSQL keeps the callback for the process.
     unsafe {
@@ -306,24 +321,29 @@ pub fn init() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    if event == pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE {
-        before_prepare();
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => move_into_rows(),
+        // On a Citus node every commit writes its reservations on shards (`ready_on_shard`).
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT if reservations::moves_on_shards() => move_into_rows(),
+        _ => {}
     }
 }
 
-/// At PREPARE TRANSACTION: writes the transaction's fast reservations and releases, net per
-/// customer (`reservations::prepare_moves`), into the account rows, locked in customer order as
-/// every writer locks them. Runs as credit.account's owner, as the guard's row path does: the
-/// caller may hold no right on the table. Every name in the statements is schema-qualified.
-fn before_prepare() {
+/// At PREPARE TRANSACTION, and at COMMIT of a transaction that reserved on an account shard of a
+/// Citus node: writes the transaction's fast reservations and releases, net per customer
+/// (`reservations::prepare_moves`), into the account rows, locked in customer order as every
+/// writer locks them. Runs as the accounts' owner, as the guard's row path does: the caller may
+/// hold no right on the table. Every name in the statements is schema-qualified.
+fn move_into_rows() {
     let moves = reservations::prepare_moves();
-    if !moves.is_empty() {
+    let (mut on_shards, here): (Vec<_>, Vec<_>) = moves.into_iter().partition(|m| m.2.is_some());
+    if !here.is_empty() {
         let owner = crate::pg::user::relation_owner(super::fast_read::account_rel());
         crate::pg::user::as_user(owner, 0, || {
             store::writing(|| {
                 Spi::connect_mut(|_| {
                     let (names, amounts): (Vec<String>, Vec<pgrx::AnyNumeric>) =
-                        moves.into_iter().map(|(c, x)| (c, numeric(x))).unzip();
+                        here.into_iter().map(|(c, x, _)| (c, numeric(x))).unzip();
                     // One row needs no order: the update locks it.
                     if names.len() > 1 {
                         execute_latest(LOCK_IN_ORDER, &[(pg_sys::TEXTARRAYOID, names.clone().into_datum())]);
@@ -333,5 +353,79 @@ fn before_prepare() {
             })
         });
     }
+    if !on_shards.is_empty() {
+        // One row at a time, in customer order over all shards: the order every writer locks in.
+        on_shards.sort_by(|a, b| a.0.cmp(&b.0));
+        let owner = crate::pg::user::relation_owner(on_shards[0].2.unwrap_or(Oid::INVALID));
+        crate::pg::user::as_user(owner, 0, || {
+            store::writing(|| {
+                Spi::connect_mut(|_| {
+                    for (customer, amount, shard) in on_shards {
+                        let shard = shard.unwrap_or(Oid::INVALID);
+                        // The shard's row is written here: its generation moves at commit.
+                        reservations::touched(&customer);
+                        execute_on_shard(
+                            shard,
+                            &[
+                                (pg_sys::TEXTOID, customer.into_datum()),
+                                (pg_sys::NUMERICOID, numeric(amount).into_datum()),
+                            ],
+                        );
+                    }
+                })
+            })
+        });
+    }
     reservations::moved_into_rows();
+}
+
+thread_local! {
+    /// This backend's plans of `execute_on_shard`, by account shard.
+    static SHARD_PLANS: std::cell::RefCell<std::collections::HashMap<Oid, usize>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A relation's schema-qualified name, quoted as needed (None: it is gone).
+fn shard_name(rel: Oid) -> Option<String> {
+    // SAFETY: catalog lookups by OID; each returns NULL when the relation or schema is missing;
+    // the strings are copied before the next lookup.
+    unsafe {
+        let rel_name = pg_sys::get_rel_name(rel);
+        let nsp_name = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
+        if rel_name.is_null() || nsp_name.is_null() {
+            return None;
+        }
+        let quote = |p: *const std::ffi::c_char| {
+            std::ffi::CStr::from_ptr(pg_sys::quote_identifier(p)).to_string_lossy().into_owned()
+        };
+        Some(format!("{}.{}", quote(nsp_name), quote(rel_name)))
+    }
+}
+
+/// Adds $2 to the open orders and exposure of customer $1 in an account shard, on the latest
+/// committed row (as `add_open_orders`). Groups do not exist on Citus.
+fn execute_on_shard(shard: Oid, args: &[(Oid, Option<pg_sys::Datum>)]) {
+    let kept = SHARD_PLANS.with(|p| p.borrow().get(&shard).copied());
+    let plan = match kept {
+        Some(p) => p as pg_sys::SPIPlanPtr,
+        None => {
+            let name = shard_name(shard).unwrap_or_else(|| {
+                crate::pg::error::raise(
+                    crate::pg::error::Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("the account shard (oid {}) of an order in this transaction is gone", u32::from(shard)),
+                    Some("A shard move took it away while the transaction was in flight.".into()),
+                    Some("Retry the transaction."),
+                )
+            });
+            let sql = format!(
+                "UPDATE {name} SET open_orders = open_orders OPERATOR(pg_catalog.+) $2, \
+                     exposure = exposure OPERATOR(pg_catalog.+) $2 \
+                 WHERE customer OPERATOR(pg_catalog.=) $1"
+            );
+            let plan = prepare_kept(&sql, args);
+            SHARD_PLANS.with(|p| p.borrow_mut().insert(shard, plan as usize));
+            plan
+        }
+    };
+    run_latest(plan, args);
 }

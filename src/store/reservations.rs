@@ -33,6 +33,11 @@
 //!    until its flusher has recounted every account from the source rows; until then orders wait
 //!    (`wait_for_recount`: a row may miss orders committed before the restart). Whenever the fast
 //!    path cannot be used, the row path (the design without preloading) runs.
+//! 7. On an account shard of a Citus node (`ready_on_shard`), nothing is ever committed and not
+//!    written: every commit writes the transaction's reservations into the shard's rows first, as
+//!    PREPARE does (rule 4), so `unflushed` stays empty there, rows are exact after any restart, and
+//!    a shard move (which waits for the writes in flight on the shard) takes everything with it.
+//!    No copies are kept there (every commit would drop them).
 //!
 //! ARCHITECTURE.md ("The fast path") tells the whole story; docs/fast_path.md the DBA's side.
 use super::fast_read::Raw;
@@ -488,6 +493,60 @@ pub fn ready() -> bool {
     preloaded() && ENABLED.get() && database_ready()
 }
 
+/// On an account shard of a Citus node: whether orders reserve in shared memory here. The fast
+/// path's per-node form (docs/citus.md): a reservation lives in shared memory only while its
+/// transaction is in flight; the transaction's commit (or PREPARE) writes it into the shard's row
+/// first (`flusher::move_into_rows`), so nothing is committed and not written. The rows are exact
+/// after any restart (no recount, no flusher), and a shard moves with everything that counts.
+pub fn ready_on_shard() -> bool {
+    // SAFETY: plain read of a backend global.
+    if !preloaded() || !ENABLED.get() || unsafe { pg_sys::RecoveryInProgress() } {
+        return false;
+    }
+    let db = my_db();
+    let rel = account_rel();
+    let l = Locked::exclusive();
+    slot_index(&l, db, rel).is_some_and(|i| l.header().dbs[i].draining == 0)
+}
+
+/// The database's slot, taken if it has none (None: no slot free, or the extension was created
+/// again and its reservations were dropped just now).
+fn slot_index(l: &Locked, db: u32, rel: u32) -> Option<usize> {
+    let h = l.header();
+    let idx = SLOT_HINT
+        .with(|x| x.get())
+        .filter(|&i| h.dbs[i].state != FREE && h.dbs[i].db == db)
+        .or_else(|| h.dbs.iter().position(|s| s.state != FREE && s.db == db));
+    let idx = match idx {
+        Some(i) => i,
+        None => {
+            let i = h.dbs.iter().position(|s| s.state == FREE)?;
+            h.dbs[i] = DbSlot {
+                db,
+                state: RECOUNTING,
+                account_rel: rel,
+                worker_pid: 0,
+                worker_asked_ms: 0,
+                draining: 0,
+                fast_in_flight: 0,
+                overflow: 0,
+                uncached_writers: 0,
+                epoch: 0,
+                full_misses: 0,
+                flushes: 0,
+                flushed_customers: 0,
+            };
+            i
+        }
+    };
+    if h.dbs[idx].account_rel != rel {
+        // The extension was dropped and created again: its reservations are gone with it.
+        reset_db(l, db, rel);
+        return None;
+    }
+    Some(idx)
+}
+
 /// Whether the database's accounts are exact in their rows plus shared memory (its flusher has
 /// recounted them since shared memory started), whatever this session's pg_credit.fast_path.
 fn database_ready() -> bool {
@@ -500,39 +559,7 @@ fn database_ready() -> bool {
     let now = chrono_ms();
     let (is_ready, start_worker) = {
         let l = Locked::exclusive();
-        let h = l.header();
-        let idx = SLOT_HINT
-            .with(|x| x.get())
-            .filter(|&i| h.dbs[i].state != FREE && h.dbs[i].db == db)
-            .or_else(|| h.dbs.iter().position(|s| s.state != FREE && s.db == db));
-        let idx = match idx {
-            Some(i) => i,
-            None => match h.dbs.iter().position(|s| s.state == FREE) {
-                Some(i) => {
-                    h.dbs[i] = DbSlot {
-                        db,
-                        state: RECOUNTING,
-                        account_rel: rel,
-                        worker_pid: 0,
-                        worker_asked_ms: 0,
-                        draining: 0,
-                        fast_in_flight: 0,
-                        overflow: 0,
-                        uncached_writers: 0,
-                        epoch: 0,
-                        full_misses: 0,
-                        flushes: 0,
-                        flushed_customers: 0,
-                    };
-                    i
-                }
-                None => return false,
-            },
-        };
-        let s = &mut h.dbs[idx];
-        if s.account_rel != rel {
-            // The extension was dropped and created again: its reservations are gone with it.
-            reset_db(&l, db, rel);
+        if slot_index(&l, db, rel).is_none() {
             return false;
         }
         let Some(s) = l.slot(db) else { return false };
@@ -680,6 +707,9 @@ struct Local {
     db_drain: Option<pg_sys::SubTransactionId>,
     /// Holding the database's overflow count.
     overflow: bool,
+    /// The account shard of each customer reserved or released on a Citus node (`ready_on_shard`):
+    /// the commit writes those into the shard's rows.
+    shards: std::collections::HashMap<Key, Oid>,
 }
 
 thread_local! {
@@ -836,14 +866,14 @@ fn end_of_subtransaction(my: pg_sys::SubTransactionId, parent: pg_sys::SubTransa
     }
 }
 
-/// PREPARE TRANSACTION, first half (`flusher::before_prepare` writes the rows): shared memory does
+/// PREPARE TRANSACTION, first half (`flusher::move_into_rows` writes the rows; on a Citus shard every commit does so): shared memory does
 /// not survive the restart a prepared transaction may wait through, so the transaction's fast
 /// reservations and releases go into its customers' account rows, net per customer — the row
 /// path's form, which the prepared transaction keeps written and locked until COMMIT or ROLLBACK
 /// PREPARED (fast orders of those customers meet the locked row and wait for it, rule 2). Returns
 /// the amounts to write. A repair's claim cannot be moved so (its truth is in the row only if the
 /// transaction commits): refused.
-pub fn prepare_moves() -> Vec<(String, Decimal)> {
+pub fn prepare_moves() -> Vec<(String, Decimal, Option<Oid>)> {
     let (claims, fast) = LOCAL.with(|l| {
         let l = l.borrow();
         let claims = l.recs.iter().any(|r| matches!(r.kind, Kind::Claim | Kind::FlushClaim));
@@ -872,11 +902,22 @@ pub fn prepare_moves() -> Vec<(String, Decimal)> {
         }
     });
     // In the entry's scale: the row gains what a commit would have added.
+    let shards = LOCAL.with(|x| x.borrow().shards.clone());
     let l = Locked::exclusive();
     sums.into_iter()
         .filter(|(_, v)| *v != 0)
-        .map(|(k, v)| (customer_of(&k), shown(v, l.find(&k).map_or(SCALE, |e| e.scale))))
+        .map(|(k, v)| (customer_of(&k), shown(v, l.find(&k).map_or(SCALE, |e| e.scale)), shards.get(&k).copied()))
         .collect()
+}
+
+/// Whether this transaction reserved or released on an account shard of a Citus node: its
+/// commit writes those into the shard's rows first (`ready_on_shard`).
+pub fn moves_on_shards() -> bool {
+    LOCAL.with(|x| {
+        let x = x.borrow();
+        !x.shards.is_empty()
+            && x.recs.iter().any(|r| matches!(r.kind, Kind::FastUp | Kind::FastDown) && x.shards.contains_key(&r.key))
+    })
 }
 
 /// PREPARE TRANSACTION, second half: the rows have the moves now. Until PREPARE ends the
@@ -941,6 +982,11 @@ fn push(l: &Locked, e: &mut Entry, kind: Kind, amount: i128) {
     let first = LOCAL.with(|x| {
         let mut x = x.borrow_mut();
         x.recs.push(Rec { key, sub: sub(), kind, amount });
+        if matches!(kind, Kind::FastUp | Kind::FastDown) {
+            if let Some(shard) = super::fast_read::shard() {
+                x.shards.insert(key, shard);
+            }
+        }
         let first = !x.in_flight && matches!(kind, Kind::FastUp | Kind::FastDown | Kind::Claim | Kind::FlushClaim);
         if first {
             x.in_flight = true;
@@ -1183,6 +1229,13 @@ pub fn generation(customer: &str) -> Option<u64> {
     }
     let e = l.entry(&k)?;
     (e.draining == 0).then(|| l.stamp(e))
+}
+
+/// Removes the customer's entry if it holds nothing: on a Citus node, where no flusher evicts
+/// them, after a fast decision that registered nothing (a refusal, no account, the row path).
+pub fn forget_if_clean(customer: &str) {
+    let Some(k) = key(customer) else { return };
+    Locked::exclusive().remove_if_clean(&k);
 }
 
 thread_local! {
@@ -1537,6 +1590,9 @@ pub struct FastPathStatus {
     pub flusher_pid: Option<i32>,
 }
 
+/// The state `credit.fast_path_status()` shows on a Citus node (docs/citus.md).
+pub const CITUS_ON: &str = "on (Citus: reservations per node, written into the shards at commit)";
+
 pub fn status() -> FastPathStatus {
     if !preloaded() {
         return FastPathStatus {
@@ -1552,10 +1608,10 @@ pub fn status() -> FastPathStatus {
             flusher_pid: None,
         };
     }
-    let on = ready();
-    // Read before the lock (SPI): on Citus the accounts are shards, which the fast path does not
-    // know; orders there take the row path (src/store/account.rs).
+    // Read before the lock (SPI): on Citus the accounts are shards, where reservations live only
+    // while their transactions are in flight (`ready_on_shard`).
     let citus = crate::pg::citus::distributed();
+    let on = if citus { ready_on_shard() } else { ready() };
     let l = Locked::exclusive();
     let db = my_db();
     let (mut pending, mut unflushed, mut n) = (0i128, 0i128, 0i64);
@@ -1571,8 +1627,9 @@ pub fn status() -> FastPathStatus {
     let standby = unsafe { pg_sys::RecoveryInProgress() };
     let state = match s {
         _ if standby => "off (a standby takes no orders)",
-        _ if citus => "off (Citus: orders take the row path on the shards)",
         _ if !ENABLED.get() => "off in this session (pg_credit.fast_path)",
+        Some(s) if citus && s.draining > 0 => "draining",
+        _ if citus && on => CITUS_ON,
         Some(s) if s.state == READY && s.draining > 0 => "draining",
         Some(s) if s.state == READY => "on",
         Some(_) => "recounting",

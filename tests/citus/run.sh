@@ -26,8 +26,11 @@
 #      replication). Passes when no limit was ever crossed, orders were accepted and refused, no
 #      client failed otherwise, the shard moved, and credit.verify() is empty. Then a listener on
 #      the coordinator hears each event credit.relay_events() publishes from the workers, once.
-#   3. the race again with pg_credit preloaded on every node: orders on the shards take the row
-#      path (the fast path does not run on Citus), exact all the same
+#   3. the race again with pg_credit preloaded on every node: orders on the shards reserve in their
+#      node's shared memory (the fast path's per-node form, written into the shard's rows at
+#      commit), exact under the shard move; nothing left in shared memory after the load; an order
+#      in flight locks no account row and counts at once, commit, savepoint and abort
+#      (specs/citus_fast_path); one transaction over both workers written by each worker's PREPARE
 #   tests/citus/run.sh BASE_DIR PORT [SECONDS]
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/common.sh"
@@ -160,15 +163,41 @@ echo "citus events: $relayed relayed from the workers, $heard heard by a listene
 [ "$relayed" -ge 101 ] && [ "$heard" = "$relayed" ] && [ "$again" = 0 ] \
     || fail "relay: $relayed relayed (expected the refusal and 100 limit changes at least), $heard heard, $again again"
 
-# 3. pg_credit preloaded on every node: the fast path does not run on Citus's shards, orders there
-#    take the row path, and the race stays exact.
+# 3. pg_credit preloaded on every node: orders reserve in their node's shared memory (docs/citus.md),
+#    and the race stays exact.
 for n in "${citus_nodes[@]}"; do
     sed -i "s/^shared_preload_libraries = 'citus'$/shared_preload_libraries = 'citus,pg_credit'/" "$BASE/$n/data/postgresql.conf"
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$BASE/$n/data" -l "$BASE/$n/server.log" -w restart >/dev/null || fail "restart of $n"
 done
-race pg_credit_race_preloaded $((SECS / 2))
-state=$("$PGBIN/psql" -X -At -h "$BASE/worker1" -p $((PORT + 1)) -U postgres -d pg_credit_race_preloaded \
+DB=pg_credit_race_preloaded
+race $DB $((SECS / 2))
+state=$("$PGBIN/psql" -X -At -h "$BASE/worker1" -p $((PORT + 1)) -U postgres -d $DB \
     -c "SELECT state FROM credit.fast_path_status()")
 echo "citus, pg_credit preloaded: the fast path on a worker is \"$state\""
-[ "$state" = "off (Citus: orders take the row path on the shards)" ] || fail "fast path state on a worker: $state"
+[ "$state" = "on (Citus: reservations per node, written into the shards at commit)" ] || fail "fast path state on a worker: $state"
+# After the load: nothing left in any node's shared memory (entries go when their transactions end).
+left=$(q -d $DB -c "SELECT string_agg(r.result, ' ' ORDER BY r.nodeport) FROM run_command_on_workers(
+    'SELECT customers || ''/'' || reserved_in_flight || ''/'' || committed_not_flushed FROM credit.fast_path_status()') r")
+echo "citus, pg_credit preloaded: customers / reserved in flight / committed not written, per worker, after the load: $left"
+[ "$left" = "0/0/0 0/0/0" ] || fail "fast path: shared memory still holds $left after the load"
+# An order in flight reserves on its node without locking the account row; commit, savepoint and
+# abort (tests/citus/specs).
+"$PGXS_TEST/isolation/pg_isolation_regress" --host="$C" --port="$PORT" --user=postgres --use-existing \
+    --dbname=$DB --inputdir="$HERE" --outputdir="$OUT/isolation" citus_fast_path \
+    || { cat "$OUT/isolation/regression.diffs" 2>/dev/null | head -200; fail "isolation citus_fast_path"; }
+# One transaction over both workers (two-phase commit): each worker's PREPARE writes its customer's
+# reservation into its shard's row; both rows exact at once, nothing drifting.
+read -r c1 c2 <<<"$(q -d $DB -F ' ' -c "
+    SELECT min(a.customer) FILTER (WHERE n.nodeport = $((PORT + 1))), min(a.customer) FILTER (WHERE n.nodeport = $((PORT + 2)))
+      FROM credit.account a
+      JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('credit.account', a.customer)
+      JOIN pg_dist_node n USING (groupid) WHERE a.customer LIKE 'R%'")"
+q -d $DB -c "UPDATE race.orders SET status = 'cancelled' WHERE customer IN ('$c1', '$c2') AND status = 'open'" >/dev/null
+q -d $DB -c "BEGIN" -c "INSERT INTO race.orders (customer, amount) VALUES ('$c1', 30), ('$c2', 40)" -c "COMMIT" >/dev/null \
+    || fail "a transaction over both workers"
+two=$(q -d $DB -c "SELECT string_agg(customer || '=' || open_orders, ' ' ORDER BY customer) FROM credit.account WHERE customer IN ('$c1', '$c2')")
+drift=$(q -d $DB -c "SELECT count(*) FROM credit.verify()")
+echo "citus, pg_credit preloaded: one transaction over both workers ($c1 on worker 1, $c2 on worker 2): $two; drifting accounts $drift"
+[ "$two" = "$(printf '%s\n' "$c1=30.00" "$c2=40.00" | sort | paste -sd ' ')" ] && [ "$drift" = 0 ] \
+    || fail "two-phase commit with the fast path: $two, drift $drift"
 exit $rc
