@@ -4,7 +4,7 @@
 # customer, and of the hot customer's orders each in a transaction committed by a second statement
 # (bench/insert_hot_txn_guarded.pgbench), through a coordinator with two workers on this machine,
 # pg_credit preloaded on every node; medians of interleaved rounds. The row path is the same
-# servers with pg_credit.fast_path off (on Citus set on the workers' database, where the guard runs).
+# servers with pg_credit.fast_path off (on Citus set on the workers, where the guard runs).
 #   bench/citus_fast_path.sh                      # 3 rounds of 10 s per variant, 16 clients
 #   ROUNDS=5 SECONDS_PER_RUN=20 CLIENTS=32 bench/citus_fast_path.sh
 # Results are printed and written to target/bench/citus_fast_path.md (BENCHMARKS.md quotes them).
@@ -55,9 +55,9 @@ for r in $(seq 1 "$ROUNDS"); do
         t=$(PGOPTIONS="-c pg_credit.fast_path=off" tps "$ONE" "$ONE_PORT" "$script"); results[one_row_$v]+="$t "
         log "round $r one node row path $v: $t tps"
         t=$(tps "$CITUS/coordinator" "$CITUS_PORT" "$script"); results[citus_fast_$v]+="$t "; log "round $r Citus fast path $v: $t tps"
-        workers "ALTER DATABASE bench SET pg_credit.fast_path = off" >/dev/null
+        workers "ALTER SYSTEM SET pg_credit.fast_path = off" >/dev/null; workers "SELECT pg_reload_conf()" >/dev/null
         t=$(tps "$CITUS/coordinator" "$CITUS_PORT" "$script"); results[citus_row_$v]+="$t "; log "round $r Citus row path $v: $t tps"
-        workers "ALTER DATABASE bench RESET pg_credit.fast_path" >/dev/null
+        workers "ALTER SYSTEM RESET pg_credit.fast_path" >/dev/null; workers "SELECT pg_reload_conf()" >/dev/null
     done
 done
 drift_one=$(pg "$ONE" "$ONE_PORT" -d bench -Atc "SELECT count(*) FROM credit.verify()")

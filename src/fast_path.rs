@@ -53,12 +53,18 @@ fn _fast_path_open_orders() -> TableIterator<'static, (name!(customer, String), 
 }
 
 /// Writes the open orders committed since the flusher's last round into credit.account now (waits
-/// for the rows' locks): what a report reading credit.account directly may run first.
+/// for the rows' locks): what a report reading credit.account directly may run first. Right after
+/// a start it waits for the recount first (its rows may miss orders until then); on Citus every
+/// commit writes its open orders, and there is nothing to write.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn flush_open_orders() -> i64 {
     privileges::require("clerk", "flushing open orders into credit.account");
-    if !reservations::ready() {
+    if !reservations::preloaded() || crate::pg::citus::distributed() {
+        return 0;
+    }
+    reservations::wait_for_recount(|| Spi::connect(crate::store::account::account_created_here));
+    if !reservations::counting() {
         return 0;
     }
     crate::store::flusher::flush(reservations::unflushed_customers(), true) as i64

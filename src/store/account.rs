@@ -453,7 +453,7 @@ thread_local! {
 }
 
 /// Whether credit.account was created by the current transaction (CREATE EXTENSION in it).
-fn account_created_here(c: &SpiClient<'_>) -> bool {
+pub fn account_created_here(c: &SpiClient<'_>) -> bool {
     let xmin: Option<String> = c
         .select(
             "SELECT c.xmin::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid = 'credit.account'::pg_catalog.regclass",
@@ -533,6 +533,17 @@ fn on_shard() -> bool {
     TABLE.with(|t| t.borrow().is_some())
 }
 
+/// Whether shared memory holds reservations a decision here must count, whatever this session's
+/// pg_credit.fast_path: a session that turned it off takes the row path beside the others' fast
+/// reservations, and counts them (and registers its own for them to count).
+fn counters_here() -> bool {
+    if on_shard() {
+        reservations::counting_on_shard()
+    } else {
+        reservations::counting()
+    }
+}
+
 /// Whether orders reserve in shared memory here: on one node, the fast path is on; on an account
 /// shard of a Citus node, it is on in its per-node form (reservations only while their
 /// transactions are in flight, written into the shard's rows at commit: docs/citus.md).
@@ -566,13 +577,13 @@ impl OrderMoves {
     /// group head (`group`) against the whole group's. None: it did not fit by the row version the
     /// statement saw (or the customer has no account); the caller decides on the locked row.
     pub fn reserve(&self, c: &mut SpiClient<'_>, customer: &str, amount: &AnyNumeric, group: bool) -> Option<Reserved> {
-        if fast_path_here() {
+        if counters_here() {
             return self.reserve_with_counters(c, customer, amount, group);
         }
         if !on_shard() {
             reservations::wait_for_recount(|| account_created_here(c));
         }
-        if fast_path_here() {
+        if counters_here() {
             return self.reserve_with_counters(c, customer, amount, group);
         }
         let plan = if group { &self.group_reserve } else { &self.reserve };
@@ -600,7 +611,8 @@ impl OrderMoves {
         group: bool,
     ) -> Option<Reserved> {
         let amt = decimal(amount);
-        if !group {
+        // A session with pg_credit.fast_path off takes the row path below, counting the others'.
+        if !group && fast_path_here() {
             match try_fast(customer, amt) {
                 Fast::Fits(r) => return Some(Reserved { parent: None, crossed_warning: r.crossed_warning }),
                 Fast::Refused | Fast::NoAccount => return None,

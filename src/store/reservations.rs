@@ -490,7 +490,13 @@ fn account_rel() -> u32 {
 /// Whether this database's reservations are in shared memory now; asks for the flusher (which
 /// recounts first) when they are not, or when it stopped.
 pub fn ready() -> bool {
-    preloaded() && ENABLED.get() && database_ready()
+    ENABLED.get() && counting()
+}
+
+/// Whether the database's decisions count what shared memory holds (its fast path runs), whatever
+/// this session's pg_credit.fast_path.
+pub fn counting() -> bool {
+    preloaded() && database_ready()
 }
 
 /// On an account shard of a Citus node: whether orders reserve in shared memory here. The fast
@@ -499,14 +505,23 @@ pub fn ready() -> bool {
 /// first (`flusher::move_into_rows`), so nothing is committed and not written. The rows are exact
 /// after any restart (no recount, no flusher), and a shard moves with everything that counts.
 pub fn ready_on_shard() -> bool {
+    ENABLED.get() && counting_on_shard() && {
+        let l = Locked::exclusive();
+        l.open(my_db())
+    }
+}
+
+/// On an account shard of a Citus node: whether decisions count what shared memory holds there,
+/// whatever this session's pg_credit.fast_path (`ready_on_shard`).
+pub fn counting_on_shard() -> bool {
     // SAFETY: plain read of a backend global.
-    if !preloaded() || !ENABLED.get() || unsafe { pg_sys::RecoveryInProgress() } {
+    if !preloaded() || unsafe { pg_sys::RecoveryInProgress() } {
         return false;
     }
     let db = my_db();
     let rel = account_rel();
     let l = Locked::exclusive();
-    slot_index(&l, db, rel).is_some_and(|i| l.header().dbs[i].draining == 0)
+    slot_index(&l, db, rel).is_some()
 }
 
 /// The database's slot, taken if it has none (None: no slot free, or the extension was created
