@@ -366,7 +366,9 @@ unsafe fn decode(tup: pg_sys::HeapTuple, tupdesc: pg_sys::TupleDesc, ids: &Ids) 
         prepayment_only: get(6).map(|d| d.value() != 0).unwrap_or(false),
         oldest_open_due: date(7),
         overdue_block_days: get(8).map(|d| d.value() as i32),
-        warn_ratio: num(9),
+        // Shown in warnings as the row path shows it: decoded from numeric's base-10000 digits,
+        // 0.8 would read 0.8000.
+        warn_ratio: num(9).map(|r| r.normalize()),
         exposure: num(11).unwrap_or_default() + num(12).unwrap_or_default(),
     };
     Row { account: raw.account(today()), raw, parent: text(10) }

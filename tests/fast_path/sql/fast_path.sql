@@ -235,5 +235,14 @@ INSERT INTO orders (customer, amount) VALUES ('D', 10);
 UPDATE credit.account SET credit_limit = 100 WHERE customer = 'D';
 INSERT INTO orders (customer, amount) VALUES ('D', 10);
 SELECT credit.exposure('D') AS d, (SELECT count(*) FROM credit.verify()) AS drift;
+
+-- A warning from the fast path reads as the row path's: the warning line as the policy stores it.
+INSERT INTO credit.account (customer, credit_limit) VALUES ('NEAR-FAST', 100), ('NEAR-ROW', 100);
+\set VERBOSITY default
+INSERT INTO orders (customer, amount) VALUES ('NEAR-FAST', 85);
+SET pg_credit.fast_path = off;
+INSERT INTO orders (customer, amount) VALUES ('NEAR-ROW', 85);
+RESET pg_credit.fast_path;
+\set VERBOSITY terse
 ALTER SYSTEM RESET pg_credit.fast_path_flush_interval;
 SELECT pg_reload_conf();
