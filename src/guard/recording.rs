@@ -95,15 +95,7 @@ fn now_utc() -> String {
 }
 
 fn qualified_name(relid: Oid) -> String {
-    // SAFETY: catalog look-ups by OID; the relation is open (its trigger is firing).
-    unsafe {
-        let rel = pg_sys::get_rel_name(relid);
-        let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
-        if rel.is_null() || nsp.is_null() {
-            return format!("relation {}", u32::from(relid));
-        }
-        CStr::from_ptr(pg_sys::quote_qualified_identifier(nsp, rel)).to_string_lossy().into_owned()
-    }
+    crate::pg::relation_name(relid).unwrap_or_else(|| format!("relation {}", u32::from(relid)))
 }
 
 fn application_name() -> Option<String> {

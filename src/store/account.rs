@@ -611,8 +611,9 @@ impl OrderMoves {
         group: bool,
     ) -> Option<Reserved> {
         let amt = decimal(amount);
-        // A session with pg_credit.fast_path off takes the row path below, counting the others'.
-        if !group && fast_path_here() {
+        // A session with pg_credit.fast_path off takes the row path below, counting the others'
+        // (the database's fast path runs: the caller checked).
+        if !group && reservations::session_enabled() {
             match try_fast(customer, amt) {
                 Fast::Fits(r) => return Some(Reserved { parent: None, crossed_warning: r.crossed_warning }),
                 Fast::Refused | Fast::NoAccount => return None,
@@ -671,10 +672,11 @@ impl OrderMoves {
     /// transaction would make the customer's next orders wait); otherwise locked.
     pub fn lookup_latest(&self, c: &mut SpiClient<'_>, customer: &str) -> Option<Loaded> {
         if fast_path_here() {
-            let cached = (!on_shard())
-                .then(|| reservations::cached_row(customer))
-                .flatten()
-                .map(|raw| fast_read::Row { account: raw.account(fast_read::today()), raw, parent: None });
+            let cached = reservations::cached_row(customer).map(|raw| fast_read::Row {
+                account: raw.account(fast_read::today()),
+                raw,
+                parent: None,
+            });
             match cached.map(|r| Read::Row(Box::new(r))).or_else(|| fast_read::read_settled(customer)) {
                 Some(Read::NoAccount) => return None,
                 Some(Read::Row(row)) if row.parent.is_none() => {
@@ -739,14 +741,11 @@ fn try_fast(customer: &str, amount: Decimal) -> Fast {
 }
 
 fn try_fast_once(customer: &str, amount: Decimal) -> Fast {
-    // Most orders find the customer's row cached in shared memory and read nothing. Not on a
-    // shard: every commit writes its row there, so a copy would not outlive the next order.
-    let caching = !on_shard();
-    if caching {
-        if let Some((checked, account)) = reservations::reserve_cached(customer, amount, fast_read::today()) {
-            if let Some(f) = outcome(checked, &account, amount) {
-                return f;
-            }
+    // Most orders find the customer's row cached in shared memory and read nothing (not on a
+    // Citus shard: `fast_read::copies_dropped_by_trigger`).
+    if let Some((checked, account)) = reservations::reserve_cached(customer, amount, fast_read::today()) {
+        if let Some(f) = outcome(checked, &account, amount) {
+            return f;
         }
     }
     for _ in 0..8 {
@@ -754,8 +753,8 @@ fn try_fast_once(customer: &str, amount: Decimal) -> Fast {
         match fast_read::read_settled(customer) {
             Some(Read::NoAccount) => return Fast::NoAccount,
             Some(Read::Row(row)) if row.parent.is_none() => {
-                let keep = caching.then_some(&row.raw);
-                let checked = reservations::reserve(customer, &row.account, amount, Some(generation), false, keep);
+                let checked =
+                    reservations::reserve(customer, &row.account, amount, Some(generation), false, Some(&row.raw));
                 match outcome(checked, &row.account, amount) {
                     Some(f) => return f,
                     None => continue,
@@ -786,7 +785,7 @@ fn outcome(checked: Checked, account: &Account, amount: Decimal) -> Option<Fast>
 /// false: take the row path. The caller checked that the fast path is on.
 pub fn fast_shift(customer: &str, delta: Decimal) -> bool {
     // A cached row is parentless (only those are kept) and nobody is writing it.
-    let parentless = (!on_shard() && reservations::cached_row(customer).is_some())
+    let parentless = reservations::cached_row(customer).is_some()
         || matches!(fast_read::read_settled(customer), Some(Read::Row(row)) if row.parent.is_none());
     if !parentless {
         false

@@ -184,9 +184,10 @@ fn shard_ids(rel: Oid) -> Option<Ids> {
 }
 
 /// Whether every write of an account row drops the copy shared memory keeps of it: only then may
-/// copies be kept and used.
+/// copies be kept and used. Never on a Citus shard: every commit writes its rows there, so a copy
+/// would not outlive the customer's next order.
 pub fn copies_dropped_by_trigger() -> bool {
-    catalog().copies_dropped
+    shard().is_none() && catalog().copies_dropped
 }
 
 fn catalog() -> Catalog {

@@ -385,23 +385,6 @@ thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// A relation's schema-qualified name, quoted as needed (None: it is gone).
-fn shard_name(rel: Oid) -> Option<String> {
-    // SAFETY: catalog lookups by OID; each returns NULL when the relation or schema is missing;
-    // the strings are copied before the next lookup.
-    unsafe {
-        let rel_name = pg_sys::get_rel_name(rel);
-        let nsp_name = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
-        if rel_name.is_null() || nsp_name.is_null() {
-            return None;
-        }
-        let quote = |p: *const std::ffi::c_char| {
-            std::ffi::CStr::from_ptr(pg_sys::quote_identifier(p)).to_string_lossy().into_owned()
-        };
-        Some(format!("{}.{}", quote(nsp_name), quote(rel_name)))
-    }
-}
-
 /// Adds $2 to the open orders and exposure of customer $1 in an account shard, on the latest
 /// committed row (as `add_open_orders`). Groups do not exist on Citus.
 fn execute_on_shard(shard: Oid, args: &[(Oid, Option<pg_sys::Datum>)]) {
@@ -409,7 +392,7 @@ fn execute_on_shard(shard: Oid, args: &[(Oid, Option<pg_sys::Datum>)]) {
     let plan = match kept {
         Some(p) => p as pg_sys::SPIPlanPtr,
         None => {
-            let name = shard_name(shard).unwrap_or_else(|| {
+            let name = crate::pg::relation_name(shard).unwrap_or_else(|| {
                 crate::pg::error::raise(
                     crate::pg::error::Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     format!("the account shard (oid {}) of an order in this transaction is gone", u32::from(shard)),

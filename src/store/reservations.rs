@@ -490,7 +490,12 @@ fn account_rel() -> u32 {
 /// Whether this database's reservations are in shared memory now; asks for the flusher (which
 /// recounts first) when they are not, or when it stopped.
 pub fn ready() -> bool {
-    ENABLED.get() && counting()
+    session_enabled() && counting()
+}
+
+/// This session's pg_credit.fast_path.
+pub fn session_enabled() -> bool {
+    ENABLED.get()
 }
 
 /// Whether the database's decisions count what shared memory holds (its fast path runs), whatever
@@ -505,7 +510,7 @@ pub fn counting() -> bool {
 /// first (`flusher::move_into_rows`), so nothing is committed and not written. The rows are exact
 /// after any restart (no recount, no flusher), and a shard moves with everything that counts.
 pub fn ready_on_shard() -> bool {
-    ENABLED.get() && counting_on_shard() && {
+    session_enabled() && counting_on_shard() && {
         let l = Locked::exclusive();
         l.open(my_db())
     }
